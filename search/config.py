@@ -1,0 +1,243 @@
+"""The search configuration: every key with its default, CLI overrides, validation, a frozen result.
+
+Config flows one way: `key=value` overrides (OmegaConf dotlist grammar) → `load_config` → one frozen
+`SearchConfig` → the Tuner and the trials. Nothing else reads the environment behind its back: the
+CLI passes `MLFLOW_TRACKING_URI` in explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from trainables.errors import UserInputError
+from trainables.params import closest
+
+SEARCHERS = ("optuna", "random")
+SCHEDULERS = ("asha", "fifo")
+DEFAULT_OBJECTIVES = ("val_macro_f1:max", "val_worst_recall:max", "val_ece:min", "train_time_s:min")
+# `data=X` and `scheduler=X` name a preset while `data.*`/`scheduler.*` set its options.
+SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name"}
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    algorithm: str = "optuna"  # TPE (seeded) over the compiled define-by-run space; or random
+    num_samples: int = 0  # trials (points_to_evaluate included); 0: 16, or one pass over a grid
+    seed: int = 0  # seeds the searcher, so the same config samples the same trials
+    max_concurrent: int = 0  # 0: as many as the resources allow
+    metric: str = "val_macro_f1"  # what ASHA and Optuna optimise
+    mode: str = "max"
+
+
+@dataclass(frozen=True)
+class SchedulerSection:
+    name: str = "asha"
+    grace_period: int = 2  # epochs every trial gets before ASHA may stop it
+    reduction_factor: int = 3  # ASHA keeps the top 1/reduction_factor at each rung
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    max_epochs: int = 12  # epoch budget of a trial, ASHA's max_t
+
+
+@dataclass(frozen=True)
+class ResourcesSection:
+    cpu_per_trial: float = 1.0
+    gpu_per_trial: Any = "auto"  # auto: 0.25 when the cluster has GPUs, else 0; or a number
+    max_failures: int = 1  # retries of a crashed trial from its last checkpoint
+
+
+@dataclass(frozen=True)
+class MlflowSection:
+    enabled: bool = True
+    tracking_uri: str | None = None  # else $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db
+    experiment: str | None = None  # default: the space name
+
+
+@dataclass(frozen=True)
+class ClusterSection:
+    address: str = ""  # "" starts a local Ray; auto, ray://host:10001 or host:port connects
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    reseeds: int = 0
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    space: str = "elf"  # a name in spaces/ or a path to a YAML file
+    data: dict[str, Any] = field(default_factory=lambda: {"preset": "synthetic"})
+    search: SearchSection = field(default_factory=SearchSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    resources: ResourcesSection = field(default_factory=ResourcesSection)
+    mlflow: MlflowSection = field(default_factory=MlflowSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
+    report: ReportSection = field(default_factory=ReportSection)
+    output_dir: str = ""  # default: outputs/<space>-<timestamp>
+    name: str = ""  # search name (MLflow parent run); default: the output folder's name
+    resume: str = ""  # path of an interrupted search's output folder
+    dry_run: bool = False
+    verbose: int = 1  # 0 quiet, 1 live progress table, 2 Ray's own reporter
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), for YAML and MLflow params."""
+        return _plain(asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def known_keys(cls: type = SearchConfig, prefix: str = "") -> list[str]:
+    """Every dotted key the CLI accepts (data.* options are checked by the data preset)."""
+    keys = []
+    for f in fields(cls):
+        key = prefix + f.name
+        keys.append(key)
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        if is_dataclass(default):
+            keys += known_keys(type(default), key + ".")
+    return keys + list(SHORTHANDS.values())
+
+
+def parse_overrides(argv: list[str]) -> list[str]:
+    """Validate `key=value` syntax and keys; expand the `data=`/`scheduler=` shorthands."""
+    keys = known_keys()
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserInputError(f"override {arg!r}: expected key=value, e.g. space=elf")
+        key = SHORTHANDS.get(key, key)
+        if key not in keys and not key.startswith("data."):
+            raise UserInputError(f"unknown key {key!r}{closest(key, keys)}")
+        out.append(f"{key}={value}")
+    return out
+
+
+def load_config(argv: list[str], mlflow_env_uri: str | None = None) -> SearchConfig:
+    """Overrides → a validated, frozen SearchConfig; any problem is a UserInputError."""
+    schema = OmegaConf.structured(SearchConfig)
+    _writable(schema)
+    try:
+        merged = OmegaConf.merge(schema, *(_dotlist(o) for o in parse_overrides(argv)))
+        cfg: SearchConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as e:
+        raise UserInputError(_omegaconf_message(e)) from None
+    cfg = _fill_defaults(cfg, mlflow_env_uri)
+    validate(cfg)
+    return cfg
+
+
+def _dotlist(override: str) -> Any:
+    try:
+        return OmegaConf.from_dotlist([override])
+    except yaml.YAMLError as e:
+        reason = getattr(e, "problem", None) or "not a valid value"
+        raise UserInputError(f"override {override!r}: {reason}") from None
+
+
+def _writable(node: Any) -> None:
+    """Frozen dataclasses make every schema node read-only; overrides must still merge into it."""
+    OmegaConf.set_readonly(node, False)
+    for key in node:
+        child = node._get_node(key)
+        if OmegaConf.is_dict(child):
+            _writable(child)
+
+
+def _omegaconf_message(e: OmegaConfBaseException) -> str:
+    key = getattr(e, "full_key", None) or ""
+    msg = str(e).splitlines()[0]
+    return f"{key}: {msg}" if key else msg
+
+
+def _fill_defaults(cfg: SearchConfig, mlflow_env_uri: str | None) -> SearchConfig:
+    space_stem = Path(cfg.space).stem
+    output_dir = cfg.resume or cfg.output_dir
+    if not output_dir:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        output_dir = f"outputs/{space_stem}-{stamp}"
+    mlflow = replace(
+        cfg.mlflow,
+        tracking_uri=cfg.mlflow.tracking_uri or mlflow_env_uri,
+        experiment=cfg.mlflow.experiment or space_stem,
+    )
+    data = {"preset": "synthetic"} | dict(cfg.data)
+    return replace(
+        cfg,
+        output_dir=output_dir,
+        name=cfg.name or Path(output_dir).name,
+        mlflow=mlflow,
+        data=data,
+        report=replace(cfg.report, objectives=tuple(cfg.report.objectives)),
+    )
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UserInputError(f"{key}: expected one of {list(allowed)}, got {value!r}")
+
+
+def _positive(key: str, value: float, minimum: float = 1) -> None:
+    if value < minimum:
+        raise UserInputError(f"{key}: expected a value >= {minimum}, got {value!r}")
+
+
+def validate(cfg: SearchConfig) -> None:
+    """Cross-field checks OmegaConf's typing cannot express."""
+    _choice("search.algorithm", cfg.search.algorithm, SEARCHERS)
+    _choice("search.mode", cfg.search.mode, ("max", "min"))
+    _choice("scheduler", cfg.scheduler.name, SCHEDULERS)
+    _positive("search.num_samples", cfg.search.num_samples, 0)
+    _positive("search.max_concurrent", cfg.search.max_concurrent, 0)
+    _positive("train.max_epochs", cfg.train.max_epochs)
+    _positive("scheduler.grace_period", cfg.scheduler.grace_period)
+    _positive("scheduler.reduction_factor", cfg.scheduler.reduction_factor, 2)
+    _positive("resources.cpu_per_trial", cfg.resources.cpu_per_trial, 0.01)
+    _positive("resources.max_failures", cfg.resources.max_failures, 0)
+    _positive("report.reseeds", cfg.report.reseeds, 0)
+    gpu = cfg.resources.gpu_per_trial
+    if gpu != "auto" and (isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0):
+        raise UserInputError(
+            f"resources.gpu_per_trial: expected 'auto' or a number >= 0, got {gpu!r}"
+        )
+    if isinstance(gpu, int | float) and gpu > 1 and gpu != int(gpu):
+        raise UserInputError(f"resources.gpu_per_trial: a value above 1 must be whole, got {gpu!r}")
+    if cfg.scheduler.grace_period > cfg.train.max_epochs:
+        raise UserInputError(
+            f"scheduler.grace_period ({cfg.scheduler.grace_period}) must be <= "
+            f"train.max_epochs ({cfg.train.max_epochs})"
+        )
+
+
+def to_yaml(cfg: SearchConfig) -> str:
+    """The resolved config as YAML (written to <output_dir>/config.yaml and printed by dry_run)."""
+    return OmegaConf.to_yaml(OmegaConf.create(cfg.to_dict()))
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} → {'a.b': 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out |= flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

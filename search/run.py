@@ -1,0 +1,196 @@
+"""`python -m search.run space=elf [key=value ...]`: parse, validate, then `run(config)`.
+
+`main` turns every UserInputError into one line on stderr and exit status 2, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search.config import SearchConfig, known_keys, load_config, to_yaml
+from search.record import RECORD_FILE, read_record
+from spaces import Space, list_spaces, load_space
+from spaces.distributions import Constant
+from trainables.errors import UserInputError
+from trainables.params import closest
+
+MARKER = ".loss-search.json"  # written into every output folder; resume= only accepts such folders
+
+USAGE = """usage: python -m search.run [key=value ...]
+
+Runs a Ray Tune search over loss configurations (ASHA + Optuna by default) and writes everything
+to output_dir: config.yaml, space.yaml, record.jsonl, tune/ (Ray), report/ (Pareto).
+
+spaces:       {spaces}
+data presets: {presets}
+keys:
+  {keys}
+
+examples:
+  python -m search.run space=elf
+  python -m search.run space=focal search.num_samples=32 train.max_epochs=20
+  python -m search.run space=full data=nova dry_run=true
+  python -m search.run resume=outputs/elf-20261122-101500
+"""
+
+
+@dataclass
+class Outcome:
+    """What a finished search left behind."""
+
+    output_dir: Path
+    counts: dict[str, int]
+    best: list[dict[str, Any]]
+    tracking_uri: str | None = None
+    report_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def usage() -> str:
+    from trainables.presets import PRESETS
+
+    keys = [k for k in known_keys() if not k.endswith((".preset", ".name"))]
+    return USAGE.format(
+        spaces=", ".join(list_spaces()), presets=", ".join(PRESETS), keys="\n  ".join(keys)
+    )
+
+
+def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
+    """CLI arguments → (config, space); a resumed search reuses its saved config."""
+    cfg = load_config(argv, env.get("MLFLOW_TRACKING_URI"))
+    if cfg.resume:
+        folder = Path(cfg.resume)
+        if not (folder / MARKER).exists():
+            raise UserInputError(
+                f"resume={cfg.resume}: not an output folder of this tool (no {MARKER} in it)"
+            )
+        saved = yaml.safe_load((folder / "config.yaml").read_text())
+        cfg = load_config(
+            _as_overrides(saved) + [f"resume={cfg.resume}"], env.get("MLFLOW_TRACKING_URI")
+        )
+        return cfg, load_space(str(folder / "space.yaml"))
+    _check_preset(cfg.data["preset"])
+    return cfg, load_space(cfg.space)
+
+
+def _check_preset(name: str) -> None:
+    from trainables.presets import PRESETS
+
+    if name not in PRESETS:
+        raise UserInputError(
+            f"data={name}: unknown data preset{closest(name, tuple(PRESETS))}; "
+            f"expected one of {list(PRESETS)}"
+        )
+
+
+def _as_overrides(saved: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in saved.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "data":
+            out += _as_overrides(v, key + ".")
+        elif k == "data":
+            out += [f"data.{dk}={json.dumps(dv)}" for dk, dv in v.items()]
+        elif key not in ("resume", "dry_run"):
+            out.append(f"{key}={json.dumps(v)}")
+    return out
+
+
+def prepare_output(cfg: SearchConfig, space: Space) -> Path:
+    """Create output_dir with the marker, the resolved config and a copy of the space file."""
+    out = Path(cfg.output_dir)
+    if cfg.resume:
+        return out
+    if (out / MARKER).exists():
+        raise UserInputError(
+            f"output_dir={out} already holds a search: continue it with resume={out} "
+            "or choose another output_dir"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    shutil.copyfile(space.path, out / "space.yaml")
+    (out / MARKER).write_text(json.dumps({"tool": "loss-search", "name": cfg.name}))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(usage())
+        return 0
+    try:
+        cfg, space = resolve(argv, dict(os.environ))
+        if cfg.dry_run:
+            print(to_yaml(cfg))
+            print(space.describe())
+            return 0
+        from search.driver import run
+
+        outcome = run(cfg, space)
+    except UserInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(summary(outcome))
+    return 0
+
+
+def summary(o: Outcome) -> str:
+    """The text printed when a search ends: counts, best trials and where everything is."""
+    c = o.counts
+    lines = [
+        "",
+        f"search finished: {c.get('completed', 0)} completed, "
+        f"{c.get('stopped_early', 0)} stopped early, {c.get('failed', 0)} failed",
+    ]
+    for i, b in enumerate(o.best, 1):
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
+        lines.append(f"  #{i} {b['trial_id']}  val_macro_f1 {b['value']:.4f}  {params}")
+    lines.append(f"results:  {o.output_dir / RECORD_FILE}")
+    if o.report_dir:
+        lines.append(f"report:   {o.report_dir / 'pareto.html'}")
+    if o.tracking_uri:
+        lines.append(f"mlflow:   {o.tracking_uri}")
+        lines.append(f"  open:   mlflow ui --backend-store-uri {o.tracking_uri} --host 127.0.0.1")
+    lines += o.notes
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def best_trials(output_dir: Path, space: Space, metric: str, n: int = 3) -> list[dict[str, Any]]:
+    """The top `n` trials by their best `metric` among those that trained the full budget."""
+    events = read_record(output_dir / RECORD_FILE)
+    ends = {e["trial_id"]: e["state"] for e in events if e["event"] == "end"}
+    params = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
+    best: dict[str, float] = {}
+    for e in events:
+        if e["event"] == "result" and ends.get(e["trial_id"]) == "completed":
+            v = e["metrics"].get(metric)
+            if v is not None:
+                best[e["trial_id"]] = max(best.get(e["trial_id"], v), v)
+    top = sorted(best, key=lambda t: (-best[t], t))[:n]
+    searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}
+    return [
+        {
+            "trial_id": t,
+            "value": best[t],
+            "params": {k: v for k, v in params.get(t, {}).items() if k in searched},
+        }
+        for t in top
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

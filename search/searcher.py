@@ -1,0 +1,144 @@
+"""Searchers: Optuna (TPE, seeded) with honest bookkeeping under ASHA, or random/grid variants.
+
+Ray's OptunaSearch tells Optuna a trial that ASHA stopped as COMPLETE with its partial score, which
+poisons TPE with low-budget values posing as finished ones. `HonestOptunaSearch` tells:
+  COMPLETE (value = best epoch's metric) when the trial trained the full budget,
+  PRUNED   when the scheduler stopped it earlier (its per-epoch values stay as intermediates),
+  FAIL     when it errored or its metric is not finite.
+It also collapses equivalent configurations (`spaces.canonical`) before they cost a trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from spaces import Space, canonical
+
+MAX_REDRAWS = 20  # asks per suggestion before running a repeat anyway
+
+
+class HonestOptunaSearch(OptunaSearch):
+    """OptunaSearch that maps a trial's end to COMPLETE / PRUNED / FAIL as described above."""
+
+    def __init__(self, *args: Any, max_epochs: int, best_key: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_epochs = max_epochs
+        self._best_key = best_key
+        self._by_config: dict[str, str] = {}  # canonical config -> first Ray trial id
+        self._values: dict[str, float] = {}  # Ray trial id -> value told as COMPLETE
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """Ask Optuna; a config equivalent to an earlier trial's costs no trial (see `_repeat`)."""
+        for _ in range(MAX_REDRAWS):
+            config = super().suggest(trial_id)
+            ot_trial = self._ot_trials[trial_id]
+            key = _config_key(config)
+            earlier = self._by_config.get(key)
+            if earlier is None:
+                self._by_config[key] = trial_id
+                ot_trial.set_user_attr("ray_trial_id", trial_id)
+                return config
+            self._repeat(self._ot_trials.pop(trial_id), earlier)
+        return config
+
+    def _repeat(self, ot_trial: optuna.Trial, earlier: str) -> None:
+        """Tell Optuna the earlier equivalent trial's value, or FAIL while that one is unfinished."""
+        ot_trial.set_user_attr("duplicate_of", earlier)
+        value = self._values.get(earlier)
+        if value is None:
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        else:
+            self._ot_study.tell(ot_trial, value)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        state, value = outcome(result, error, self._max_epochs, self._best_key)
+        if state == TrialState.COMPLETE:
+            self._values[trial_id] = value
+        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        self._completed_trials.add(trial_id)
+
+
+def _config_key(config: dict[str, Any]) -> str:
+    return json.dumps(canonical(config, fill_defaults=True), sort_keys=True, default=str)
+
+
+def outcome(
+    result: dict | None, error: bool, max_epochs: int, best_key: str
+) -> tuple[TrialState, float | None]:
+    """The Optuna state and value for a trial that ended with `result` (its last report)."""
+    if error or not result:
+        return TrialState.FAIL, None
+    value = result.get(best_key, result.get(best_key.removeprefix("best_")))
+    if value is None or not math.isfinite(float(value)):
+        return TrialState.FAIL, None
+    if int(result.get("epoch", -1)) + 1 < max_epochs:
+        return TrialState.PRUNED, None
+    return TrialState.COMPLETE, float(value)
+
+
+@dataclass(frozen=True)
+class SearcherSpec:
+    """What every searcher needs; `study_path` is the Optuna journal file (inspectable afterwards)."""
+
+    metric: str
+    mode: str
+    seed: int
+    max_epochs: int
+    max_concurrent: int
+    study_path: str
+    study_name: str
+
+
+def make_searcher(algorithm: str, space: Space, spec: SearcherSpec) -> Searcher:
+    """The searcher named by `search.algorithm` (a registry; unknown names are caught in config)."""
+    return SEARCHERS[algorithm](space, spec)
+
+
+def load_study(path: str | Path, name: str) -> optuna.Study:
+    """The Optuna study a search wrote to its journal file."""
+    return optuna.load_study(study_name=name, storage=_journal(path))
+
+
+def _journal(path: str | Path) -> JournalStorage:
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _optuna(space: Space, s: SearcherSpec) -> Searcher:
+    searcher = HonestOptunaSearch(
+        space=space.define_by_run,
+        metric=s.metric,
+        mode=s.mode,
+        points_to_evaluate=space.points() or None,
+        sampler=optuna.samplers.TPESampler(seed=s.seed),
+        storage=_journal(s.study_path),
+        study_name=s.study_name,
+        max_epochs=s.max_epochs,
+        best_key=f"best_{s.metric}",
+    )
+    return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
+
+
+def _random(space: Space, s: SearcherSpec) -> Searcher:
+    return BasicVariantGenerator(
+        points_to_evaluate=space.points() or None,
+        max_concurrent=s.max_concurrent,
+        random_state=s.seed,
+    )
+
+
+SEARCHERS = {"optuna": _optuna, "random": _random}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv and install the project into it: `bash setup.sh` (to run searches) or
+# `bash setup.sh --dev` (adds pytest, ruff, scikit-learn, playwright for the tests).
+set -euo pipefail
+cd "$(dirname "$0")"
+python=${PYTHON:-python3}
+# --system-site-packages: a torch already installed on the machine (e.g. a CUDA build) is reused.
+[ -x .venv/bin/python ] || "$python" -m venv --system-site-packages .venv
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  # torch 2.13.0 resolves to a local CPU wheel where one is on disk; otherwise any torch 2.x >= 2.6.
+  "${pip[@]}" "torch==2.13.0" || "${pip[@]}" "torch>=2.6,<3"
+fi
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+"${pip[@]}" -e ".${extras}"

@@ -1,0 +1,22 @@
+"""Search spaces: YAML files of trial keys → distributions, validated and compiled for Optuna.
+
+`load_space("elf")` reads spaces/elf.yaml (or any path), validates it against the trial's PARAMS and
+returns a `Space` whose `define_by_run` feeds Ray's OptunaSearch; `canonical` collapses equivalent
+configurations. Ray compilation is in `search.param_space`: this package never imports Ray.
+"""
+
+from spaces.canonical import RELEVANT_WHEN, canonical, relevant
+from spaces.schema import SPACES_DIR, list_spaces, load_space, parse_space
+from spaces.space import ParamSpec, Space
+
+__all__ = [
+    "RELEVANT_WHEN",
+    "SPACES_DIR",
+    "ParamSpec",
+    "Space",
+    "canonical",
+    "list_spaces",
+    "load_space",
+    "parse_space",
+    "relevant",
+]

@@ -1,0 +1,72 @@
+"""The command line: --help, dry runs, and every error path (one line, exit 2, no Ray start)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from search.run import main
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "search.run", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_lists_spaces_presets_and_keys(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for word in (
+        "elf",
+        "focal",
+        "full",
+        "baseline",
+        "synthetic",
+        "nova",
+        "search.num_samples",
+        "resources.gpu_per_trial",
+        "mlflow.tracking_uri",
+        "resume",
+        "dry_run",
+    ):
+        assert word in out
+
+
+def test_dry_run_prints_config_and_space_without_ray(capsys):
+    assert main(["space=elf", "dry_run=true", "search.num_samples=5"]) == 0
+    out = capsys.readouterr().out
+    assert "num_samples: 5" in out and "elf.strategy" in out
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["spce=elf"], "unknown key 'spce' (did you mean: space"),
+        (["search.num_sample=4"], "did you mean: search.num_samples"),
+        (["search.num_samples=four"], "search.num_samples"),
+        (["space=elff"], "elff"),
+        (["scheduler=hyperband"], "scheduler: expected one of ['asha', 'fifo']"),
+        (["search.algorithm=bayes"], "search.algorithm: expected one of ['optuna', 'random']"),
+        (["data=parquet"], "parquet"),
+        (["noequals"], "expected key=value"),
+        (["resources.gpu_per_trial=-1"], "resources.gpu_per_trial"),
+        (["resume=/nonexistent/folder"], "not an output folder of this tool"),
+        (["data=table", "data.path=/nonexistent.csv", "data.label=y"], "/nonexistent.csv"),
+    ],
+)
+def test_errors_are_one_line_exit_2(args, expected, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert expected in err
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
+
+
+def test_error_from_a_fresh_process_exits_2():
+    p = cli("space=nonexistent_space")
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and "nonexistent_space" in p.stderr

@@ -1,0 +1,63 @@
+"""A real small search on a local Ray: trials finish, ASHA stops some, Optuna agrees with Ray."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+from search.config import load_config
+from search.record import read_record
+from search.searcher import load_study
+from search.tuner import STUDY_FILE
+from spaces import load_space
+from tests.conftest import SMALL
+
+pytestmark = pytest.mark.slow
+
+STATE_OF = {
+    "completed": TrialState.COMPLETE,
+    "stopped_early": TrialState.PRUNED,
+    "failed": TrialState.FAIL,
+}
+
+
+def small_search(tmp_path, *extra: str):
+    from search.driver import run
+
+    args = [
+        "space=elf",
+        f"output_dir={tmp_path / 'out'}",
+        "search.num_samples=8",
+        "train.max_epochs=4",
+        "scheduler.grace_period=1",
+        "scheduler.reduction_factor=2",
+        "mlflow.enabled=false",
+        *(f"data.{k}={v}" for k, v in SMALL.items()),
+        *extra,
+    ]
+    cfg = load_config(args)
+    return cfg, run(cfg, load_space(cfg.space))
+
+
+def test_small_search_asha_and_optuna_agree(ray_local, tmp_path):
+    cfg, outcome = small_search(tmp_path)
+    events = read_record(outcome.output_dir / "record.jsonl")
+    ends = {e["trial_id"]: e for e in events if e["event"] == "end"}
+    starts = {e["trial_id"] for e in events if e["event"] == "start"}
+    assert len(starts) == 8 and set(ends) == starts
+    states = [e["state"] for e in ends.values()]
+    assert "stopped_early" in states and "completed" in states
+    results = [(e["trial_id"], e["epoch"]) for e in events if e["event"] == "result"]
+    assert len(results) == len(set(results)), "a result was recorded twice"
+    for tid, end in ends.items():
+        epochs = [ep for t, ep in results if t == tid]
+        assert epochs == list(range(end["epochs"]))
+    study = load_study(outcome.output_dir / STUDY_FILE, cfg.name)
+    assert len(study.trials) == 8
+    for t in study.trials:
+        end = ends[t.user_attrs["ray_trial_id"]]
+        assert t.state == STATE_OF[end["state"]], (t.number, end)
+        assert len(t.intermediate_values) == end["epochs"]
+        if t.state == TrialState.COMPLETE:
+            assert t.value == pytest.approx(max(t.intermediate_values.values()))
+    assert outcome.counts["completed"] + outcome.counts["stopped_early"] == 8

@@ -1,0 +1,60 @@
+"""The in-memory dataset every trial trains on: three splits of tensors, built once per search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from trainables.params import GRANULARITIES
+
+
+@dataclass
+class Split:
+    """One split. Ownership columns follow GRANULARITIES order; NaN marks missing ownership."""
+
+    x: torch.Tensor  # (n, F) float32, standardised on the training split
+    y: torch.Tensor  # (n,) int64 class ids
+    aco: torch.Tensor  # (n, 3) float32 authoring ownership in [0, 1] or NaN
+    rso: torch.Tensor  # (n, 3) float32 reviewing ownership in [0, 1] or NaN
+    tokens: torch.Tensor | None = None  # (n, L) int64 hashed text ids, 0 = padding
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device: torch.device | str) -> Split:
+        """A copy with every tensor on `device`."""
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Split(move(self.x), move(self.y), move(self.aco), move(self.rso), move(self.tokens))
+
+
+@dataclass
+class Dataset:
+    """Train/validation/test splits plus what a model needs to size itself."""
+
+    train: Split
+    val: Split
+    test: Split
+    classes: tuple[str, ...]  # class id -> label name
+    vocab_size: int = 0  # number of text-id buckets including padding id 0; 0 when no text
+    meta: dict[str, Any] = field(
+        default_factory=dict
+    )  # provenance: preset, seed, label mapping, notes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.train.x.shape[1])
+
+    def train_counts(self) -> torch.Tensor:
+        """(K,) int64 number of training examples per class."""
+        return torch.bincount(self.train.y, minlength=self.num_classes)
+
+
+def granularity_index(granularity: str) -> int:
+    """Column of `granularity` in the (n, 3) ownership tensors."""
+    return GRANULARITIES.index(granularity)

@@ -1,0 +1,164 @@
+"""The trial's parameters: every key a trial understands, its default, type and allowed values.
+
+This registry is the single source of truth for trial keys: the space compiler rejects keys that are
+not here, and `TrialParams.from_flat` validates a flat `{dotted.key: value}` config against it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+GRANULARITIES = ("repository", "subsystem", "package")
+STRATEGIES = ("none", "aco", "rso", "avg", "max")
+MISSING_POLICIES = ("default", "impute", "min", "skip")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One trial parameter: `kind` is float, int, bool, str or float_or_none."""
+
+    key: str
+    default: Any
+    kind: str
+    doc: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, value: Any) -> Any:
+        """Return `value` coerced to this parameter's type, or raise ValueError saying what was expected."""
+        if self.kind == "float_or_none" and value is None:
+            return None
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"{self.key}: expected true or false, got {value!r}")
+            return value
+        if self.kind == "str":
+            if value not in (self.choices or ()):
+                raise ValueError(
+                    f"{self.key}: expected one of {list(self.choices or ())}, got {value!r}"
+                )
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{self.key}: expected a {self.kind.replace('_', ' ')}, got {value!r}")
+        if self.kind == "int":
+            if int(value) != value:
+                raise ValueError(f"{self.key}: expected an integer, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+            raise ValueError(
+                f"{self.key}: expected a value in [{self.low}, {self.high}], got {value!r}"
+            )
+        return value
+
+
+def _p(key: str, default: Any, kind: str, doc: str, **kw: Any) -> Param:
+    return Param(key, default, kind, doc, **kw)
+
+
+PARAMS: dict[str, Param] = {
+    p.key: p
+    for p in [
+        _p("seed", 0, "int", "Seed for model init, batching and sampling.", low=0),
+        # Loss
+        _p(
+            "loss.kind",
+            "ce",
+            "str",
+            "Per-sample loss: cross-entropy or focal.",
+            choices=("ce", "focal"),
+        ),
+        _p("loss.gamma", 2.0, "float", "Focal focusing parameter γ (focal only).", low=0, high=5),
+        _p(
+            "loss.alpha",
+            None,
+            "float_or_none",
+            "Focal α: none, or a scalar (RetinaNet convention).",
+            low=0,
+            high=1,
+        ),
+        # Experience-aware (ELF) sample weights
+        _p(
+            "elf.strategy",
+            "none",
+            "str",
+            "ω = e^(1+o) with o = aco, rso, their mean or max.",
+            choices=STRATEGIES,
+        ),
+        _p("elf.granularity", "package", "str", "Ownership granularity.", choices=GRANULARITIES),
+        _p(
+            "elf.missing",
+            "default",
+            "str",
+            "Policy for missing ownership.",
+            choices=MISSING_POLICIES,
+        ),
+        _p("elf.default_aco", 0.05, "float", "aco used by missing=default.", low=0, high=1),
+        _p("elf.default_rso", 0.10, "float", "rso used by missing=default.", low=0, high=1),
+        _p(
+            "elf.normalize",
+            "none",
+            "str",
+            "Rescale training weights to mean 1.",
+            choices=("none", "mean"),
+        ),
+        _p("elf.clip_min", None, "float_or_none", "Lower clip of weights (none: no clip).", low=0),
+        _p("elf.clip_max", None, "float_or_none", "Upper clip of weights (none: no clip).", low=0),
+        _p("elf.batch_norm", False, "bool", "Per-batch 1.25 + 0.75·tanh((w − mean)/(std + 1e-8))."),
+        _p(
+            "elf.warmup_frac",
+            0.0,
+            "float",
+            "Adaptive scaling warm-up as a fraction of max_epochs.",
+            low=0,
+            high=1,
+        ),
+        # Class weights
+        _p("cw.method", "none", "str", "Class weights.", choices=("none", "balanced", "effective")),
+        _p(
+            "cw.beta", 0.999, "float", "β of the effective number of samples.", low=0, high=0.999999
+        ),
+        _p("cw.cap", None, "float_or_none", "Bound on max/min class weight ratio.", low=1),
+        # Training
+        _p("train.balanced_sampling", False, "bool", "Sample training batches class-balanced."),
+        _p("train.lr", 3e-3, "float", "AdamW learning rate.", low=1e-7, high=1.0),
+        _p("train.weight_decay", 1e-4, "float", "AdamW weight decay.", low=0, high=1.0),
+        _p("train.batch_size", 256, "int", "Training batch size.", low=1),
+        _p("train.max_epochs", 12, "int", "Epoch budget (ASHA's max_t).", low=1),
+        # Model
+        _p("model.hidden", 128, "int", "Hidden width of the MLP.", low=1),
+        _p("model.layers", 2, "int", "Hidden layers of the MLP.", low=1, high=8),
+        _p("model.dropout", 0.1, "float", "Dropout probability.", low=0, high=0.9),
+        _p("model.embed_dim", 32, "int", "EmbeddingBag width for text ids.", low=1),
+    ]
+}
+
+
+def closest(name: str, names: list[str] | tuple[str, ...]) -> str:
+    """A ' (did you mean: a, b?)' suffix naming the closest valid names, or ''."""
+    near = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
+    return f" (did you mean: {', '.join(near)}?)" if near else ""
+
+
+@dataclass(frozen=True)
+class TrialParams:
+    """A validated, complete flat trial config: every key of PARAMS with a checked value."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any]) -> TrialParams:
+        """Validate `flat` (unknown keys are an error) and fill defaults for missing keys."""
+        values = {k: p.default for k, p in PARAMS.items()}
+        for key, value in flat.items():
+            if key not in PARAMS:
+                raise ValueError(f"unknown trial parameter {key!r}{closest(key, tuple(PARAMS))}")
+            values[key] = PARAMS[key].check(value)
+        return cls(values)

@@ -1,0 +1,211 @@
+"""The trial: one loss configuration in, a trained model and one metrics report per epoch out.
+
+`train(params, data, report)` is the pure training loop (tests call it directly, no Ray);
+`tune_trial(config, data)` is the Ray Tune function trainable wrapped around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spaces import canonical
+from trainables.dataset import Dataset, Split
+from trainables.losses import class_weights, combined_loss, warn_double_correction
+from trainables.metrics import classification_metrics, plain_ce
+from trainables.models import build_model
+from trainables.params import TrialParams
+from trainables.weights import adaptive_scale, train_weights, weight_stats
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[dict[str, Any], dict[str, Any]], None]  # (metrics, checkpoint state) -> None
+EVAL_CHUNK = 8192
+
+
+class NonFiniteError(RuntimeError):
+    """The training loss or a validation metric became NaN or ±inf."""
+
+
+def pick_device(gpu_assigned: bool) -> torch.device:
+    """CUDA when a GPU was assigned and torch sees one, else CPU."""
+    return (
+        torch.device("cuda") if gpu_assigned and torch.cuda.is_available() else torch.device("cpu")
+    )
+
+
+def evaluate(
+    model: torch.nn.Module, split: Split, num_classes: int, minority: int
+) -> dict[str, float]:
+    """Validation metrics (`val_` prefix) and plain unweighted CE, computed in chunks without grad."""
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat(
+            [
+                model(split.x[i : i + EVAL_CHUNK], _rows(split.tokens, i, i + EVAL_CHUNK)).float()
+                for i in range(0, len(split), EVAL_CHUNK)
+            ]
+        )  # (N, C)
+    metrics = classification_metrics(logits, split.y, num_classes, minority)
+    out = {f"val_{k}": float(v) for k, v in metrics.items()}
+    out["val_loss"] = float(plain_ce(logits, split.y))
+    return out
+
+
+def _rows(t: torch.Tensor | None, lo: int, hi: int) -> torch.Tensor | None:
+    return None if t is None else t[lo:hi]
+
+
+def _epoch_order(y: torch.Tensor, balanced: bool, gen: torch.Generator) -> torch.Tensor:
+    """Sample indices for one epoch: a permutation, or class-balanced draws with replacement."""
+    n = y.shape[0]
+    if not balanced:
+        return torch.randperm(n, generator=gen, device="cpu").to(y.device)
+    counts = torch.bincount(y).float()
+    probs = (1.0 / counts)[y]  # (n,) each class gets equal total mass
+    return torch.multinomial(probs.cpu(), n, replacement=True, generator=gen).to(y.device)
+
+
+def train(
+    params: TrialParams,
+    data: Dataset,
+    report: Report,
+    device: torch.device,
+    state: dict[str, Any] | None = None,
+) -> None:
+    """Train `params.train.max_epochs` epochs, calling `report(metrics, state)` after each one.
+
+    `state` (a checkpoint written by an earlier call) resumes after its epoch. Raises NonFiniteError
+    when the loss or a metric is not finite, naming the epoch.
+    """
+    torch.manual_seed(params["seed"])
+    gen = torch.Generator().manual_seed(params["seed"])
+    train_split, val = data.train.to(device), data.val.to(device)
+    counts = data.train_counts()
+    minority = int(torch.argmin(counts))
+    model = build_model(data.num_features, data.num_classes, data.vocab_size, params).to(device)
+    optim = torch.optim.AdamW(
+        model.parameters(), lr=params["train.lr"], weight_decay=params["train.weight_decay"]
+    )
+    elf_on = params["elf.strategy"] != "none"  # no ELF: no weight transforms either (exact CE)
+    if elf_on:
+        base_w, clipped = train_weights(data.train, params)
+    else:
+        base_w, clipped = (
+            torch.ones(len(data.train)),
+            torch.zeros(len(data.train), dtype=torch.bool),
+        )
+    base_w, clipped = base_w.to(device), clipped.to(device)
+    warn_double_correction(params["train.balanced_sampling"], params["cw.method"])
+    cw = class_weights(
+        counts, params["cw.method"], params["cw.beta"], params["cw.cap"], data.classes
+    ).to(device)
+    start, best, best_epoch, train_time = 0, -math.inf, -1, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        start, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
+        train_time = state["train_time_s"]
+    max_epochs, bs = params["train.max_epochs"], params["train.batch_size"]
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for epoch in range(start, max_epochs):
+        t0 = time.perf_counter()
+        w = adaptive_scale(base_w, epoch, max_epochs, params["elf.warmup_frac"])
+        order = _epoch_order(train_split.y, params["train.balanced_sampling"], gen)
+        model.train()
+        total = torch.zeros((), device=device)
+        for i in range(0, order.shape[0], bs):
+            idx = order[i : i + bs]
+            with amp:
+                logits = model(train_split.x[idx], _rows_at(train_split.tokens, idx))
+            loss = combined_loss(
+                logits.float(),
+                train_split.y[idx],
+                w[idx],
+                cw,
+                kind=params["loss.kind"],
+                gamma=params["loss.gamma"],
+                alpha=params["loss.alpha"],
+                batch_norm=elf_on and params["elf.batch_norm"],
+            )
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            total += loss.detach() * idx.shape[0]
+        train_loss = float(total) / order.shape[0]
+        if not math.isfinite(train_loss):
+            raise NonFiniteError(f"non-finite training loss ({train_loss}) at epoch {epoch}")
+        metrics = evaluate(model, val, data.num_classes, minority)
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteError(f"non-finite validation metric {bad[0]} at epoch {epoch}")
+        epoch_time = time.perf_counter() - t0
+        train_time += epoch_time
+        if metrics["val_macro_f1"] > best:
+            best, best_epoch = metrics["val_macro_f1"], epoch
+        metrics |= weight_stats(w, clipped)
+        metrics |= {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "epoch_time_s": epoch_time,
+            "train_time_s": train_time,
+            "best_val_macro_f1": best,
+            "best_epoch": best_epoch,
+        }
+        ckpt = {
+            "model": model.state_dict(),
+            "optim": optim.state_dict(),
+            "gen": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,
+            "best": best,
+            "best_epoch": best_epoch,
+            "train_time_s": train_time,
+        }
+        report(metrics, ckpt)
+
+
+def _rows_at(t: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
+    return None if t is None else t[idx]
+
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def load_state(directory: str | Path) -> dict[str, Any]:
+    """Load a trial checkpoint written by `tune_trial` (tensors and plain values only)."""
+    return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+
+
+def tune_trial(config: dict[str, Any], data: Dataset) -> None:
+    """Ray Tune function trainable: validate the flat config, train, report and checkpoint each epoch."""
+    from ray import tune
+
+    params = TrialParams.from_flat(canonical(config))
+    gpu = bool(tune.get_context().get_trial_resources().required_resources.get("GPU", 0))
+    device = pick_device(gpu)
+    log.info("trial %s runs on %s", tune.get_context().get_trial_id(), device)
+    checkpoint = tune.get_checkpoint()
+    state = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            state = load_state(d)
+
+    def report(metrics: dict[str, Any], ckpt: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(ckpt, Path(d) / CHECKPOINT_FILE)
+            tune.report(
+                metrics | {"device": device.type},
+                checkpoint=tune.Checkpoint.from_directory(d),
+            )
+
+    train(params, data, report, device, state)
