@@ -94,6 +94,7 @@ class RecordCallback(Callback):
         if key in self._seen:
             return
         self._seen.add(key)
+        event.setdefault("time", time.time())
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", buffering=1)

@@ -66,10 +66,15 @@ class HonestOptunaSearch(OptunaSearch):
     ) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
+        ot_trial = self._ot_trials[trial_id]
+        if result and not error:  # Ray passes a stopping trial's last result only here
+            step, metric = result.get("training_iteration"), result.get(self.metric)
+            if step is not None and metric is not None and math.isfinite(float(metric)):
+                ot_trial.report(float(metric), int(step))
         state, value = outcome(result, error, self._max_epochs, self._best_key)
         if state == TrialState.COMPLETE:
             self._values[trial_id] = value
-        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        self._ot_study.tell(ot_trial, value, state=state)
         self._completed_trials.add(trial_id)
 
 

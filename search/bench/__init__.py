@@ -1,0 +1,52 @@
+"""Micro-benchmarks, run with `python -m search.bench [PART ...] [--quick] [--json PATH]`.
+
+Each part is a module with `run(quick: bool) -> dict[str, float | int | bool | str]`. To add one,
+write the module and add a line to PARTS; modules are imported only when their part runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+from collections.abc import Callable
+from typing import Any
+
+Figures = dict[str, Any]
+
+PARTS: dict[str, str] = {
+    "loss": "search.bench.loss",  # full training loss vs plain cross-entropy
+}
+
+
+def load(name: str) -> Callable[[bool], Figures]:
+    """The `run` function of part `name`; unknown names list the registry."""
+    if name not in PARTS:
+        raise ValueError(f"unknown benchmark part {name!r}: expected one of {list(PARTS)}")
+    return importlib.import_module(PARTS[name]).run
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU, cores, OS, Python and torch versions."""
+    import torch
+
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }

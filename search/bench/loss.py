@@ -1,0 +1,229 @@
+"""Cost of the full training loss against plain cross-entropy: `python -m search.bench loss`.
+
+Full loss = ELF weights (normalised, clipped, adaptively scaled per epoch, batch-normalised per
+batch) × class weights × focal loss (γ = 2, α = 0.25). Three comparisons at batch 256, 5 classes:
+(a) a training step (MLP forward + loss + backward + AdamW), (b) the loss alone, forward + backward,
+(c) a per-sample Python loop against the vectorised loss. Runs on one CPU thread for stable numbers;
+ratios are medians of paired ratios (see `_paired`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search.bench import Figures
+from trainables.dataset import Split
+from trainables.losses import class_weights, combined_loss
+from trainables.params import TrialParams
+from trainables.weights import adaptive_scale, train_weights
+
+BATCH = 256
+CLASSES = 5
+FEATURES = 32
+POOL_BATCHES = 8  # distinct batches cycled through in the step benchmark
+STEP_TARGET = 1.10  # full-loss step time / cross-entropy step time
+EPOCH, MAX_EPOCHS = 1, 12  # adaptive scaling mid warm-up
+# (repeats, steps per repeat, loss-only calls per repeat, loop calls per repeat)
+SIZES = {True: (3, 40, 300, 1), False: (11, 100, 1000, 3)}
+FULL = {
+    "loss.kind": "focal",
+    "loss.gamma": 2.0,
+    "loss.alpha": 0.25,
+    "elf.strategy": "avg",
+    "elf.missing": "impute",
+    "elf.normalize": "mean",
+    "elf.clip_min": 0.5,
+    "elf.clip_max": 2.0,
+    "elf.batch_norm": True,
+    "elf.warmup_frac": 0.5,
+    "cw.method": "effective",
+}
+
+
+def _data(gen: torch.Generator) -> Split:
+    n = BATCH * POOL_BATCHES
+    prior = torch.tensor([0.55, 0.2, 0.12, 0.08, 0.05])
+    own = torch.rand(n, 3, generator=gen)
+    own[torch.rand(n, 3, generator=gen) < 0.2] = math.nan
+    return Split(
+        x=torch.randn(n, FEATURES, generator=gen),
+        y=torch.multinomial(prior, n, replacement=True, generator=gen),
+        aco=own,
+        rso=torch.rand(n, 3, generator=gen),
+    )
+
+
+def _model(params: TrialParams) -> tuple[nn.Module, str]:
+    try:
+        from trainables.models import build_model
+    except ImportError:
+        net = nn.Sequential(
+            nn.Linear(FEATURES, 128),
+            nn.ReLU(),
+            nn.Linear(128, 128),
+            nn.ReLU(),
+            nn.Linear(128, CLASSES),
+        )
+        return _Features(net), "local nn.Sequential MLP 32-128-128-5"
+    return build_model(FEATURES, CLASSES, 0, params), "trainables.models.build_model"
+
+
+class _Features(nn.Module):
+    """Adapts a plain module to the forward(x, tokens) signature of the project's models."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)
+
+
+def _per_call_us(fn: Callable[[], None], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def _paired(
+    a: Callable[[], None], b: Callable[[], None], calls: int, repeats: int
+) -> tuple[float, float, float]:
+    """Median µs per call of a and of b, and the median of the paired ratios b/a.
+
+    Each repeat times a and b back to back (alternating which goes first), so a change in the
+    machine's load between repeats hits both sides of a ratio; one untimed warm-up repeat first.
+    """
+    _per_call_us(a, calls), _per_call_us(b, calls)
+    pairs = []
+    for r in range(repeats):
+        if r % 2:
+            tb, ta = _per_call_us(b, calls), _per_call_us(a, calls)
+        else:
+            ta, tb = _per_call_us(a, calls), _per_call_us(b, calls)
+        pairs.append((ta, tb))
+    return (
+        statistics.median(ta for ta, _ in pairs),
+        statistics.median(tb for _, tb in pairs),
+        statistics.median(tb / ta for ta, tb in pairs),
+    )
+
+
+def _naive_full_loss(logits, target, w, cw, alpha, gamma) -> torch.Tensor:
+    """The full loss written sample by sample: the reference the vectorised loss must match."""
+    n = len(w)
+    values = [float(v) for v in w]
+    kept = [v for v in values if v > 0]
+    mean = sum(kept) / len(kept)
+    std = math.sqrt(sum((v - mean) ** 2 for v in kept) / len(kept))
+    total = logits.new_zeros(())
+    for i in range(n):
+        y = int(target[i])
+        logp = torch.log_softmax(logits[i], dim=0)[y]
+        a = (alpha if y == 1 else 1 - alpha) if CLASSES == 2 else alpha
+        omega = 1.25 + 0.75 * math.tanh((values[i] - mean) / (std + 1e-8)) if values[i] > 0 else 0
+        total = total + omega * float(cw[y]) * -a * (1 - logp.exp()) ** gamma * logp
+    return total / n
+
+
+def run(quick: bool) -> Figures:
+    """Figures of the three comparisons; µs per call are medians over the repeats."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(quick)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(quick: bool) -> Figures:
+    repeats, steps, loss_calls, loop_calls = SIZES[quick]
+    gen = torch.Generator().manual_seed(0)
+    params = TrialParams.from_flat(FULL)
+    train = _data(gen)
+    w_train, _ = train_weights(train, params)
+    cw = class_weights(torch.bincount(train.y, minlength=CLASSES), params["cw.method"])
+    kw = {
+        "kind": params["loss.kind"],
+        "gamma": params["loss.gamma"],
+        "alpha": params["loss.alpha"],
+        "batch_norm": params["elf.batch_norm"],
+    }
+    torch.manual_seed(0)
+    model_ce, model_name = _model(params)
+    model_full = copy.deepcopy(model_ce)
+    opt_ce = torch.optim.AdamW(model_ce.parameters(), lr=1e-3)
+    opt_full = torch.optim.AdamW(model_full.parameters(), lr=1e-3)
+    batches = [slice(i * BATCH, (i + 1) * BATCH) for i in range(POOL_BATCHES)]
+    state = {"i": 0, "w": w_train}
+
+    def step(model, opt, loss_fn) -> None:
+        rows = batches[state["i"] % POOL_BATCHES]
+        state["i"] += 1
+        logits = model(train.x[rows], None)  # (B, C)
+        loss = loss_fn(logits, rows)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def ce_step() -> None:
+        step(model_ce, opt_ce, lambda logits, rows: F.cross_entropy(logits, train.y[rows]))
+
+    def full_step() -> None:
+        if state["i"] % steps == 0:  # once per "epoch"
+            state["w"] = adaptive_scale(w_train, EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])
+        step(
+            model_full,
+            opt_full,
+            lambda logits, rows: combined_loss(logits, train.y[rows], state["w"][rows], cw, **kw),
+        )
+
+    step_ce, step_full, step_ratio = _paired(ce_step, full_step, steps, repeats)
+
+    rows = batches[0]
+    y, w = train.y[rows], adaptive_scale(w_train, EPOCH, MAX_EPOCHS, 0.5)[rows]
+    logits = torch.randn(BATCH, CLASSES, generator=gen).requires_grad_()
+
+    def loss_ce() -> None:
+        logits.grad = None
+        F.cross_entropy(logits, y).backward()
+
+    def loss_full() -> None:
+        logits.grad = None
+        combined_loss(logits, y, w, cw, **kw).backward()
+
+    def loss_naive() -> None:
+        logits.grad = None
+        _naive_full_loss(logits, y, w, cw, kw["alpha"], kw["gamma"]).backward()
+
+    only_ce, only_full, loss_ratio = _paired(loss_ce, loss_full, loss_calls, repeats)
+    vectorised, naive, speedup = _paired(loss_full, loss_naive, loop_calls, repeats)
+    loop_value = _naive_full_loss(logits, y, w, cw, kw["alpha"], kw["gamma"]).item()
+    diff = abs(loop_value - combined_loss(logits, y, w, cw, **kw).item())
+    return {
+        "threads": torch.get_num_threads(),  # set to 1 by run() for stable numbers
+        "batch": BATCH,
+        "classes": CLASSES,
+        "repeats": repeats,
+        "model": model_name,
+        "step_ce_us": step_ce,
+        "step_full_us": step_full,
+        "step_ratio": step_ratio,
+        "step_target": STEP_TARGET,
+        "step_target_met": step_ratio <= STEP_TARGET,
+        "loss_ce_us": only_ce,
+        "loss_full_us": only_full,
+        "loss_ratio": loss_ratio,
+        "loop_naive_us": naive,
+        "loop_vectorised_us": vectorised,
+        "loop_speedup": speedup,
+        "loop_abs_diff": diff,
+    }

@@ -1,0 +1,40 @@
+"""MLflow tracking of a search: one parent run per search, one child run per trial.
+
+Driver use::
+
+    uri = resolve_tracking_uri(cfg.tracking_uri, os.environ.get("MLFLOW_TRACKING_URI"), Path.cwd())
+    check_reachable(uri)
+    tracker = SearchTracker(TrackerSettings(uri, experiment, name, out_dir, flat_config, ...))
+    try:
+        tracker.start()
+        tuner = Tuner(..., run_config=RunConfig(callbacks=[tracker.callback()]))
+        tuner.fit()
+        tracker.log_artifacts(report_dir, "report")
+        tracker.close("FINISHED")
+    except KeyboardInterrupt:
+        tracker.close("KILLED")
+        raise
+    finally:
+        tracker.close("FAILED")  # no-op when already closed
+"""
+
+from search.tracking.callback import TrialRunCallback
+from search.tracking.names import sanitize_key, sanitize_keys, truncate
+from search.tracking.settings import TrackerSettings, default_tags
+from search.tracking.state import STATE_FILE_NAME
+from search.tracking.tracker import SearchTracker
+from search.tracking.uri import check_reachable, resolve_tracking_uri, ui_command
+
+__all__ = [
+    "STATE_FILE_NAME",
+    "SearchTracker",
+    "TrackerSettings",
+    "TrialRunCallback",
+    "check_reachable",
+    "default_tags",
+    "resolve_tracking_uri",
+    "sanitize_key",
+    "sanitize_keys",
+    "truncate",
+    "ui_command",
+]

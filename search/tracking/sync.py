@@ -1,0 +1,191 @@
+"""Send a RunBook's queued data to MLflow from one background thread, off the search's hot path.
+
+The thread flushes every `flush_interval_s`, when poked (enough metrics queued, a run ended), and
+once more with retries when stopped. A flush stops at the first failure (one dead store costs one
+timeout, not one per run), keeps the unsent data queued and logs a warning; it never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from search.tracking.book import RunBook
+from search.tracking.record import RunRecord
+from search.tracking.settings import TrackerSettings
+from search.tracking.state import save_state
+from search.tracking.writer import PARENT_RUN_TAG, TRIAL_ID_TAG, MlflowWriter
+
+log = logging.getLogger(__name__)
+
+
+class Syncer:
+    """The one writer of a tracker: owns the MLflow client and the background thread."""
+
+    def __init__(self, settings: TrackerSettings, book: RunBook, state_path: Path):
+        self.settings, self.book, self.state_path = settings, book, state_path
+        self.writer = MlflowWriter(settings.tracking_uri)
+        self._cond = threading.Condition()
+        self._requested = self._completed = 0
+        self._last_ok = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._flush_lock = threading.Lock()
+        self._lookup_pending = settings.resume
+        self._failing = False
+
+    # ----- thread control --------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mlflow-writer", daemon=True)
+            self._thread.start()
+
+    def poke(self) -> None:
+        """Ask for a flush soon, without waiting."""
+        with self._cond:
+            self._requested += 1
+            self._cond.notify_all()
+
+    def sync(self, timeout_s: float) -> bool:
+        """Flush now and wait up to `timeout_s`; True if everything queued was sent."""
+        self.start()
+        with self._cond:
+            self._requested += 1
+            target = self._requested
+            self._cond.notify_all()
+            done = self._cond.wait_for(lambda: self._completed >= target, timeout_s)
+            return done and self._last_ok
+
+    def stop(self, timeout_s: float) -> bool:
+        """Final flush (with retries) and end of the thread; False if it outlived `timeout_s`."""
+        self.start()
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._stopping and self._requested <= self._completed:
+                    self._cond.wait(self.settings.flush_interval_s)
+                target, stopping = self._requested, self._stopping
+            ok = self._finish() if stopping else self.flush()
+            with self._cond:
+                self._completed, self._last_ok = max(self._completed, target), ok
+                self._cond.notify_all()
+            if stopping:
+                return
+
+    def _finish(self) -> bool:
+        ok = self.flush()
+        for _ in range(self.settings.close_retries):
+            if ok:
+                break
+            time.sleep(self.settings.retry_backoff_s)
+            ok = self.flush()
+        self._kill_running_children()
+        return ok
+
+    # ----- one flush -------------------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Send all queued data in this thread; True when nothing is left unsent."""
+        with self._flush_lock:
+            try:
+                if self.book.experiment_id is None:
+                    self.book.experiment_id = self.writer.ensure_experiment(
+                        self.settings.experiment
+                    )
+                if self._lookup_pending:
+                    self._adopt_existing_runs()
+                    self._lookup_pending = False
+                done = all(self._send(record) for record in self.book.records())
+            except Exception as error:
+                self._report(error)
+                done = False
+            save_state(self.state_path, self.book.snapshot())
+            if done and self._failing:
+                log.warning("MLflow tracking: the store answers again; queued data sent")
+                self._failing = False
+            return done
+
+    def _send(self, record: RunRecord) -> bool:
+        with self.book.lock:
+            pending = record.take()
+        if pending.is_empty():
+            return True
+        try:
+            if record.run_id is None:
+                record.run_id = self._create_run(record)
+                save_state(self.state_path, self.book.snapshot())
+            self.writer.send(record.run_id, pending)
+            return True
+        except Exception as error:
+            self._report(error, record)
+            return False
+        finally:
+            with self.book.lock:
+                record.put_back(pending)
+
+    def _create_run(self, record: RunRecord) -> str:
+        tags = dict(record.create_tags)
+        if record is not self.book.parent:
+            if self.book.parent.run_id is None:
+                raise RuntimeError("the parent run does not exist yet")
+            tags[PARENT_RUN_TAG] = self.book.parent.run_id
+        return self.writer.create_run(self.book.experiment_id, record.name, tags)
+
+    def _adopt_existing_runs(self) -> None:
+        """On resume: reuse the parent (state file, else tag search) and its children (by tag)."""
+        parent, experiment_id = self.book.parent, self.book.experiment_id
+        if parent.run_id is not None and not self.writer.run_exists(parent.run_id):
+            parent.run_id = None
+        if parent.run_id is None:
+            output_dir = str(Path(self.settings.output_dir).resolve())
+            parent.run_id = self.writer.find_parent(
+                experiment_id, self.settings.search_name, output_dir
+            )
+        if parent.run_id is None:
+            return
+        with self.book.lock:
+            parent.pending.reopen = True
+        for run in self.writer.children(experiment_id, parent.run_id):
+            trial_id = run.data.tags.get(TRIAL_ID_TAG)
+            if trial_id is not None:
+                self._adopt_child(trial_id, run)
+
+    def _adopt_child(self, trial_id: str, run) -> None:
+        tags, metrics = run.data.tags, run.data.metrics
+        with self.book.lock:
+            record = self.book.trials.setdefault(trial_id, RunRecord(trial_id, run.info.run_name))
+            record.run_id = record.run_id or run.info.run_id
+            if record.end_state is None and tags.get("end_state") != "running":
+                record.end_state = tags.get("end_state")
+            epochs = tags.get("epochs_trained")
+            if epochs is None and "epoch" in metrics:
+                epochs = int(metrics["epoch"]) + 1
+            record.epochs = max(record.epochs, int(epochs or 0))
+
+    def _kill_running_children(self) -> None:
+        """Last guard: every child of the parent still RUNNING in MLflow becomes KILLED."""
+        if self.book.experiment_id is None or self.book.parent.run_id is None:
+            return
+        try:
+            running = self.writer.children(
+                self.book.experiment_id, self.book.parent.run_id, "RUNNING"
+            )
+            for run in running:
+                self.writer.client.set_terminated(run.info.run_id, "KILLED")
+        except Exception as error:
+            self._report(error)
+
+    def _report(self, error: Exception, record: RunRecord | None = None) -> None:
+        where = f" (run {record.name})" if record is not None else ""
+        level = logging.DEBUG if self._failing else logging.WARNING
+        log.log(level, "MLflow tracking failed%s: %s; data kept, retrying", where, error)
+        self._failing = True
