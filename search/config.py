@@ -29,7 +29,7 @@ SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name"}
 @dataclass(frozen=True)
 class SearchSection:
     algorithm: str = "optuna"  # TPE (seeded) over the compiled define-by-run space; or random
-    num_samples: int = 0  # trials (points_to_evaluate included); 0: 16, or one pass over a grid
+    num_samples: int = 0  # trials (points_to_evaluate included); 0: 32, or one pass over a grid
     seed: int = 0  # seeds the searcher, so the same config samples the same trials
     max_concurrent: int = 0  # 0: as many as the resources allow
     metric: str = "val_macro_f1"  # what ASHA and Optuna optimise

@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from search.config import SearchConfig
-from search.record import RECORD_FILE, RecordCallback, read_record
+from optuna.trial import TrialState
+
+from search.record import ABANDONED, RECORD_FILE, RecordCallback, read_record
+from search.searcher import load_study
 from search.run import Outcome, best_trials, prepare_output
+from search.tuner import STUDY_FILE
 from spaces import Space
 
 log = logging.getLogger(__name__)
@@ -32,8 +36,10 @@ def start_ray(address: str) -> None:
 
 
 def quiet_ray() -> None:
-    """Skip Ray's per-trial CSV/JSON/TensorBoard writers (the record replaces them) and their noise."""
+    """Skip Ray's per-trial CSV/JSON/TensorBoard writers (the record replaces them) and their noise;
+    snapshot the experiment every 2 s so a killed driver loses at most that much of Ray's state."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
@@ -45,6 +51,29 @@ def end_counts(output_dir: Path) -> dict[str, int]:
         if e["event"] == "end":
             counts[e["state"]] = counts.get(e["state"], 0) + 1
     return counts
+
+
+def abandon_orphans(output_dir: Path, study_name: str) -> None:
+    """Close trials a killed driver started after Ray's last snapshot (Ray replaced them).
+
+    Each gets an `abandoned` end in the record and FAIL in the Optuna study, so no trial is left
+    open anywhere.
+    """
+    events = read_record(output_dir / RECORD_FILE)
+    ended = {e["trial_id"] for e in events if e["event"] == "end"}
+    orphans = [e["trial_id"] for e in events if e["event"] == "start" and e["trial_id"] not in ended]
+    if not orphans:
+        return
+    record = RecordCallback(output_dir, max_epochs=0)
+    for tid in orphans:
+        epochs = sum(e["event"] == "result" and e["trial_id"] == tid for e in events)
+        record.write_end(tid, ABANDONED, epochs, "started after Ray's last snapshot before a kill")
+    record.close()
+    if (output_dir / STUDY_FILE).exists():
+        study = load_study(output_dir / STUDY_FILE, study_name)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("ray_trial_id") in orphans:
+                study.tell(t.number, state=TrialState.FAIL)
 
 
 def run(cfg: SearchConfig, space: Space) -> Outcome:
@@ -72,20 +101,20 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         if cfg.resume
         else build_tuner(parts, data_ref, callbacks)
     )
-    notes = []
     try:
-        tuner.fit()
-    except KeyboardInterrupt:
-        notes.append(f"interrupted: continue with  python -m search.run resume={output_dir}")
-        raise
+        tuner.fit()  # Ray turns Ctrl-C into a graceful stop with its state saved
     finally:
         for cb in callbacks:
             close = getattr(cb, "close", None)
             if close:
                 close()
+    if cfg.resume:
+        abandon_orphans(output_dir, cfg.name)
+    counts = end_counts(output_dir)
+    expected = parts.tune_config.num_samples * (space.grid_size or 1)
     return Outcome(
         output_dir=output_dir,
-        counts=end_counts(output_dir),
+        counts=counts,
         best=best_trials(output_dir, space, cfg.search.metric),
-        notes=notes,
+        interrupted=sum(counts.values()) < expected,
     )

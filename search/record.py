@@ -20,6 +20,7 @@ from ray.tune.experiment import Trial
 
 RECORD_FILE = "record.jsonl"
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
+ABANDONED = "abandoned"  # started by a killed driver after Ray's last snapshot; Ray replaced it
 
 
 def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -125,15 +126,12 @@ class RecordCallback(Callback):
 
     def _end(self, trial: Trial, state: str, reason: str | None) -> None:
         epochs = int((trial.last_result or {}).get("epoch", -1)) + 1
-        self._write(
-            {
-                "event": "end",
-                "trial_id": trial.trial_id,
-                "state": state,
-                "epochs": epochs,
-                "reason": reason,
-            }
-        )
+        self.write_end(trial.trial_id, state, epochs, reason)
+
+    def write_end(self, trial_id: str, state: str, epochs: int, reason: str | None) -> None:
+        """Record a trial's end state (once)."""
+        event = {"event": "end", "trial_id": trial_id, "state": state, "epochs": epochs}
+        self._write(event | {"reason": reason})
 
     def close(self) -> None:
         if self._file is not None:

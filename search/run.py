@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ class Outcome:
     best: list[dict[str, Any]]
     tracking_uri: str | None = None
     report_dir: Path | None = None
-    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
 
 def usage() -> str:
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help", "help") for a in argv):
         print(usage())
         return 0
+    cfg = None
     try:
         cfg, space = resolve(argv, dict(os.environ))
         if cfg.dry_run:
@@ -139,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if cfg is not None:
+            print(f"\ninterrupted: continue with  python -m search.run resume={cfg.output_dir}")
         return 130
     print(summary(outcome))
-    return 0
+    return 130 if outcome.interrupted else 0
 
 
 def summary(o: Outcome) -> str:
@@ -149,8 +152,8 @@ def summary(o: Outcome) -> str:
     c = o.counts
     lines = [
         "",
-        f"search finished: {c.get('completed', 0)} completed, "
-        f"{c.get('stopped_early', 0)} stopped early, {c.get('failed', 0)} failed",
+        f"search {'interrupted' if o.interrupted else 'finished'}: {c.get('completed', 0)} "
+        f"completed, {c.get('stopped_early', 0)} stopped early, {c.get('failed', 0)} failed",
     ]
     for i, b in enumerate(o.best, 1):
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
@@ -161,7 +164,8 @@ def summary(o: Outcome) -> str:
     if o.tracking_uri:
         lines.append(f"mlflow:   {o.tracking_uri}")
         lines.append(f"  open:   mlflow ui --backend-store-uri {o.tracking_uri} --host 127.0.0.1")
-    lines += o.notes
+    if o.interrupted:
+        lines.append(f"continue: python -m search.run resume={o.output_dir}")
     return "\n".join(lines)
 
 

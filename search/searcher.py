@@ -11,6 +11,7 @@ It also collapses equivalent configurations (`spaces.canonical`) before they cos
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from spaces import Space, canonical
 
+log = logging.getLogger(__name__)
 MAX_REDRAWS = 20  # asks per suggestion before running a repeat anyway
 
 
@@ -37,6 +39,7 @@ class HonestOptunaSearch(OptunaSearch):
         self._best_key = best_key
         self._by_config: dict[str, str] = {}  # canonical config -> first Ray trial id
         self._values: dict[str, float] = {}  # Ray trial id -> value told as COMPLETE
+        self._steps: dict[str, set[int]] = {}  # Ray trial id -> steps reported to Optuna
 
     def suggest(self, trial_id: str) -> dict | None:
         """Ask Optuna; a config equivalent to an earlier trial's costs no trial (see `_repeat`)."""
@@ -61,6 +64,21 @@ class HonestOptunaSearch(OptunaSearch):
         else:
             self._ot_study.tell(ot_trial, value)
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._completed_trials and trial_id in self._ot_trials:
+            self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: dict) -> None:
+        """Tell Optuna the epoch's metric as an intermediate value, once per step."""
+        step, metric = result.get("training_iteration"), result.get(self.metric)
+        steps = self._steps.setdefault(trial_id, set())
+        if step is None or step in steps or metric is None or not math.isfinite(float(metric)):
+            return
+        steps.add(step)
+        ot_trial = self._ot_trials[trial_id]
+        if not self._finished(ot_trial):
+            ot_trial.report(float(metric), int(step))
+
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
@@ -68,14 +86,21 @@ class HonestOptunaSearch(OptunaSearch):
             return
         ot_trial = self._ot_trials[trial_id]
         if result and not error:  # Ray passes a stopping trial's last result only here
-            step, metric = result.get("training_iteration"), result.get(self.metric)
-            if step is not None and metric is not None and math.isfinite(float(metric)):
-                ot_trial.report(float(metric), int(step))
+            self._report(trial_id, result)
         state, value = outcome(result, error, self._max_epochs, self._best_key)
         if state == TrialState.COMPLETE:
             self._values[trial_id] = value
-        self._ot_study.tell(ot_trial, value, state=state)
+        if not self._finished(ot_trial):
+            self._ot_study.tell(ot_trial, value, state=state)
         self._completed_trials.add(trial_id)
+
+    def _finished(self, ot_trial: optuna.Trial) -> bool:
+        """True when the study's journal already holds this trial's end.
+
+        After a SIGKILL, Ray restores this searcher from a snapshot that may be older than the
+        journal (written at every tell): the journal is the truth, so nothing is told twice.
+        """
+        return self._ot_study.get_trials(deepcopy=False)[ot_trial.number].state.is_finished()
 
 
 def _config_key(config: dict[str, Any]) -> str:

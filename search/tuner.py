@@ -19,7 +19,7 @@ from spaces import Space
 from trainables.trial import tune_trial
 
 EXPERIMENT = "tune"  # Ray's experiment folder inside output_dir
-DEFAULT_NUM_SAMPLES = 16
+DEFAULT_NUM_SAMPLES = 32
 STUDY_FILE = "optuna.journal"  # the Optuna study (journal storage) inside output_dir
 
 
@@ -71,7 +71,7 @@ def searcher_name(cfg: SearchConfig, space: Space) -> str:
 
 
 def num_samples(cfg: SearchConfig, space: Space) -> int:
-    """search.num_samples; 0 (default) means 16 trials, or one pass over a space's grid."""
+    """search.num_samples; 0 (default) means 32 trials, or one pass over a space's grid."""
     if cfg.search.num_samples:
         return cfg.search.num_samples
     return 1 if space.grid_size else DEFAULT_NUM_SAMPLES

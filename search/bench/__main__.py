@@ -30,7 +30,9 @@ def print_table(name: str, figures: Figures, host: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m search.bench", description="Run benchmark parts and save their figures."
+    )
     parser.add_argument("parts", nargs="*", metavar="PART", help=f"parts to run {list(PARTS)}")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke test")
     parser.add_argument("--json", type=Path, help="output file (one part only)")

@@ -3,8 +3,9 @@
 Full loss = ELF weights (normalised, clipped, adaptively scaled per epoch, batch-normalised per
 batch) × class weights × focal loss (γ = 2, α = 0.25). Three comparisons at batch 256, 5 classes:
 (a) a training step (MLP forward + loss + backward + AdamW), (b) the loss alone, forward + backward,
-(c) a per-sample Python loop against the vectorised loss. Runs on one CPU thread for stable numbers;
-ratios are medians of paired ratios (see `_paired`).
+(c) a per-sample Python loop against the vectorised loss. Also (a) with the batch norm of all of an
+epoch's batches done once per epoch (`step_ratio_epoch_bn`). Runs on one CPU thread for stable
+numbers; ratios are medians of paired ratios (see `_paired`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from search.bench import Figures
 from trainables.dataset import Split
 from trainables.losses import class_weights, combined_loss
 from trainables.params import TrialParams
-from trainables.weights import adaptive_scale, train_weights
+from trainables.weights import adaptive_scale, batch_normalize_epoch, train_weights
 
 BATCH = 256
 CLASSES = 5
@@ -95,20 +96,22 @@ def _per_call_us(fn: Callable[[], None], calls: int) -> float:
 
 
 def _paired(
-    a: Callable[[], None], b: Callable[[], None], calls: int, repeats: int
+    a: Callable[[], None], b: Callable[[], None], calls: int, repeats: int, calls_b: int = 0
 ) -> tuple[float, float, float]:
     """Median µs per call of a and of b, and the median of the paired ratios b/a.
 
     Each repeat times a and b back to back (alternating which goes first), so a change in the
     machine's load between repeats hits both sides of a ratio; one untimed warm-up repeat first.
+    b makes `calls_b` calls per repeat when given, else `calls`.
     """
-    _per_call_us(a, calls), _per_call_us(b, calls)
+    calls_b = calls_b or calls
+    _per_call_us(a, calls), _per_call_us(b, calls_b)
     pairs = []
     for r in range(repeats):
         if r % 2:
-            tb, ta = _per_call_us(b, calls), _per_call_us(a, calls)
+            tb, ta = _per_call_us(b, calls_b), _per_call_us(a, calls)
         else:
-            ta, tb = _per_call_us(a, calls), _per_call_us(b, calls)
+            ta, tb = _per_call_us(a, calls), _per_call_us(b, calls_b)
         pairs.append((ta, tb))
     return (
         statistics.median(ta for ta, _ in pairs),
@@ -117,7 +120,14 @@ def _paired(
     )
 
 
-def _naive_full_loss(logits, target, w, cw, alpha, gamma) -> torch.Tensor:
+def _naive_full_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    w: torch.Tensor,
+    cw: torch.Tensor,
+    alpha: float,
+    gamma: float,
+) -> torch.Tensor:
     """The full loss written sample by sample: the reference the vectorised loss must match."""
     n = len(w)
     values = [float(v) for v in w]
@@ -163,11 +173,12 @@ def _run(quick: bool) -> Figures:
     opt_ce = torch.optim.AdamW(model_ce.parameters(), lr=1e-3)
     opt_full = torch.optim.AdamW(model_full.parameters(), lr=1e-3)
     batches = [slice(i * BATCH, (i + 1) * BATCH) for i in range(POOL_BATCHES)]
-    state = {"i": 0, "w": w_train}
+    count = {"ce": 0, "full": 0}
+    epoch_w = [w_train]
 
-    def step(model, opt, loss_fn) -> None:
-        rows = batches[state["i"] % POOL_BATCHES]
-        state["i"] += 1
+    def step(name: str, model: nn.Module, opt: torch.optim.Optimizer, loss_fn) -> None:
+        rows = batches[count[name] % POOL_BATCHES]
+        count[name] += 1
         logits = model(train.x[rows], None)  # (B, C)
         loss = loss_fn(logits, rows)
         opt.zero_grad(set_to_none=True)
@@ -175,21 +186,38 @@ def _run(quick: bool) -> Figures:
         opt.step()
 
     def ce_step() -> None:
-        step(model_ce, opt_ce, lambda logits, rows: F.cross_entropy(logits, train.y[rows]))
+        step("ce", model_ce, opt_ce, lambda logits, rows: F.cross_entropy(logits, train.y[rows]))
 
     def full_step() -> None:
-        if state["i"] % steps == 0:  # once per "epoch"
-            state["w"] = adaptive_scale(w_train, EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])
+        if count["full"] % steps == 0:  # a timed repeat stands for an epoch
+            epoch_w[0] = adaptive_scale(w_train, EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])
         step(
+            "full",
             model_full,
             opt_full,
-            lambda logits, rows: combined_loss(logits, train.y[rows], state["w"][rows], cw, **kw),
+            lambda logits, rows: combined_loss(logits, train.y[rows], epoch_w[0][rows], cw, **kw),
+        )
+
+    def epoch_bn_step() -> None:  # batch norm of every batch of the epoch at once
+        if count["full"] % steps == 0:
+            w = adaptive_scale(w_train, EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])
+            epoch_w[0] = batch_normalize_epoch(w, BATCH)
+        step(
+            "full",
+            model_full,
+            opt_full,
+            lambda logits, rows: combined_loss(
+                logits, train.y[rows], epoch_w[0][rows], cw, **{**kw, "batch_norm": False}
+            ),
         )
 
     step_ce, step_full, step_ratio = _paired(ce_step, full_step, steps, repeats)
+    count["full"] = 0
+    _, step_epoch_bn, epoch_bn_ratio = _paired(ce_step, epoch_bn_step, steps, repeats)
 
     rows = batches[0]
-    y, w = train.y[rows], adaptive_scale(w_train, EPOCH, MAX_EPOCHS, 0.5)[rows]
+    y = train.y[rows]
+    w = adaptive_scale(w_train, EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])[rows]
     logits = torch.randn(BATCH, CLASSES, generator=gen).requires_grad_()
 
     def loss_ce() -> None:
@@ -205,11 +233,12 @@ def _run(quick: bool) -> Figures:
         _naive_full_loss(logits, y, w, cw, kw["alpha"], kw["gamma"]).backward()
 
     only_ce, only_full, loss_ratio = _paired(loss_ce, loss_full, loss_calls, repeats)
-    vectorised, naive, speedup = _paired(loss_full, loss_naive, loop_calls, repeats)
+    vectorised, naive, speedup = _paired(loss_full, loss_naive, loss_calls, repeats, loop_calls)
     loop_value = _naive_full_loss(logits, y, w, cw, kw["alpha"], kw["gamma"]).item()
     diff = abs(loop_value - combined_loss(logits, y, w, cw, **kw).item())
     return {
-        "threads": torch.get_num_threads(),  # set to 1 by run() for stable numbers
+        "timing": "1 CPU thread (torch.set_num_threads(1)); medians of paired repeats",
+        "threads": torch.get_num_threads(),
         "batch": BATCH,
         "classes": CLASSES,
         "repeats": repeats,
@@ -219,6 +248,8 @@ def _run(quick: bool) -> Figures:
         "step_ratio": step_ratio,
         "step_target": STEP_TARGET,
         "step_target_met": step_ratio <= STEP_TARGET,
+        "step_full_epoch_bn_us": step_epoch_bn,
+        "step_ratio_epoch_bn": epoch_bn_ratio,
         "loss_ce_us": only_ce,
         "loss_full_us": only_full,
         "loss_ratio": loss_ratio,

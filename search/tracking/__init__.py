@@ -1,21 +1,17 @@
 """MLflow tracking of a search: one parent run per search, one child run per trial.
 
-Driver use::
+Driver use (`close` runs on leaving the block: FINISHED, KILLED on Ctrl+C, FAILED on an error;
+FINISHED becomes KILLED when Ray stopped on Ctrl+C itself and left trials unfinished)::
 
     uri = resolve_tracking_uri(cfg.tracking_uri, os.environ.get("MLFLOW_TRACKING_URI"), Path.cwd())
-    check_reachable(uri)
-    tracker = SearchTracker(TrackerSettings(uri, experiment, name, out_dir, flat_config, ...))
-    try:
-        tracker.start()
+    check_reachable(uri)  # UserInputError before any trial
+    settings = TrackerSettings(uri, experiment, search_name, out_dir, flat_config, tags=...,
+                               artifacts=(resolved_yaml, space_yaml), max_epochs=..., resume=...)
+    with SearchTracker(settings) as tracker:  # create it before Tuner(...) / Tuner.restore(...)
         tuner = Tuner(..., run_config=RunConfig(callbacks=[tracker.callback()]))
         tuner.fit()
         tracker.log_artifacts(report_dir, "report")
-        tracker.close("FINISHED")
-    except KeyboardInterrupt:
-        tracker.close("KILLED")
-        raise
-    finally:
-        tracker.close("FAILED")  # no-op when already closed
+    print("Browse runs:", ui_command(uri))
 """
 
 from search.tracking.callback import TrialRunCallback

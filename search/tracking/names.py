@@ -17,6 +17,7 @@ with `...[truncated]`; the tracker keeps the full text of a truncated param as a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import numbers
 import re
@@ -40,6 +41,7 @@ def _with_digest(name: str, original: str) -> str:
     return f"{name[: MAX_ENTITY_KEY_LENGTH - _HASH_DIGITS - 1]}_{_digest(original)}"
 
 
+@functools.lru_cache(maxsize=4096)  # called for every metric of every result
 def sanitize_key(name: object) -> str:
     """The MLflow-valid key for `name` by rules 1-4 of the module docstring (idempotent)."""
     original = str(name)

@@ -8,6 +8,8 @@ from typing import Any
 
 from mlflow.entities import Metric
 
+from search.tracking.names import is_metric_value
+
 PARENT_KEY = "__parent__"
 END_STATES = ("completed", "stopped_early", "failed", "interrupted")
 
@@ -67,7 +69,7 @@ class RunRecord:
     def observe(self, epoch: int, value: Any, mode: str) -> None:
         """Count 0-based `epoch` as trained and keep the best finite `value` (max or min)."""
         self.epochs = max(self.epochs, epoch + 1)
-        if value is None or not math.isfinite(float(value)):
+        if not is_metric_value(value) or not math.isfinite(float(value)):
             return
         value = float(value)
         better = self.best_value is None or (

@@ -123,7 +123,7 @@ class Syncer:
             if record.run_id is None:
                 record.run_id = self._create_run(record)
                 save_state(self.state_path, self.book.snapshot())
-            self.writer.send(record.run_id, pending)
+            self.writer.send(record.run_id, pending, announce=record is self.book.parent)
             return True
         except Exception as error:
             self._report(error, record)
@@ -180,7 +180,7 @@ class Syncer:
                 self.book.experiment_id, self.book.parent.run_id, "RUNNING"
             )
             for run in running:
-                self.writer.client.set_terminated(run.info.run_id, "KILLED")
+                self.writer.terminate(run.info.run_id, "KILLED")
         except Exception as error:
             self._report(error)
 

@@ -96,9 +96,11 @@ class SearchTracker:
         """The Ray Tune callback that feeds this tracker (one per tracker)."""
         from search.tracking.callback import TrialRunCallback  # the callback imports this module
 
-        if self._callback is None:
-            self._callback = TrialRunCallback(self)
-        return self._callback
+        return self._callback or TrialRunCallback(self)
+
+    def adopt_callback(self, callback) -> None:
+        """Remember the one callback feeding this tracker (called by TrialRunCallback)."""
+        self._callback = callback
 
     def start(self) -> None:
         """Create (or on resume reopen) experiment and parent run, waiting up to `wait_s`."""
@@ -115,13 +117,15 @@ class SearchTracker:
     def close(self, status: str = "FINISHED") -> None:
         """End every run: open trials KILLED, the parent `status` (FINISHED becomes KILLED when
         trials were interrupted); send everything, retrying; no run is left RUNNING. Idempotent."""
+        if status not in _PARENT_END_STATE:
+            raise ValueError(f"status: expected one of {list(_PARENT_END_STATE)}, got {status!r}")
         if self.closed:
             return
         self.closed = True
         with self.book.lock:
             self._end_active_trials()
             final = "KILLED" if status == "FINISHED" and self.interrupted else status
-            self.book.parent.pending.tags["end_state"] = _PARENT_END_STATE.get(final, final.lower())
+            self.book.parent.pending.tags["end_state"] = _PARENT_END_STATE[final]
             self.book.parent.pending.status = final
         if not self._syncer.stop(self.settings.wait_s):
             log.warning(

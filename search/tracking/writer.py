@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Param, Run, RunTag, ViewType
+from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 
 from search.tracking.batching import batches
 from search.tracking.record import Pending
@@ -23,6 +26,21 @@ SEARCH_NAME_TAG = "search.name"
 OUTPUT_DIR_TAG = "search.output_dir"
 _PAGE = 1000
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _url_printing(enabled: bool) -> Iterator[None]:
+    """MLflow prints "View run ... at URL" on every set_terminated over HTTP unless told not to."""
+    name = MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name
+    before = os.environ.get(name)
+    os.environ[name] = "false" if enabled else "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _quoted(value: str) -> str | None:
@@ -70,9 +88,10 @@ class MlflowWriter:
         except Exception:
             return False
 
-    def send(self, run_id: str, pending: Pending) -> None:
+    def send(self, run_id: str, pending: Pending, announce: bool = False) -> None:
         """Send `pending` to `run_id` in order, removing each part once sent (on an error the
-        caller keeps only the unsent rest)."""
+        caller keeps only the unsent rest); `announce` lets MLflow print the run's URL at the end
+        (the parent's; one line per trial would flood the search's output)."""
         if pending.reopen:
             self.client.update_run(run_id, status="RUNNING")
             pending.reopen = False
@@ -99,8 +118,12 @@ class MlflowWriter:
             self._log_path(run_id, *pending.artifacts[0])
             pending.artifacts.pop(0)
         if pending.status:
-            self.client.set_terminated(run_id, pending.status)
+            self.terminate(run_id, pending.status, announce)
             pending.status = None
+
+    def terminate(self, run_id: str, status: str, announce: bool = False) -> None:
+        with _url_printing(announce):
+            self.client.set_terminated(run_id, status)
 
     def _log_path(self, run_id: str, local_path: str, artifact_dir: str | None) -> None:
         path = Path(local_path)

@@ -1,0 +1,108 @@
+"""pareto.md: the Pareto table and key figures in Markdown (no extra dependency)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from reports.analysis import Analysis
+from reports.importance import Importance
+from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
+
+KNEE_RULE = "front point closest to the ideal point after min-max scaling of the front"
+IMPORTANCE_METHOD = (
+    "optuna's default evaluator (PED-ANOVA: how a parameter's distribution among the top 10% "
+    "of trials differs from all trials; with under ~50 trials the top set is small and the "
+    "figures are rough). Conditional parameters are assessed within their branch."
+)
+
+
+def cell(value: Any) -> str:
+    """One table cell: floats to 4 significant digits, missing as empty, pipes escaped."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of `frame` ('(none)' when it has no rows)."""
+    if frame.empty:
+        return "(none)\n"
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def values_text(values: dict[str, float]) -> str:
+    return ", ".join(f"{m} = {cell(v)}" for m, v in values.items())
+
+
+def key_figures(analysis: Analysis) -> list[str]:
+    """Bullet lines: reference point, hypervolume, knee, best per objective, baseline."""
+    a = analysis
+    if a.hypervolume is None:
+        reference = "- Reference point: n/a (no full-budget trials)"
+        hv = "- Hypervolume: n/a"
+    else:
+        reference = f"- Reference point: {values_text(a.reference)} ({a.reference_rule})"
+        hv = f"- Hypervolume: {a.hypervolume:.6g} (objectives in their own units)"
+    lines = [
+        reference,
+        hv,
+        f"- Knee: {a.knee or 'n/a'} ({KNEE_RULE})",
+        "- Best per objective: " + (", ".join(f"{m} → {t}" for m, t in a.best.items()) or "n/a"),
+    ]
+    base = a.baseline
+    lines.append(
+        f"- Baseline (plain CE): {base.trial_id}: {values_text(base.values)}"
+        + (f" [{base.note}]" if base.note else "")
+        if base
+        else "- Baseline (plain CE): none found"
+    )
+    return lines
+
+
+def render_markdown(
+    analysis: Analysis,
+    keys: Sequence[str],
+    importances: Sequence[Importance],
+    title: str,
+    reseed: pd.DataFrame | None = None,
+) -> str:
+    """The whole pareto.md text."""
+    a = analysis
+    objectives = ", ".join(f"{o.metric} ({o.direction})" for o in a.objectives)
+    counted = (
+        f"epoch with the best {a.primary.metric}"
+        if a.epoch_rule == "best"
+        else "last reported epoch"
+    )
+    parts = [
+        f"# Pareto report: {title}\n",
+        f"Objectives: {objectives}. Values count at the {counted}; train_time_s is the trial's "
+        f"total. The front is computed over trials that completed all {a.max_epochs or '?'} "
+        "epochs; duplicates of a front point are all on the front.\n",
+        f"Trials: {len(a.rows)} ({len(a.candidates)} full-budget, {len(a.stopped)} stopped early, "
+        f"{len(a.excluded)} excluded); front: {len(a.front)}.\n",
+        "## Key figures\n",
+        "\n".join(key_figures(a)) + "\n",
+        "## Pareto table\n",
+        "Δ columns: trial value − baseline value, in the metric's units.\n",
+        markdown_table(pareto_frame(a, keys)),
+        "## Parameter importance\n",
+        f"{IMPORTANCE_METHOD}\n",
+        markdown_table(importance_frame(importances)),
+    ]
+    parts += [f"- {note}" for note in importance_notes(importances)]
+    if reseed is not None:
+        parts += ["\n## Seed robustness\n", markdown_table(reseed)]
+    parts += ["\n## Stopped early and excluded trials\n", markdown_table(excluded_frame(a))]
+    if a.notes:
+        parts += ["## Notes\n", "\n".join(f"- {n}" for n in a.notes) + "\n"]
+    return "\n".join(parts)

@@ -1,0 +1,86 @@
+"""Objectives `metric:max|min`: parsed once, and the one place where directions become minimisation.
+
+Every Pareto computation downstream works on minimisation values `y = sign · x` with
+sign = -1 for `max` and +1 for `min` (the convention of moocore and of optuna's
+`_normalize_value`). Converting back uses the same sign, since sign² = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainables.errors import UserInputError
+from trainables.params import closest
+
+SIGNS = {"max": -1.0, "min": 1.0}  # direction -> factor that turns a value into "lower is better"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: a reported metric and whether larger (`max`) or smaller (`min`) is better."""
+
+    metric: str
+    direction: str
+
+    @property
+    def sign(self) -> float:
+        return SIGNS[self.direction]
+
+    def better(self, a: float, b: float) -> bool:
+        """True when value `a` is strictly better than `b` in this objective's direction."""
+        return self.sign * a < self.sign * b
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.direction}"
+
+
+def parse_objective(text: str) -> Objective:
+    """`"val_ece:min"` → Objective("val_ece", "min"); anything else is a UserInputError."""
+    metric, sep, direction = str(text).strip().rpartition(":")
+    if not sep or not metric or direction not in SIGNS:
+        raise UserInputError(
+            f"objective {text!r}: expected metric:max or metric:min, e.g. val_macro_f1:max"
+        )
+    return Objective(metric.strip(), direction)
+
+
+def parse_objectives(spec: str | Sequence[str]) -> tuple[Objective, ...]:
+    """A comma-separated string or a list of `metric:dir` → objectives (≥ 1, no repeats)."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    objectives = tuple(parse_objective(item) for item in items if str(item).strip())
+    if not objectives:
+        raise UserInputError("objectives: expected at least one metric:max|min, got none")
+    metrics = [o.metric for o in objectives]
+    repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+    if repeated:
+        raise UserInputError(f"objectives: each metric may appear once, repeated: {repeated}")
+    return objectives
+
+
+def check_available(objectives: Sequence[Objective], available: Iterable[str]) -> None:
+    """Raise a UserInputError naming any objective metric that no trial reported."""
+    names = sorted(set(available))
+    for o in objectives:
+        if o.metric not in names:
+            raise UserInputError(
+                f"objective {o.metric!r} is not a reported metric{closest(o.metric, names)}; "
+                f"available metrics: {', '.join(names) or 'none'}"
+            )
+
+
+def signs(objectives: Sequence[Objective]) -> np.ndarray:
+    """(k,) the factor per objective that turns its values into minimisation values."""
+    return np.array([o.sign for o in objectives], dtype=float)
+
+
+def to_minimisation(values: np.ndarray, objectives: Sequence[Objective]) -> np.ndarray:
+    """(n, k) values in each objective's own direction → (n, k) values where lower is better."""
+    return np.asarray(values, dtype=float) * signs(objectives)
+
+
+def from_minimisation(points: np.ndarray, objectives: Sequence[Objective]) -> np.ndarray:
+    """Inverse of `to_minimisation` (the same sign flip)."""
+    return np.asarray(points, dtype=float) * signs(objectives)

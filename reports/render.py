@@ -1,0 +1,180 @@
+"""pareto.html: one self-contained page (plotly.js inlined once, no CDN) that works offline.
+
+Sections: key figures, pairwise objective scatter (front highlighted, points labelled by trial
+id), parallel coordinates of parameters → objectives, the Pareto table with baseline deltas,
+importances, seed robustness (when given), stopped-early and excluded trials.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from reports.analysis import Analysis
+from reports.importance import Importance
+from reports.load import natural_key
+from reports.markdown import IMPORTANCE_METHOD, key_figures
+from reports.plots import coordinates, layers, objective_pairs, point_labels
+from reports.rows import TrialRow
+from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
+
+MARKERS = {  # layer -> plotly marker
+    "full budget": {"color": "#9e9e9e", "symbol": "circle", "size": 7},
+    "stopped early": {"color": "#bdbdbd", "symbol": "x", "size": 7},
+    "front": {"color": "#d62728", "symbol": "circle", "size": 10},
+    "baseline": {"color": "black", "symbol": "star", "size": 14},
+    "knee": {
+        "color": "rgba(0,0,0,0)",
+        "symbol": "circle-open",
+        "size": 20,
+        "line": {"color": "#ff7f0e", "width": 2},
+    },
+}
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }
+th { background: #f3f3f3; }
+"""
+
+
+def scatter_figure(analysis: Analysis) -> go.Figure:
+    """A grid of scatter plots, one per pair of objectives."""
+    objs = analysis.objectives
+    pairs = objective_pairs(len(objs))
+    cols = min(3, len(pairs))
+    nrows = math.ceil(len(pairs) / cols)
+    titles = [f"{objs[y].metric} vs {'trial' if x is None else objs[x].metric}" for x, y in pairs]
+    fig = make_subplots(
+        rows=nrows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.12
+    )
+    for n, (x, y) in enumerate(pairs):
+        row, col = n // cols + 1, n % cols + 1
+        for name, rows in layers(analysis).items():
+            if not rows:
+                continue
+            xs, ys = coordinates(analysis, rows, x, y)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    name=name,
+                    legendgroup=name,
+                    showlegend=n == 0,
+                    mode="markers+text" if name == "front" else "markers",
+                    text=point_labels(xs, ys, [r.trial_id for r in rows]),
+                    customdata=[r.trial_id for r in rows],
+                    textposition="top center",
+                    textfont={"size": 9},
+                    marker=MARKERS[name],
+                    hovertemplate="%{customdata}<br>%{x:.4g}, %{y:.4g}<extra>" + name + "</extra>",
+                ),
+                row=row,
+                col=col,
+            )
+        fig.update_xaxes(title_text="trial" if x is None else str(objs[x]), row=row, col=col)
+        fig.update_yaxes(title_text=str(objs[y]), row=row, col=col)
+    fig.update_layout(height=380 * nrows, margin={"t": 60, "b": 40}, template="plotly_white")
+    return fig
+
+
+def _dimension(label: str, values: list) -> dict:
+    """A parcoords axis: numbers as they are; anything else as labelled integer codes."""
+    numeric = all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
+    )
+    if numeric and any(v is not None for v in values):
+        return {"label": label, "values": [np.nan if v is None else float(v) for v in values]}
+    names = sorted({str(v) for v in values}, key=natural_key)
+    codes = {name: i for i, name in enumerate(names)}
+    return {
+        "label": label,
+        "values": [codes[str(v)] for v in values],
+        "tickvals": list(range(len(names))),
+        "ticktext": names,
+    }
+
+
+def parallel_figure(analysis: Analysis, keys: Sequence[str]) -> go.Figure:
+    """Parallel coordinates: searched parameters, then objectives; front trials in red."""
+    rows: list[TrialRow] = analysis.candidates + analysis.stopped
+    front = set(analysis.front)
+    dims = [_dimension(k, [r.params.get(k) for r in rows]) for k in keys]
+    dims += [
+        {"label": str(o), "values": [r.values[o.metric] for r in rows]} for o in analysis.objectives
+    ]
+    color = [1.0 if r.trial_id in front else 0.0 for r in rows]
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dims,
+            line={
+                "color": color,
+                "colorscale": [[0, "#b0b0b0"], [1, "#d62728"]],
+                "cmin": 0,
+                "cmax": 1,
+            },
+        )
+    )
+    fig.update_layout(
+        height=460,
+        margin={"l": 80, "r": 80, "t": 60, "b": 30},
+        title="Parameters → objectives (red: Pareto front)",
+    )
+    return fig
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p>(none)</p>"
+    return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+
+
+def render_html(
+    analysis: Analysis,
+    keys: Sequence[str],
+    importances: Sequence[Importance],
+    title: str,
+    reseed: pd.DataFrame | None = None,
+) -> str:
+    """The whole pareto.html text; the first figure inlines plotly.js, the others reuse it."""
+    figures = [scatter_figure(analysis)]
+    if analysis.candidates or analysis.stopped:
+        figures.append(parallel_figure(analysis, keys))
+    divs = [
+        fig.to_html(
+            full_html=False, include_plotlyjs=(i == 0), config=PLOT_CONFIG, div_id=f"plot-{i}"
+        )
+        for i, fig in enumerate(figures)
+    ]
+    figures_html = "".join(f'<div class="plot">{d}</div>' for d in divs)
+    notes = importance_notes(importances) + analysis.notes
+    bullets = "".join(f"<li>{html.escape(line[2:])}</li>" for line in key_figures(analysis))
+    parts = [
+        f"<h1>Pareto report: {html.escape(title)}</h1>",
+        f"<ul>{bullets}</ul>",
+        figures_html,
+        "<h2>Pareto table</h2><p>Δ columns: trial value − baseline value.</p>",
+        table_html(pareto_frame(analysis, keys)),
+        f"<h2>Parameter importance</h2><p>{html.escape(IMPORTANCE_METHOD)}</p>",
+        table_html(importance_frame(importances)),
+    ]
+    if reseed is not None:
+        parts += ["<h2>Seed robustness</h2>", table_html(reseed)]
+    parts += ["<h2>Stopped early and excluded trials</h2>", table_html(excluded_frame(analysis))]
+    if notes:
+        parts.append(
+            "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"
+        )
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )

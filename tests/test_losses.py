@@ -1,0 +1,254 @@
+"""Focal loss, class weights and the fused training loss against hand calculations, cross-entropy,
+scikit-learn and autograd of a plain reference."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.utils.class_weight import compute_class_weight
+
+from trainables.errors import UserInputError
+from trainables.losses import class_weights, combined_loss, focal_loss, warn_double_correction
+from trainables.weights import batch_normalize
+
+GAMMAS = [0.0, 0.5, 2.0, 5.0]
+
+
+def test_focal_at_known_pt_by_hand() -> None:
+    logits = torch.tensor([[0.0, math.log(9)], [math.log(9), 0.0]])  # p_t = 0.9 for both targets
+    target = torch.tensor([1, 0])
+    loss = focal_loss(logits, target, gamma=2.0, alpha=0.25)
+    by_hand = -(0.1**2) * math.log(0.9)  # (1 − p_t)^γ · −log p_t
+    torch.testing.assert_close(loss, torch.tensor([0.25 * by_hand, 0.75 * by_hand]))
+    torch.testing.assert_close(focal_loss(logits, target, gamma=2.0), torch.full((2,), by_hand))
+    torch.testing.assert_close(
+        focal_loss(logits, target, gamma=2.0, alpha=0.25, reduction="sum"),
+        torch.tensor(by_hand),
+    )
+
+
+def test_alpha_scalar_with_many_classes_and_per_class() -> None:
+    logits, target = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 1, 0])
+    plain = focal_loss(logits, target, gamma=1.0)
+    torch.testing.assert_close(focal_loss(logits, target, 1.0, alpha=0.3), 0.3 * plain)
+    per_class = [0.1, 0.2, 0.3, 0.4]
+    torch.testing.assert_close(
+        focal_loss(logits, target, 1.0, alpha=per_class), torch.tensor(per_class)[target] * plain
+    )
+    with pytest.raises(ValueError, match="one per class"):
+        focal_loss(logits, target, 1.0, alpha=[0.5, 0.5])
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_gamma_zero_is_cross_entropy(reduction: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 5, generator=gen) * 4
+    target = torch.randint(0, 5, (64,), generator=gen)
+    target[::7] = -100
+    expected = F.cross_entropy(logits, target, reduction=reduction)
+    assert torch.equal(focal_loss(logits, target, gamma=0.0, reduction=reduction), expected)
+    # the general path (α of ones) agrees too
+    general = focal_loss(logits, target, gamma=0.0, alpha=[1.0] * 5, reduction=reduction)
+    torch.testing.assert_close(general, expected, rtol=1e-7, atol=1e-7 * expected.abs().max())
+
+
+def _focal_numpy(logits: np.ndarray, target: np.ndarray, gamma: float) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    lt = np.take_along_axis(logp, target[..., None], -1)[..., 0]
+    return -((1 - np.exp(lt)) ** gamma) * lt
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_sequence_loss_is_mean_over_non_padding_tokens(gamma: float) -> None:
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 4, 3, generator=gen, dtype=torch.float64)
+    target = torch.tensor([[0, 2, -100, -100], [1, 1, 1, 0], [-100] * 4])
+    loss = focal_loss(logits, target, gamma=gamma)
+    tokens = _focal_numpy(logits.numpy(), target.clamp_min(0).numpy(), gamma)
+    expected = [tokens[0, :2].mean(), tokens[1].mean(), 0.0]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
+    mean = focal_loss(logits, target, gamma=gamma, reduction="mean")
+    assert mean.item() == pytest.approx((expected[0] + expected[1]) / 2, rel=1e-12)
+
+
+EXTREME = torch.tensor(
+    [
+        [1e4, -1e4, 0.0],  # p_t = 1 exactly
+        [-1e4, 1e4, 1e4],  # p_t = 0 (log p_t = −2e4)
+        [0.0, -70.0, -1e4],  # 1 − p_t ≈ 4e-31
+        [0.0, -100.0, 1e-3],  # 1 − p_t below float32 resolution
+        [1e4, 1e4 - 1, -1e4],
+        [0.0, 0.0, 0.0],
+    ]
+)
+EXTREME_TARGET = torch.tensor([0, 0, 0, 0, 1, 2])
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])
+def test_extreme_logits_give_finite_loss_and_gradient(gamma: float, bf16: bool) -> None:
+    # logits come out of a Linear layer so that autocast really runs the matmul in bfloat16
+    layer = torch.nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(3))
+    x = EXTREME.clone().requires_grad_()
+    w, cw = torch.tensor([1.0, 0.0, 2.0, 3.0, 1.5, 0.5]), torch.tensor([1.0, 2.0, 3.0])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = layer(x)
+        assert logits.dtype == (torch.bfloat16 if bf16 else torch.float32)
+        per_sample = focal_loss(logits, EXTREME_TARGET, gamma, alpha=0.25)
+        fused = combined_loss(
+            logits, EXTREME_TARGET, w, cw, kind="focal", gamma=gamma, alpha=0.25, batch_norm=True
+        )
+    assert torch.isfinite(per_sample).all() and torch.isfinite(fused)
+    (per_sample.sum() + fused).backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(layer.weight.grad).all()
+    assert per_sample[0] == 0  # p_t = 1: no loss
+    assert per_sample[1] > 1e3  # p_t ≈ 0: loss ≈ α·2e4
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_fused_loss_gradcheck(gamma: float) -> None:
+    gen = torch.Generator().manual_seed(2)
+    logits = (torch.randn(12, 4, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    target = torch.randint(0, 4, (12,), generator=gen)
+    w = torch.rand(12, generator=gen, dtype=torch.float64) + 0.5
+    w[3] = 0.0
+    cw = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+
+    def loss(z: torch.Tensor) -> torch.Tensor:
+        return combined_loss(z, target, w, cw, kind="focal", gamma=gamma, alpha=0.25,
+                             batch_norm=True)  # fmt: skip
+
+    assert torch.autograd.gradcheck(loss, (logits,))
+
+
+@pytest.mark.parametrize("kind", ["ce", "focal"])
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("classes", [2, 5])  # scalar α: per class (RetinaNet) / a common factor
+@pytest.mark.parametrize("skips", [False, True])
+def test_fused_loss_matches_plain_composition(
+    kind: str, batch_norm: bool, classes: int, skips: bool
+) -> None:
+    gen = torch.Generator().manual_seed(3)
+    logits = (torch.randn(256, classes, generator=gen) * 2).requires_grad_()
+    target = torch.randint(0, classes, (256,), generator=gen)
+    w = torch.rand(256, generator=gen) * 3 + 0.1
+    if skips:
+        w[::10] = 0.0
+    cw = torch.rand(classes, generator=gen) + 0.5
+    loss = combined_loss(logits, target, w, cw, kind=kind, gamma=2.0, alpha=0.25,
+                         batch_norm=batch_norm)  # fmt: skip
+    (grad,) = torch.autograd.grad(loss, logits)
+    ref_logits = logits.detach().double().requires_grad_()
+    omega = batch_normalize(w.double()) if batch_norm else w.double()
+    per_sample = (
+        F.cross_entropy(ref_logits, target, reduction="none")
+        if kind == "ce"
+        else focal_loss(ref_logits, target, 2.0, 0.25)
+    )
+    ref = (omega * cw.double()[target] * per_sample).mean()
+    (ref_grad,) = torch.autograd.grad(ref, ref_logits)
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-5, atol=1e-8)
+
+
+def test_fused_loss_without_weights_is_cross_entropy() -> None:
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(256, 5, generator=gen).requires_grad_()
+    target = torch.randint(0, 5, (256,), generator=gen)
+    ours, theirs = combined_loss(logits, target, None, None), F.cross_entropy(logits, target)
+    torch.testing.assert_close(ours, theirs, rtol=3e-7, atol=0)  # summation order: ≤ 2 ulp
+    g1, g2 = (torch.autograd.grad(v, logits)[0] for v in (ours, theirs))
+    torch.testing.assert_close(g1, g2, rtol=1e-6, atol=1e-9)
+    # focal γ and α are ignored by kind ce; class weights scale the mean over the batch (÷ N)
+    cw = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    weighted = combined_loss(logits, target, None, cw, kind="ce", gamma=3.0, alpha=0.1)
+    ref = (cw[target] * F.cross_entropy(logits, target, reduction="none")).mean()
+    torch.testing.assert_close(weighted, ref)
+
+
+def test_fused_loss_skipped_samples_do_not_count() -> None:
+    logits, target = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    w = torch.tensor([1.0, 0.0, 2.0, 3.0])
+    base = combined_loss(logits, target, w, None, kind="focal", batch_norm=True)
+    logits[1] += torch.tensor([5.0, -5.0, 0.0])
+    assert combined_loss(logits, target, w, None, kind="focal", batch_norm=True) == base
+
+
+def test_fused_loss_on_sequences() -> None:
+    gen = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 4, 3, generator=gen)
+    target = torch.tensor([[0, 2, -100, -100], [1, 1, 1, 0], [2, -100, -100, -100]])
+    w, cw = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 0.5])
+    loss = combined_loss(logits, target, w, cw, kind="focal", gamma=2.0, alpha=0.25)
+    tokens = _focal_numpy(logits.double().numpy(), target.clamp_min(0).numpy(), 2.0)
+    tokens = tokens * 0.25 * cw.double().numpy()[target.clamp_min(0).numpy()]
+    valid = (target >= 0).numpy()
+    per_sample = (tokens * valid).sum(1) / valid.sum(1)
+    assert loss.item() == pytest.approx((per_sample * w.numpy()).mean(), rel=1e-6)
+
+
+def test_bad_arguments() -> None:
+    logits, target = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match="focal"):
+        combined_loss(logits, target, None, None, kind="dice")
+    with pytest.raises(ValueError, match="gamma"):
+        focal_loss(logits, target, gamma=-1.0)
+    with pytest.raises(ValueError, match="mean"):
+        focal_loss(logits, target, reduction="avg")
+
+
+COUNTS = [50, 30, 15, 5]
+
+
+def test_balanced_class_weights_match_sklearn() -> None:
+    y = np.repeat(np.arange(4), COUNTS)
+    expected = compute_class_weight("balanced", classes=np.arange(4), y=y)
+    np.testing.assert_allclose(class_weights(COUNTS, "balanced").numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(class_weights(torch.tensor(COUNTS), "none").numpy(), np.ones(4))
+
+
+def test_effective_class_weights_match_formula() -> None:
+    beta = 0.99
+    raw = np.array([(1 - beta) / (1 - beta**n) for n in COUNTS])
+    expected = raw * 4 / raw.sum()
+    w = class_weights(COUNTS, "effective", beta=beta).numpy()
+    np.testing.assert_allclose(w, expected, rtol=1e-6)
+    assert w.sum() == pytest.approx(4.0)
+    # β close to 1: no cancellation in 1 − β^n
+    w = class_weights([10**6, 10], "effective", beta=0.999999).numpy()
+    raw = np.array([1 / -np.expm1(n * np.log(0.999999)) for n in (10**6, 10)])
+    np.testing.assert_allclose(w, raw * 2 / raw.sum(), rtol=1e-6)
+
+
+def test_cap_bounds_the_ratio() -> None:
+    w = class_weights([100, 10, 1], "balanced", cap=5.0).numpy()
+    np.testing.assert_allclose(w, [111 / 300, 5 * 111 / 300, 5 * 111 / 300], rtol=1e-6)
+    w = class_weights([1000, 100, 10, 1], "effective", beta=0.999, cap=3.0).numpy()
+    assert w.max() / w.min() == pytest.approx(3.0) and w.sum() == pytest.approx(4.0)
+
+
+def test_zero_count_class_is_a_user_error() -> None:
+    with pytest.raises(UserInputError, match="class 'bug' has no training examples"):
+        class_weights([10, 0, 3], "balanced", class_names=["ok", "bug", "style"])
+    with pytest.raises(UserInputError, match="class 2 "):
+        class_weights([10, 3, 0], "effective")
+    np.testing.assert_allclose(class_weights([10, 0], "none").numpy(), [1.0, 1.0])
+    with pytest.raises(ValueError, match="balanced"):
+        class_weights(COUNTS, "inverse")
+
+
+def test_double_correction_warning() -> None:
+    with pytest.warns(UserWarning, match="corrects class imbalance twice"):
+        warn_double_correction(True, "balanced")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_double_correction(True, "none")
+        warn_double_correction(False, "effective")

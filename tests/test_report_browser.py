@@ -1,0 +1,87 @@
+"""pareto.html renders offline in headless Chromium: plots draw, nothing is fetched.
+
+Every request that is not a file:// URL is aborted and recorded; the test fails if any was made.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_report import standard_run
+
+from reports import write_report
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def page_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    return write_report(standard_run(tmp_path_factory.mktemp("run"))) / "pareto.html"
+
+
+def pixel_std(png: bytes) -> float:
+    from PIL import Image
+
+    return float(np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float).std())
+
+
+def test_pareto_html_draws_offline(page_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    blocked: list[str] = []
+    failed: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+            def only_files(route, request) -> None:
+                if request.url.startswith(("file:", "data:", "blob:")):
+                    route.continue_()
+                else:
+                    blocked.append(request.url)
+                    route.abort()
+
+            page.route("**/*", only_files)
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_path.as_uri(), wait_until="load")
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2")
+            counts = page.evaluate(
+                """() => [...document.querySelectorAll('.js-plotly-plot')].map(d => ({
+                    id: d.id,
+                    drawn: d.querySelectorAll('svg.main-svg, canvas').length,
+                    points: d.querySelectorAll('.scatterlayer .point').length,
+                    lines: d.querySelectorAll('.parcoords-lines, .parcoords .axis').length,
+                }))"""
+            )
+            shots = {c["id"]: page.locator(f"#{c['id']}").screenshot() for c in counts}
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not blocked and not failed, (blocked, failed)
+    by_id = {c["id"]: c for c in counts}
+    assert set(by_id) == {"plot-0", "plot-1"}
+    assert all(c["drawn"] > 0 for c in counts), counts
+    assert by_id["plot-0"]["points"] >= 8 * 6  # 8 drawn trials (+ markers) in each of 6 pairs
+    assert by_id["plot-1"]["lines"] > 0
+    for plot_id, png in shots.items():
+        assert pixel_std(png) > 5.0, f"{plot_id} looks blank"
