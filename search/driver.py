@@ -11,28 +11,25 @@ import os
 from pathlib import Path
 from typing import Any
 
-from search.config import SearchConfig
 from optuna.trial import TrialState
 
+from search.cluster import check_storage, connect
+from search.config import SearchConfig
+from search.progress import ProgressCallback
 from search.record import ABANDONED, RECORD_FILE, RecordCallback, read_record
-from search.searcher import load_study
 from search.run import Outcome, best_trials, prepare_output
+from search.searcher import load_study
+from search.tracking import (
+    SearchTracker,
+    TrackerSettings,
+    check_reachable,
+    default_tags,
+    resolve_tracking_uri,
+)
 from search.tuner import STUDY_FILE
 from spaces import Space
 
 log = logging.getLogger(__name__)
-
-
-def start_ray(address: str) -> None:
-    """Join the cluster at `address`, or start a local Ray bound to 127.0.0.1 with no dashboard."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
 
 
 def quiet_ray() -> None:
@@ -61,7 +58,9 @@ def abandon_orphans(output_dir: Path, study_name: str) -> None:
     """
     events = read_record(output_dir / RECORD_FILE)
     ended = {e["trial_id"] for e in events if e["event"] == "end"}
-    orphans = [e["trial_id"] for e in events if e["event"] == "start" and e["trial_id"] not in ended]
+    orphans = [
+        e["trial_id"] for e in events if e["event"] == "start" and e["trial_id"] not in ended
+    ]
     if not orphans:
         return
     record = RecordCallback(output_dir, max_epochs=0)
@@ -78,43 +77,79 @@ def abandon_orphans(output_dir: Path, study_name: str) -> None:
 
 def run(cfg: SearchConfig, space: Space) -> Outcome:
     """Run (or resume) the search described by `cfg` over `space`."""
-    import ray
+    from search.tuner import build_tuner, restore_tuner, tuner_parts
     from trainables.presets import build_dataset
 
-    from search.tuner import build_tuner, restore_tuner, tuner_parts
-
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
-    output_dir = prepare_output(cfg, space)
+    uri = None
+    if cfg.mlflow.enabled:
+        uri = resolve_tracking_uri(cfg.mlflow.tracking_uri, None, Path.cwd())
+        check_reachable(uri)  # before any output or trial
     quiet_ray()
-    start_ray(cfg.cluster.address)
-    res = ray.cluster_resources()
-    parts = tuner_parts(cfg, space, res.get("CPU", 1), res.get("GPU", 0))
+    cluster = connect(cfg.cluster.address)
+    check_storage(cfg.output_dir, cluster)
+    output_dir = prepare_output(cfg, space)
+    parts = tuner_parts(cfg, space, cluster.cpus, cluster.gpus)
     data_ref = data
-    from search.progress import ProgressCallback
-
     callbacks: list[Any] = [
         RecordCallback(output_dir, cfg.train.max_epochs),
         ProgressCallback(cfg.search.metric, cfg.train.max_epochs),
     ]
+    tracker = make_tracker(cfg, space, output_dir, uri) if uri else None
+    if tracker is not None:
+        tracker.start()
+        callbacks.append(tracker.callback())
     tuner = (
         restore_tuner(str(output_dir), parts, data_ref, callbacks)
         if cfg.resume
         else build_tuner(parts, data_ref, callbacks)
     )
+    status = "FAILED"
     try:
         tuner.fit()  # Ray turns Ctrl-C into a graceful stop with its state saved
+        if cfg.resume:
+            abandon_orphans(output_dir, cfg.name)
+        counts = end_counts(output_dir)
+        expected = parts.tune_config.num_samples * (space.grid_size or 1)
+        outcome = Outcome(
+            output_dir=output_dir,
+            counts=counts,
+            best=best_trials(output_dir, space, cfg.search.metric),
+            tracking_uri=uri,
+            cluster=cluster.describe(),
+            interrupted=sum(n for s, n in counts.items() if s != ABANDONED) < expected,
+        )
+        status = "KILLED" if outcome.interrupted else "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
-        for cb in callbacks:
-            close = getattr(cb, "close", None)
-            if close:
-                close()
-    if cfg.resume:
-        abandon_orphans(output_dir, cfg.name)
-    counts = end_counts(output_dir)
-    expected = parts.tune_config.num_samples * (space.grid_size or 1)
-    return Outcome(
-        output_dir=output_dir,
-        counts=counts,
-        best=best_trials(output_dir, space, cfg.search.metric),
-        interrupted=sum(counts.values()) < expected,
+        callbacks[0].close()
+        if tracker is not None:
+            tracker.close(status)
+    return outcome
+
+
+def make_tracker(cfg: SearchConfig, space: Space, output_dir: Path, uri: str) -> SearchTracker:
+    """The MLflow tracker of this search: parent run params, tags and artifacts."""
+    tags = default_tags() | {
+        "space": space.name,
+        "data_preset": cfg.data["preset"],
+        "searcher": cfg.search.algorithm,
+        "scheduler": cfg.scheduler.name,
+    }
+    return SearchTracker(
+        TrackerSettings(
+            tracking_uri=uri,
+            experiment=cfg.mlflow.experiment or space.name,
+            search_name=cfg.name,
+            output_dir=output_dir,
+            config=cfg.to_dict(),
+            tags=tags,
+            artifacts=(output_dir / "config.yaml", output_dir / "space.yaml"),
+            max_epochs=cfg.train.max_epochs,
+            metric=cfg.search.metric,
+            mode=cfg.search.mode,
+            resume=bool(cfg.resume),
+        )
     )

@@ -51,6 +51,7 @@ class Outcome:
     best: list[dict[str, Any]]
     tracking_uri: str | None = None
     report_dir: Path | None = None
+    cluster: str = ""
     interrupted: bool = False
 
 
@@ -158,6 +159,7 @@ def summary(o: Outcome) -> str:
     for i, b in enumerate(o.best, 1):
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
         lines.append(f"  #{i} {b['trial_id']}  val_macro_f1 {b['value']:.4f}  {params}")
+    lines.append(f"ran on:   {o.cluster}")
     lines.append(f"results:  {o.output_dir / RECORD_FILE}")
     if o.report_dir:
         lines.append(f"report:   {o.report_dir / 'pareto.html'}")

@@ -23,12 +23,20 @@ def search_cmd(*args: str) -> list[str]:
 def test_sigkill_then_resume(tmp_path):
     out = tmp_path / "out"
     args = [
-        "space=elf", f"output_dir={out}", "search.num_samples=4", "scheduler=fifo",
-        "train.max_epochs=25", "mlflow.enabled=false",
+        "space=elf",
+        f"output_dir={out}",
+        "search.num_samples=4",
+        "scheduler=fifo",
+        "train.max_epochs=25",
+        "mlflow.enabled=false",
         *(f"data.{k}={v}" for k, v in SMALL.items()),
     ]
-    proc = subprocess.Popen(search_cmd(*args), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        search_cmd(*args),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         ended = [e for e in read_record(out / "record.jsonl") if e["event"] == "end"]
@@ -40,11 +48,15 @@ def test_sigkill_then_resume(tmp_path):
     before = read_record(out / "record.jsonl")
     done = {e["trial_id"] for e in before if e["event"] == "end"}
     assert done and len(done) < 4, "the kill must land mid-search"
-    finished_results = {(e["trial_id"], e["epoch"]): e["metrics"] for e in before
-                        if e["event"] == "result" and e["trial_id"] in done}
+    finished_results = {
+        (e["trial_id"], e["epoch"]): e["metrics"]
+        for e in before
+        if e["event"] == "result" and e["trial_id"] in done
+    }
 
-    resumed = subprocess.run(search_cmd(f"resume={out}"), capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        search_cmd(f"resume={out}"), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     after = read_record(out / "record.jsonl")
     starts = [e["trial_id"] for e in after if e["event"] == "start"]

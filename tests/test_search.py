@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from search.config import load_config
@@ -31,7 +32,7 @@ def small_search(tmp_path, *extra: str):
         "train.max_epochs=4",
         "scheduler.grace_period=1",
         "scheduler.reduction_factor=2",
-        "mlflow.enabled=false",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
         *(f"data.{k}={v}" for k, v in SMALL.items()),
         *extra,
     ]
@@ -61,3 +62,16 @@ def test_small_search_asha_and_optuna_agree(ray_local, tmp_path):
         if t.state == TrialState.COMPLETE:
             assert t.value == pytest.approx(max(t.intermediate_values.values()))
     assert outcome.counts["completed"] + outcome.counts["stopped_early"] == 8
+
+    client = MlflowClient(outcome.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("elf").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 8
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for r in children:
+        end = next(e for e in ends.values() if e["trial_id"] == r.data.tags["ray.trial_id"])
+        assert r.data.tags["end_state"] == end["state"]
+        history = client.get_metric_history(r.info.run_id, "val_macro_f1")
+        assert [m.step for m in history] == list(range(end["epochs"]))
