@@ -88,7 +88,7 @@ class SearchConfig:
     name: str = ""  # search name (MLflow parent run); default: the output folder's name
     resume: str = ""  # path of an interrupted search's output folder
     dry_run: bool = False
-    verbose: int = 1  # 0 quiet, 1 live progress table, 2 Ray's own reporter
+    verbose: int = 1  # 0: quiet; 1: a live progress line while the search runs
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), for YAML and MLflow params."""

@@ -6,6 +6,7 @@ and says how to resume.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -91,10 +92,9 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     output_dir = prepare_output(cfg, space)
     parts = tuner_parts(cfg, space, cluster.cpus, cluster.gpus)
     data_ref = data
-    callbacks: list[Any] = [
-        RecordCallback(output_dir, cfg.train.max_epochs),
-        ProgressCallback(cfg.search.metric, cfg.train.max_epochs),
-    ]
+    callbacks: list[Any] = [RecordCallback(output_dir, cfg.train.max_epochs)]
+    if cfg.verbose:
+        callbacks.append(ProgressCallback(cfg.search.metric, cfg.train.max_epochs))
     tracker = make_tracker(cfg, space, output_dir, uri) if uri else None
     if tracker is not None:
         tracker.start()
@@ -120,6 +120,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             interrupted=sum(n for s, n in counts.items() if s != ABANDONED) < expected,
         )
         status = "KILLED" if outcome.interrupted else "FINISHED"
+        if not outcome.interrupted:
+            outcome.report_dir = report(output_dir, tracker)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -127,7 +129,41 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         callbacks[0].close()
         if tracker is not None:
             tracker.close(status)
+    if tracker is not None and outcome.report_dir is not None:
+        tag_pareto_ranks(tracker, outcome.report_dir)
     return outcome
+
+
+def report(output_dir: Path, tracker: SearchTracker | None) -> Path | None:
+    """Write the Pareto report and attach it to the MLflow parent run; a failure only warns."""
+    from reports import write_report
+
+    try:
+        folder = write_report(output_dir)
+    except Exception as e:  # the search's results stand without a report
+        log.warning("no Pareto report: %s (rerun: python -m reports %s)", e, output_dir)
+        return None
+    if tracker is not None:
+        tracker.log_artifacts(folder, "report")
+    return folder
+
+
+def tag_pareto_ranks(tracker: SearchTracker, report_dir: Path) -> None:
+    """Tag each trial's MLflow child run with its Pareto rank and front membership."""
+    from mlflow import MlflowClient
+
+    summary = json.loads((report_dir / "summary.json").read_text())
+    client = MlflowClient(tracker.settings.tracking_uri)
+    front = set(summary.get("front", []))
+    for trial_id, run_id in tracker.run_ids().items():
+        rank = summary.get("ranks", {}).get(trial_id)
+        if run_id is None or rank is None:
+            continue
+        try:
+            client.set_tag(run_id, "pareto_rank", str(rank))
+            client.set_tag(run_id, "pareto_front", str(trial_id in front).lower())
+        except Exception as e:  # tags are a convenience; the report holds the ranks
+            log.warning("could not tag run %s: %s", run_id, e)
 
 
 def make_tracker(cfg: SearchConfig, space: Space, output_dir: Path, uri: str) -> SearchTracker:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from search.config import SearchConfig, known_keys, load_config, to_yaml
+from search.config import SearchConfig, flatten, load_config, to_yaml
 from search.record import RECORD_FILE, read_record
 from spaces import Space, list_spaces, load_space
 from spaces.distributions import Constant
@@ -58,7 +58,12 @@ class Outcome:
 def usage() -> str:
     from trainables.presets import PRESETS
 
-    keys = [k for k in known_keys() if not k.endswith((".preset", ".name"))]
+    defaults = flatten(SearchConfig().to_dict())
+    defaults["data"] = defaults.pop("data.preset")
+    defaults["scheduler"] = defaults.pop("scheduler.name")
+    width = max(map(len, defaults))
+    keys = [f"{k:<{width}}  default: {v!r}" for k, v in sorted(defaults.items())]
+    keys.append(f"{'data.*':<{width}}  options of the data preset (see README: Data)")
     return USAGE.format(
         spaces=", ".join(list_spaces()), presets=", ".join(PRESETS), keys="\n  ".join(keys)
     )
@@ -162,7 +167,7 @@ def summary(o: Outcome) -> str:
     lines.append(f"ran on:   {o.cluster}")
     lines.append(f"results:  {o.output_dir / RECORD_FILE}")
     if o.report_dir:
-        lines.append(f"report:   {o.report_dir / 'pareto.html'}")
+        lines.append(f"report:   {o.report_dir / 'pareto.html'}  (and pareto.md, trials.csv)")
     if o.tracking_uri:
         lines.append(f"mlflow:   {o.tracking_uri}")
         lines.append(f"  open:   mlflow ui --backend-store-uri {o.tracking_uri} --host 127.0.0.1")

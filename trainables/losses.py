@@ -1,8 +1,9 @@
 """Classification losses: focal loss, class weights and the fused per-step training loss.
 
 `combined_loss` is what a trial calls every step: mean over the batch of ω_i·cw[y_i]·ℓ_i with ℓ
-cross-entropy or focal. It runs as one autograd node with a hand-written backward (one log_softmax,
-one gather), because on small batches the per-op overhead of autograd dominates the arithmetic.
+cross-entropy or focal. On batches of a few hundred rows the cost is the number of tensor ops, not
+the arithmetic, so it folds every constant into one per-sample factor and runs focal loss as one
+autograd node with a hand-written backward (one log_softmax, one gather, no Python scalars).
 """
 
 from __future__ import annotations
@@ -169,15 +170,16 @@ def warn_double_correction(balanced_sampling: bool, method: str) -> None:
 
 
 def _log_softmax_rows(logits: Tensor) -> Tensor:
-    """Contiguous log_softmax over dim 1 of (N, C); on CPU with few classes via the transposed
-    view, which vectorises over N instead of C (same values, several times faster for C < 16)."""
+    """log_softmax over dim 1 of (N, C); on CPU with few classes via the transposed view, which
+    vectorises over N instead of C (same values, several times faster for C < 16; the result is
+    then column-major, which matmul backward takes as it is)."""
     if logits.device.type == "cpu" and logits.shape[1] < FAST_LOG_SOFTMAX_MAX_CLASSES:
-        return logits.t().log_softmax(0).t().contiguous()
+        return logits.t().log_softmax(0).t()
     return logits.log_softmax(1)
 
 
-class _WeightedFocalSum(torch.autograd.Function):
-    """Σ_i f_i·(1 − p_t)^γ log p_t for constant factors f (N,), or f = `scale` when None.
+class _FocalDot(torch.autograd.Function):
+    """Σ_i f_i·(1 − p_t)^γ log p_t for constant factors f (N,) and γ > 0.
 
     combined_loss folds −α·ω_i·cw[y_i]/N into f. With u = 1 − p_t and l = log p_t the summand's
     derivative is d(u^γ l)/dl = u^γ (1 − γ p l / u), and dl/dz = onehot(y) − softmax(z).
@@ -185,30 +187,17 @@ class _WeightedFocalSum(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx,
-        logits: Tensor,
-        target: Tensor,
-        factor: Tensor | None,
-        scale: Tensor,
-        gamma: float,
+        ctx: FunctionCtx, logits: Tensor, target: Tensor, factor: Tensor, gamma: float
     ) -> Tensor:
         logp = _log_softmax_rows(logits)  # (N, C)
         index = target.unsqueeze(1)  # (N, 1)
         logp_t = logp.gather(1, index).squeeze(1)  # (N,)
-        weight = scale.expand_as(logp_t) if factor is None else factor  # (N,)
-        if gamma == 0:
-            term = logp_t
-            neg_slope = weight.neg()  # −dΣ/dl
-        else:
-            base = _one_minus_p(logp_t)  # u = 1 − p_t
-            mod = base.pow(gamma)
-            term = mod * logp_t
-            p_l = torch.addcmul(logp_t, base, logp_t, value=-1.0)  # (1 − u)·l = p_t·log p_t
-            neg_slope = torch.addcdiv(constant(-1.0, logits), p_l, base, value=gamma)
-            neg_slope.mul_(mod).mul_(weight)  # −f·u^γ(1 − γ p l / u)
-        total = term.sum().mul_(scale) if factor is None else torch.dot(term, factor)
-        ctx.save_for_backward(logp, index, neg_slope)
-        return total
+        base = _one_minus_p(logp_t)  # u
+        weight = base.pow(gamma).mul_(factor)  # f·u^γ
+        p_l = torch.addcmul(logp_t, base, logp_t, value=-1.0)  # (1 − u)·l = p·l
+        neg_slope = torch.addcdiv(constant(-1.0, logits), p_l, base, value=gamma).mul_(weight)
+        ctx.save_for_backward(logp, index, neg_slope)  # neg_slope = −f·u^γ(1 − γ p l / u)
+        return torch.dot(logp_t, weight)
 
     @staticmethod
     @once_differentiable
@@ -217,7 +206,7 @@ class _WeightedFocalSum(torch.autograd.Function):
         grad_logits = logp.exp()  # (N, C) softmax
         grad_logits.scatter_add_(1, index, constant(-1.0, logp).expand(index.shape))
         grad_logits.mul_((neg_slope * grad).unsqueeze(1))  # (softmax − onehot)·(−slope)
-        return grad_logits, None, None, None, None
+        return grad_logits, None, None, None
 
 
 LOSS_KINDS = ("ce", "focal")
@@ -237,8 +226,9 @@ def combined_loss(
     """Scalar mean over the batch of ω_i·cw[y_i]·ℓ_i, ℓ = cross-entropy (kind ce: γ, α unused) or
     focal; ω is batch_normalize'd within the batch first when batch_norm. Weights get no gradient.
 
-    logits (N, C) with target (N,) of valid class ids (the fused path), or (N, T, C) with (N, T)
-    padded at -100 (via focal_loss). sample_w (N,) and class_w (C,) may be None (= 1).
+    logits (N, C) with target (N,) of valid class ids, or (N, T, C) with (N, T) padded at -100
+    (via focal_loss). sample_w (N,) and class_w (C,) may be None (= 1); with both None and kind
+    ce this is F.cross_entropy itself. Focal with γ > 0 runs as one autograd node.
     """
     if kind not in LOSS_KINDS:
         raise ValueError(f"unknown loss kind {kind!r}: expected one of {list(LOSS_KINDS)}")
@@ -253,13 +243,15 @@ def combined_loss(
     if class_w is not None:
         class_w = class_w.to(logits.device, logits.dtype)
         per_class = class_w if per_class is None else per_class * class_w  # (C,)
-    omega = None if sample_w is None else sample_w.detach().to(logits.device, logits.dtype)  # (N,)
+    omega = None if sample_w is None else sample_w.detach().to(logits.device, logits.dtype)
+    common = float(alpha) if scalar_alpha else 1.0  # α when it scales every class
     if logits.dim() == 3:  # class factors apply per token, before the mean over tokens
         loss = focal_loss(logits, target, gamma, per_class, reduction="none")  # (N,)
         if omega is not None:
             loss = loss * (batch_normalize(omega) if batch_norm else omega)
-        return loss.mean() * (alpha if scalar_alpha else 1.0)
-    scale = -(alpha if scalar_alpha else 1.0) / target.shape[0]  # ℓ's sign, α and the mean
+        return loss.mean() * common
+    # fold the mean, α and (for focal, written as u^γ·log p_t) the sign of ℓ into one factor
+    scale = common / target.shape[0] * (-1.0 if gamma else 1.0)
     if omega is not None:
         omega = batch_normalize(omega, scale) if batch_norm else omega * constant(scale, logits)
     if per_class is None:
@@ -267,4 +259,10 @@ def combined_loss(
     else:
         factor = per_class.gather(0, target)  # (N,)
         factor.mul_(constant(scale, logits) if omega is None else omega)
-    return _WeightedFocalSum.apply(logits, target, factor, constant(scale, logits), float(gamma))
+    if gamma:
+        factor = constant(scale, logits).expand(target.shape) if factor is None else factor
+        return _FocalDot.apply(logits, target, factor, float(gamma))
+    if factor is None:  # plain cross-entropy, up to α
+        loss = F.cross_entropy(logits, target)
+        return loss if common == 1.0 else loss * common
+    return torch.dot(F.cross_entropy(logits, target, reduction="none"), factor)
