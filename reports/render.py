@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ MARKERS = {  # layer -> plotly marker
     "front": {"color": "#d62728", "symbol": "circle", "size": 10},
     "baseline": {"color": "black", "symbol": "star", "size": 14},
     "knee": {
-        "color": "rgba(0,0,0,0)",
+        "color": "#ff7f0e",
         "symbol": "circle-open",
         "size": 20,
         "line": {"color": "#ff7f0e", "width": 2},
@@ -85,13 +85,26 @@ def scatter_figure(analysis: Analysis) -> go.Figure:
     return fig
 
 
-def _dimension(label: str, values: list) -> dict:
-    """A parcoords axis: numbers as they are; anything else as labelled integer codes."""
-    numeric = all(
-        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
-    )
-    if numeric and any(v is not None for v in values):
-        return {"label": label, "values": [np.nan if v is None else float(v) for v in values]}
+def _numeric_dimension(label: str, values: list, log: bool) -> dict:
+    """A numeric parcoords axis (log10 when `log`); missing values sit on an "n/a" tick below."""
+    nums = [None if v is None else (math.log10(v) if log else float(v)) for v in values]
+    known = [v for v in nums if v is not None]
+    lo, hi = min(known), max(known)
+    ticks = list(np.linspace(lo, hi, 5)) if hi > lo else [lo]
+    text = [f"{10**t:.3g}" if log else f"{t:.3g}" for t in ticks]
+    if len(known) < len(nums):
+        missing = lo - 0.15 * ((hi - lo) or 1.0)
+        nums = [missing if v is None else v for v in nums]
+        ticks, text = [missing, *ticks], ["n/a", *text]
+    return {"label": label, "values": nums, "tickvals": ticks, "ticktext": text}
+
+
+def _dimension(label: str, values: list, log: bool = False) -> dict:
+    """A parcoords axis: numbers on a numeric axis; anything else as labelled integer codes."""
+    present = [v for v in values if v is not None]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
+    if present and numeric and not (log and min(present) <= 0):
+        return _numeric_dimension(label, values, log)
     names = sorted({str(v) for v in values}, key=natural_key)
     codes = {name: i for i, name in enumerate(names)}
     return {
@@ -102,11 +115,13 @@ def _dimension(label: str, values: list) -> dict:
     }
 
 
-def parallel_figure(analysis: Analysis, keys: Sequence[str]) -> go.Figure:
+def parallel_figure(
+    analysis: Analysis, keys: Sequence[str], log_keys: Collection[str] = ()
+) -> go.Figure:
     """Parallel coordinates: searched parameters, then objectives; front trials in red."""
     rows: list[TrialRow] = analysis.candidates + analysis.stopped
     front = set(analysis.front)
-    dims = [_dimension(k, [r.params.get(k) for r in rows]) for k in keys]
+    dims = [_dimension(k, [r.params.get(k) for r in rows], k in log_keys) for k in keys]
     dims += [
         {"label": str(o), "values": [r.values[o.metric] for r in rows]} for o in analysis.objectives
     ]
@@ -120,12 +135,17 @@ def parallel_figure(analysis: Analysis, keys: Sequence[str]) -> go.Figure:
                 "cmin": 0,
                 "cmax": 1,
             },
+            labelangle=-20,
         )
     )
     fig.update_layout(
-        height=460,
-        margin={"l": 80, "r": 80, "t": 60, "b": 30},
-        title="Parameters → objectives (red: Pareto front)",
+        height=500,
+        margin={"l": 80, "r": 80, "t": 130, "b": 30},
+        title={
+            "text": "Parameters → objectives (red: Pareto front; log axes for log-scale "
+            "parameters)",
+            "y": 0.97,
+        },
     )
     return fig
 
@@ -142,11 +162,12 @@ def render_html(
     importances: Sequence[Importance],
     title: str,
     reseed: pd.DataFrame | None = None,
+    log_keys: Collection[str] = (),
 ) -> str:
     """The whole pareto.html text; the first figure inlines plotly.js, the others reuse it."""
     figures = [scatter_figure(analysis)]
     if analysis.candidates or analysis.stopped:
-        figures.append(parallel_figure(analysis, keys))
+        figures.append(parallel_figure(analysis, keys, log_keys))
     divs = [
         fig.to_html(
             full_html=False, include_plotlyjs=(i == 0), config=PLOT_CONFIG, div_id=f"plot-{i}"

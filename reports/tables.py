@@ -102,21 +102,28 @@ def excluded_frame(analysis: Analysis) -> pd.DataFrame:
 
 
 def importance_frame(importances: Sequence[Importance]) -> pd.DataFrame:
-    """Long table: objective, branch, n_trials, parameter, importance (computed groups only)."""
-    records = [
-        {
-            "objective": imp.metric,
-            "branch": imp.branch or "all",
-            "n_trials": imp.n_trials,
-            "parameter": key,
-            "importance": value,
-        }
-        for imp in importances
-        for key, value in imp.values.items()
-    ]
-    return pd.DataFrame(
-        records, columns=["objective", "branch", "n_trials", "parameter", "importance"]
+    """Wide table: branch, n_trials, parameter, then one importance column per objective.
+
+    Rows keep the branch order; within a branch, parameters go by importance for the first
+    objective. Skipped groups have no rows (see importance_notes).
+    """
+    metrics = list(dict.fromkeys(imp.metric for imp in importances))
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for imp in importances:
+        for key, value in imp.values.items():
+            row = cells.setdefault(
+                (imp.branch, key),
+                {"branch": imp.branch or "all", "n_trials": imp.n_trials, "parameter": key},
+            )
+            row[imp.metric] = value
+    frame = pd.DataFrame(
+        list(cells.values()), columns=["branch", "n_trials", "parameter", *metrics]
     )
+    if frame.empty:
+        return frame
+    order = {b: i for i, b in enumerate(dict.fromkeys(frame["branch"]))}
+    frame = frame.assign(_b=frame["branch"].map(order), _v=-frame[metrics[0]].fillna(-1.0))
+    return frame.sort_values(["_b", "_v"], kind="stable").drop(columns=["_b", "_v"])
 
 
 def importance_notes(importances: Sequence[Importance]) -> list[str]:

@@ -78,7 +78,9 @@ def write_report(
         reseed = format_mean_std(table, analysis.objectives)
     trials_frame(analysis, keys).to_csv(folder / "trials.csv", index=False)
     (folder / "pareto.md").write_text(render_markdown(analysis, keys, importances, title, reseed))
-    (folder / "pareto.html").write_text(render_html(analysis, keys, importances, title, reseed))
+    log_keys = {p.key for p in run.space or () if p.log or p.dist == "loguniform"}
+    page = render_html(analysis, keys, importances, title, reseed, log_keys)
+    (folder / "pareto.html").write_text(page)
     for stale in folder.glob("front_*.png"):  # from a report with other objectives
         stale.unlink()
     plots = write_front_plots(analysis, folder)

@@ -15,7 +15,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.config import SearchConfig
 from search.searcher import SearcherSpec, make_searcher
-from spaces import Space
+from reports.baseline import is_plain_ce
+from spaces import Space, canonical
 from trainables.trial import tune_trial
 
 EXPERIMENT = "tune"  # Ray's experiment folder inside output_dir
@@ -36,8 +37,28 @@ def make_scheduler(cfg: SearchConfig) -> TrialScheduler:
     return SCHEDULERS[cfg.scheduler.name](cfg)
 
 
+class AnchoredASHA(ASHAScheduler):
+    """ASHA that lets the first plain-CE trial (the report's baseline anchor) train the full budget,
+    so every trial on the Pareto front is compared with a finished baseline, not a 2-epoch one."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.anchor: str | None = None
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if self.anchor is None and is_plain_ce(canonical(trial.config)):
+            self.anchor = trial.trial_id
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if trial.trial_id == self.anchor and result.get(self._time_attr, 0) < self._max_t:
+            return TrialScheduler.CONTINUE
+        return action
+
+
 def _asha(cfg: SearchConfig) -> TrialScheduler:
-    return ASHAScheduler(
+    return AnchoredASHA(
         time_attr="training_iteration",
         max_t=cfg.train.max_epochs,
         grace_period=cfg.scheduler.grace_period,
@@ -108,7 +129,6 @@ def tuner_parts(
         search_alg=searcher,
         scheduler=make_scheduler(cfg),
         num_samples=num_samples(cfg, space),
-        max_concurrent_trials=limit,
         reuse_actors=True,
         trial_name_creator=_trial_name,
         trial_dirname_creator=_trial_name,
