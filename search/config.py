@@ -65,6 +65,7 @@ class MlflowSection:
 @dataclass(frozen=True)
 class ClusterSection:
     address: str = ""  # "" starts a local Ray; auto, ray://host:10001 or host:port connects
+    shared_storage: bool = False  # output_dir is mounted at the same path on every node (NFS)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,10 @@ def known_keys(cls: type = SearchConfig, prefix: str = "") -> list[str]:
 
 
 def parse_overrides(argv: list[str]) -> list[str]:
-    """Validate `key=value` syntax and keys; expand the `data=`/`scheduler=` shorthands."""
+    """Validate `key=value` syntax and keys; expand the `data=`/`scheduler=` shorthands.
+
+    OmegaConf would resolve `${...}` (e.g. `${oc.env:VAR}`) in values, so any `${` is refused.
+    """
     keys = known_keys()
     out = []
     for arg in argv:
@@ -124,6 +128,11 @@ def parse_overrides(argv: list[str]) -> list[str]:
         key = key.strip()
         if not sep or not key:
             raise UserInputError(f"override {arg!r}: expected key=value, e.g. space=elf")
+        if "${" in arg:
+            raise UserInputError(
+                f"override {arg!r}: interpolation ${{...}} is not allowed (it could copy "
+                "environment variables into logged params); write the value itself"
+            )
         key = SHORTHANDS.get(key, key)
         if key not in keys and not key.startswith("data."):
             raise UserInputError(f"unknown key {key!r}{closest(key, keys)}")

@@ -2,8 +2,9 @@
 
 `<output_dir>/record.jsonl`, one JSON object per line, written by the driver only:
   {"event": "start",  "trial_id", "params": {...}}
-  {"event": "result", "trial_id", "epoch", "time", "device", "metrics": {...numeric...}}
+  {"event": "result", "trial_id", "epoch", "time", "device", "node", "metrics": {...numeric...}}
   {"event": "end",    "trial_id", "state": completed|stopped_early|failed, "epochs", "reason"}
+`device` is cpu or cuda and `node` the Ray node id the epoch ran on.
 A (trial, epoch) result or a trial's start/end is written once, also across resumes.
 """
 
@@ -114,6 +115,7 @@ class RecordCallback(Callback):
                 "epoch": epoch,
                 "time": time.time(),
                 "device": result.get("device"),
+                "node": result.get("node"),
                 "metrics": metrics,
             }
         )

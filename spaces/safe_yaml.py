@@ -1,4 +1,5 @@
-"""Read a small YAML file defensively: size cap, no tabs, no duplicate keys, no anchors or aliases.
+"""Read a small YAML file defensively: size cap, no tabs, no duplicate keys, no anchors or aliases,
+no tags beyond YAML's own (so no `!!python/...` objects).
 
 `yaml.safe_load` silently keeps the last of two equal keys and expands aliases (a "billion laughs"
 file of a few hundred bytes can expand to gigabytes); this loader rejects both, and remembers the
@@ -74,8 +75,17 @@ class _Loader(yaml.SafeLoader):
         data.update(value)
         data.lines = value.lines
 
+    def construct_undefined(self, node: yaml.Node) -> Any:
+        raise _RuleError(
+            None,
+            None,
+            f"tag {node.tag!r} is not allowed; a space file holds plain YAML values only",
+            node.start_mark,
+        )
+
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+_Loader.add_constructor(None, _Loader.construct_undefined)
 
 
 def read_yaml(path: Path, shown: str) -> Any:

@@ -162,7 +162,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return check(key, value)
     if origin is tuple:
         if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-            raise UserInputError(f"{key}: expected a list ({_describe(hint)}), got {value!r}")
+            raise UserInputError(f"{key}: expected {_describe(hint)}, got {value!r}")
         kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
         if len(kinds) != len(value):
             raise UserInputError(f"{key}: expected {len(kinds)} values, got {value!r}")
@@ -178,8 +178,21 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     raise UserInputError(f"{key}: unsupported option type {hint!r}")
 
 
-def _describe(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+def _describe(hint: Any, plural: bool = False) -> str:
+    """A type hint in words: `tuple[str, ...] | str` → "a list of strings or a string"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a, plural) for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0], plural=True)}"
+        return f"{'lists' if plural else 'a list'} of {len(args)} values"
+    if origin in (Mapping, dict):
+        return "mappings" if plural else "a mapping"
+    names = TYPE_NAMES.get(hint)
+    if names is None:
+        return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    return names[plural]
 
 
 def _int(key: str, value: Any) -> int:
@@ -205,6 +218,12 @@ def _none(key: str, value: Any) -> None:
         raise UserInputError(f"{key}: expected null, got {value!r}")
 
 
+TYPE_NAMES: dict[Any, tuple[str, str]] = {  # (singular, plural)
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    str: ("a string", "strings"),
+    type(None): ("null", "nulls"),
+}
 SCALARS: dict[Any, Callable[[str, Any], Any]] = {
     int: _int,
     float: _float,

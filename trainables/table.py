@@ -81,11 +81,18 @@ def load_table(spec: TableSpec) -> Dataset:
     y, classes = _labels(spec, frame[spec.label])
     train, val, test = stratified_split(y, spec.val_frac, spec.test_frac, spec.seed)
     x, kept, stats = _standardise(spec, frame, features, train)
+    if not kept and spec.text is None:
+        raise UserInputError(_nothing_to_learn(spec.path, features))
     aco, rso, source = _ownership(spec.path, frame, owners, train)
     texts = None
     if spec.text is not None:
         texts = pa.array(frame[spec.text].astype("str").array).cast(pa.large_string())
     parts = [_split(spec, x, y, aco, rso, texts, rows) for rows in (train, val, test)]
+    if parts[0].tokens is not None and not parts[0].tokens.any():
+        raise UserInputError(
+            f"{spec.path}: text column {spec.text!r} has no words in any training row "
+            "(empty or punctuation only); fix the column or leave data.text unset"
+        )
     meta = {
         "preset": "table",
         "path": spec.path,
@@ -105,21 +112,31 @@ def load_table(spec: TableSpec) -> Dataset:
     return Dataset(*parts, classes=tuple(classes), vocab_size=vocab, meta=meta)
 
 
+def _nothing_to_learn(path: str, features: list[str]) -> str:
+    what = (
+        f"every feature column ({', '.join(features[:5])}{', ...' if len(features) > 5 else ''}) "
+        "is constant or all-NaN on the training rows"
+        if features
+        else "the table has no numeric feature columns"
+    )
+    return f"{path}: {what} and data.text is unset, so a model has nothing to learn from"
+
+
 def _check_spec(spec: TableSpec) -> None:
     for name in ("val_frac", "test_frac"):
         value = getattr(spec, name)
         if not 0 < value < 1:
-            raise UserInputError(f"table: {name} must be in (0, 1), got {value!r}")
+            raise UserInputError(f"data.{name} must be in (0, 1), got {value!r}")
     if spec.val_frac + spec.test_frac >= 1:
         raise UserInputError(
-            f"table: val_frac + test_frac must be < 1, got {spec.val_frac} + {spec.test_frac}"
+            f"data: val_frac + test_frac must be < 1, got {spec.val_frac} + {spec.test_frac}"
         )
     if spec.text_buckets < 2:
-        raise UserInputError(f"table: text_buckets must be >= 2, got {spec.text_buckets!r}")
+        raise UserInputError(f"data.text_buckets must be >= 2, got {spec.text_buckets!r}")
     if spec.max_tokens < 1:
-        raise UserInputError(f"table: max_tokens must be >= 1, got {spec.max_tokens!r}")
+        raise UserInputError(f"data.max_tokens must be >= 1, got {spec.max_tokens!r}")
     if any(n < 1 for n in spec.char_ngrams):
-        raise UserInputError(f"table: char_ngrams must be sizes >= 1, got {spec.char_ngrams!r}")
+        raise UserInputError(f"data.char_ngrams must be sizes >= 1, got {spec.char_ngrams!r}")
 
 
 def _ownership_columns(spec: TableSpec) -> list[OwnershipColumn]:
@@ -166,6 +183,8 @@ def _choice(column: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
 def _header(path: str) -> list[str]:
     """Column names of the file, checked for existence, readability and duplicates."""
     file = Path(path)
+    if file.is_dir():
+        raise UserInputError(f"{path}: is a directory; expected a CSV, TSV or Parquet file")
     if not file.is_file():
         raise UserInputError(f"table file not found: {path} (relative to {Path.cwd()})")
     reader = HEADER_READERS.get(_suffix(file))
@@ -201,7 +220,13 @@ def _parquet_header(file: Path) -> list[str]:
     try:
         return list(pq.read_schema(file).names)
     except Exception as err:  # pyarrow raises several types for corrupt files
-        raise UserInputError(f"{file}: not a readable Parquet file ({err})") from None
+        raise UserInputError(f"{file}: not a readable Parquet file ({_one_line(err)})") from None
+
+
+def _one_line(err: Exception, limit: int = 300) -> str:
+    """A library's error message on one line, shortened to `limit` characters."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _encoding_error(file: Path | str, err: UnicodeDecodeError) -> UserInputError:
@@ -229,7 +254,7 @@ def _needed_columns(
     if spec.features != "auto":
         if isinstance(spec.features, str):
             raise UserInputError(
-                f"table: features must be a list of columns or 'auto', got {spec.features!r}"
+                f"data.features must be a list of columns or 'auto', got {spec.features!r}"
             )
         wanted += [("feature", f) for f in spec.features]
     wanted += [("log feature", f) for f in spec.log_features]
@@ -269,9 +294,9 @@ def _read(path: str, names: list[str], columns: list[str] | None, text: str | No
                 f"{path}: column {names[int(at.group(1))]!r} is not valid UTF-8 text; "
                 "re-save the file as UTF-8"
             ) from None
-        raise UserInputError(f"{path}: cannot be read as a table ({err})") from None
+        raise UserInputError(f"{path}: cannot be read as a table ({_one_line(err)})") from None
     except (pa.ArrowException, OSError) as err:
-        raise UserInputError(f"{path}: cannot be read as a table ({err})") from None
+        raise UserInputError(f"{path}: cannot be read as a table ({_one_line(err)})") from None
     for name, kind in zip(table.column_names, table.schema.types, strict=True):
         if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
             raise UserInputError(
@@ -289,7 +314,15 @@ def _feature_names(
     else:
         names = list(spec.features)
         if spec.label in names:
-            raise UserInputError(f"table: the label column {spec.label!r} cannot also be a feature")
+            raise UserInputError(
+                f"data.features: the label column {spec.label!r} cannot also be a feature"
+            )
+    named = [] if spec.features == "auto" else [("feature", n) for n in names]
+    for role, name in [*named, *(("ownership", o.column) for o in owners)]:
+        if frame[name].isna().all():
+            raise UserInputError(
+                f"{spec.path}: {role} column {name!r} has no values (every row is empty or NaN)"
+            )
     for name in [*names, *(o.column for o in owners)]:
         if not _numeric(frame[name]):
             raise UserInputError(
@@ -298,7 +331,7 @@ def _feature_names(
     for name in spec.log_features:
         if name not in names:
             raise UserInputError(
-                f"table: log feature {name!r} is not a feature{closest(name, names)}"
+                f"data.log_features: log feature {name!r} is not a feature{closest(name, names)}"
             )
     return names
 
@@ -386,18 +419,24 @@ def _norm_none(column: str, x: np.ndarray, train: np.ndarray) -> np.ndarray:
     bad = ~np.isnan(x) & ((x < 0) | (x > 1))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        seen = x[~np.isnan(x)]
+        counts = bool((seen == np.round(seen)).all() and (seen >= 0).all())
+        hint = "the values look like counts: set" if counts else "fix the value or set"
         raise UserInputError(
-            f"ownership column {column!r} has value {x[row]!r} at row {row} outside [0, 1]; "
-            "use norm log_max or rank for counts"
+            f"ownership column {column!r} has value {x[row]:g} at row {row} outside [0, 1], "
+            f"but norm none expects proportions; {hint} its norm to log_max or rank"
         )
     return x
 
 
 def _norm_log_max(column: str, x: np.ndarray, train: np.ndarray) -> np.ndarray:
     """log1p(x) / log1p(max over training rows), clipped to [0, 1]."""
-    if (x[~np.isnan(x)] < 0).any():
+    negative = np.flatnonzero(~np.isnan(x) & (x < 0))
+    if negative.size:
+        row = int(negative[0])
         raise UserInputError(
-            f"ownership column {column!r} has negative values; log_max expects counts >= 0"
+            f"ownership column {column!r} has negative values (first {x[row]:g} at row {row}); "
+            "log_max expects counts >= 0"
         )
     fit = x[train]
     top = np.nanmax(fit) if (~np.isnan(fit)).any() else np.nan
@@ -427,7 +466,12 @@ def _ownership(
     path: str, frame: pd.DataFrame, owners: list[OwnershipColumn], train: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, str | None]]]:
     """(n, 3) aco and rso in GRANULARITIES order, and which column fills each slot."""
-    normed = {o.column: NORMS[o.norm](o.column, _floats(frame[o.column]), train) for o in owners}
+    try:
+        normed = {
+            o.column: NORMS[o.norm](o.column, _floats(frame[o.column]), train) for o in owners
+        }
+    except UserInputError as err:
+        raise UserInputError(f"{path}: {err}") from None
     out, source = {}, {}
     for signal in SIGNALS:
         mapped = {

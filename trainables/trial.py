@@ -22,7 +22,7 @@ from trainables.losses import class_weights, combined_loss, warn_double_correcti
 from trainables.metrics import classification_metrics, plain_ce
 from trainables.models import build_model
 from trainables.params import TrialParams
-from trainables.weights import adaptive_scale, train_weights, weight_stats
+from trainables.weights import adaptive_scale, batch_normalize_epoch, train_weights, weight_stats
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,11 @@ def train(
         )
     base_w, clipped = base_w.to(device), clipped.to(device)
     warn_double_correction(params["train.balanced_sampling"], params["cw.method"])
-    cw = class_weights(
-        counts, params["cw.method"], params["cw.beta"], params["cw.cap"], data.classes
-    ).to(device)
+    cw = None  # None takes the loss's exact, cheapest unweighted path
+    if params["cw.method"] != "none":
+        cw = class_weights(
+            counts, params["cw.method"], params["cw.beta"], params["cw.cap"], data.classes
+        ).to(device)
     start, best, best_epoch, train_time = 0, -math.inf, -1, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -121,6 +123,11 @@ def train(
         t0 = time.perf_counter()
         w = adaptive_scale(base_w, epoch, max_epochs, params["elf.warmup_frac"])
         order = _epoch_order(train_split.y, params["train.balanced_sampling"], gen)
+        batch_w = None  # (n,) this epoch's weights in batch order; None without ELF
+        if elf_on:
+            batch_w = w[order]
+            if params["elf.batch_norm"]:  # per-batch normalisation, all batches in one op
+                batch_w = batch_normalize_epoch(batch_w, bs)
         model.train()
         total = torch.zeros((), device=device)
         for i in range(0, order.shape[0], bs):
@@ -130,12 +137,11 @@ def train(
             loss = combined_loss(
                 logits.float(),
                 train_split.y[idx],
-                w[idx],
+                None if batch_w is None else batch_w[i : i + bs],
                 cw,
                 kind=params["loss.kind"],
                 gamma=params["loss.gamma"],
                 alpha=params["loss.alpha"],
-                batch_norm=elf_on and params["elf.batch_norm"],
             )
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -188,12 +194,14 @@ def load_state(directory: str | Path) -> dict[str, Any]:
 
 def tune_trial(config: dict[str, Any], data: Dataset) -> None:
     """Ray Tune function trainable: validate the flat config, train, report and checkpoint each epoch."""
+    import ray
     from ray import tune
 
     params = TrialParams.from_flat(canonical(config))
     gpu = bool(tune.get_context().get_trial_resources().required_resources.get("GPU", 0))
-    device = pick_device(gpu)
-    log.info("trial %s runs on %s", tune.get_context().get_trial_id(), device)
+    device = pick_device(gpu)  # Ray narrows CUDA_VISIBLE_DEVICES to its GPU, so "cuda" is that one
+    node = ray.get_runtime_context().get_node_id()  # a retry may run on another node
+    log.info("trial %s runs on %s of node %s", tune.get_context().get_trial_id(), device, node)
     checkpoint = tune.get_checkpoint()
     state = None
     if checkpoint is not None:
@@ -204,7 +212,7 @@ def tune_trial(config: dict[str, Any], data: Dataset) -> None:
         with tempfile.TemporaryDirectory() as d:
             torch.save(ckpt, Path(d) / CHECKPOINT_FILE)
             tune.report(
-                metrics | {"device": device.type},
+                metrics | {"device": device.type, "node": node},
                 checkpoint=tune.Checkpoint.from_directory(d),
             )
 

@@ -33,7 +33,7 @@ POOL_BATCHES = 8  # distinct batches cycled through in the step benchmark
 STEP_TARGET = 1.10  # full-loss step time / cross-entropy step time
 EPOCH, MAX_EPOCHS = 1, 12  # adaptive scaling mid warm-up
 # (repeats, steps per repeat, loss-only calls per repeat, loop calls per repeat)
-SIZES = {True: (3, 40, 300, 1), False: (11, 100, 1000, 3)}
+SIZES = {True: (3, 40, 300, 1), False: (21, 60, 500, 3)}
 FULL = {
     "loss.kind": "focal",
     "loss.gamma": 2.0,
