@@ -73,6 +73,29 @@ def _epoch_order(y: torch.Tensor, balanced: bool, gen: torch.Generator) -> torch
     return torch.multinomial(probs.cpu(), n, replacement=True, generator=gen).to(y.device)
 
 
+def epoch_weights(
+    w: torch.Tensor | None,
+    cw: torch.Tensor | None,
+    y: torch.Tensor,
+    order: torch.Tensor,
+    bn_batch: int,
+) -> torch.Tensor | None:
+    """Per-sample loss weights ω_i·cw[y_i] for one epoch, in batch order (None: unweighted).
+
+    Batch normalisation of ω (per batch of `bn_batch`, 0 = off) and the class-weight gather are
+    done once per epoch here, so a training step only slices this vector.
+    """
+    out = None
+    if w is not None:
+        out = w[order]
+        if bn_batch:
+            out = batch_normalize_epoch(out, bn_batch)
+    if cw is not None:
+        cwy = cw[y[order]]
+        out = cwy if out is None else out * cwy
+    return out
+
+
 def train(
     params: TrialParams,
     data: Dataset,
@@ -118,16 +141,13 @@ def train(
         start, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
         train_time = state["train_time_s"]
     max_epochs, bs = params["train.max_epochs"], params["train.batch_size"]
+    bn_batch = bs if elf_on and params["elf.batch_norm"] else 0
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     for epoch in range(start, max_epochs):
         t0 = time.perf_counter()
         w = adaptive_scale(base_w, epoch, max_epochs, params["elf.warmup_frac"])
         order = _epoch_order(train_split.y, params["train.balanced_sampling"], gen)
-        batch_w = None  # (n,) this epoch's weights in batch order; None without ELF
-        if elf_on:
-            batch_w = w[order]
-            if params["elf.batch_norm"]:  # per-batch normalisation, all batches in one op
-                batch_w = batch_normalize_epoch(batch_w, bs)
+        batch_w = epoch_weights(w if elf_on else None, cw, train_split.y, order, bn_batch)
         model.train()
         total = torch.zeros((), device=device)
         for i in range(0, order.shape[0], bs):
@@ -138,7 +158,7 @@ def train(
                 logits.float(),
                 train_split.y[idx],
                 None if batch_w is None else batch_w[i : i + bs],
-                cw,
+                None,
                 kind=params["loss.kind"],
                 gamma=params["loss.gamma"],
                 alpha=params["loss.alpha"],
