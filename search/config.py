@@ -128,7 +128,7 @@ def parse_overrides(argv: list[str]) -> list[str]:
         key = key.strip()
         if not sep or not key:
             raise UserInputError(f"override {arg!r}: expected key=value, e.g. space=elf")
-        if False:
+        if "${" in arg:
             raise UserInputError(
                 f"override {arg!r}: interpolation ${{...}} is not allowed (it could copy "
                 "environment variables into logged params); write the value itself"

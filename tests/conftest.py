@@ -22,6 +22,12 @@ def small_data():
 def ray_local():
     """One local Ray per test module: 2 CPUs, no dashboard, bound to 127.0.0.1."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+    )
     yield ray
     ray.shutdown()

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.slow
 def ray_one_gpu():
     ray = pytest.importorskip("ray")
     ray.init(
+        address="local",
         num_cpus=2,
         num_gpus=1,
         include_dashboard=False,

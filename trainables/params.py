@@ -17,7 +17,8 @@ MISSING_POLICIES = ("default", "impute", "min", "skip")
 
 @dataclass(frozen=True)
 class Param:
-    """One trial parameter: `kind` is float, int, bool, str or float_or_none."""
+    """One trial parameter: `kind` is float, int, bool, str (one of `choices`), text (any string)
+    or float_or_none."""
 
     key: str
     default: Any
@@ -34,6 +35,10 @@ class Param:
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise ValueError(f"{self.key}: expected true or false, got {value!r}")
+            return value
+        if self.kind == "text":
+            if not isinstance(value, str):
+                raise ValueError(f"{self.key}: expected a string, got {value!r}")
             return value
         if self.kind == "str":
             if value not in (self.choices or ()):
@@ -134,6 +139,22 @@ PARAMS: dict[str, Param] = {
         _p("model.layers", 2, "int", "Hidden layers of the MLP.", low=1, high=8),
         _p("model.dropout", 0.1, "float", "Dropout probability.", low=0, high=0.9),
         _p("model.embed_dim", 32, "int", "EmbeddingBag width for text ids.", low=1),
+        # Fault injection, for testing the harness's failure handling (off by default)
+        _p(
+            "fault.kind",
+            "none",
+            "str",
+            "Inject a fault: raise an error or make the loss NaN.",
+            choices=("none", "raise", "nan"),
+        ),
+        _p("fault.epoch", 0, "int", "Epoch at which the fault strikes.", low=0),
+        _p(
+            "fault.marker",
+            "",
+            "text",
+            "If set, strike only while this file does not exist "
+            "(the fault creates it: a one-off failure); empty: strike every time.",
+        ),
     ]
 }
 

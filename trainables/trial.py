@@ -73,6 +73,22 @@ def _epoch_order(y: torch.Tensor, balanced: bool, gen: torch.Generator) -> torch
     return torch.multinomial(probs.cpu(), n, replacement=True, generator=gen).to(y.device)
 
 
+class InjectedFault(RuntimeError):
+    """Raised by `fault.kind=raise` (testing the harness's retries and failure handling)."""
+
+
+def inject_fault(params: TrialParams, loss: torch.Tensor) -> torch.Tensor:
+    """Apply `fault.kind` once its marker allows: raise, or turn the loss into NaN."""
+    marker = params["fault.marker"]
+    if marker:
+        if Path(marker).exists():
+            return loss
+        Path(marker).touch()
+    if params["fault.kind"] == "raise":
+        raise InjectedFault(f"injected fault at epoch {params['fault.epoch']}")
+    return loss * float("nan")
+
+
 def epoch_weights(
     w: torch.Tensor | None,
     cw: torch.Tensor | None,
@@ -163,6 +179,8 @@ def train(
                 gamma=params["loss.gamma"],
                 alpha=params["loss.alpha"],
             )
+            if params["fault.kind"] != "none" and epoch == params["fault.epoch"]:
+                loss = inject_fault(params, loss)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
