@@ -100,7 +100,10 @@ def _set(column: str, rows: list[int], value: object) -> Callable[[pd.DataFrame]
 
 BOMB = "\n".join(
     ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    + [f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    + [
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
     + ["params: {train.lr: 0.01}", ""]
 )
 LATIN1_CSV = "a,label\n1,caf\xe9\n2,th\xe9\n".encode("latin-1")
@@ -429,7 +432,11 @@ def test_bad_input_is_one_line_exit_2_without_ray_or_output(name, isolated, caps
     assert list((isolated / "cwd").iterdir()) == []
 
 
-FRESH_PROCESS_CASES = ("space_malformed_yaml", "data_missing_label_column", "data_constant_features")
+FRESH_PROCESS_CASES = (
+    "space_malformed_yaml",
+    "data_missing_label_column",
+    "data_constant_features",
+)
 
 
 def test_a_fresh_process_exits_2_with_one_line(tmp_path):

@@ -1,0 +1,70 @@
+"""Wiring without running Ray: each config option lands where it should in the Tuner's arguments."""
+
+from __future__ import annotations
+
+import pytest
+from ray.tune.schedulers import FIFOScheduler
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+from search.config import load_config
+from search.searcher import HonestOptunaSearch
+from search.tuner import AnchoredASHA, concurrency, gpu_fraction, tuner_parts
+from spaces import load_space
+
+
+def parts(tmp_path, *args: str, cpus: float = 2, gpus: float = 0):
+    cfg = load_config([f"output_dir={tmp_path}", *args])
+    return cfg, tuner_parts(cfg, load_space(cfg.space), cpus, gpus)
+
+
+def test_defaults_asha_optuna_limited_to_cpu_slots(tmp_path):
+    cfg, p = parts(tmp_path, "train.max_epochs=7", "scheduler.grace_period=3", "search.seed=5")
+    tc = p.tune_config
+    assert isinstance(tc.scheduler, AnchoredASHA)
+    assert tc.scheduler._max_t == 7
+    assert min(t for t, _ in tc.scheduler._brackets[0]._rungs) == 3  # grace period
+    assert tc.scheduler._reduction_factor == 3
+    assert isinstance(tc.search_alg, ConcurrencyLimiter) and tc.search_alg.max_concurrent == 2
+    assert isinstance(tc.search_alg.searcher, HonestOptunaSearch)
+    assert tc.metric == "val_macro_f1" and tc.mode == "max"
+    assert tc.num_samples == 32 and tc.reuse_actors is True
+    assert p.param_space == {"train.max_epochs": 7}
+    assert p.trainable_resources == {"cpu": 1.0, "gpu": 0.0}
+    assert p.run_config.storage_path == str(tmp_path.resolve())
+    assert p.run_config.failure_config.max_failures == 1
+
+
+def test_fifo_random_and_explicit_limits(tmp_path):
+    _, p = parts(
+        tmp_path,
+        "scheduler=fifo",
+        "search.algorithm=random",
+        "search.num_samples=5",
+        "search.max_concurrent=3",
+    )
+    assert isinstance(p.tune_config.scheduler, FIFOScheduler)
+    assert isinstance(p.tune_config.search_alg, BasicVariantGenerator)
+    assert p.tune_config.num_samples == 5
+    assert "elf.strategy" in p.param_space
+
+
+def test_grid_space_runs_each_point_once(tmp_path):
+    _, p = parts(tmp_path, "space=baseline")
+    assert isinstance(p.tune_config.search_alg, BasicVariantGenerator)
+    assert p.tune_config.num_samples == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "gpus", "expected"),
+    [("auto", 0, 0.0), ("auto", 2, 0.25), (0.5, 1, 0.5), (0, 4, 0.0)],
+)
+def test_gpu_fraction(setting, gpus, expected):
+    assert gpu_fraction(setting, gpus) == expected
+
+
+def test_gpu_slots_bound_concurrency(tmp_path):
+    cfg, p = parts(
+        tmp_path, "resources.gpu_per_trial=0.25", "resources.cpu_per_trial=0.5", cpus=16, gpus=1
+    )
+    assert p.trainable_resources == {"cpu": 0.5, "gpu": 0.25}
+    assert concurrency(cfg, 16, 1, 0.25) == 4
