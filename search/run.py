@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from search.config import SearchConfig, flatten, load_config, to_yaml
 from search.record import RECORD_FILE, read_record
 from spaces import Space, list_spaces, load_space
 from spaces.distributions import Constant
+from spaces.safe_yaml import read_yaml
 from trainables.errors import UserInputError
 from trainables.params import closest
 
@@ -78,7 +77,9 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
             raise UserInputError(
                 f"resume={cfg.resume}: not an output folder of this tool (no {MARKER} in it)"
             )
-        saved = yaml.safe_load((folder / "config.yaml").read_text())
+        saved = read_yaml(folder / "config.yaml", str(folder / "config.yaml"))
+        if not isinstance(saved, dict):
+            raise UserInputError(f"{folder / 'config.yaml'}: expected a mapping of config keys")
         cfg = load_config(
             _as_overrides(saved) + [f"resume={cfg.resume}"], env.get("MLFLOW_TRACKING_URI")
         )
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
         outcome = run(cfg, space)
     except UserInputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if cfg is not None:

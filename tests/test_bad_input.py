@@ -191,7 +191,7 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
     ),
     "space_env_interpolation_stays_literal": (
         _space(f"params:\n  train.lr: ${{oc.env:{SECRET_VAR}}}\n"),
-        ("params.train.lr", f"expected a float, got '${{oc.env:{SECRET_VAR}}}'"),
+        ("params.train.lr", f"expected a number, got '${{oc.env:{SECRET_VAR}}}'"),
     ),
     "space_empty_file": (
         _space("", "empty.yaml"),

@@ -312,11 +312,6 @@ def test_resume_never_runs_code_from_the_saved_config(saved_search):
     assert not sentinel.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="search.run.resolve reads config.yaml with bare yaml.safe_load: a YAMLError escapes "
-    "as a traceback; read it with spaces.safe_yaml.read_yaml (UserInputError, one line)",
-)
 def test_a_tampered_saved_config_is_one_line_exit_2(saved_search, capsys):
     _plant_python_tag(saved_search)
     assert main([f"resume={saved_search}"]) == 2
@@ -348,8 +343,9 @@ def test_a_local_ray_starts_without_dashboard_on_loopback(fake_ray):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="connect('') calls ray.init() without address, which joins any cluster a `ray start` "
-    "on this machine left in /tmp/ray/ray_current_cluster (or $RAY_ADDRESS); pass address='local'",
+    reason="search.cluster.init_args('') has no address, so ray.init() joins any cluster a "
+    "`ray start` on this machine left in /tmp/ray/ray_current_cluster (or $RAY_ADDRESS); "
+    "add address='local'",
 )
 def test_a_local_ray_never_joins_another_cluster(fake_ray):
     connect("")

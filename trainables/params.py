@@ -47,7 +47,8 @@ class Param:
                 )
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{self.key}: expected a {self.kind.replace('_', ' ')}, got {value!r}")
+            expected = {"int": "an integer", "float": "a number", "float_or_none": "a number or null"}
+            raise ValueError(f"{self.key}: expected {expected[self.kind]}, got {value!r}")
         if self.kind == "int":
             if int(value) != value:
                 raise ValueError(f"{self.key}: expected an integer, got {value!r}")

@@ -97,7 +97,12 @@ def ray_session() -> Iterator[dict[str, float]]:
     started = not ray.is_initialized()
     t0 = time.perf_counter()
     if started:
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+        )
     init_s = time.perf_counter() - t0
     res = ray.cluster_resources()
     try:
