@@ -1,0 +1,50 @@
+"""Same config and seed → the same sampled configurations and the same metrics, bit for bit (CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.config import load_config
+from search.record import read_record
+from spaces import load_space
+from tests.conftest import SMALL
+
+pytestmark = pytest.mark.slow
+TIMES = {"epoch_time_s", "train_time_s"}
+
+
+def trials(out) -> list[tuple[dict, list[dict]]]:
+    """(params, per-epoch metrics without timings) per trial, in start order."""
+    events = read_record(out / "record.jsonl")
+    order = [e["trial_id"] for e in events if e["event"] == "start"]
+    params = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
+    metrics = {t: [] for t in order}
+    for e in events:
+        if e["event"] == "result":
+            metrics[e["trial_id"]].append({k: v for k, v in e["metrics"].items() if k not in TIMES})
+    return [(params[t], metrics[t]) for t in order]
+
+
+def test_two_runs_sample_and_score_identically(ray_local, tmp_path):
+    from search.driver import run
+
+    outs = []
+    for i in range(2):
+        cfg = load_config(
+            [
+                "space=full",
+                f"output_dir={tmp_path / f'run{i}'}",
+                "search.num_samples=5",
+                "search.max_concurrent=1",
+                "search.seed=7",
+                "scheduler=fifo",
+                "train.max_epochs=2",
+                "mlflow.enabled=false",
+                *(f"data.{k}={v}" for k, v in SMALL.items()),
+            ]
+        )
+        outs.append(run(cfg, load_space(cfg.space)).output_dir)
+    first, second = trials(outs[0]), trials(outs[1])
+    assert len(first) == 5
+    assert [p for p, _ in first] == [p for p, _ in second]
+    assert [m for _, m in first] == [m for _, m in second]
