@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import SMALL
 
 from trainables.synthetic import SyntheticSpec, make_synthetic
 
 torch.set_num_threads(1)  # as in a Ray trial with 1 CPU; 2 threads thrash on a loaded 2-core box
-
-SMALL = {"n_train": 1500, "n_val": 600, "n_test": 300, "reviewers": 80}
 
 
 @pytest.fixture(scope="session")

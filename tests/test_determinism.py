@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers import SMALL
 
 from search.config import load_config
 from search.record import read_record
 from spaces import load_space
-from tests.conftest import SMALL
 
 pytestmark = pytest.mark.slow
 TIMES = {"epoch_time_s", "train_time_s"}

@@ -4,6 +4,7 @@ permanent crash or a NaN loss ends the trial `failed` everywhere while the other
 from __future__ import annotations
 
 import pytest
+from helpers import SMALL
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -12,7 +13,6 @@ from search.record import read_record
 from search.searcher import load_study
 from search.tuner import STUDY_FILE
 from spaces import load_space
-from tests.conftest import SMALL
 
 pytestmark = pytest.mark.slow
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_search import small_search
 
 from search.record import read_record
-from tests.test_search import small_search
 
 pytestmark = pytest.mark.slow
 

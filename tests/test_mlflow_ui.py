@@ -10,22 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import CHROMIUM, CHROMIUM_ARGS
 from mlflow import MlflowClient
 
 from search.tracking import SearchTracker, TrackerSettings
 from search.tracking.server import LocalServer
 
 pytestmark = pytest.mark.browser
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "mlflow-ui.png"
 SEARCH = "focal-vs-ce"
 MAX_EPOCHS = 4

@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
+from helpers import SMALL
 
 from search.record import read_record
-from tests.conftest import SMALL
 
 pytestmark = pytest.mark.slow
 
