@@ -91,7 +91,6 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     check_storage(cfg.output_dir, cluster)
     output_dir = prepare_output(cfg, space)
     parts = tuner_parts(cfg, space, cluster.cpus, cluster.gpus)
-    data_ref = data
     callbacks: list[Any] = [RecordCallback(output_dir, cfg.train.max_epochs)]
     if cfg.verbose:
         callbacks.append(ProgressCallback(cfg.search.metric, cfg.train.max_epochs))
@@ -100,9 +99,9 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         tracker.start()
         callbacks.append(tracker.callback())
     tuner = (
-        restore_tuner(str(output_dir), parts, data_ref, callbacks)
+        restore_tuner(str(output_dir), parts, data, callbacks)
         if cfg.resume
-        else build_tuner(parts, data_ref, callbacks)
+        else build_tuner(parts, data, callbacks)
     )
     status = "FAILED"
     try:

@@ -11,7 +11,6 @@ A (trial, epoch) result or a trial's start/end is written once, also across resu
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -100,7 +99,7 @@ class RecordCallback(Callback):
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", buffering=1)
-        self._file.write(json.dumps(event, default=_jsonable, allow_nan=True) + "\n")
+        self._file.write(json.dumps(event, default=str, allow_nan=True) + "\n")
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         self._write({"event": "start", "trial_id": trial.trial_id, "params": dict(trial.config)})
@@ -145,9 +144,3 @@ class RecordCallback(Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_file"} | {"_file": None}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return str(value)
