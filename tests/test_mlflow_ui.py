@@ -6,7 +6,6 @@ Needs Debian's chromium (`apt-get install -y chromium`); the tracker writes to a
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from search.tracking import SearchTracker, TrackerSettings
 from search.tracking.server import LocalServer
 
 pytestmark = pytest.mark.browser
-DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "mlflow-ui.png"
 SEARCH = "focal-vs-ce"
 MAX_EPOCHS = 4
 # (trial id, gamma, epochs trained): two complete, one stopped by ASHA at rung 1.
@@ -106,5 +104,3 @@ def test_runs_table_shows_parent_with_nested_trials(server, tmp_path):
         ]
         page.screenshot(path=str(tmp_path / "mlflow-ui.png"))
         browser.close()
-    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-    shutil.copy(tmp_path / "mlflow-ui.png", DOCS_SCREENSHOT)
