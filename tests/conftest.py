@@ -6,6 +6,7 @@ import pytest
 import torch
 from helpers import SMALL
 
+from search.cluster.info import loopback_only
 from trainables.synthetic import SyntheticSpec, make_synthetic
 
 torch.set_num_threads(1)  # as in a Ray trial with 1 CPU; 2 threads thrash on a loaded 2-core box
@@ -17,16 +18,22 @@ def small_data():
     return make_synthetic(SyntheticSpec(**SMALL))
 
 
+def start_local_ray(ray, **resources) -> None:
+    """A fresh local Ray (never another cluster on this machine), servers on 127.0.0.1 only."""
+    with loopback_only():
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            **resources,
+        )
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """One local Ray per test module: 2 CPUs, no dashboard, bound to 127.0.0.1."""
     ray = pytest.importorskip("ray")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-    )
+    start_local_ray(ray, num_cpus=2)
     yield ray
     ray.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import start_local_ray
 from test_search import small_search
 
 from search.record import read_record
@@ -13,14 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def ray_one_gpu():
     ray = pytest.importorskip("ray")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        num_gpus=1,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-    )
+    start_local_ray(ray, num_cpus=2, num_gpus=1)
     yield ray
     ray.shutdown()
 

@@ -341,12 +341,6 @@ def test_a_local_ray_starts_without_dashboard_on_loopback(fake_ray):
     assert kwargs["_node_ip_address"] == "127.0.0.1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="search.cluster.init_args('') has no address, so ray.init() joins any cluster a "
-    "`ray start` on this machine left in /tmp/ray/ray_current_cluster (or $RAY_ADDRESS); "
-    "add address='local'",
-)
 def test_a_local_ray_never_joins_another_cluster(fake_ray):
     connect("")
     assert fake_ray[0].get("address") == "local"
@@ -394,12 +388,6 @@ def _loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ray >= 2.5x turns _node_ip_address='127.0.0.1' into the host's IP and its gRPC servers "
-    "listen on every interface; for a local start set ray._private.ray_constants."
-    "ENABLE_RAY_CLUSTER = False before ray.init (then all servers bind 127.0.0.1)",
-)
 def test_a_local_ray_listens_on_loopback_only(monkeypatch):
     temp = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's unix socket paths are capped
     monkeypatch.setenv("RAY_TMPDIR", temp)  # never find another session's cluster

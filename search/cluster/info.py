@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +59,13 @@ def init_args(address: str) -> dict[str, Any]:
     A cluster on this machine (host 127.0.0.1 or localhost) is joined from 127.0.0.1 too, so the
     driver finds its local raylet whatever address the machine's network interface has.
     """
-    if not address:
-        return {"include_dashboard": False, "_node_ip_address": "127.0.0.1", "log_to_driver": False}
+    if not address:  # "local": never join a cluster some `ray start` left on this machine
+        return {
+            "address": "local",
+            "include_dashboard": False,
+            "_node_ip_address": "127.0.0.1",
+            "log_to_driver": False,
+        }
     args: dict[str, Any] = {"address": address, "log_to_driver": False}
     host = address.split("://")[-1].rsplit(":", 1)[0]
     if "://" not in address and host in LOOPBACK_HOSTS:
@@ -66,12 +73,31 @@ def init_args(address: str) -> dict[str, Any]:
     return args
 
 
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """Make a local Ray bind every server to 127.0.0.1.
+
+    Ray 2.x replaces `_node_ip_address="127.0.0.1"` with the host's address and listens on all
+    interfaces unless its single-node mode is on; that switch is a private constant, set only
+    while a local Ray starts.
+    """
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
 def connect(address: str) -> ClusterInfo:
     """Join the cluster at `address` (auto, host:port, ray://host:10001) or start a local Ray."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(**init_args(address))
+        with contextlib.nullcontext() if address else loopback_only():
+            ray.init(**init_args(address))
     res = ray.cluster_resources()
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     found = autoscaler.detect() if address else None
