@@ -14,7 +14,16 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from search.cluster import check_storage, connect
+from search.cluster import (
+    MirrorCallback,
+    check_storage,
+    connect,
+    in_client_process,
+    is_client,
+    plan_storage,
+    push,
+    run_on_head,
+)
 from search.config import SearchConfig
 from search.progress import ProgressCallback
 from search.record import ABANDONED, RECORD_FILE, RecordCallback, read_record
@@ -78,6 +87,10 @@ def abandon_orphans(output_dir: Path, study_name: str) -> None:
 
 def run(cfg: SearchConfig, space: Space) -> Outcome:
     """Run (or resume) the search described by `cfg` over `space`."""
+    if is_client(cfg.cluster.address):
+        connect(cfg.cluster.address)
+        if in_client_process():  # Ray Client: this whole function runs on the head node
+            return run_on_head(cfg, space)
     from search.tuner import build_tuner, restore_tuner, tuner_parts
     from trainables.presets import build_dataset
 
@@ -88,9 +101,10 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         check_reachable(uri)  # before any output or trial
     quiet_ray()
     cluster = connect(cfg.cluster.address)
-    check_storage(cfg.output_dir, cluster)
+    check_storage(cfg.output_dir, cluster, cfg.cluster.shared_storage)
+    storage = plan_storage(cfg.output_dir)
     output_dir = prepare_output(cfg, space)
-    parts = tuner_parts(cfg, space, cluster.cpus, cluster.gpus)
+    parts = tuner_parts(cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node)
     callbacks: list[Any] = [RecordCallback(output_dir, cfg.train.max_epochs)]
     if cfg.verbose:
         callbacks.append(ProgressCallback(cfg.search.metric, cfg.train.max_epochs))
@@ -98,8 +112,10 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     if tracker is not None:
         tracker.start()
         callbacks.append(tracker.callback())
+    if storage.remote:
+        callbacks.append(MirrorCallback(storage))
     tuner = (
-        restore_tuner(str(output_dir), parts, data, callbacks)
+        restore_tuner(storage.ray_path, parts, data, callbacks)
         if cfg.resume
         else build_tuner(parts, data, callbacks)
     )
@@ -128,6 +144,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         callbacks[0].close()
         if tracker is not None:
             tracker.close(status)
+        push(storage)  # a URI output_dir gets the record, config, journal and report
     if tracker is not None and outcome.report_dir is not None:
         tag_pareto_ranks(tracker, outcome.report_dir)
     return outcome

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.cluster import plan_storage, pull
 from search.config import SearchConfig, flatten, load_config, to_yaml
 from search.record import RECORD_FILE, read_record
 from spaces import Space, list_spaces, load_space
@@ -72,7 +73,7 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
     """CLI arguments → (config, space); a resumed search reuses its saved config."""
     cfg = load_config(argv, env.get("MLFLOW_TRACKING_URI"))
     if cfg.resume:
-        folder = Path(cfg.resume)
+        folder = _local_copy(cfg.resume)
         if not (folder / MARKER).exists():
             raise UserInputError(
                 f"resume={cfg.resume}: not an output folder of this tool (no {MARKER} in it)"
@@ -86,6 +87,13 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
         return cfg, load_space(str(folder / "space.yaml"))
     _check_preset(cfg.data["preset"])
     return cfg, load_space(cfg.space)
+
+
+def _local_copy(output_dir: str) -> Path:
+    """The driver's folder of `output_dir`: the path itself, or a URI's staging copy, refreshed."""
+    storage = plan_storage(output_dir)
+    pull(storage)
+    return storage.local
 
 
 def _check_preset(name: str) -> None:
@@ -113,7 +121,7 @@ def _as_overrides(saved: dict[str, Any], prefix: str = "") -> list[str]:
 
 def prepare_output(cfg: SearchConfig, space: Space) -> Path:
     """Create output_dir with the marker, the resolved config and a copy of the space file."""
-    out = Path(cfg.output_dir)
+    out = _local_copy(cfg.output_dir)
     if cfg.resume:
         return out
     if (out / MARKER).exists():

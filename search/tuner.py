@@ -7,19 +7,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from reports.baseline import is_plain_ce
+from search.cluster import EXPERIMENT_DIR, plan_storage
 from search.config import SearchConfig
 from search.searcher import SearcherSpec, make_searcher
-from reports.baseline import is_plain_ce
 from spaces import Space, canonical
 from trainables.trial import tune_trial
 
-EXPERIMENT = "tune"  # Ray's experiment folder inside output_dir
+EXPERIMENT = EXPERIMENT_DIR  # Ray's experiment folder inside output_dir
 DEFAULT_NUM_SAMPLES = 32
 STUDY_FILE = "optuna.journal"  # the Optuna study (journal storage) inside output_dir
 
@@ -99,9 +99,14 @@ def num_samples(cfg: SearchConfig, space: Space) -> int:
 
 
 def tuner_parts(
-    cfg: SearchConfig, space: Space, cluster_cpus: float, cluster_gpus: float
+    cfg: SearchConfig,
+    space: Space,
+    cluster_cpus: float,
+    cluster_gpus: float,
+    multi_node: bool = False,
 ) -> TunerParts:
-    """Every Tuner argument derived from the config, the space and the cluster's resources."""
+    """Every Tuner argument derived from the config, the space and the cluster's resources
+    (at full scale for an autoscaling cluster, so the autoscaler sees every trial's request)."""
     gpu = gpu_fraction(cfg.resources.gpu_per_trial, cluster_gpus)
     limit = concurrency(cfg, cluster_cpus, cluster_gpus, gpu)
     constants = {"train.max_epochs": cfg.train.max_epochs}
@@ -112,7 +117,8 @@ def tuner_parts(
         from search.param_space import to_param_space
 
         param_space = to_param_space(space) | constants
-    out = Path(cfg.output_dir).resolve()
+    storage = plan_storage(cfg.output_dir)
+    out = storage.local.resolve()
     spec = SearcherSpec(
         metric=cfg.search.metric,
         mode=cfg.search.mode,
@@ -129,13 +135,15 @@ def tuner_parts(
         search_alg=searcher,
         scheduler=make_scheduler(cfg),
         num_samples=num_samples(cfg, space),
-        reuse_actors=True,
+        # An actor that dies with its node while handed to the next trial fails that trial twice,
+        # and Tune ends a trial that fails while it waits to restart whatever max_failures says.
+        reuse_actors=not multi_node,
         trial_name_creator=_trial_name,
         trial_dirname_creator=_trial_name,
     )
     run_config = tune.RunConfig(
         name=EXPERIMENT,
-        storage_path=str(out),
+        storage_path=storage.ray_path,  # a URI: each worker uploads its own checkpoints
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # all: a fallback for each
         failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
         verbose=0,
@@ -168,14 +176,16 @@ def build_tuner(parts: TunerParts, data_ref: Any, callbacks: list) -> tune.Tuner
     )
 
 
-def restore_tuner(output_dir: str, parts: TunerParts, data_ref: Any, callbacks: list) -> tune.Tuner:
+def restore_tuner(ray_path: str, parts: TunerParts, data_ref: Any, callbacks: list) -> tune.Tuner:
     """Reopen an interrupted search: finished trials stay finished, unfinished ones resume.
+
+    `ray_path`: Ray's storage path of the search, `plan_storage(output_dir).ray_path`.
 
     The searcher and scheduler state come back from Ray's experiment checkpoint; the callbacks are
     this process's fresh ones (Ray would otherwise unpickle the interrupted driver's copies).
     """
     tuner = tune.Tuner.restore(
-        str(Path(output_dir).resolve() / EXPERIMENT),
+        f"{ray_path.rstrip('/')}/{EXPERIMENT}",
         trainable=trainable(parts, data_ref),
         param_space=parts.param_space,
         resume_unfinished=True,

@@ -9,6 +9,7 @@ from typing import Any
 
 from search.cluster import autoscaler
 from search.cluster.autoscaler import Autoscaler
+from search.cluster.client import client_runtime_env, is_client
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 
@@ -57,7 +58,8 @@ def init_args(address: str) -> dict[str, Any]:
     """`ray.init` arguments: a local Ray on 127.0.0.1 with no dashboard, or join `address`.
 
     A cluster on this machine (host 127.0.0.1 or localhost) is joined from 127.0.0.1 too, so the
-    driver finds its local raylet whatever address the machine's network interface has.
+    driver finds its local raylet whatever address the machine's network interface has; a Ray
+    Client ships this checkout's packages to the cluster.
     """
     if not address:  # "local": never join a cluster some `ray start` left on this machine
         return {
@@ -67,8 +69,9 @@ def init_args(address: str) -> dict[str, Any]:
             "log_to_driver": False,
         }
     args: dict[str, Any] = {"address": address, "log_to_driver": False}
-    host = address.split("://")[-1].rsplit(":", 1)[0]
-    if "://" not in address and host in LOOPBACK_HOSTS:
+    if is_client(address):  # the driver runs on the head: its progress table streams back
+        return args | {"runtime_env": client_runtime_env(), "log_to_driver": True}
+    if address.rsplit(":", 1)[0] in LOOPBACK_HOSTS:
         args["_node_ip_address"] = "127.0.0.1"
     return args
 

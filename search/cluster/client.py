@@ -1,0 +1,83 @@
+"""Ray Client (`cluster.address=ray://host:10001`): the whole driver runs on the cluster's head node.
+
+Under Ray Client, Ray Tune moves its loop (searcher, scheduler, callbacks) into an actor on the head
+while the client keeps the output folder, the Optuna journal and the MLflow parent run: two machines,
+two filesystems, and `Tuner._local_tuner` is None. Running the driver itself in a task on the head
+keeps all of it on one machine, as with `ray job submit`; the client ships this project's code
+(runtime_env py_modules) and waits for the outcome.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from search.config import SearchConfig
+    from search.run import Outcome
+    from spaces import Space
+
+T = TypeVar("T")
+CLIENT_SCHEME = "ray://"
+PROJECT_PACKAGES = ("search", "spaces", "trainables", "reports")  # shipped to the cluster
+
+
+def is_client(address: str) -> bool:
+    """True for a Ray Client address (ray://host:port)."""
+    return address.startswith(CLIENT_SCHEME)
+
+
+def client_runtime_env() -> dict[str, Any]:
+    """This checkout's packages, so the head runs the client's version of the code."""
+    return {
+        "py_modules": [
+            str(Path(importlib.import_module(name).__file__).parent) for name in PROJECT_PACKAGES
+        ]
+    }
+
+
+def in_client_process() -> bool:
+    """True in the process that joined through Ray Client (not in a task on the cluster)."""
+    import ray
+
+    return ray.util.client.ray.is_connected()
+
+
+def on_head(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a task pinned to the head node (the client server's node); its result here.
+
+    The task takes no CPU (the driver waits on trials) and is not retried: a lost head is a lost
+    driver, continued with resume=. Ctrl-C here cancels the task (KeyboardInterrupt there).
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    head = ray.get_runtime_context().get_node_id()  # under Ray Client: the client server's node
+    task = ray.remote(
+        num_cpus=0,
+        max_retries=0,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False),
+    )(fn)
+    ref = task.remote(*args)
+    try:
+        return ray.get(ref)
+    except KeyboardInterrupt:
+        ray.cancel(ref)
+        raise
+
+
+def run_on_head(cfg: SearchConfig, space: Space) -> Outcome:
+    """`search.driver.run(cfg, space)` on the head; the space file travels as its text."""
+    return on_head(_run_here, cfg, Path(space.path).name, Path(space.path).read_text())
+
+
+def _run_here(cfg: SearchConfig, filename: str, text: str) -> Outcome:
+    from search.driver import run
+    from spaces import load_space
+
+    path = Path(tempfile.mkdtemp(prefix="loss-search-space-")) / filename
+    path.write_text(text)
+    return run(cfg, load_space(str(path)))
