@@ -1,0 +1,70 @@
+"""Ray Client (cluster.address=ray://...): the driver runs on the head, a search and its resume."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import SMALL
+from test_cluster_autoscaler import free_port
+from test_cluster_multinode import LOOPBACK, bind_to_loopback
+
+from search.cluster import connect, in_client_process, run_on_head
+from search.config import load_config
+from search.record import read_record
+from search.run import resolve
+from spaces import load_space
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def client_address():
+    """A one-node cluster with a Ray Client server, joined through ray://."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    port = free_port()
+    with pytest.MonkeyPatch.context() as mp:
+        bind_to_loopback(mp)
+        mp.setenv("RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S", "120")  # slow start on a busy box
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 2,
+                "ray_client_server_port": port,
+                "include_dashboard": False,
+                **LOOPBACK,
+            },
+        )
+        address = f"ray://127.0.0.1:{port}"
+        try:
+            yield address, connect(address)
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+
+
+def test_search_then_resume_through_ray_client(client_address, tmp_path):
+    address, info = client_address
+    assert in_client_process() and (info.nodes, info.cpus) == (1, 2.0)
+    out = tmp_path / "out"
+    cfg = load_config(
+        [
+            "space=elf",
+            f"output_dir={out}",
+            f"cluster.address={address}",
+            "search.num_samples=2",
+            "train.max_epochs=2",
+            "scheduler=fifo",
+            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            *(f"data.{k}={v}" for k, v in SMALL.items()),
+        ]
+    )
+    outcome = run_on_head(cfg, load_space(cfg.space))
+    assert outcome.cluster.startswith(f"cluster {address}: 1 node(s), 2 CPU(s)")
+    assert outcome.counts == {"completed": 2} and not outcome.interrupted
+    # resuming goes through Tuner.restore on the head (a Ray Client Tuner has no _local_tuner)
+    cfg, space = resolve([f"resume={out}"], {})
+    again = run_on_head(cfg, space)
+    assert again.counts == {"completed": 2} and not again.interrupted
+    ends = [e for e in read_record(out / "record.jsonl") if e["event"] == "end"]
+    assert len(ends) == 2
