@@ -47,7 +47,11 @@ class Param:
                 )
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
-            expected = {"int": "an integer", "float": "a number", "float_or_none": "a number or null"}
+            expected = {
+                "int": "an integer",
+                "float": "a number",
+                "float_or_none": "a number or null",
+            }
             raise ValueError(f"{self.key}: expected {expected[self.kind]}, got {value!r}")
         if self.kind == "int":
             if int(value) != value:
