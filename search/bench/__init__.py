@@ -17,6 +17,11 @@ Figures = dict[str, Any]
 
 PARTS: dict[str, str] = {
     "loss": "search.bench.loss",  # full training loss vs plain cross-entropy
+    "harness": "search.bench.harness",  # harness efficiency vs plain Ray Tune defaults
+    "logging": "search.bench.logging_overhead",  # MLflow on vs off
+    "search": "search.bench.search_efficiency",  # ASHA + TPE vs FIFO + random
+    "data": "search.bench.data_path",  # synthetic build, 1M-row table load
+    "gpu": "search.bench.gpu",  # trials/hour at gpu_per_trial 1 … 0.125 (CUDA only)
 }
 
 

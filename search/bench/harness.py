@@ -2,28 +2,38 @@
 
 N trials of a fixed workload (the real trial: plain cross-entropy on synthetic data sized so that
 one trial takes about 0.5, 2 or 8 s warm) on every local CPU, once through `search.driver.run`
-(FIFO over a grid of seeds, MLflow on SQLite) and once through plain Ray Tune with its defaults
-(the same function trainable, no actor reuse, Ray's default loggers, MLflowLoggerCallback on SQLite):
+(FIFO over a grid of seeds, MLflow on SQLite, Pareto report) and once through plain Ray Tune with
+its defaults (the same function trainable, no actor reuse, Ray's default loggers and experiment
+snapshots, MLflowLoggerCallback on SQLite):
 
     ideal = Σ epochs executed × warm epoch time (`train` in this process, 1 thread) / slots
     efficiency = ideal / wall
 
-`wall` is the whole search call (data, Tuner, trials, MLflow flush) with Ray already running; Ray's
-own start (`ray_init_s`) and a new MLflow database's schema set-up are measured apart. Each repeat
-runs ours and the baseline back to back (alternating which goes first) after measuring the warm
-work, so a change in the machine's load hits both; figures are medians over repeats.
+`wall` is the whole search call (data, Tuner, trials, MLflow, report) with Ray already running;
+Ray's own start (`ray_init_s`) is measured apart, and the MLflow databases exist beforehand (as
+after a user's first search). Each repeat measures the warm work, then runs ours and the baseline
+back to back (alternating which goes first), so a change in the machine's load hits both; figures
+are medians over repeats. Where ours loses time is split out: `startup_s` (to the first result,
+less one warm epoch: worker start and imports), `tail_s` (after the last trial: MLflow, report),
+`epoch_overhead_ms` (between two results of a trial, less that epoch's own time: report,
+checkpoint, driver round trip), `epoch_slowdown` (an epoch's time inside the search over its warm
+time alone: CPU shared with the other trials, the driver and Ray), and `cold_worker_s` (what a
+fresh worker process imports, timed in one).
 
-The helpers (`Workload`, `ray_session`, `run_ours`, `run_baseline`, `warm_trial_s`) are shared by
-the logging, search and gpu parts.
+The helpers (`ray_session`, `Workload`, `run_ours`, `timed_search`, `run_baseline`, `warm_trial_s`,
+`paired`) are shared by the logging, search and gpu parts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,13 +50,26 @@ LENGTHS = (0.5, 2.0, 8.0)  # warm seconds of one trial
 TARGETS = {0.5: 0.75, 2.0: 0.90}  # efficiency of our harness by trial length
 CALIBRATION_ROWS = (6000, 24000)  # n_train of the two warm epochs timed to size the workloads
 MIN_ROWS = 512
+BASE_CONFIG = {"loss.kind": "ce", "elf.strategy": "none"}  # the trial every run repeats
 # Environment that search.driver.quiet_ray sets; the baseline runs without it (Ray's defaults).
 QUIET_RAY_ENV = (
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
     "TUNE_GLOBAL_CHECKPOINT_S",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S",
 )
-BASE_CONFIG = {"loss.kind": "ce", "elf.strategy": "none"}  # the trial every run repeats
+# What a fresh Ray worker of a trial imports, in order, timed in a subprocess (seconds each).
+COLD_WORKER = """
+import json, time
+t = [time.perf_counter()]
+import ray; t.append(time.perf_counter())
+import ray.tune; t.append(time.perf_counter())
+import torch; t.append(time.perf_counter())
+import trainables.trial; t.append(time.perf_counter())
+m = torch.nn.Linear(4, 4); o = torch.optim.AdamW(m.parameters())
+m(torch.ones(1, 4)).sum().backward(); o.step(); t.append(time.perf_counter())
+names = ["ray", "ray_tune", "torch", "trainables", "first_optimizer_step"]
+print(json.dumps({n: b - a for n, a, b in zip(names, t, t[1:])}))
+"""
 
 
 @dataclass(frozen=True)
@@ -55,9 +78,15 @@ class Sizes:
     lengths: tuple[float, ...]
     repeats: int
     epochs: int
+    cold_worker: bool  # time a fresh worker's imports in a subprocess
+    warm_up: bool  # start with untimed searches (see `warm_up`)
 
 
-SIZES = {True: Sizes(4, (0.5,), 1, 4), False: Sizes(32, LENGTHS, 3, EPOCHS)}
+SIZES = {
+    True: Sizes(2, (0.5,), 1, 2, False, False),
+    False: Sizes(32, LENGTHS, 3, EPOCHS, True, True),
+}
+WARM_UP = (2, 2, MIN_ROWS)  # (trials, epochs, rows) of the untimed searches a full run starts with
 
 
 @dataclass(frozen=True)
@@ -68,19 +97,22 @@ class Workload:
     epochs: int
     rows: int
 
-    def data_options(self) -> dict[str, Any]:
-        return {"n_train": self.rows}
-
 
 @dataclass(frozen=True)
 class Run:
-    """One timed search: wall seconds, epochs executed, and (ours) seconds to the first result."""
+    """One timed search. Ours also has, from its record: when the call started (time.time()),
+    seconds from it to the first result and after the last trial ended, the median epoch time
+    measured inside the trials, and the median per-epoch overhead (see `epoch_overhead`)."""
 
     wall_s: float
     epochs: int
     trials: int
     first_result_s: float | None = None
+    tail_s: float | None = None
+    epoch_s: float | None = None
+    epoch_overhead_s: float | None = None
     output_dir: Path | None = None
+    start_time: float = 0.0
 
 
 # ---------------------------------------------------------------- Ray and quiet output
@@ -88,8 +120,9 @@ class Run:
 
 @contextlib.contextmanager
 def ray_session() -> Iterator[dict[str, float]]:
-    """A local Ray on every CPU (bound to 127.0.0.1), shut down on exit if this started it.
+    """A new local Ray on every CPU (bound to 127.0.0.1), shut down on exit if this started it.
 
+    `address="local"` so that a cluster someone else started on this machine is never joined.
     Yields {"slots": CPUs, "gpus": GPUs, "ray_init_s": seconds ray.init took}.
     """
     import ray
@@ -114,11 +147,11 @@ def ray_session() -> Iterator[dict[str, float]]:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Swallow the progress lines and Ray's INFO logging of a timed search."""
-    loggers = [logging.getLogger(n) for n in ("ray", "ray.tune", "ray.train", "mlflow")]
+    """Swallow Ray's and MLflow's INFO lines and any printing during a timed search."""
+    loggers = [logging.getLogger(n) for n in ("ray", "ray.tune", "ray.train", "mlflow", "search")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.WARNING)
+        lg.setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
@@ -144,7 +177,8 @@ def sqlite_uri(path: Path) -> str:
     import mlflow
 
     uri = f"sqlite:///{path.resolve()}"
-    mlflow.MlflowClient(uri).search_experiments()
+    with quiet():
+        mlflow.MlflowClient(uri).search_experiments()
     return uri
 
 
@@ -162,8 +196,8 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _train_s(rows: int, epochs: int) -> list[float]:
-    """Seconds of each epoch of one warm-process `train` call (no checkpoint, no Ray)."""
+def _train(rows: int, epochs: int) -> tuple[float, list[float]]:
+    """(wall seconds, seconds of each epoch) of one `train` call here: no checkpoint, no Ray."""
     from trainables.params import TrialParams
     from trainables.presets import build_dataset
     from trainables.trial import train
@@ -172,32 +206,35 @@ def _train_s(rows: int, epochs: int) -> list[float]:
     params = TrialParams.from_flat(BASE_CONFIG | {"train.max_epochs": epochs})
     times: list[float] = []
     with one_thread():
+        t0 = time.perf_counter()
         train(params, data, lambda m, _: times.append(m["epoch_time_s"]), torch.device("cpu"))
-    return times
+        return time.perf_counter() - t0, times
 
 
 def warm_trial_s(work: Workload) -> float:
     """Seconds one whole trial of `work` takes in this (already warm) process, on one thread."""
-    from trainables.params import TrialParams
-    from trainables.presets import build_dataset
-    from trainables.trial import train
-
-    data = build_dataset("synthetic", work.data_options())
-    params = TrialParams.from_flat(BASE_CONFIG | {"train.max_epochs": work.epochs})
-    with one_thread():
-        t0 = time.perf_counter()
-        train(params, data, lambda m, c: None, torch.device("cpu"))
-        return time.perf_counter() - t0
+    return _train(work.rows, work.epochs)[0]
 
 
 def size_for(seconds: float, epochs: int) -> int:
-    """n_train whose trial of `epochs` epochs takes about `seconds` warm (linear in the rows)."""
+    """n_train whose trial of `epochs` epochs takes about `seconds` warm (epoch time linear in rows)."""
     small, large = CALIBRATION_ROWS
-    _train_s(small, 1)  # warm-up: imports, allocator, dynamo
-    t_small, t_large = _train_s(small, 2)[-1], _train_s(large, 2)[-1]
+    _train(small, 1)  # warm-up: imports, allocator, the optimizer's first step
+    t_small, t_large = _train(small, 2)[1][-1], _train(large, 2)[1][-1]
     per_row = max((t_large - t_small) / (large - small), 1e-9)
     fixed = max(t_small - per_row * small, 0.0)
     return max(MIN_ROWS, round((seconds / epochs - fixed) / per_row))
+
+
+def cold_worker_s() -> dict[str, float]:
+    """Seconds a fresh process spends importing what a trial's worker imports, and the first
+    optimizer step (torch.optim imports torch._dynamo then)."""
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", COLD_WORKER], capture_output=True, text=True, check=True, env=env
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- the two harnesses
@@ -211,13 +248,16 @@ def grid_space(path: Path, trials: int) -> Path:
     return path
 
 
+def mlflow_args(uri: str | None) -> list[str]:
+    return [f"mlflow.tracking_uri={uri}"] if uri else ["mlflow.enabled=false"]
+
+
 def run_ours(
     work: Workload, out: Path, mlflow_uri: str | None, overrides: tuple[str, ...] = ()
 ) -> Run:
     """`search.driver.run` over `work` (FIFO, grid of seeds) into `out`; times the whole call."""
     out.parent.mkdir(parents=True, exist_ok=True)
     space = grid_space(out.parent / f"{out.name}-space.yaml", work.trials)
-    mlflow = [f"mlflow.tracking_uri={mlflow_uri}"] if mlflow_uri else ["mlflow.enabled=false"]
     argv = [
         f"space={space}",
         "scheduler=fifo",
@@ -225,14 +265,14 @@ def run_ours(
         f"data.n_train={work.rows}",
         f"output_dir={out}",
         "verbose=0",
-        *mlflow,
+        *mlflow_args(mlflow_uri),
         *overrides,
     ]
-    return timed_search(argv, out)
+    return timed_search(argv)
 
 
-def timed_search(argv: list[str], out: Path) -> Run:
-    """Load the config from `argv`, time `search.driver.run`, read epochs from the record."""
+def timed_search(argv: list[str]) -> Run:
+    """Load the config from `argv` (CLI overrides), time `search.driver.run`, read its record."""
     from search.config import load_config
     from search.driver import run
     from search.record import RECORD_FILE, read_record
@@ -244,25 +284,49 @@ def timed_search(argv: list[str], out: Path) -> Run:
         start, t0 = time.time(), time.perf_counter()
         run(cfg, space)
         wall = time.perf_counter() - t0
+    out = Path(cfg.output_dir)
     events = read_record(out / RECORD_FILE)
     results = [e for e in events if e["event"] == "result"]
-    first = min((e["time"] for e in results), default=None)
+    ends = [e["time"] for e in events if e["event"] == "end"]
     return Run(
         wall_s=wall,
         epochs=len(results),
         trials=sum(e["event"] == "start" for e in events),
-        first_result_s=None if first is None else first - start,
+        first_result_s=min((e["time"] for e in results), default=start) - start,
+        tail_s=start + wall - max(ends, default=start + wall),
+        epoch_s=_median_or_none([e["metrics"]["epoch_time_s"] for e in results]),
+        epoch_overhead_s=epoch_overhead(results),
         output_dir=out,
+        start_time=start,
     )
 
 
-def baseline_trainable(data: Any, gpu: float = 0.0) -> Any:
-    """The project's function trainable with the dataset, as a plain Ray Tune user would pass it."""
+def epoch_overhead(results: list[dict[str, Any]]) -> float | None:
+    """Median over consecutive results k, k+1 of a trial of t(k+1) − t(k) − epoch_time_s(k+1):
+    what reporting, checkpointing and the driver's round trip add to each epoch."""
+    by_trial: dict[str, list[dict[str, Any]]] = {}
+    for e in results:
+        by_trial.setdefault(e["trial_id"], []).append(e)
+    return _median_or_none(
+        [
+            b["time"] - a["time"] - b["metrics"]["epoch_time_s"]
+            for events in by_trial.values()
+            for a, b in zip(events[:-1], events[1:], strict=True)
+        ]
+    )
+
+
+def _median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def baseline_trainable(data: Any) -> Any:
+    """The project's function trainable with the dataset, as a plain Ray Tune user passes it."""
     from ray import tune
 
     from trainables.trial import tune_trial
 
-    return tune.with_resources(tune.with_parameters(tune_trial, data=data), {"cpu": 1, "gpu": gpu})
+    return tune.with_resources(tune.with_parameters(tune_trial, data=data), {"cpu": 1})
 
 
 def run_baseline(work: Workload, out: Path, mlflow_uri: str | None) -> Run:
@@ -283,7 +347,7 @@ def run_baseline(work: Workload, out: Path, mlflow_uri: str | None) -> Run:
     }
     with ray_defaults(), quiet():
         t0 = time.perf_counter()
-        data = build_dataset("synthetic", work.data_options())
+        data = build_dataset("synthetic", {"n_train": work.rows})
         tuner = tune.Tuner(
             baseline_trainable(data),
             param_space=space,
@@ -298,13 +362,23 @@ def run_baseline(work: Workload, out: Path, mlflow_uri: str | None) -> Run:
     return Run(wall_s=wall, epochs=epochs, trials=len(grid), output_dir=out)
 
 
+def warm_up(root: Path, uri: str | None, baseline: bool = False) -> None:
+    """One tiny untimed search (and baseline), so that no timed one pays this process's first
+    imports (the report's matplotlib, MLflow's store, Optuna)."""
+    work = Workload(*WARM_UP)
+    run_ours(work, root / "warm-up", uri)
+    run_ours(work, root / "warm-up-asha", None, ("search.algorithm=optuna", "scheduler=asha"))
+    if baseline:
+        run_baseline(work, root / "warm-up-baseline", uri)
+
+
 # ---------------------------------------------------------------- pairing and the part
 
 
 def paired(
     sides: dict[str, Callable[[int], Any]], repeats: int, before: Callable[[int], Any] | None = None
 ) -> list[dict[str, Any]]:
-    """Per repeat r: `before(r)` (if given), then each side(r), order rotated every repeat.
+    """Per repeat r: `before(r)` (if given), then every side(r), the order rotated each repeat.
 
     Returns one {"before": ..., side: result, ...} per repeat.
     """
@@ -323,14 +397,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def efficiency(run: Run, trial_s: float, epochs: int, slots: float) -> float:
-    """ideal / wall, ideal = epochs executed × warm epoch seconds / slots."""
-    return run.epochs * (trial_s / epochs) / slots / run.wall_s
+def efficiency(run: Run, trial_s: float, epochs: int, slots: float, lost_s: float = 0.0) -> float:
+    """ideal / (wall − lost_s), ideal = epochs executed × warm epoch seconds / slots."""
+    return run.epochs * (trial_s / epochs) / slots / (run.wall_s - lost_s)
 
 
-def _length_figures(
-    length: float, sizes: Sizes, slots: float, root: Path, uris: dict[str, str]
-) -> Figures:
+def _length_figures(length: float, sizes: Sizes, slots: float, root: Path, uris: dict) -> Figures:
     rows = size_for(length, sizes.epochs)
     work = Workload(sizes.trials, sizes.epochs, rows)
     sides = {
@@ -338,23 +410,34 @@ def _length_figures(
         "baseline": lambda r: run_baseline(work, root / f"ray-{length:g}-{r}", uris["baseline"]),
     }
     rounds = paired(sides, sizes.repeats, before=lambda r: warm_trial_s(work))
-    eff = {
-        side: [efficiency(row[side], row["before"], work.epochs, slots) for row in rounds]
-        for side in sides
-    }
+
+    def per_round(fn: Callable[[Run, float], float], side: str = "ours") -> float:
+        return median([fn(row[side], row["before"] / work.epochs) for row in rounds])
+
+    def startup(run: Run, epoch_s: float) -> float:
+        return run.first_result_s - epoch_s
+
     key = f"t{length:g}s"
     figures: Figures = {
         f"{key}_rows": rows,
         f"{key}_warm_trial_s": median([row["before"] for row in rounds]),
-        f"{key}_ours_wall_s": median([row["ours"].wall_s for row in rounds]),
-        f"{key}_baseline_wall_s": median([row["baseline"].wall_s for row in rounds]),
-        f"{key}_ours_first_result_s": median([row["ours"].first_result_s or 0 for row in rounds]),
+        f"{key}_ours_wall_s": per_round(lambda run, _: run.wall_s),
+        f"{key}_baseline_wall_s": per_round(lambda run, _: run.wall_s, "baseline"),
         f"{key}_ours_epochs": rounds[-1]["ours"].epochs,
         f"{key}_baseline_epochs": rounds[-1]["baseline"].epochs,
-        f"{key}_ours_efficiency": median(eff["ours"]),
-        f"{key}_baseline_efficiency": median(eff["baseline"]),
-        f"{key}_ours_vs_baseline_speed": median(
+        f"{key}_ours_efficiency": per_round(lambda run, e: efficiency(run, e, 1, slots)),
+        f"{key}_baseline_efficiency": per_round(
+            lambda run, e: efficiency(run, e, 1, slots), "baseline"
+        ),
+        f"{key}_ours_speedup_vs_baseline": median(
             [row["baseline"].wall_s / row["ours"].wall_s for row in rounds]
+        ),
+        f"{key}_ours_startup_s": per_round(startup),
+        f"{key}_ours_tail_s": per_round(lambda run, _: run.tail_s),
+        f"{key}_ours_epoch_overhead_ms": per_round(lambda run, _: run.epoch_overhead_s * 1e3),
+        f"{key}_ours_epoch_slowdown": per_round(lambda run, e: run.epoch_s / e),
+        f"{key}_ours_efficiency_after_startup": per_round(
+            lambda run, e: efficiency(run, e, 1, slots, startup(run, e) + run.tail_s)
         ),
     }
     if length in TARGETS:
@@ -363,21 +446,22 @@ def _length_figures(
     return figures
 
 
-def run(quick: bool) -> Figures:
-    """Efficiency of ours and of plain Ray Tune per trial length (see the module docstring)."""
-    sizes = SIZES[quick]
+def measure(sizes: Sizes) -> Figures:
+    """The figures of this part at `sizes` (see the module docstring)."""
+    figures: Figures = {"trials": sizes.trials, "epochs": sizes.epochs, "repeats": sizes.repeats}
+    if sizes.cold_worker:
+        figures |= {f"cold_worker_{k}_s": v for k, v in cold_worker_s().items()}
     with tempfile.TemporaryDirectory(prefix="bench-harness-") as tmp, ray_session() as ray_info:
         root = Path(tmp)
-        t0 = time.perf_counter()
         uris = {side: sqlite_uri(root / f"{side}.db") for side in ("ours", "baseline")}
-        figures: Figures = {
-            "trials": sizes.trials,
-            "epochs": sizes.epochs,
-            "slots": ray_info["slots"],
-            "repeats": sizes.repeats,
-            "ray_init_s": ray_info["ray_init_s"],
-            "mlflow_db_init_s": (time.perf_counter() - t0) / 2,
-        }
+        figures |= {"slots": ray_info["slots"], "ray_init_s": ray_info["ray_init_s"]}
+        if sizes.warm_up:
+            warm_up(root, uris["ours"], baseline=True)
         for length in sizes.lengths:
             figures |= _length_figures(length, sizes, ray_info["slots"], root, uris)
     return figures
+
+
+def run(quick: bool) -> Figures:
+    """Efficiency of ours and of plain Ray Tune per trial length; `quick`: 4 short trials, once."""
+    return measure(SIZES[quick])
