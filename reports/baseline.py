@@ -1,37 +1,30 @@
 """The plain cross-entropy baseline that every Pareto trial is compared with.
 
-Plain CE = loss.kind "ce", no ELF weights (elf.strategy "none"), no class weights (cw.method
-"none") and no balanced sampling; an absent key takes its trainables.params default. The earliest
-such trial in record.jsonl is the baseline.
+Plain CE = `trainables.params.is_plain_ce`: loss.kind "ce", no ELF weights, no class weights and no
+balanced sampling. The baseline is the earliest such trial that completed, else the earliest such
+trial of any state (a stopped or failed baseline is shown with its note).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from reports.defaults import COMPLETED
 from reports.objectives import Objective
 from reports.rows import TrialRow
-from trainables.params import PARAMS
-
-PLAIN_CE = {
-    "loss.kind": "ce",
-    "elf.strategy": "none",
-    "cw.method": "none",
-    "train.balanced_sampling": False,
-}
-
-
-def is_plain_ce(params: Mapping[str, Any]) -> bool:
-    """True when `params` train with unweighted, unsampled cross-entropy."""
-    return all(params.get(k, PARAMS[k].default) == v for k, v in PLAIN_CE.items())
+from trainables.params import is_plain_ce
 
 
 def find_baseline(rows: Sequence[TrialRow]) -> TrialRow | None:
-    """The earliest plain-CE trial (by first appearance in record.jsonl), or None."""
+    """The earliest completed plain-CE trial, else the earliest plain-CE trial; None without one.
+
+    "Earliest" is the first appearance in record.jsonl.
+    """
     plain = [r for r in rows if is_plain_ce(r.params)]
-    return min(plain, key=lambda r: r.order) if plain else None
+    if not plain:
+        return None
+    return min(plain, key=lambda r: (r.state != COMPLETED, r.order))
 
 
 def deltas(row: TrialRow, baseline: TrialRow, objectives: Sequence[Objective]) -> dict[str, float]:

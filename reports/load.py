@@ -79,7 +79,7 @@ def load_run(output_dir: str | Path) -> Run:
     if not record.is_file():
         raise UserInputError(f"{record}: not found (expected a search output folder)")
     trials, notes = read_record(record)
-    config = _read_yaml(root / CONFIG_FILE)
+    config = read_yaml(root / CONFIG_FILE)
     space_path = root / SPACE_FILE
     space = read_space(space_path) if space_path.is_file() else None
     if space is None:
@@ -87,7 +87,7 @@ def load_run(output_dir: str | Path) -> Run:
     return Run(root, trials, config, space, notes)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:

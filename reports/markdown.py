@@ -10,6 +10,7 @@ import pandas as pd
 
 from reports.analysis import Analysis
 from reports.importance import Importance
+from reports.reseed import RESEED_NOTE, verdict
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
 
 KNEE_RULE = "front point closest to the ideal point after min-max scaling of the front"
@@ -101,7 +102,8 @@ def render_markdown(
     ]
     parts += [f"- {note}" for note in importance_notes(importances)]
     if reseed is not None:
-        parts += ["\n## Seed robustness\n", markdown_table(reseed)]
+        parts += ["\n## Seed robustness\n", f"{RESEED_NOTE}\n", markdown_table(reseed)]
+        parts.append(verdict(reseed))
     parts += ["\n## Stopped early and excluded trials\n", markdown_table(excluded_frame(a))]
     if a.notes:
         parts += ["## Notes\n", "\n".join(f"- {n}" for n in a.notes) + "\n"]

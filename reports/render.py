@@ -21,6 +21,7 @@ from reports.importance import Importance
 from reports.load import natural_key
 from reports.markdown import IMPORTANCE_METHOD, key_figures
 from reports.plots import coordinates, layers, objective_pairs, point_labels
+from reports.reseed import RESEED_NOTE, verdict
 from reports.rows import TrialRow
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
 
@@ -187,7 +188,11 @@ def render_html(
         table_html(importance_frame(importances)),
     ]
     if reseed is not None:
-        parts += ["<h2>Seed robustness</h2>", table_html(reseed)]
+        parts += [
+            f"<h2>Seed robustness</h2><p>{html.escape(RESEED_NOTE)}</p>",
+            table_html(reseed),
+            f"<p>{html.escape(verdict(reseed))}</p>",
+        ]
     parts += ["<h2>Stopped early and excluded trials</h2>", table_html(excluded_frame(analysis))]
     if notes:
         parts.append(

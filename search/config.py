@@ -46,6 +46,7 @@ class SchedulerSection:
 @dataclass(frozen=True)
 class TrainSection:
     max_epochs: int = 12  # epoch budget of a trial, ASHA's max_t
+    checkpoint_every_s: float = 5.0  # least seconds between a trial's checkpoints (0: every epoch)
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ def validate(cfg: SearchConfig) -> None:
     _positive("search.num_samples", cfg.search.num_samples, 0)
     _positive("search.max_concurrent", cfg.search.max_concurrent, 0)
     _positive("train.max_epochs", cfg.train.max_epochs)
+    _positive("train.checkpoint_every_s", cfg.train.checkpoint_every_s, 0)
     _positive("scheduler.grace_period", cfg.scheduler.grace_period)
     _positive("scheduler.reduction_factor", cfg.scheduler.reduction_factor, 2)
     _positive("resources.cpu_per_trial", cfg.resources.cpu_per_trial, 0.01)

@@ -26,7 +26,9 @@ from search.cluster import (
 )
 from search.config import SearchConfig
 from search.progress import ProgressCallback
+from search.reconcile import reconcile
 from search.record import ABANDONED, RECORD_FILE, RecordCallback, read_record
+from search.reseed import run_reseeds
 from search.run import Outcome, best_trials, prepare_output
 from search.searcher import load_study
 from search.tracking import (
@@ -121,7 +123,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     )
     status = "FAILED"
     try:
-        tuner.fit()  # Ray turns Ctrl-C into a graceful stop with its state saved
+        grid = tuner.fit()  # Ray turns Ctrl-C into a graceful stop with its state saved
         if cfg.resume:
             abandon_orphans(output_dir, cfg.name)
         counts = end_counts(output_dir)
@@ -136,6 +138,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         )
         status = "KILLED" if outcome.interrupted else "FINISHED"
         if not outcome.interrupted:
+            run_reseeds(cfg, output_dir, data)  # report.reseeds: finalists, new seeds
             outcome.report_dir = report(output_dir, tracker)
     except KeyboardInterrupt:
         status = "KILLED"
@@ -145,6 +148,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         if tracker is not None:
             tracker.close(status)
         push(storage)  # a URI output_dir gets the record, config, journal and report
+    reconcile(output_dir, cfg.name, grid, uri, cfg.search.metric, cfg.search.mode)
     if tracker is not None and outcome.report_dir is not None:
         tag_pareto_ranks(tracker, outcome.report_dir)
     return outcome
@@ -167,6 +171,7 @@ def report(output_dir: Path, tracker: SearchTracker | None) -> Path | None:
 def tag_pareto_ranks(tracker: SearchTracker, report_dir: Path) -> None:
     """Tag each trial's MLflow child run with its Pareto rank and front membership."""
     from mlflow import MlflowClient
+    from mlflow.entities import RunTag
 
     summary = json.loads((report_dir / "summary.json").read_text())
     client = MlflowClient(tracker.settings.tracking_uri)
@@ -176,8 +181,8 @@ def tag_pareto_ranks(tracker: SearchTracker, report_dir: Path) -> None:
         if run_id is None or rank is None:
             continue
         try:
-            client.set_tag(run_id, "pareto_rank", str(rank))
-            client.set_tag(run_id, "pareto_front", str(trial_id in front).lower())
+            tags = {"pareto_rank": str(rank), "pareto_front": str(trial_id in front).lower()}
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         except Exception as e:  # tags are a convenience; the report holds the ranks
             log.warning("could not tag run %s: %s", run_id, e)
 

@@ -18,6 +18,8 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from trainables.nonfinite import failed_epoch
+
 RECORD_FILE = "record.jsonl"
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
 ABANDONED = "abandoned"  # started by a killed driver after Ray's last snapshot; Ray replaced it
@@ -105,6 +107,8 @@ class RecordCallback(Callback):
         self._write({"event": "start", "trial_id": trial.trial_id, "params": dict(trial.config)})
 
     def on_trial_result(self, iteration, trials, trial: Trial, result: dict, **info) -> None:
+        if failed_epoch(result) is not None:
+            return  # the non-finite epoch: no result; the trial's end says failed at that epoch
         metrics = numeric_metrics(result)
         epoch = int(metrics.get("epoch", result.get("training_iteration", 1) - 1))
         self._write(
@@ -126,7 +130,9 @@ class RecordCallback(Callback):
         self._end(trial, FAILED, failure_reason(trial))
 
     def _end(self, trial: Trial, state: str, reason: str | None) -> None:
-        epochs = int((trial.last_result or {}).get("epoch", -1)) + 1
+        last = trial.last_result or {}
+        failed_at = failed_epoch(last)
+        epochs = failed_at if failed_at is not None else int(last.get("epoch", -1)) + 1
         self.write_end(trial.trial_id, state, epochs, reason)
 
     def write_end(self, trial_id: str, state: str, epochs: int, reason: str | None) -> None:

@@ -12,11 +12,13 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from reports.baseline import is_plain_ce
 from search.cluster import EXPERIMENT_DIR, plan_storage
 from search.config import SearchConfig
+from search.guard import TrialGuard
 from search.searcher import SearcherSpec, make_searcher
 from spaces import Space, canonical
+from trainables.nonfinite import failed_epoch
+from trainables.params import is_plain_ce
 from trainables.trial import tune_trial
 
 EXPERIMENT = EXPERIMENT_DIR  # Ray's experiment folder inside output_dir
@@ -51,6 +53,8 @@ class AnchoredASHA(ASHAScheduler):
             self.anchor = trial.trial_id
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if failed_epoch(result) is not None:
+            return TrialScheduler.CONTINUE  # no rung value; the trial raises next (search/guard.py)
         action = super().on_trial_result(tune_controller, trial, result)
         if trial.trial_id == self.anchor and result.get(self._time_attr, 0) < self._max_t:
             return TrialScheduler.CONTINUE
@@ -109,7 +113,10 @@ def tuner_parts(
     (at full scale for an autoscaling cluster, so the autoscaler sees every trial's request)."""
     gpu = gpu_fraction(cfg.resources.gpu_per_trial, cluster_gpus)
     limit = concurrency(cfg, cluster_cpus, cluster_gpus, gpu)
-    constants = {"train.max_epochs": cfg.train.max_epochs}
+    constants = {
+        "train.max_epochs": cfg.train.max_epochs,
+        "train.checkpoint_every_s": cfg.train.checkpoint_every_s,
+    }
     algorithm = searcher_name(cfg, space)
     if algorithm == "optuna":
         param_space = constants
@@ -167,7 +174,7 @@ def trainable(parts: TunerParts, data_ref: Any) -> Any:
 def build_tuner(parts: TunerParts, data_ref: Any, callbacks: list) -> tune.Tuner:
     """A new Tuner from `tuner_parts`, with the driver's callbacks (record, MLflow, progress)."""
     run_config = parts.run_config
-    run_config.callbacks = callbacks
+    run_config.callbacks = [*callbacks, TrialGuard()]
     return tune.Tuner(
         trainable(parts, data_ref),
         param_space=parts.param_space,
@@ -191,5 +198,6 @@ def restore_tuner(ray_path: str, parts: TunerParts, data_ref: Any, callbacks: li
         resume_unfinished=True,
         resume_errored=False,
     )
-    tuner._local_tuner.get_run_config().callbacks = callbacks  # no public setter in Ray 2.x
+    run_config = tuner._local_tuner.get_run_config()  # no public setter in Ray 2.x
+    run_config.callbacks = [*callbacks, TrialGuard()]
     return tuner

@@ -1,4 +1,4 @@
-"""Constants shared by test modules (import as `from helpers import ...`)."""
+"""Constants and assertions shared by test modules (import as `from helpers import ...`)."""
 
 from pathlib import Path
 
@@ -14,3 +14,107 @@ CHROMIUM_ARGS = [  # headless, and no background traffic on a machine without ne
     "--no-first-run",
     "--disable-sync",
 ]
+
+
+def _recorded(output_dir: Path) -> tuple[dict, dict, dict]:
+    """record.jsonl read directly: ({trial: params}, {(trial, epoch): event}, {trial: end event}),
+    asserting each start, result and end appears once."""
+    import json
+    from collections import Counter
+
+    lines = (output_dir / "record.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    keys = Counter((e["event"], e["trial_id"], e.get("epoch")) for e in events)
+    assert not [k for k, n in keys.items() if n > 1], "record.jsonl repeats events"
+    starts = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
+    results = {(e["trial_id"], e["epoch"]): e for e in events if e["event"] == "result"}
+    ends = {e["trial_id"]: e for e in events if e["event"] == "end"}
+    assert {t for t, _ in results} | set(ends) <= set(starts), "a result or end without a start"
+    return starts, results, ends
+
+
+def _same_value(a: float, b: float) -> bool:
+    import math
+
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _assert_optuna(output_dir: Path, starts: dict, results: dict, ends: dict) -> None:
+    import optuna
+    import yaml
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    config = yaml.safe_load((output_dir / "config.yaml").read_text())
+    metric, mode = config["search"]["metric"], config["search"]["mode"]
+    storage = JournalStorage(JournalFileBackend(str(output_dir / "optuna.journal")))
+    (name,) = optuna.get_all_study_names(storage)  # one study per output folder
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    ids = [t.user_attrs["ray_trial_id"] for t in trials if "ray_trial_id" in t.user_attrs]
+    assert sorted(ids) == sorted(starts), "Optuna trials != recorded trials (once each)"
+    expected = {
+        "completed": TrialState.COMPLETE,
+        "stopped_early": TrialState.PRUNED,
+        "failed": TrialState.FAIL,
+        "abandoned": TrialState.FAIL,
+    }
+    for trial in trials:
+        tid = trial.user_attrs.get("ray_trial_id")
+        if tid is None or tid not in ends:
+            continue
+        state = ends[tid]["state"]
+        assert trial.state == expected[state], (tid, trial.state, state)
+        epochs = sorted(e for t, e in results if t == tid)
+        values = [results[tid, e]["metrics"][metric] for e in epochs]
+        if state == "completed":
+            best = max(values) if mode == "max" else min(values)
+            assert trial.value == best, (tid, trial.value, best)
+        reported = {e - 1: v for e, v in trial.intermediate_values.items()}  # step 1 = epoch 0
+        assert reported.keys() == set(epochs), (tid, sorted(reported), epochs)
+        for epoch, value in zip(epochs, values, strict=True):
+            assert _same_value(reported[epoch], value), (tid, epoch)
+
+
+def _assert_mlflow(output_dir: Path, uri: str, starts: dict, results: dict, ends: dict) -> None:
+    from collections import Counter
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    folder = str(output_dir.resolve())
+    runs = client.search_runs(experiments, f"tags.`search.output_dir` = '{folder}'")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = client.search_runs(
+        experiments, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=5000
+    )
+    ids = [r.data.tags.get("ray.trial_id") for r in children]
+    assert sorted(ids) == sorted(starts), "MLflow child runs != recorded trials (once each)"
+    status = {"completed": "FINISHED", "stopped_early": "FINISHED", "failed": "FAILED"}
+    for run in children:
+        tid = run.data.tags["ray.trial_id"]
+        assert run.info.status != "RUNNING", tid
+        if tid in ends and ends[tid]["state"] in status:
+            assert run.info.status == status[ends[tid]["state"]], (tid, run.info.status)
+        mine = {e: results[t, e]["metrics"] for t, e in results if t == tid}
+        for key in sorted({k for metrics in mine.values() for k in metrics}):
+            history = client.get_metric_history(run.info.run_id, key)
+            steps = Counter(m.step for m in history)
+            logged = {e for e, metrics in mine.items() if key in metrics}
+            assert set(steps) == logged and set(steps.values()) <= {1}, (tid, key, steps)
+            for m in history:
+                assert _same_value(m.value, mine[m.step][key]), (tid, key, m.step)
+
+
+def assert_nothing_lost(output_dir: Path, tracking_uri: str | None = None) -> None:
+    """Every result in record.jsonl is in each store exactly once and nothing extra is there:
+    the Optuna journal (when the search used Optuna) and MLflow (when `tracking_uri`), each read
+    directly, not through search/reconcile.py."""
+    output_dir = Path(output_dir)
+    starts, results, ends = _recorded(output_dir)
+    assert starts, f"{output_dir}: nothing recorded"
+    if (output_dir / "optuna.journal").is_file():
+        _assert_optuna(output_dir, starts, results, ends)
+    if tracking_uri is not None:
+        _assert_mlflow(output_dir, tracking_uri, starts, results, ends)

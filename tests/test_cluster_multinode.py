@@ -133,6 +133,7 @@ def test_search_survives_losing_two_workers(four_nodes, tmp_path, monkeypatch):
         "cluster.shared_storage=true",
         f"search.num_samples={TRIALS}",
         f"train.max_epochs={EPOCHS}",
+        "train.checkpoint_every_s=0",
         "scheduler=fifo",
         "resources.max_failures=2",
     )
@@ -188,6 +189,7 @@ def test_uri_output_dir_then_resume_from_it(four_nodes, tmp_path, monkeypatch):
         "cluster.shared_storage=true",  # file:// is a path on this machine, shared by its nodes
         "search.num_samples=2",
         "train.max_epochs=2",
+        "train.checkpoint_every_s=0",
         "scheduler=fifo",
     )
     assert outcome.counts == {"completed": 2} and not outcome.interrupted

@@ -1,12 +1,14 @@
-"""Faults injected with trial parameters: a one-off crash is retried from its checkpoint, a
-permanent crash or a NaN loss ends the trial `failed` everywhere while the others finish."""
+"""Faults injected with trial parameters: a one-off crash is retried from its checkpoint (or, when
+that checkpoint is corrupt, from the one before), a permanent crash ends the trial `failed` after its
+retries, and a NaN loss ends it `failed` at once, everywhere, while the others finish."""
 
 from __future__ import annotations
 
 import csv
+import logging
 
 import pytest
-from helpers import SMALL
+from helpers import SMALL, assert_nothing_lost
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -33,6 +35,14 @@ ONE_OFF_SPACE = """\
 # Run: python -m search.run space=<this file> (test: a crash that happens once)
 params:
   fault.kind: raise
+  fault.epoch: 2
+  fault.marker: {marker}
+"""
+
+CORRUPT_SPACE = """\
+# Run: python -m search.run space=<this file> (test: the newest checkpoint is corrupt at the crash)
+params:
+  fault.kind: corrupt
   fault.epoch: 2
   fault.marker: {marker}
 """
@@ -66,7 +76,13 @@ def children(outcome) -> dict[str, object]:
 
 
 def test_failures_end_failed_everywhere_while_others_finish(ray_local, tmp_path):
-    cfg, outcome = search(tmp_path, FAULTS_SPACE, "search.num_samples=3", "train.max_epochs=3")
+    cfg, outcome = search(
+        tmp_path,
+        FAULTS_SPACE,
+        "search.num_samples=3",
+        "train.max_epochs=3",
+        "train.checkpoint_every_s=0",
+    )
     events = read_record(outcome.output_dir / "record.jsonl")
     kind = {e["trial_id"]: e["params"]["fault.kind"] for e in events if e["event"] == "start"}
     ends = {e["trial_id"]: e for e in events if e["event"] == "end"}
@@ -75,8 +91,12 @@ def test_failures_end_failed_everywhere_while_others_finish(ray_local, tmp_path)
     assert by_kind["raise"]["state"] == "failed"
     assert "InjectedFault" in by_kind["raise"]["reason"]
     assert by_kind["nan"]["state"] == "failed"
-    assert "non-finite training loss" in by_kind["nan"]["reason"]
+    assert "NonFiniteError: non-finite training loss" in by_kind["nan"]["reason"]
     assert "epoch 1" in by_kind["nan"]["reason"]
+    assert by_kind["nan"]["epochs"] == 1  # epoch 0 trained; epoch 1 was the non-finite one
+    # a crash gets its retry (max_failures=1: two failures); the deterministic NaN none (one)
+    failures = {k: _failures(outcome.output_dir, t) for t, k in kind.items() if k != "none"}
+    assert failures == {"raise": 2, "nan": 1}
     # never ran to max_t: no epoch >= 1 was reported by a failing trial
     for e in events:
         if e["event"] == "result" and kind[e["trial_id"]] != "none":
@@ -95,16 +115,25 @@ def test_failures_end_failed_everywhere_while_others_finish(ray_local, tmp_path)
         "raise": "FAILED",
         "nan": "FAILED",
     }
+    retries = {kind[t]: r.data.tags.get("retries") for t, r in runs.items()}
+    assert retries == {"none": None, "raise": "1", "nan": None}
+    nan_run = next(r for t, r in runs.items() if kind[t] == "nan")
+    assert "epoch 1" in nan_run.data.tags["failure_reason"]
     with (outcome.report_dir / "trials.csv").open() as f:
         rows = {r["trial_id"]: r for r in csv.DictReader(f)}
     for t in kind:
         assert rows[t]["on_front"] == str(kind[t] == "none")
+    assert_nothing_lost(outcome.output_dir, outcome.tracking_uri)
 
 
 def test_one_off_crash_resumes_from_checkpoint(ray_local, tmp_path):
     marker = tmp_path / "crashed-once"
     _, outcome = search(
-        tmp_path, ONE_OFF_SPACE.format(marker=marker), "search.num_samples=1", "train.max_epochs=4"
+        tmp_path,
+        ONE_OFF_SPACE.format(marker=marker),
+        "search.num_samples=1",
+        "train.max_epochs=4",
+        "train.checkpoint_every_s=0",
     )
     assert marker.exists(), "the fault never struck"
     events = read_record(outcome.output_dir / "record.jsonl")
@@ -114,3 +143,39 @@ def test_one_off_crash_resumes_from_checkpoint(ray_local, tmp_path):
     assert run.info.status == "FINISHED"
     history = MlflowClient(outcome.tracking_uri).get_metric_history(run.info.run_id, "val_macro_f1")
     assert [m.step for m in history] == [0, 1, 2, 3]
+    assert_nothing_lost(outcome.output_dir, outcome.tracking_uri)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(ray_local, tmp_path, caplog):
+    marker = tmp_path / "corrupted-once"
+    with caplog.at_level(logging.WARNING, logger="search.guard"):
+        _, outcome = search(
+            tmp_path,
+            CORRUPT_SPACE.format(marker=marker),
+            "search.num_samples=1",
+            "train.max_epochs=4",
+            "train.checkpoint_every_s=0",
+        )
+    assert marker.exists(), "the fault never struck"
+    events = read_record(outcome.output_dir / "record.jsonl")
+    assert [e["state"] for e in events if e["event"] == "end"] == ["completed"]
+    results = [e for e in events if e["event"] == "result"]
+    assert [e["epoch"] for e in results] == [0, 1, 2, 3]  # epoch 1 re-trained, recorded once
+    restored = [
+        (e["metrics"].get("restored_from_epoch"), e["metrics"].get("checkpoints_skipped"))
+        for e in results
+    ]
+    assert restored == [(None, None), (None, None), (0, 1), (0, 1)]  # epoch 0's checkpoint used
+    assert "checkpoint_000001" in caplog.text and "epoch 0" in caplog.text  # the driver's warning
+    (run,) = children(outcome).values()
+    assert run.info.status == "FINISHED"
+    assert "checkpoint_000001" in run.data.tags["checkpoint_fallback"]
+    history = MlflowClient(outcome.tracking_uri).get_metric_history(run.info.run_id, "val_macro_f1")
+    assert [m.step for m in history] == [0, 1, 2, 3]
+    assert_nothing_lost(outcome.output_dir, outcome.tracking_uri)
+
+
+def _failures(output_dir, trial_id: str) -> int:
+    """How often Ray saw the trial fail: its error file has one 'Failure # n' line per failure."""
+    (error_file,) = (output_dir / "tune").glob(f"{trial_id}*/error.txt")
+    return error_file.read_text().count("Failure # ")

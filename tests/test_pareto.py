@@ -15,11 +15,12 @@ import pytest
 from test_report import STANDARD_TRIALS, epochs, plain, trial, write_run
 
 from reports import analyse, load_run
-from reports.baseline import is_plain_ce
+from reports.baseline import find_baseline
 from reports.objectives import Objective, parse_objectives, to_minimisation
 from reports.pareto import hypervolume, knee, nondominated, pareto_ranks, reference_point
-from reports.rows import CANDIDATE, STOPPED
+from reports.rows import CANDIDATE, STOPPED, TrialRow
 from trainables.errors import UserInputError
+from trainables.params import is_plain_ce
 
 
 def at_least_as_good(a: float, b: float, direction: str) -> bool:
@@ -171,6 +172,27 @@ def test_baseline_is_earliest_plain_ce_and_deltas(tmp_path: Path) -> None:
         {"loss.kind": "focal"},
     ]:
         assert not is_plain_ce(plain(**extra))
+
+
+def row(tid: str, order: int, state: str | None, **params: object) -> TrialRow:
+    """A hand-built report row (only id, order, state and params matter to the baseline)."""
+    return TrialRow(tid, order, state, 3, 1, plain(**params), {}, CANDIDATE, "")
+
+
+def test_baseline_prefers_a_completed_plain_ce_trial() -> None:
+    rows = [
+        row("a", 0, "failed"),
+        row("b", 1, "stopped_early"),
+        row("c", 2, "completed", **{"elf.strategy": "aco"}),  # completed, but not plain CE
+        row("d", 3, "completed"),
+        row("e", 4, "completed"),
+    ]
+    base = find_baseline(rows)
+    assert base is not None and base.trial_id == "d"
+    # no completed plain-CE trial: the earliest plain-CE one of any state, shown with its note
+    base = find_baseline([rows[1], rows[0], rows[2]])
+    assert base is not None and base.trial_id == "a"
+    assert find_baseline([rows[2]]) is None
 
 
 def test_no_baseline_is_a_note(tmp_path: Path) -> None:

@@ -27,7 +27,6 @@ from reports.rows import searched_keys
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTIVES = ["val_macro_f1:max", "val_worst_recall:max", "val_ece:min", "train_time_s:min"]
 SPACE = {
-    "name": "elf",
     "params": {
         "loss.kind": {"choice": ["ce", "focal"]},
         "loss.gamma": {"uniform": [0.5, 5.0], "when": {"loss.kind": "focal"}},
@@ -384,6 +383,43 @@ def test_cli_missing_folder_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(err) == 1 and "record.jsonl" in err[0]
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([], "either an output folder or --mlflow-uri"),
+        (["run", "--mlflow-uri", "sqlite:///m.db"], "either an output folder or --mlflow-uri"),
+        (["--mlflow-uri", "sqlite:///m.db"], "exactly one of --run-id and --experiment"),
+        (["--mlflow-uri", "x", "--run-id", "r", "--experiment", "e"], "exactly one of"),
+        (["run", "--out", "elsewhere"], "go with --mlflow-uri"),
+    ],
+)
+def test_cli_mlflow_mode_usage_errors(
+    capsys: pytest.CaptureFixture, args: list[str], needle: str
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and needle in err[0], err
+
+
+def test_cli_mlflow_unknown_experiment_or_run_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["--mlflow-uri", uri, "--experiment", "elf"]) == 2  # no store yet: not created
+    assert not (tmp_path / "mlflow.db").exists()
+    MlflowClient(uri).search_experiments()  # an empty store
+    capsys.readouterr()
+    assert main(["--mlflow-uri", uri, "--experiment", "nope"]) == 2
+    assert main(["--mlflow-uri", uri, "--run-id", "0123abcd"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert "--experiment 'nope': no such MLflow experiment" in err[0]
+    assert "--run-id 0123abcd: no such MLflow run" in err[1]
+
+
 def test_importance_within_branch(tmp_path: Path) -> None:
     """f1 rises with lr everywhere and, among focal trials, falls with γ: γ is judged in-branch."""
     rng = np.random.default_rng(0)
@@ -442,6 +478,25 @@ def test_reseed_summary_mean_std_and_front() -> None:
     assert table["nondominated"].to_dict() == {"a": True, "b": True, "c": False}
 
 
+def test_reseed_summary_failed_rows_and_test_metrics() -> None:
+    rows = [
+        {"config": "a", "seed": 1, "val_macro_f1": 0.70, "test_macro_f1": 0.66, "train_time_s": 3},
+        {"config": "a", "seed": 2, "val_macro_f1": 0.60, "test_macro_f1": 0.61, "train_time_s": 4},
+        {"config": "a", "seed": 3, "error": "NonFiniteError: loss at epoch 1"},
+        {"config": "b", "seed": 1, "error": "boom"},
+        {"config": "c", "seed": 1, "val_macro_f1": 0.50, "test_macro_f1": 0.52, "train_time_s": 2},
+    ]
+    table = reseed_summary(rows, "val_macro_f1:max,train_time_s:min").set_index("config")
+    assert table["n_seeds"].to_dict() == {"a": 2, "b": 0, "c": 1}
+    assert table["n_failed"].to_dict() == {"a": 1, "b": 1, "c": 0}
+    assert table.loc["a", "test_macro_f1_mean"] == pytest.approx(np.mean([0.66, 0.61]))
+    assert table.loc["a", "test_macro_f1_std"] == pytest.approx(np.std([0.66, 0.61], ddof=1))
+    assert "test_train_time_s_mean" not in table  # only validation metrics have a test twin
+    assert math.isnan(table.loc["b", "val_macro_f1_mean"])
+    # a (0.65, 3.5) and c (0.50, 2) trade off; b has no mean, so it is on no front
+    assert table["nondominated"].to_dict() == {"a": True, "b": False, "c": True}
+
+
 def test_reseed_jsonl_is_picked_up(tmp_path: Path) -> None:
     folder = standard_run(tmp_path / "run")
     rows = [
@@ -460,7 +515,10 @@ def test_reseed_jsonl_is_picked_up(tmp_path: Path) -> None:
     table = read_csv(report / "reseed.csv")
     assert [r["config"] for r in table] == ["t2"] and table[0]["n_seeds"] == "2"
     assert float(table[0]["val_macro_f1_mean"]) == pytest.approx(0.70)
-    assert "## Seed robustness" in (report / "pareto.md").read_text()
+    md = (report / "pareto.md").read_text()
+    assert "## Seed robustness" in md and "Non-dominated on the means: t2 (1 of 1" in md
+    assert "Non-dominated on the means: t2" in (report / "pareto.html").read_text()
+    assert [json.loads(line) for line in (report / "reseed.jsonl").read_text().splitlines()] == rows
     assert json.loads((report / "summary.json").read_text())["reseed"][0]["nondominated"] is True
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from helpers import SMALL
+from helpers import SMALL, assert_nothing_lost
 
 from search.record import read_record
 
@@ -28,6 +28,7 @@ def test_sigkill_then_resume(tmp_path):
         "search.num_samples=4",
         "scheduler=fifo",
         "train.max_epochs=25",
+        "train.checkpoint_every_s=0",
         "mlflow.enabled=false",
         *(f"data.{k}={v}" for k, v in SMALL.items()),
     ]
@@ -71,3 +72,4 @@ def test_sigkill_then_resume(tmp_path):
         if e["event"] == "result" and e["trial_id"] in done:
             assert e["metrics"] == finished_results[(e["trial_id"], e["epoch"])]
     assert "search finished: 4 completed" in resumed.stdout
+    assert_nothing_lost(out)

@@ -110,7 +110,7 @@ def test_the_product_has_no_eval_unsafe_loaders_or_instantiation():
         for n in ast.walk(tree)
         if isinstance(n, ast.Call) and _dotted(n.func) == "torch.load"
     ]
-    assert torch_loads == ["trainables/trial.py"]  # the one checkpoint reader, checked above
+    assert torch_loads == ["trainables/checkpoints.py"]  # the one checkpoint reader, checked above
 
 
 def test_the_scan_catches_what_it_forbids():

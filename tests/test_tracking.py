@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from helpers import assert_nothing_lost
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.validation import (
@@ -25,6 +26,7 @@ from mlflow.utils.validation import (
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from search.record import RecordCallback
 from search.tracking import (
     STATE_FILE_NAME,
     SearchTracker,
@@ -351,7 +353,7 @@ def test_asha_search_logs_parent_and_children(ray_local, tmp_path, store):
     with SearchTracker(settings) as tracker:
         run_search(
             tmp_path,
-            [tracker.callback(), recorder],
+            [tracker.callback(), recorder, RecordCallback(settings.output_dir, MAX_EPOCHS)],
             param_space={"loss.kind": "focal", "loss.gamma": tune.grid_search(GAMMAS)},
             scheduler=ASHAScheduler(max_t=MAX_EPOCHS, grace_period=1, reduction_factor=2),
             metric="val_macro_f1",
@@ -400,6 +402,7 @@ def test_asha_search_logs_parent_and_children(ray_local, tmp_path, store):
     assert {k: v["run_id"] for k, v in state["trials"].items()} == {
         k: r.info.run_id for k, r in children.items()
     }
+    assert_nothing_lost(settings.output_dir, settings.tracking_uri)
 
 
 @pytest.mark.slow

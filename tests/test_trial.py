@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import copy
 import math
+import pickle
+from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 import torch
 
+from trainables.checkpoints import (
+    CHECKPOINT_FILE,
+    NoLoadableCheckpoint,
+    candidates,
+    restore,
+    truncate_newest,
+)
+from trainables.nonfinite import FAILED_EPOCH, REASON, failed_epoch, flagged_result
 from trainables.params import TrialParams
-from trainables.trial import NonFiniteError, pick_device, train
+from trainables.trial import NonFiniteError, pick_device, restore_metrics, train
 
 EXPECTED = {
     "val_macro_f1",
@@ -104,8 +115,141 @@ def test_non_finite_loss_fails_with_epoch(small_data):
     bad.train = type(small_data.train)(
         x, small_data.train.y, small_data.train.aco, small_data.train.rso, small_data.train.tokens
     )
-    with pytest.raises(NonFiniteError, match="epoch 0"):
+    with pytest.raises(NonFiniteError, match="epoch 0") as caught:
         run(bad, {"train.max_epochs": 2})
+    error = caught.value
+    assert error.epoch == 0 and set(error.keys) >= {"val_macro_f1", "val_ece", "train_loss"}
+    again = pickle.loads(pickle.dumps(error))  # crosses Ray's process boundary intact
+    assert (str(again), again.epoch, again.keys) == (str(error), error.epoch, error.keys)
+
+
+def test_flagged_result_reports_nan_metrics_and_the_epoch():
+    error = NonFiniteError("non-finite training loss (nan) at epoch 3", 3, EXPECTED)
+    result = flagged_result(error)
+    assert failed_epoch(result) == 3 and result[FAILED_EPOCH] == 3
+    assert result[REASON] == "NonFiniteError: non-finite training loss (nan) at epoch 3"
+    metrics = {k: v for k, v in result.items() if k not in (FAILED_EPOCH, REASON)}
+    assert "val_macro_f1" in metrics and all(math.isnan(v) for v in metrics.values())
+    assert not {"epoch", "best_epoch", "best_val_macro_f1"} & metrics.keys()  # no score posing
+    assert failed_epoch({"epoch": 3, "val_macro_f1": 0.5}) is None
+    assert failed_epoch(None) is None
+
+
+# Checkpoint fallback (trainables/checkpoints.py): real checkpoints of a real 3-epoch run, laid out
+# as Ray keeps them (checkpoint_000000 ... in the trial's folder), then damaged in each way.
+
+
+@pytest.fixture(scope="module")
+def three_epochs(small_data):
+    """The reports of an uninterrupted 3-epoch run (metrics, checkpoint state) per epoch."""
+    return run(small_data, FULL | {"train.max_epochs": 3})
+
+
+def write_checkpoints(root: Path, states: list[dict], fs: pafs.FileSystem | None = None) -> str:
+    """Save each state as Ray lays checkpoints out; returns the newest folder's path."""
+    import io
+
+    fs = fs or pafs.LocalFileSystem()
+    for i, state in enumerate(states):
+        folder = f"{root}/checkpoint_{i:06d}"
+        fs.create_dir(folder)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        with fs.open_output_stream(f"{folder}/{CHECKPOINT_FILE}") as f:
+            f.write(buf.getvalue())
+    return f"{root}/checkpoint_{len(states) - 1:06d}"
+
+
+def test_good_newest_checkpoint_loads_without_fallback(three_epochs, tmp_path):
+    newest = write_checkpoints(tmp_path, [s for _, s in three_epochs])
+    restored = restore(pafs.LocalFileSystem(), newest)
+    assert restored.epoch == 2 and restored.path == newest and restored.skipped == ()
+    assert torch.equal(
+        restored.state["model"]["head.weight"], three_epochs[2][1]["model"]["head.weight"]
+    )
+    assert restore_metrics(restored) == {"restored_from_epoch": 2, "checkpoints_skipped": 0}
+    assert restore_metrics(None) == {}
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda fs, d: truncate_newest(fs, d), "zip archive"),
+        (lambda fs, d: fs.open_output_stream(f"{d}/{CHECKPOINT_FILE}").close(), "Error"),
+        (lambda fs, d: _write(fs, f"{d}/{CHECKPOINT_FILE}", b"garbage" * 100), "Error"),
+        (lambda fs, d: fs.delete_file(f"{d}/{CHECKPOINT_FILE}"), "no state.pt"),
+        (lambda fs, d: _write(fs, f"{d}/{CHECKPOINT_FILE}", _saved({"x": 1})), "not a trial"),
+    ],
+    ids=["truncated", "empty", "garbage", "missing", "not-a-checkpoint"],
+)
+def test_damaged_newest_falls_back_to_the_previous_with_a_warning(
+    three_epochs, tmp_path, caplog, damage, reason
+):
+    fs = pafs.LocalFileSystem()
+    newest = write_checkpoints(tmp_path, [s for _, s in three_epochs])
+    damage(fs, newest)
+    with caplog.at_level("WARNING", logger="trainables.checkpoints"):
+        restored = restore(fs, newest)
+    assert restored.epoch == 1 and restored.path.endswith("checkpoint_000001")
+    ((path, why),) = restored.skipped
+    assert path == newest and reason in why
+    assert "checkpoint_000002" in caplog.text and "checkpoint_000001" in caplog.text
+    note = restore_metrics(restored)
+    assert note["restored_from_epoch"] == 1 and note["checkpoints_skipped"] == 1
+    assert "checkpoint_000002" in note["checkpoint_fallback"]
+
+
+def test_fallback_goes_back_to_the_oldest_and_resumes_exactly(three_epochs, small_data, tmp_path):
+    fs = pafs.LocalFileSystem()
+    newest = write_checkpoints(tmp_path, [s for _, s in three_epochs])
+    truncate_newest(fs, newest)
+    _write(fs, f"{tmp_path}/checkpoint_000001/{CHECKPOINT_FILE}", b"\x00" * 10)
+    (tmp_path / "checkpoint_000009").mkdir()  # newer than Ray's newest: not a candidate
+    (tmp_path / "events.out").write_text("not a checkpoint folder")
+    restored = restore(fs, newest)
+    assert restored.epoch == 0 and len(restored.skipped) == 2
+    assert [Path(p).name for p, _ in restored.skipped] == ["checkpoint_000002", "checkpoint_000001"]
+    resumed = run(small_data, FULL | {"train.max_epochs": 3}, restored.state)
+    assert [m["epoch"] for m, _ in resumed] == [1, 2]  # epochs 1 and 2 re-trained, once each
+    for (got, _), (want, _) in zip(resumed, three_epochs[1:], strict=True):
+        assert (
+            got["val_macro_f1"] == want["val_macro_f1"] and got["train_loss"] == want["train_loss"]
+        )
+
+
+def test_no_loadable_checkpoint_is_an_error_naming_each(three_epochs, tmp_path):
+    fs = pafs.LocalFileSystem()
+    newest = write_checkpoints(tmp_path, [s for _, s in three_epochs])
+    for i in range(3):
+        truncate_newest(fs, f"{tmp_path}/checkpoint_{i:06d}")
+    with pytest.raises(NoLoadableCheckpoint, match="3 tried") as caught:
+        restore(fs, newest)
+    for i in range(3):
+        assert f"checkpoint_{i:06d}" in str(caught.value)
+    assert "not restarting from scratch" in str(caught.value)
+
+
+def test_fallback_works_on_a_non_local_filesystem(three_epochs):
+    fs = pafs._MockFileSystem()  # an in-memory pyarrow filesystem, as a URI's would be
+    newest = write_checkpoints("bucket/search/tune/t1", [s for _, s in three_epochs], fs)
+    assert candidates(fs, newest) == [
+        f"bucket/search/tune/t1/checkpoint_{i:06d}" for i in (2, 1, 0)
+    ]
+    truncate_newest(fs, newest)
+    assert restore(fs, newest).epoch == 1
+
+
+def _saved(obj: object) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    with fs.open_output_stream(path) as f:
+        f.write(data)
 
 
 def test_cpu_fallback_when_no_cuda():

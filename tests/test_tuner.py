@@ -28,7 +28,7 @@ def test_defaults_asha_optuna_limited_to_cpu_slots(tmp_path):
     assert isinstance(tc.search_alg.searcher, HonestOptunaSearch)
     assert tc.metric == "val_macro_f1" and tc.mode == "max"
     assert tc.num_samples == 32 and tc.reuse_actors is True
-    assert p.param_space == {"train.max_epochs": 7}
+    assert p.param_space == {"train.max_epochs": 7, "train.checkpoint_every_s": 5.0}
     assert p.trainable_resources == {"cpu": 1.0, "gpu": 0.0}
     assert p.run_config.storage_path == str(tmp_path.resolve())
     assert p.run_config.failure_config.max_failures == 1

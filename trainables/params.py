@@ -7,6 +7,7 @@ not here, and `TrialParams.from_flat` validates a flat `{dotted.key: value}` con
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +140,13 @@ PARAMS: dict[str, Param] = {
         _p("train.weight_decay", 1e-4, "float", "AdamW weight decay.", low=0, high=1.0),
         _p("train.batch_size", 256, "int", "Training batch size.", low=1),
         _p("train.max_epochs", 12, "int", "Epoch budget (ASHA's max_t).", low=1),
+        _p(
+            "train.checkpoint_every_s",
+            0.0,
+            "float",
+            "Least seconds between two checkpoints of a trial under Ray (0: every epoch).",
+            low=0,
+        ),
         # Model
         _p("model.hidden", 128, "int", "Hidden width of the MLP.", low=1),
         _p("model.layers", 2, "int", "Hidden layers of the MLP.", low=1, high=8),
@@ -149,8 +157,9 @@ PARAMS: dict[str, Param] = {
             "fault.kind",
             "none",
             "str",
-            "Inject a fault: raise an error or make the loss NaN.",
-            choices=("none", "raise", "nan"),
+            "Inject a fault: raise an error, make the loss NaN, or truncate the newest "
+            "checkpoint and raise (corrupt).",
+            choices=("none", "raise", "nan", "corrupt"),
         ),
         _p("fault.epoch", 0, "int", "Epoch at which the fault strikes.", low=0),
         _p(
@@ -162,6 +171,20 @@ PARAMS: dict[str, Param] = {
         ),
     ]
 }
+
+
+# The plain cross-entropy recipe (the search's baseline): no loss reshaping, weights or sampling.
+PLAIN_CE = {
+    "loss.kind": "ce",
+    "elf.strategy": "none",
+    "cw.method": "none",
+    "train.balanced_sampling": False,
+}
+
+
+def is_plain_ce(params: Mapping[str, Any]) -> bool:
+    """True when flat `params` train with unweighted, unsampled cross-entropy (absent: defaults)."""
+    return all(params.get(k, PARAMS[k].default) == v for k, v in PLAIN_CE.items())
 
 
 def closest(name: str, names: list[str] | tuple[str, ...]) -> str:

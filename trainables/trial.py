@@ -17,10 +17,12 @@ from typing import Any
 import torch
 
 from spaces import canonical
+from trainables.checkpoints import CHECKPOINT_FILE, Restored, load_state, restore, truncate_newest
 from trainables.dataset import Dataset, Split
 from trainables.losses import class_weights, combined_loss, warn_double_correction
 from trainables.metrics import classification_metrics, plain_ce
 from trainables.models import build_model
+from trainables.nonfinite import NonFiniteError, flagged_result
 from trainables.params import TrialParams
 from trainables.weights import adaptive_scale, batch_normalize_epoch, train_weights, weight_stats
 
@@ -28,10 +30,7 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any], dict[str, Any]], None]  # (metrics, checkpoint state) -> None
 EVAL_CHUNK = 8192
-
-
-class NonFiniteError(RuntimeError):
-    """The training loss or a validation metric became NaN or ±inf."""
+__all__ = ["CHECKPOINT_FILE", "NonFiniteError", "load_state", "train", "tune_trial"]
 
 
 def pick_device(gpu_assigned: bool) -> torch.device:
@@ -74,19 +73,34 @@ def _epoch_order(y: torch.Tensor, balanced: bool, gen: torch.Generator) -> torch
 
 
 class InjectedFault(RuntimeError):
-    """Raised by `fault.kind=raise` (testing the harness's retries and failure handling)."""
+    """Raised by `fault.kind=raise` or `corrupt` (testing the harness's retries and fallbacks)."""
 
 
 def inject_fault(params: TrialParams, loss: torch.Tensor) -> torch.Tensor:
-    """Apply `fault.kind` once its marker allows: raise, or turn the loss into NaN."""
+    """Apply `fault.kind` once its marker allows: raise (`tune_trial` first truncates the newest
+    checkpoint for `corrupt`), or turn the loss into NaN."""
     marker = params["fault.marker"]
     if marker:
         if Path(marker).exists():
             return loss
         Path(marker).touch()
-    if params["fault.kind"] == "raise":
-        raise InjectedFault(f"injected fault at epoch {params['fault.epoch']}")
+    kind = params["fault.kind"]
+    if kind in ("raise", "corrupt"):
+        raise InjectedFault(f"injected fault ({kind}) at epoch {params['fault.epoch']}")
     return loss * float("nan")
+
+
+def _check_finite(train_loss: float, metrics: dict[str, Any], epoch: int) -> None:
+    """Raise NonFiniteError when the training loss or a validation metric is NaN or ±inf."""
+    reason = None
+    if not math.isfinite(train_loss):
+        reason = f"non-finite training loss ({train_loss}) at epoch {epoch}"
+    else:
+        bad = [k for k, v in metrics.items() if k.startswith("val_") and not math.isfinite(v)]
+        if bad:
+            reason = f"non-finite validation metric {bad[0]} at epoch {epoch}"
+    if reason is not None:
+        raise NonFiniteError(reason, epoch, metrics)
 
 
 def epoch_weights(
@@ -186,25 +200,15 @@ def train(
             optim.step()
             total += loss.detach() * idx.shape[0]
         train_loss = float(total) / order.shape[0]
-        if not math.isfinite(train_loss):
-            raise NonFiniteError(f"non-finite training loss ({train_loss}) at epoch {epoch}")
         metrics = evaluate(model, val, data.num_classes, minority)
-        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-        if bad:
-            raise NonFiniteError(f"non-finite validation metric {bad[0]} at epoch {epoch}")
+        metrics |= weight_stats(w, clipped)
         epoch_time = time.perf_counter() - t0
+        metrics |= {"epoch": epoch, "train_loss": train_loss, "epoch_time_s": epoch_time}
+        _check_finite(train_loss, metrics, epoch)
         train_time += epoch_time
         if metrics["val_macro_f1"] > best:
             best, best_epoch = metrics["val_macro_f1"], epoch
-        metrics |= weight_stats(w, clipped)
-        metrics |= {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "epoch_time_s": epoch_time,
-            "train_time_s": train_time,
-            "best_val_macro_f1": best,
-            "best_epoch": best_epoch,
-        }
+        metrics |= {"train_time_s": train_time, "best_val_macro_f1": best, "best_epoch": best_epoch}
         ckpt = {
             "model": model.state_dict(),
             "optim": optim.state_dict(),
@@ -222,16 +226,56 @@ def _rows_at(t: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
     return None if t is None else t[idx]
 
 
-CHECKPOINT_FILE = "state.pt"
+def _restore(checkpoint: Any) -> Restored | None:
+    """The newest loadable state at or before Ray's checkpoint (None: a fresh trial)."""
+    if checkpoint is None:
+        return None
+    return restore(checkpoint.filesystem, checkpoint.path)
 
 
-def load_state(directory: str | Path) -> dict[str, Any]:
-    """Load a trial checkpoint written by `tune_trial` (tensors and plain values only)."""
-    return torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+def restore_metrics(restored: Restored | None) -> dict[str, Any]:
+    """Reported with every epoch after a restore: from which epoch, how many newer checkpoints
+    were unusable, and (after a fallback) the one-line note naming them and why."""
+    if restored is None:
+        return {}
+    out: dict[str, Any] = {
+        "restored_from_epoch": restored.epoch,
+        "checkpoints_skipped": len(restored.skipped),
+    }
+    if restored.skipped:
+        out["checkpoint_fallback"] = restored.note()
+    return out
+
+
+class CheckpointClock:
+    """Call once per epoch: True when `every_s` seconds have passed since the last True (or since
+    the trial started); `every_s` = 0 makes every epoch due. A crash re-trains at most that long."""
+
+    def __init__(self, every_s: float):
+        self.every_s = every_s
+        self.last = time.monotonic()
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return False
+        self.last = now
+        return True
+
+
+def _iteration(epoch: int) -> dict[str, int]:
+    """Ray's `training_iteration` set to epochs trained, so ASHA's rungs and Optuna's steps stay
+    epochs also after a fallback re-trains some (Ray would keep counting reports)."""
+    return {"training_iteration": epoch + 1}
 
 
 def tune_trial(config: dict[str, Any], data: Dataset) -> None:
-    """Ray Tune function trainable: validate the flat config, train, report and checkpoint each epoch."""
+    """Ray Tune function trainable: validate the flat config, train, report each epoch and
+    checkpoint at most every `train.checkpoint_every_s` seconds.
+
+    Resumes from the newest loadable checkpoint (`trainables.checkpoints.restore`); a non-finite
+    loss or metric reports a flagged last result and raises (`trainables.nonfinite`).
+    """
     import ray
     from ray import tune
 
@@ -239,19 +283,30 @@ def tune_trial(config: dict[str, Any], data: Dataset) -> None:
     gpu = bool(tune.get_context().get_trial_resources().required_resources.get("GPU", 0))
     device = pick_device(gpu)  # Ray narrows CUDA_VISIBLE_DEVICES to its GPU, so "cuda" is that one
     node = ray.get_runtime_context().get_node_id()  # a retry may run on another node
-    log.info("trial %s runs on %s of node %s", tune.get_context().get_trial_id(), device, node)
-    checkpoint = tune.get_checkpoint()
-    state = None
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            state = load_state(d)
+    trial_id = tune.get_context().get_trial_id()
+    log.info("trial %s runs on %s of node %s", trial_id, device, node)
+    restored = _restore(tune.get_checkpoint())
+    extra = restore_metrics(restored) | {"device": device.type, "node": node}
+
+    due = CheckpointClock(params["train.checkpoint_every_s"])
 
     def report(metrics: dict[str, Any], ckpt: dict[str, Any]) -> None:
+        result = metrics | extra | _iteration(metrics["epoch"])
+        if not due():
+            tune.report(result)
+            return
         with tempfile.TemporaryDirectory() as d:
             torch.save(ckpt, Path(d) / CHECKPOINT_FILE)
-            tune.report(
-                metrics | {"device": device.type, "node": node},
-                checkpoint=tune.Checkpoint.from_directory(d),
-            )
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
 
-    train(params, data, report, device, state)
+    try:
+        train(params, data, report, device, None if restored is None else restored.state)
+    except NonFiniteError as error:
+        log.warning("trial %s: %s; the trial fails without a retry", trial_id, error)
+        tune.report(flagged_result(error) | _iteration(error.epoch))
+        raise
+    except InjectedFault:
+        newest = tune.get_checkpoint()
+        if params["fault.kind"] == "corrupt" and newest is not None:
+            truncate_newest(newest.filesystem, newest.path)
+        raise

@@ -18,7 +18,10 @@ less one warm epoch: worker start and imports), `tail_s` (after the last trial: 
 `epoch_overhead_ms` (between two results of a trial, less that epoch's own time: report,
 checkpoint, driver round trip), `epoch_slowdown` (an epoch's time inside the search over its warm
 time alone: CPU shared with the other trials, the driver and Ray), and `cold_worker_s` (what a
-fresh worker process imports, timed in one).
+fresh worker process imports, timed in one). `machine_scaling` = a warm trial in one plain
+process (no Ray) / the same while `slots` such processes train at once: what the machine itself
+allows (1.0 when slots scale perfectly; vCPUs that share a core, or other load, give less), and
+`ours_efficiency_of_machine` = ours_efficiency / machine_scaling.
 
 The helpers (`ray_session`, `Workload`, `run_ours`, `timed_search`, `run_baseline`, `warm_trial_s`,
 `paired`) are shared by the logging, search and gpu parts.
@@ -69,6 +72,15 @@ m = torch.nn.Linear(4, 4); o = torch.optim.AdamW(m.parameters())
 m(torch.ones(1, 4)).sum().backward(); o.step(); t.append(time.perf_counter())
 names = ["ray", "ray_tune", "torch", "trainables", "first_optimizer_step"]
 print(json.dumps({n: b - a for n, a, b in zip(names, t, t[1:])}))
+"""
+# One warm trial in a plain process that starts on "go" from stdin (see `parallel_trial_s`).
+PARALLEL_TRIAL = """
+import sys
+from search.bench.harness import MIN_ROWS, _train
+_train(MIN_ROWS, 1)
+print("ready", flush=True)
+sys.stdin.readline()
+print(_train(int(sys.argv[1]), int(sys.argv[2]))[0], flush=True)
 """
 
 
@@ -214,6 +226,25 @@ def _train(rows: int, epochs: int) -> tuple[float, list[float]]:
 def warm_trial_s(work: Workload) -> float:
     """Seconds one whole trial of `work` takes in this (already warm) process, on one thread."""
     return _train(work.rows, work.epochs)[0]
+
+
+def parallel_trial_s(work: Workload, slots: int) -> float:
+    """Median seconds of one warm trial of `work` while `slots` processes (no Ray) each train one
+    at the same time: what this machine gives `slots` concurrent trials at best."""
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-c", PARALLEL_TRIAL, str(work.rows), str(work.epochs)]
+    procs = [
+        subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(slots)
+    ]
+    for proc in procs:  # each is warm: start them together
+        proc.stdout.readline()
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    times = [float(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
+    return statistics.median(times)
 
 
 def size_for(seconds: float, epochs: int) -> int:
@@ -409,18 +440,34 @@ def _length_figures(length: float, sizes: Sizes, slots: float, root: Path, uris:
         "ours": lambda r: run_ours(work, root / f"ours-{length:g}-{r}", uris["ours"]),
         "baseline": lambda r: run_baseline(work, root / f"ray-{length:g}-{r}", uris["baseline"]),
     }
-    rounds = paired(sides, sizes.repeats, before=lambda r: warm_trial_s(work))
+    rounds = paired(
+        sides,
+        sizes.repeats,
+        before=lambda r: {
+            "alone": warm_trial_s(work),
+            "one": parallel_trial_s(work, 1),
+            "parallel": parallel_trial_s(work, int(slots)),
+        },
+    )
 
     def per_round(fn: Callable[[Run, float], float], side: str = "ours") -> float:
-        return median([fn(row[side], row["before"] / work.epochs) for row in rounds])
+        return median([fn(row[side], row["before"]["alone"] / work.epochs) for row in rounds])
 
     def startup(run: Run, epoch_s: float) -> float:
         return run.first_result_s - epoch_s
 
+    def scaling(row: dict[str, Any]) -> float:
+        return row["before"]["one"] / row["before"]["parallel"]
+
+    def ours_efficiency(row: dict[str, Any]) -> float:
+        return efficiency(row["ours"], row["before"]["alone"], work.epochs, slots)
+
     key = f"t{length:g}s"
     figures: Figures = {
         f"{key}_rows": rows,
-        f"{key}_warm_trial_s": median([row["before"] for row in rounds]),
+        f"{key}_warm_trial_s": median([row["before"]["alone"] for row in rounds]),
+        f"{key}_parallel_trial_s": median([row["before"]["parallel"] for row in rounds]),
+        f"{key}_machine_scaling": median([scaling(row) for row in rounds]),
         f"{key}_ours_wall_s": per_round(lambda run, _: run.wall_s),
         f"{key}_baseline_wall_s": per_round(lambda run, _: run.wall_s, "baseline"),
         f"{key}_ours_epochs": rounds[-1]["ours"].epochs,
@@ -431,6 +478,9 @@ def _length_figures(length: float, sizes: Sizes, slots: float, root: Path, uris:
         ),
         f"{key}_ours_speedup_vs_baseline": median(
             [row["baseline"].wall_s / row["ours"].wall_s for row in rounds]
+        ),
+        f"{key}_ours_efficiency_of_machine": median(
+            [ours_efficiency(row) / scaling(row) for row in rounds]
         ),
         f"{key}_ours_startup_s": per_round(startup),
         f"{key}_ours_tail_s": per_round(lambda run, _: run.tail_s),

@@ -26,6 +26,7 @@ from ray.tune import Callback
 
 from search.tracking.settings import TrackerSettings
 from search.tracking.tracker import SearchTracker, live_tracker
+from trainables.nonfinite import failed_epoch
 
 _REASON_CHARS = 500
 _ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the actor name in error files
@@ -93,7 +94,8 @@ class TrialRunCallback(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        self.tracker.trial_result(trial.trial_id, result)
+        if failed_epoch(result) is None:  # a non-finite epoch logs nothing; the run ends FAILED
+            self.tracker.trial_result(trial.trial_id, result)
 
     @_never_raise
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

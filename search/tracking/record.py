@@ -64,6 +64,7 @@ class RunRecord:
     end_state: str | None = None
     active: bool = False
     retries: int = 0
+    reports_best: bool = False  # the trial reports best_<metric> per epoch: no extra value at end
     pending: Pending = field(default_factory=Pending)
 
     def observe(self, epoch: int, value: Any, mode: str) -> None:

@@ -24,12 +24,14 @@ MODES = ("max", "min")
 DEFAULT_FLUSH_EVERY = 500
 # And flush at least this often: the UI lags by at most 2 s, one call per run every 2 s at worst.
 DEFAULT_FLUSH_INTERVAL_S = 2.0
-# At close, a failing store gets this many more tries, `retry_backoff_s` apart, before the data
-# is given up (with a warning): enough for a restarting server, short enough to exit promptly.
+# At close, a failing store gets at least this many more tries, `retry_backoff_s` apart, and more
+# for up to `close_retry_s`, before the data is given up (with a warning; reconcile writes it later
+# from the record): a restarting server is back within that, and the driver exits in bounded time.
 DEFAULT_CLOSE_RETRIES = 3
 DEFAULT_RETRY_BACKOFF_S = 1.0
-# The longest the driver blocks on MLflow (start, experiment end, close). MLflow's own HTTP client
-# retries a dead server for minutes; past this wait the driver moves on and warns.
+DEFAULT_CLOSE_RETRY_S = 30.0
+# The longest the driver blocks on MLflow (start, experiment end, close): more than close_retry_s
+# plus one request's timeout (writer.FAIL_FAST); past it the driver moves on and warns.
 DEFAULT_WAIT_S = 60.0
 _PROJECT = "loss-search"
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class TrackerSettings:
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     close_retries: int = DEFAULT_CLOSE_RETRIES
     retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S
+    close_retry_s: float = DEFAULT_CLOSE_RETRY_S
     wait_s: float = DEFAULT_WAIT_S
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from search.tracking.book import RunBook
 from search.tracking.record import RunRecord
 from search.tracking.settings import TrackerSettings
 from search.tracking.state import save_state
-from search.tracking.writer import PARENT_RUN_TAG, TRIAL_ID_TAG, MlflowWriter
+from search.tracking.writer import PARENT_RUN_TAG, TRIAL_ID_TAG, MlflowWriter, fail_fast
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,15 @@ class Syncer:
                 return
 
     def _finish(self) -> bool:
+        """The last flush, retried `retry_backoff_s` apart: at least `close_retries` times, and
+        for up to `close_retry_s`; then no child is left RUNNING."""
         ok = self.flush()
-        for _ in range(self.settings.close_retries):
-            if ok:
-                break
+        deadline = time.monotonic() + self.settings.close_retry_s
+        tries = 0
+        while not ok and (tries < self.settings.close_retries or time.monotonic() < deadline):
             time.sleep(self.settings.retry_backoff_s)
             ok = self.flush()
+            tries += 1
         self._kill_running_children()
         return ok
 
@@ -95,7 +98,7 @@ class Syncer:
 
     def flush(self) -> bool:
         """Send all queued data in this thread; True when nothing is left unsent."""
-        with self._flush_lock:
+        with self._flush_lock, fail_fast():
             try:
                 if self.book.experiment_id is None:
                     self.book.experiment_id = self.writer.ensure_experiment(
@@ -176,11 +179,12 @@ class Syncer:
         if self.book.experiment_id is None or self.book.parent.run_id is None:
             return
         try:
-            running = self.writer.children(
-                self.book.experiment_id, self.book.parent.run_id, "RUNNING"
-            )
-            for run in running:
-                self.writer.terminate(run.info.run_id, "KILLED")
+            with fail_fast():
+                running = self.writer.children(
+                    self.book.experiment_id, self.book.parent.run_id, "RUNNING"
+                )
+                for run in running:
+                    self.writer.terminate(run.info.run_id, "KILLED")
         except Exception as error:
             self._report(error)
 

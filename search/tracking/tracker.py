@@ -35,6 +35,7 @@ from search.tracking.writer import OUTPUT_DIR_TAG, SEARCH_NAME_TAG, TRIAL_ID_TAG
 # Ray's bookkeeping keys that are not worth a metric history (the step already is the epoch).
 _RAY_SKIPPED = frozenset(
     {"timestamp", "pid", "done", "iterations_since_restore", "time_since_restore"}
+    | {"training_iteration", "time_this_iter_s", "time_total_s"}  # = epoch, epoch/train time
     | {"trial_id", "date", "experiment_tag", "checkpoint_dir_name", "should_checkpoint", "config"}
 )
 _RAY_TAGGED = {"hostname": "ray.hostname", "node_ip": "ray.node_ip"}
@@ -209,6 +210,7 @@ class SearchTracker:
                 elif isinstance(value, str):
                     record.pending.tags[sanitize_key(_RAY_TAGGED.get(key, key))] = tag_value(value)
             record.observe(epoch, result.get(self.settings.metric), self.settings.mode)
+            record.reports_best |= f"best_{self.settings.metric}" in result
             poke = self._unsent_metrics >= self.settings.flush_every
             if poke:
                 self._unsent_metrics = 0
@@ -271,8 +273,9 @@ class SearchTracker:
             metric = sanitize_key(f"best_{self.settings.metric}")
             tags["best_epoch"] = str(record.best_epoch)
             tags[metric] = repr(record.best_value)
-            best = Metric(metric, float(record.best_value), _now_ms(), record.best_epoch)
-            record.pending.metrics.append(best)
+            if not record.reports_best:  # else its history has the value at every step
+                best = Metric(metric, float(record.best_value), _now_ms(), record.best_epoch)
+                record.pending.metrics.append(best)
         record.pending.status = status
 
     def _queue_parent(self) -> None:

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Param, Run, RunTag, ViewType
-from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+from mlflow.environment_variables import (
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+    MLFLOW_HTTP_REQUEST_TIMEOUT,
+    MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT,
+)
 
 from search.tracking.batching import batches
 from search.tracking.record import Pending
@@ -28,19 +33,43 @@ _PAGE = 1000
 log = logging.getLogger(__name__)
 
 
+# MLflow's HTTP client retries a dead server 7 times over about 4 minutes, holding the writer thread
+# and answering a restarted server only after its next backoff sleep. The writer fails fast instead
+# (one immediate retry, 20 s per request) and the Syncer retries with the data kept queued.
+FAIL_FAST = {
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "1",
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name: "0",
+    MLFLOW_HTTP_REQUEST_TIMEOUT.name: "20",
+}
+
+
 @contextlib.contextmanager
-def _url_printing(enabled: bool) -> Iterator[None]:
-    """MLflow prints "View run ... at URL" on every set_terminated over HTTP unless told not to."""
-    name = MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name
-    before = os.environ.get(name)
-    os.environ[name] = "false" if enabled else "true"
+def _environment(values: dict[str, str], override: bool = True) -> Iterator[None]:
+    """MLflow reads these settings from the environment per request: set them for the block (a
+    value the user set stays when not `override`), then restore the environment."""
+    before = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if override or before[name] is None:
+            os.environ[name] = value
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def fail_fast() -> contextlib.AbstractContextManager[None]:
+    """MLflow calls in the block fail fast (FAIL_FAST), unless the user set those variables."""
+    return _environment(FAIL_FAST, override=False)
+
+
+def _url_printing(enabled: bool) -> contextlib.AbstractContextManager[None]:
+    """MLflow prints "View run ... at URL" on every set_terminated over HTTP unless told not to."""
+    name = MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name
+    return _environment({name: "false" if enabled else "true"})
 
 
 def _quoted(value: str) -> str | None:

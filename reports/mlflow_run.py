@@ -1,0 +1,196 @@
+"""Read a search back from MLflow (no output folder needed): the parent run and its child runs.
+
+The parent run (picked by id, or the latest parent run of an experiment) holds the resolved config
+(artifact config.yaml, else its dotted params), the space file (artifact space.yaml) and, when the
+search re-trained finalists, report/reseed.jsonl. Each child run is a trial: tag `ray.trial_id`,
+params = the trial's config, metric histories with step = epoch, tags `end_state`,
+`epochs_trained` and `failure_reason`. Only the histories of the metrics the report needs are read.
+"""
+
+from __future__ import annotations
+
+import ast
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reports.defaults import COMPLETED, CONFIG_FILE, FAILED, REPORT_DIR, RESEED_FILE, SPACE_FILE
+from reports.load import Run, TrialRecord, natural_key, read_yaml
+from reports.objectives import check_available, parse_objectives
+from reports.space import read_space
+from trainables.errors import UserInputError
+
+PARENT_TAG = "mlflow.parentRunId"
+TRIAL_ID_TAG = "ray.trial_id"  # = search.tracking.writer.TRIAL_ID_TAG
+END_STATES = {COMPLETED: COMPLETED, "stopped_early": "stopped_early", FAILED: FAILED}
+PAGE = 1000  # runs per search_runs call
+
+
+def parse_value(text: str) -> Any:
+    """An MLflow param string back as a Python literal (None, True, 3, 0.001, [..]); else the text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def nest(flat: dict[str, str]) -> dict[str, Any]:
+    """{"train.max_epochs": "12"} → {"train": {"max_epochs": 12}} (values parsed)."""
+    out: dict[str, Any] = {}
+    for key, text in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[leaf] = parse_value(text)
+    return out
+
+
+def find_parent(client: Any, run_id: str | None, experiment: str | None) -> Any:
+    """The parent run with id `run_id`, else the latest parent run of `experiment`."""
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+        except Exception as e:
+            raise UserInputError(
+                f"--run-id {run_id}: no such MLflow run ({_first_line(e)})"
+            ) from None
+        if PARENT_TAG in run.data.tags:
+            parent = run.data.tags[PARENT_TAG]
+            raise UserInputError(f"--run-id {run_id}: a trial's run; its search's run is {parent}")
+        return run
+    found = client.get_experiment_by_name(experiment or "")
+    if found is None:
+        raise UserInputError(f"--experiment {experiment!r}: no such MLflow experiment")
+    for run in _runs(client, found.experiment_id, ""):
+        if PARENT_TAG not in run.data.tags:
+            return run
+    raise UserInputError(f"--experiment {experiment!r}: holds no search (parent) run")
+
+
+def write_mlflow_report(
+    tracking_uri: str,
+    run_id: str | None,
+    experiment: str | None,
+    out: Path | None = None,
+    objectives: str | Sequence[str] | None = None,
+    **options: Any,
+) -> Path:
+    """Rebuild the report of a search from MLflow into `out` (default ./report-<run id>).
+
+    `options` are write_run_report's (reference, margin, epoch_rule).
+    """
+    from mlflow import MlflowClient
+
+    from reports.write import read_reseeds, write_run_report
+
+    if tracking_uri.startswith("sqlite:///"):  # reading must not create an empty store
+        db = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])
+        if not db.is_file():
+            raise UserInputError(f"--mlflow-uri {tracking_uri}: {db} not found")
+    client = MlflowClient(tracking_uri)
+    parent = find_parent(client, run_id, experiment)
+    folder = Path(out or f"report-{parent.info.run_id}")
+    with tempfile.TemporaryDirectory() as tmp:
+        run = load_mlflow_run(client, parent, folder, Path(tmp), objectives)
+        rows = _download(client, parent.info.run_id, f"{REPORT_DIR}/{RESEED_FILE}", Path(tmp))
+        reseeds = read_reseeds(rows) if rows else None
+    return write_run_report(run, folder, objectives, reseeds=reseeds, **options)
+
+
+def load_mlflow_run(
+    client: Any,
+    parent: Any,
+    folder: Path,
+    downloads: Path,
+    objectives: str | Sequence[str] | None = None,
+) -> Run:
+    """The search of `parent` as a Run with output_dir `folder`; its files go to `downloads`.
+
+    Reads the histories of the objectives (given, else the config's) and of search.metric.
+    """
+    run_id = parent.info.run_id
+    config_path = _download(client, run_id, CONFIG_FILE, downloads)
+    config = read_yaml(config_path) if config_path else nest(dict(parent.data.params))
+    space_path = _download(client, run_id, SPACE_FILE, downloads)
+    children = _children(client, parent)
+    notes = [] if space_path else [f"{SPACE_FILE} not logged: searched parameters inferred"]
+    spec = objectives if objectives is not None else (config.get("report") or {}).get("objectives")
+    wanted = [o.metric for o in parse_objectives(spec)] if spec is not None else []
+    if wanted:
+        check_available(parse_objectives(spec), {m for c in children for m in c.data.metrics})
+    metric = (config.get("search") or {}).get("metric")
+    wanted += [metric] if metric and metric not in wanted else []
+    trials = [_trial(client, c, i, wanted) for i, c in enumerate(children)]
+    trials.sort(key=lambda t: natural_key(t.trial_id))
+    space = read_space(space_path) if space_path else None
+    return Run(folder, trials, config, space, notes)
+
+
+def _trial(client: Any, run: Any, order: int, metrics: Iterable[str]) -> TrialRecord:
+    tags = run.data.tags
+    results: dict[int, dict[str, float]] = {}
+    for name in metrics:
+        if name in run.data.metrics:
+            for m in client.get_metric_history(run.info.run_id, name):
+                results.setdefault(int(m.step), {})[name] = float(m.value)
+    epochs = tags.get("epochs_trained")
+    return TrialRecord(
+        trial_id=tags[TRIAL_ID_TAG],
+        order=order,
+        params={k: parse_value(v) for k, v in run.data.params.items()},
+        results=results,
+        state=END_STATES.get(tags.get("end_state", "")),  # interrupted/running: unfinished
+        epochs=int(epochs) if epochs and epochs.isdigit() else None,
+        reason=tags.get("failure_reason"),
+    )
+
+
+def _children(client: Any, parent: Any) -> list[Any]:
+    """The trial runs of `parent`, oldest first; one per trial id (the earliest)."""
+    query = f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"
+    runs = list(_runs(client, parent.info.experiment_id, query))
+    runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
+    seen: dict[str, Any] = {}
+    for run in runs:
+        if TRIAL_ID_TAG in run.data.tags:
+            seen.setdefault(run.data.tags[TRIAL_ID_TAG], run)
+    if not seen:
+        raise UserInputError(f"MLflow run {parent.info.run_id}: no trial (child) runs")
+    return list(seen.values())
+
+
+def _runs(client: Any, experiment_id: str, query: str) -> Iterable[Any]:
+    """Every run of the experiment matching `query`, newest first (all pages)."""
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            query,
+            max_results=PAGE,
+            order_by=["attributes.start_time DESC"],
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _download(client: Any, run_id: str, path: str, folder: Path) -> Path | None:
+    """Artifact `path` of the run copied into `folder`, or None when the run has no such file."""
+    parent = str(Path(path).parent) if "/" in path else None
+    if Path(path).name not in {
+        f.path.split("/")[-1] for f in client.list_artifacts(run_id, parent)
+    }:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(client.download_artifacts(run_id, path, tmp))
+        target = folder / Path(path).name
+        target.write_bytes(local.read_bytes())
+    return target
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

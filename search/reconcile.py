@@ -1,0 +1,221 @@
+"""After every search and resume: check Ray, the Optuna study and MLflow against `record.jsonl`.
+
+The record is the one source of truth. Each source gets a tally, written to
+`<output_dir>/reconcile.json` as {source: {checked, missing, duplicated, repaired, mismatched}}:
+`checked` counts the trials compared, the other four list what was found (one line each).
+What the record can fix is fixed: an Optuna trial left RUNNING is told its recorded end, and MLflow
+gets its missing runs, metric steps and end states (search/tracking/repair.py). Reconciling never
+raises: a source that cannot be read is logged and reported as `error`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import TrialState
+
+from search.record import ABANDONED, COMPLETED, FAILED, RECORD_FILE, STOPPED_EARLY, read_record
+from search.searcher import load_study
+from search.tuner import STUDY_FILE
+
+REPORT_FILE = "reconcile.json"
+OPTUNA_STATE = {
+    COMPLETED: TrialState.COMPLETE,
+    STOPPED_EARLY: TrialState.PRUNED,
+    FAILED: TrialState.FAIL,
+    ABANDONED: TrialState.FAIL,
+}
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Findings:
+    """One source compared with the record."""
+
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def summary(self) -> str:
+        counts = (f"{len(getattr(self, k))} {k}" for k in ("missing", "duplicated", "repaired"))
+        text = f"{self.checked} checked, {', '.join(counts)}, {len(self.mismatched)} mismatched"
+        return text if self.error is None else f"{text}, error: {self.error}"
+
+
+@dataclass
+class RecordedTrial:
+    """One trial as the record has it: params, {epoch: result event} and its end event."""
+
+    trial_id: str
+    params: dict[str, Any] = field(default_factory=dict)
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    end: dict[str, Any] | None = None
+
+    @property
+    def state(self) -> str | None:
+        return None if self.end is None else self.end["state"]
+
+    def best(self, metric: str, mode: str) -> float | None:
+        """The value Optuna is told for a finished trial: the last result's `best_<metric>`,
+        else the best finite `metric` over the recorded epochs."""
+        if not self.results:
+            return None
+        last = self.results[max(self.results)]["metrics"]
+        if f"best_{metric}" in last:
+            return float(last[f"best_{metric}"])
+        values = [r["metrics"].get(metric) for r in self.results.values()]
+        finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+        if not finite:
+            return None
+        return max(finite) if mode == "max" else min(finite)
+
+
+def read_trials(output_dir: Path) -> dict[str, RecordedTrial]:
+    """The record as {trial id: RecordedTrial} in start order; the first of repeated events wins."""
+    trials: dict[str, RecordedTrial] = {}
+    for event in read_record(output_dir / RECORD_FILE):
+        trial = trials.setdefault(event["trial_id"], RecordedTrial(event["trial_id"]))
+        if event["event"] == "start" and not trial.params:
+            trial.params = dict(event.get("params") or {})
+        elif event["event"] == "result":
+            trial.results.setdefault(int(event["epoch"]), event)
+        elif event["event"] == "end" and trial.end is None:
+            trial.end = event
+    return trials
+
+
+def _trial_id(result: Any) -> str:
+    """A Ray Result's trial id: reported with every result, else its folder's name (the id)."""
+    return str((result.metrics or {}).get("trial_id") or Path(str(result.path)).name)
+
+
+def check_ray(results: Iterable[Any], trials: dict[str, RecordedTrial]) -> Findings:
+    """Ray's ResultGrid: every recorded trial once (abandoned ones were replaced by Ray), the same
+    last epoch, and an error exactly where the record says failed."""
+    found = Findings()
+    results = list(results)
+    counts = Counter(_trial_id(r) for r in results)
+    found.duplicated += [f"trial {t}: {n} results" for t, n in counts.items() if n > 1]
+    for result in results:
+        trial_id = _trial_id(result)
+        trial = trials.get(trial_id)
+        found.checked += 1
+        if trial is None:
+            found.mismatched.append(f"trial {trial_id}: in Ray, not in the record")
+            continue
+        epoch = (result.metrics or {}).get("epoch")
+        last = max(trial.results) if trial.results else None
+        # a failed trial's non-finite epoch reaches Ray but not the record
+        allowed = (
+            {last, (last if last is not None else -1) + 1} if trial.state == FAILED else {last}
+        )
+        if epoch is not None and int(epoch) not in allowed:
+            found.mismatched.append(f"trial {trial_id}: Ray's last epoch {epoch}, recorded {last}")
+        failed = result.error is not None
+        if trial.state is not None and failed != (trial.state == FAILED):
+            found.mismatched.append(f"trial {trial_id}: Ray error={failed}, recorded {trial.state}")
+    live = [t for t, trial in trials.items() if trial.state != ABANDONED]
+    found.missing += [f"trial {t}: not in Ray's results" for t in live if t not in counts]
+    return found
+
+
+def check_optuna(
+    output_dir: Path, study_name: str, trials: dict[str, RecordedTrial], metric: str, mode: str
+) -> Findings | None:
+    """The Optuna journal: every recorded trial once, its state and value as recorded; a trial
+    left RUNNING after its recorded end is told that end. None without a journal (no Optuna)."""
+    path = output_dir / STUDY_FILE
+    if not path.is_file():
+        return None
+    study = load_study(path, study_name)
+    found = Findings()
+    by_trial: dict[str, list] = {}
+    for frozen in study.get_trials(deepcopy=False):
+        if "ray_trial_id" in frozen.user_attrs:
+            by_trial.setdefault(frozen.user_attrs["ray_trial_id"], []).append(frozen)
+    for trial_id, frozen_trials in by_trial.items():
+        if trial_id not in trials:
+            found.mismatched.append(f"trial {trial_id}: in Optuna, not in the record")
+        elif len(frozen_trials) > 1:
+            found.duplicated.append(f"trial {trial_id}: {len(frozen_trials)} Optuna trials")
+    for trial_id, trial in trials.items():
+        found.checked += 1
+        if trial_id not in by_trial:
+            found.missing.append(f"trial {trial_id}: not in the study")
+            continue
+        _check_optuna_trial(study, by_trial[trial_id][0], trial, metric, mode, found)
+    return found
+
+
+def _check_optuna_trial(
+    study: Any, frozen: Any, trial: RecordedTrial, metric: str, mode: str, found: Findings
+) -> None:
+    if trial.state is None:
+        return  # interrupted: Optuna keeps it RUNNING until the resume finishes it
+    expected = OPTUNA_STATE[trial.state]
+    value = trial.best(metric, mode) if expected == TrialState.COMPLETE else None
+    tid = trial.trial_id
+    if frozen.state == TrialState.RUNNING:
+        study.tell(frozen.number, value, state=expected)
+        found.repaired.append(f"trial {tid}: RUNNING told {expected.name} from the record")
+    elif frozen.state != expected:
+        found.mismatched.append(f"trial {tid}: Optuna {frozen.state.name}, recorded {trial.state}")
+    elif value is not None and frozen.value != value:
+        found.mismatched.append(f"trial {tid}: Optuna value {frozen.value}, recorded {value}")
+
+
+def _guarded(source: str, check: Any, *args: Any) -> Findings | None:
+    """Run one source's check; a failure becomes a Findings with its error, never an exception."""
+    try:
+        return check(*args)
+    except Exception as error:
+        log.warning("reconcile: checking %s failed: %s", source, error, exc_info=True)
+        return Findings(error=f"{type(error).__name__}: {error}")
+
+
+def reconcile(
+    output_dir: Path,
+    study_name: str,
+    results: Iterable[Any] | None,
+    tracking_uri: str | None,
+    metric: str,
+    mode: str,
+) -> dict[str, Findings]:
+    """Compare Ray's `results`, the study and MLflow (when `tracking_uri`) with the record, repair
+    what the record can, write reconcile.json and log one summary line. Never raises."""
+    from search.tracking.repair import check_mlflow
+
+    output_dir = Path(output_dir)
+    report: dict[str, Findings] = {}
+    try:
+        trials = read_trials(output_dir)
+        if results is not None:
+            report["ray"] = _guarded("Ray", check_ray, results, trials)
+        optuna = _guarded("Optuna", check_optuna, output_dir, study_name, trials, metric, mode)
+        if optuna is not None:
+            report["optuna"] = optuna
+        if tracking_uri:
+            report["mlflow"] = _guarded("MLflow", check_mlflow, tracking_uri, output_dir, trials)
+        data = {source: asdict(found) for source, found in report.items()}
+        (output_dir / REPORT_FILE).write_text(json.dumps(data, indent=1))
+    except Exception as error:
+        log.warning("reconcile: %s; the search's results stand", error, exc_info=True)
+        return report
+    clean = all(not (f.missing or f.duplicated or f.mismatched or f.error) for f in report.values())
+    log.log(
+        logging.INFO if clean else logging.WARNING,
+        "reconcile (%s): %s",
+        output_dir / REPORT_FILE,
+        "; ".join(f"{source} {found.summary()}" for source, found in report.items()),
+    )
+    return report

@@ -1,0 +1,115 @@
+"""Reconciling against record.jsonl by hand, no Ray: what the record can repair is repaired (an
+Optuna trial left RUNNING, MLflow values, runs and end states), a duplicate is reported, and
+`assert_nothing_lost` tells the two cases apart."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from helpers import assert_nothing_lost
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from search.reconcile import REPORT_FILE, reconcile
+from search.tracking.record import RunRecord
+from search.tracking.state import STATE_FILE_NAME, TrackerState, save_state
+
+F1 = {("t1", 0): 0.5, ("t1", 1): 0.75, ("t2", 0): 0.25}
+
+
+def metrics(trial: str, epoch: int) -> dict[str, float]:
+    best = max(F1[trial, e] for e in range(epoch + 1))
+    return {"epoch": epoch, "val_macro_f1": F1[trial, epoch], "best_val_macro_f1": best}
+
+
+def write_record(out) -> None:
+    events = [
+        {"event": "start", "trial_id": "t1", "params": {"loss.kind": "ce", "seed": 0}},
+        {"event": "start", "trial_id": "t2", "params": {"loss.kind": "ce", "seed": 1}},
+        *({"event": "result", "trial_id": t, "epoch": e, "metrics": metrics(t, e)} for t, e in F1),
+        {"event": "end", "trial_id": "t1", "state": "completed", "epochs": 2, "reason": None},
+        {"event": "end", "trial_id": "t2", "state": "failed", "epochs": 1, "reason": "boom"},
+    ]
+    out.mkdir()
+    lines = (json.dumps(e | {"time": 1_700_000_000.0 + i}) for i, e in enumerate(events))
+    (out / "record.jsonl").write_text("\n".join(lines) + "\n")
+    (out / "config.yaml").write_text("search:\n  metric: val_macro_f1\n  mode: max\n")
+
+
+def write_study(out) -> None:
+    """t1 left RUNNING (a driver killed before its tell), t2 told FAIL."""
+    storage = JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+    study = optuna.create_study(study_name="unit", storage=storage, direction="maximize")
+    for trial_id, epochs in (("t1", 2), ("t2", 1)):
+        trial = study.ask()
+        trial.set_user_attr("ray_trial_id", trial_id)
+        for epoch in range(epochs):
+            trial.report(F1[trial_id, epoch], epoch + 1)
+    study.tell(1, state=TrialState.FAIL)
+
+
+def write_runs(out, uri: str) -> tuple[MlflowClient, str]:
+    """A parent and t1's child, RUNNING with epoch 0 only; t2 has no run (never sent)."""
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("unit")
+    parent = client.create_run(experiment, tags={"search.output_dir": str(out.resolve())})
+    parent_id = parent.info.run_id
+    child = client.create_run(
+        experiment, tags={"mlflow.parentRunId": parent_id, "ray.trial_id": "t1"}
+    )
+    child_id = child.info.run_id
+    values = [Metric(k, float(v), 0, 0) for k, v in metrics("t1", 0).items()]
+    client.log_batch(child_id, metrics=values, synchronous=True)
+    client.set_terminated(parent_id, "FINISHED")
+    trials = {"t1": RunRecord("t1", "t1", run_id=child_id)}
+    save_state(out / STATE_FILE_NAME, TrackerState(uri, experiment, parent_id, trials).to_json())
+    return client, child_id
+
+
+def test_reconcile_repairs_from_the_record_then_finds_nothing(tmp_path):
+    out, uri = tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write_record(out)
+    write_study(out)
+    client, child_id = write_runs(out, uri)
+    with pytest.raises(AssertionError):
+        assert_nothing_lost(out, uri)
+
+    found = reconcile(out, "unit", None, uri, "val_macro_f1", "max")
+    assert found["optuna"].repaired == ["trial t1: RUNNING told COMPLETE from the record"]
+    assert found["mlflow"].missing == [
+        "trial t1: 3 values of epochs [1]",
+        "trial t2: no child run",
+        "trial t2: 3 values of epochs [0]",
+    ]
+    assert len(found["mlflow"].repaired) == 5  # t1: values, end; t2: run, values, end
+    assert json.loads((out / REPORT_FILE).read_text())["mlflow"]["checked"] == 2
+    study = optuna.load_study(
+        study_name="unit", storage=JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+    )
+    assert (study.trials[0].state, study.trials[0].value) == (TrialState.COMPLETE, 0.75)
+    assert client.get_run(child_id).info.status == "FINISHED"
+    assert_nothing_lost(out, uri)
+
+    again = reconcile(out, "unit", None, uri, "val_macro_f1", "max")
+    assert all(
+        not (f.missing or f.duplicated or f.repaired or f.mismatched) for f in again.values()
+    )
+
+    client.log_batch(child_id, metrics=[Metric("val_macro_f1", 0.75, 1, 1)], synchronous=True)
+    found = reconcile(out, "unit", None, uri, "val_macro_f1", "max")
+    assert found["mlflow"].duplicated == ["trial t1 epoch 1 val_macro_f1: 2x"]
+    with pytest.raises(AssertionError):
+        assert_nothing_lost(out, uri)
+
+
+def test_reconcile_never_raises(tmp_path):
+    out = tmp_path / "out"
+    write_record(out)
+    (out / "optuna.journal").write_text("not a journal\n")
+    found = reconcile(out, "unit", None, "http://127.0.0.1:9", "val_macro_f1", "max")
+    assert found["optuna"].error and found["mlflow"].error
