@@ -19,8 +19,17 @@ EPOCH_RULE = "best"
 # many finished trials in a group, importances are skipped with a note.
 IMPORTANCE_MIN_TRIALS = 4
 
-# Trial-end states as written by the search driver.
+# Trial-end states as written by the search driver (search/record.py) and tagged on MLflow runs
+# (`end_state`); INTERRUPTED is MLflow's only: a run whose trial has no end yet.
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
+INTERRUPTED = "interrupted"
+# The MLflow status of a trial's run per end state (the one map; tracker, repair and reports use it).
+RUN_STATUS = {
+    COMPLETED: "FINISHED",
+    STOPPED_EARLY: "FINISHED",
+    FAILED: "FAILED",
+    INTERRUPTED: "KILLED",
+}
 
 # Metrics read at the trial's last reported epoch rather than the counted one: train_time_s is
 # cumulative, and the cost of a trial is all the training it did.

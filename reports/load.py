@@ -1,8 +1,9 @@
 """Read a search's output folder: record.jsonl (tolerantly), config.yaml and space.yaml.
 
 record.jsonl is append-only and may be interrupted: a line that is not valid JSON (typically a
-truncated last line) is skipped and noted; a repeated result (same trial and epoch, e.g. after a
-restore from checkpoint) keeps the last one written; the first `start` of a trial fixes its params.
+truncated last line) is skipped and noted. search/record.py writes each start, (trial, epoch) result
+and end once, so a repeated event is a duplicate: the first one written wins, for every event kind.
+This is the one reader of the record for reports and for search/reconcile.py.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class TrialRecord:
     order: int  # position of the trial's first line in record.jsonl (earliest = 0)
     params: dict[str, Any] = field(default_factory=dict)
     results: dict[int, dict[str, float]] = field(default_factory=dict)  # epoch -> metrics
+    times: dict[int, float] = field(default_factory=dict)  # epoch -> wall time of its result (s)
     state: str | None = None  # None: no end event (still running or interrupted)
     epochs: int | None = None
     reason: str | None = None
@@ -120,8 +122,13 @@ def _apply(event: dict[str, Any], trials: dict[str, TrialRecord]) -> None:
     if kind == "start":
         trial.params = trial.params or dict(event.get("params") or {})
     elif kind == "result":
-        trial.results[int(event["epoch"])] = _numbers(event["metrics"])
+        epoch = int(event["epoch"])
+        if epoch not in trial.results:
+            trial.results[epoch] = _numbers(event["metrics"])
+            trial.times[epoch] = float(event.get("time") or 0.0)
     elif kind == "end":
+        if trial.state is not None:
+            return
         trial.state = event.get("state")
         epochs = event.get("epochs")
         trial.epochs = int(epochs) if epochs is not None else None

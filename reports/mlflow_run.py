@@ -15,16 +15,25 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from reports.defaults import COMPLETED, CONFIG_FILE, FAILED, REPORT_DIR, RESEED_FILE, SPACE_FILE
+from reports.defaults import (
+    COMPLETED,
+    CONFIG_FILE,
+    FAILED,
+    REPORT_DIR,
+    RESEED_FILE,
+    SPACE_FILE,
+    STOPPED_EARLY,
+)
 from reports.load import Run, TrialRecord, natural_key, read_yaml
 from reports.objectives import check_available, parse_objectives
+from reports.reseed import read_reseeds
 from reports.space import read_space
+from search.tracking.runs import child_runs, search_all
+from search.tracking.uri import check_reachable, resolve_tracking_uri, sqlite_path
+from search.tracking.writer import PARENT_RUN_TAG, TRIAL_ID_TAG, fail_fast
 from trainables.errors import UserInputError
 
-PARENT_TAG = "mlflow.parentRunId"
-TRIAL_ID_TAG = "ray.trial_id"  # = search.tracking.writer.TRIAL_ID_TAG
-END_STATES = {COMPLETED: COMPLETED, "stopped_early": "stopped_early", FAILED: FAILED}
-PAGE = 1000  # runs per search_runs call
+END_STATES = {COMPLETED, STOPPED_EARLY, FAILED}  # `end_state` tags of finished trials
 
 
 def parse_value(text: str) -> Any:
@@ -56,15 +65,15 @@ def find_parent(client: Any, run_id: str | None, experiment: str | None) -> Any:
             raise UserInputError(
                 f"--run-id {run_id}: no such MLflow run ({_first_line(e)})"
             ) from None
-        if PARENT_TAG in run.data.tags:
-            parent = run.data.tags[PARENT_TAG]
+        if PARENT_RUN_TAG in run.data.tags:
+            parent = run.data.tags[PARENT_RUN_TAG]
             raise UserInputError(f"--run-id {run_id}: a trial's run; its search's run is {parent}")
         return run
     found = client.get_experiment_by_name(experiment or "")
     if found is None:
         raise UserInputError(f"--experiment {experiment!r}: no such MLflow experiment")
-    for run in _runs(client, found.experiment_id, ""):
-        if PARENT_TAG not in run.data.tags:
+    for run in search_all(client, found.experiment_id, ""):
+        if PARENT_RUN_TAG not in run.data.tags:
             return run
     raise UserInputError(f"--experiment {experiment!r}: holds no search (parent) run")
 
@@ -79,23 +88,32 @@ def write_mlflow_report(
 ) -> Path:
     """Rebuild the report of a search from MLflow into `out` (default ./report-<run id>).
 
-    `options` are write_run_report's (reference, margin, epoch_rule).
+    `options` are write_run_report's (reference, margin, epoch_rule). A missing SQLite file, a
+    down or slow server and any MLflow error are one UserInputError naming the URI and the search.
     """
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    from reports.write import read_reseeds, write_run_report
+    from reports.write import write_run_report
 
-    if tracking_uri.startswith("sqlite:///"):  # reading must not create an empty store
-        db = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])
-        if not db.is_file():
-            raise UserInputError(f"--mlflow-uri {tracking_uri}: {db} not found")
-    client = MlflowClient(tracking_uri)
-    parent = find_parent(client, run_id, experiment)
-    folder = Path(out or f"report-{parent.info.run_id}")
-    with tempfile.TemporaryDirectory() as tmp:
-        run = load_mlflow_run(client, parent, folder, Path(tmp), objectives)
-        rows = _download(client, parent.info.run_id, f"{REPORT_DIR}/{RESEED_FILE}", Path(tmp))
-        reseeds = read_reseeds(rows) if rows else None
+    uri = resolve_tracking_uri(tracking_uri, None, Path.cwd())
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():  # reading must not create an empty store
+        raise UserInputError(f"--mlflow-uri {tracking_uri}: {database} not found")
+    check_reachable(uri)
+    search = f"--run-id {run_id}" if run_id else f"--experiment {experiment!r}"
+    try:
+        with fail_fast(), tempfile.TemporaryDirectory() as tmp:
+            client = MlflowClient(uri)
+            parent = find_parent(client, run_id, experiment)
+            folder = Path(out or f"report-{parent.info.run_id}")
+            run = load_mlflow_run(client, parent, folder, Path(tmp), objectives)
+            rows = _download(client, parent.info.run_id, f"{REPORT_DIR}/{RESEED_FILE}", Path(tmp))
+            reseeds = read_reseeds(rows) if rows else None
+    except MlflowException as e:
+        raise UserInputError(
+            f"--mlflow-uri {tracking_uri} {search}: reading MLflow failed ({_first_line(e)})"
+        ) from None
     return write_run_report(run, folder, objectives, reseeds=reseeds, **options)
 
 
@@ -141,16 +159,20 @@ def _trial(client: Any, run: Any, order: int, metrics: Iterable[str]) -> TrialRe
         order=order,
         params={k: parse_value(v) for k, v in run.data.params.items()},
         results=results,
-        state=END_STATES.get(tags.get("end_state", "")),  # interrupted/running: unfinished
+        state=_end_state(tags.get("end_state")),
         epochs=int(epochs) if epochs and epochs.isdigit() else None,
         reason=tags.get("failure_reason"),
     )
 
 
+def _end_state(tag: str | None) -> str | None:
+    """A finished trial's end state; None for interrupted or running (unfinished)."""
+    return tag if tag in END_STATES else None
+
+
 def _children(client: Any, parent: Any) -> list[Any]:
     """The trial runs of `parent`, oldest first; one per trial id (the earliest)."""
-    query = f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"
-    runs = list(_runs(client, parent.info.experiment_id, query))
+    runs = child_runs(client, parent.info.experiment_id, parent.info.run_id)
     runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
     seen: dict[str, Any] = {}
     for run in runs:
@@ -159,23 +181,6 @@ def _children(client: Any, parent: Any) -> list[Any]:
     if not seen:
         raise UserInputError(f"MLflow run {parent.info.run_id}: no trial (child) runs")
     return list(seen.values())
-
-
-def _runs(client: Any, experiment_id: str, query: str) -> Iterable[Any]:
-    """Every run of the experiment matching `query`, newest first (all pages)."""
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            query,
-            max_results=PAGE,
-            order_by=["attributes.start_time DESC"],
-            page_token=token,
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
 
 
 def _download(client: Any, run_id: str, path: str, folder: Path) -> Path | None:

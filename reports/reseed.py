@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,28 @@ from reports.objectives import Objective, parse_objectives, to_minimisation
 from trainables.errors import UserInputError
 
 ERROR_KEY = "error"  # set on the row of a re-training that failed
+
+
+def read_reseeds(path: Path, tolerant: bool = False) -> list[dict[str, Any]] | None:
+    """Rows of reseed.jsonl (one JSON object per line), or None without the file.
+
+    A line that is not a JSON object is a UserInputError naming it, except, when `tolerant`, an
+    unreadable last line (a write cut by a kill), which is dropped.
+    """
+    if not path.is_file():
+        return None
+    lines = path.read_text().splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, ValueError):
+            if tolerant and number == len(lines):
+                break
+            raise UserInputError(f"{path}:{number}: expected one JSON object per line") from None
+    return rows
 
 
 def config_label(row: Mapping[str, Any]) -> str:

@@ -15,10 +15,9 @@ from reports.load import Run, load_run
 from reports.markdown import render_markdown
 from reports.plots import write_front_plots
 from reports.render import render_html
-from reports.reseed import format_mean_std, reseed_summary
+from reports.reseed import format_mean_std, read_reseeds, reseed_summary
 from reports.rows import searched_keys
 from reports.tables import summary, trials_frame
-from trainables.errors import UserInputError
 
 
 def _json_safe(value: Any) -> Any:
@@ -30,21 +29,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
-
-
-def read_reseeds(path: Path) -> list[dict[str, Any]] | None:
-    """Rows of <output_dir>/reseed.jsonl (one JSON object per line), or None without the file."""
-    if not path.is_file():
-        return None
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(dict(json.loads(line)))
-        except (json.JSONDecodeError, TypeError, ValueError):
-            raise UserInputError(f"{path}:{number}: expected one JSON object per line") from None
-    return rows
 
 
 def write_report(

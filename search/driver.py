@@ -121,7 +121,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         if cfg.resume
         else build_tuner(parts, data, callbacks)
     )
-    status = "FAILED"
+    status, grid = "FAILED", None
     try:
         grid = tuner.fit()  # Ray turns Ctrl-C into a graceful stop with its state saved
         if cfg.resume:
@@ -147,8 +147,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         callbacks[0].close()
         if tracker is not None:
             tracker.close(status)
-        push(storage)  # a URI output_dir gets the record, config, journal and report
-    reconcile(output_dir, cfg.name, grid, uri, cfg.search.metric, cfg.search.mode)
+        reconcile(output_dir, cfg.name, grid, uri, cfg.search.metric, cfg.search.mode)
+        push(storage)  # a URI output_dir gets the record, config, journal, report, reconcile.json
     if tracker is not None and outcome.report_dir is not None:
         tag_pareto_ranks(tracker, outcome.report_dir)
     return outcome

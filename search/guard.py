@@ -14,10 +14,10 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from trainables.checkpoints import FALLBACK
 from trainables.nonfinite import REASON, failed_epoch
 
 log = logging.getLogger(__name__)
-FALLBACK = "checkpoint_fallback"  # the trial's note after loading an older checkpoint
 
 
 class TrialGuard(Callback):
@@ -30,7 +30,7 @@ class TrialGuard(Callback):
         self, iteration: int, trials: list, trial: Trial, result: dict, **info: Any
     ) -> None:
         if failed_epoch(result) is not None:
-            trial.max_failures = trial.run_metadata.num_failures  # the next error is final
+            trial.max_failures = trial.num_failures  # the next error is final
             log.warning("trial %s: %s (not retried)", trial.trial_id, result.get(REASON))
         note = result.get(FALLBACK)
         if note and (trial.trial_id, note) not in self._warned:

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from optuna.trial import TrialState
 
-from search.record import ABANDONED, COMPLETED, FAILED, RECORD_FILE, STOPPED_EARLY, read_record
-from search.searcher import load_study
+from reports.load import TrialRecord
+from search.record import ABANDONED, COMPLETED, FAILED, STOPPED_EARLY
+from search.recorded import Findings, read_trials
+from search.searcher import load_study, outcome
+from search.tracking.repair import check_mlflow
 from search.tuner import STUDY_FILE
+from trainables.nonfinite import failed_epoch
 
 REPORT_FILE = "reconcile.json"
 OPTUNA_STATE = {
@@ -35,63 +38,13 @@ OPTUNA_STATE = {
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Findings:
-    """One source compared with the record."""
-
-    checked: int = 0
-    missing: list[str] = field(default_factory=list)
-    duplicated: list[str] = field(default_factory=list)
-    repaired: list[str] = field(default_factory=list)
-    mismatched: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    def summary(self) -> str:
-        counts = (f"{len(getattr(self, k))} {k}" for k in ("missing", "duplicated", "repaired"))
-        text = f"{self.checked} checked, {', '.join(counts)}, {len(self.mismatched)} mismatched"
-        return text if self.error is None else f"{text}, error: {self.error}"
-
-
-@dataclass
-class RecordedTrial:
-    """One trial as the record has it: params, {epoch: result event} and its end event."""
-
-    trial_id: str
-    params: dict[str, Any] = field(default_factory=dict)
-    results: dict[int, dict[str, Any]] = field(default_factory=dict)
-    end: dict[str, Any] | None = None
-
-    @property
-    def state(self) -> str | None:
-        return None if self.end is None else self.end["state"]
-
-    def best(self, metric: str, mode: str) -> float | None:
-        """The value Optuna is told for a finished trial: the last result's `best_<metric>`,
-        else the best finite `metric` over the recorded epochs."""
-        if not self.results:
-            return None
-        last = self.results[max(self.results)]["metrics"]
-        if f"best_{metric}" in last:
-            return float(last[f"best_{metric}"])
-        values = [r["metrics"].get(metric) for r in self.results.values()]
-        finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-        if not finite:
-            return None
-        return max(finite) if mode == "max" else min(finite)
-
-
-def read_trials(output_dir: Path) -> dict[str, RecordedTrial]:
-    """The record as {trial id: RecordedTrial} in start order; the first of repeated events wins."""
-    trials: dict[str, RecordedTrial] = {}
-    for event in read_record(output_dir / RECORD_FILE):
-        trial = trials.setdefault(event["trial_id"], RecordedTrial(event["trial_id"]))
-        if event["event"] == "start" and not trial.params:
-            trial.params = dict(event.get("params") or {})
-        elif event["event"] == "result":
-            trial.results.setdefault(int(event["epoch"]), event)
-        elif event["event"] == "end" and trial.end is None:
-            trial.end = event
-    return trials
+def told_value(trial: TrialRecord, metric: str) -> float | None:
+    """The value the searcher told Optuna for this completed trial: `searcher.outcome` of its last
+    recorded result (no budget check: the record already says completed)."""
+    if not trial.results:
+        return None
+    _, value = outcome(trial.results[max(trial.results)], False, 0, f"best_{metric}")
+    return value
 
 
 def _trial_id(result: Any) -> str:
@@ -99,9 +52,10 @@ def _trial_id(result: Any) -> str:
     return str((result.metrics or {}).get("trial_id") or Path(str(result.path)).name)
 
 
-def check_ray(results: Iterable[Any], trials: dict[str, RecordedTrial]) -> Findings:
+def check_ray(results: Iterable[Any], trials: dict[str, TrialRecord]) -> Findings:
     """Ray's ResultGrid: every recorded trial once (abandoned ones were replaced by Ray), the same
-    last epoch, and an error exactly where the record says failed."""
+    last epoch (for a non-finite failure: the same failed epoch), and an error exactly where the
+    record says failed."""
     found = Findings()
     results = list(results)
     counts = Counter(_trial_id(r) for r in results)
@@ -113,14 +67,7 @@ def check_ray(results: Iterable[Any], trials: dict[str, RecordedTrial]) -> Findi
         if trial is None:
             found.mismatched.append(f"trial {trial_id}: in Ray, not in the record")
             continue
-        epoch = (result.metrics or {}).get("epoch")
-        last = max(trial.results) if trial.results else None
-        # a failed trial's non-finite epoch reaches Ray but not the record
-        allowed = (
-            {last, (last if last is not None else -1) + 1} if trial.state == FAILED else {last}
-        )
-        if epoch is not None and int(epoch) not in allowed:
-            found.mismatched.append(f"trial {trial_id}: Ray's last epoch {epoch}, recorded {last}")
+        _check_ray_epoch(result.metrics or {}, trial, found)
         failed = result.error is not None
         if trial.state is not None and failed != (trial.state == FAILED):
             found.mismatched.append(f"trial {trial_id}: Ray error={failed}, recorded {trial.state}")
@@ -129,8 +76,22 @@ def check_ray(results: Iterable[Any], trials: dict[str, RecordedTrial]) -> Findi
     return found
 
 
+def _check_ray_epoch(metrics: dict[str, Any], trial: TrialRecord, found: Findings) -> None:
+    """Ray's last result against the record: a flagged non-finite result (no `epoch`; the record
+    skips it) names the epoch the record's end counts, any other has the last recorded epoch."""
+    flagged, epoch = failed_epoch(metrics), metrics.get("epoch")
+    tid, last = trial.trial_id, max(trial.results) if trial.results else None
+    if flagged is not None:
+        if trial.epochs is not None and flagged != trial.epochs:
+            found.mismatched.append(
+                f"trial {tid}: Ray failed at epoch {flagged}, recorded {trial.epochs}"
+            )
+    elif epoch is not None and int(epoch) != last:
+        found.mismatched.append(f"trial {tid}: Ray's last epoch {epoch}, recorded {last}")
+
+
 def check_optuna(
-    output_dir: Path, study_name: str, trials: dict[str, RecordedTrial], metric: str, mode: str
+    output_dir: Path, study_name: str, trials: dict[str, TrialRecord], metric: str
 ) -> Findings | None:
     """The Optuna journal: every recorded trial once, its state and value as recorded; a trial
     left RUNNING after its recorded end is told that end. None without a journal (no Optuna)."""
@@ -153,17 +114,17 @@ def check_optuna(
         if trial_id not in by_trial:
             found.missing.append(f"trial {trial_id}: not in the study")
             continue
-        _check_optuna_trial(study, by_trial[trial_id][0], trial, metric, mode, found)
+        _check_optuna_trial(study, by_trial[trial_id][0], trial, metric, found)
     return found
 
 
 def _check_optuna_trial(
-    study: Any, frozen: Any, trial: RecordedTrial, metric: str, mode: str, found: Findings
+    study: Any, frozen: Any, trial: TrialRecord, metric: str, found: Findings
 ) -> None:
     if trial.state is None:
         return  # interrupted: Optuna keeps it RUNNING until the resume finishes it
     expected = OPTUNA_STATE[trial.state]
-    value = trial.best(metric, mode) if expected == TrialState.COMPLETE else None
+    value = told_value(trial, metric) if expected == TrialState.COMPLETE else None
     tid = trial.trial_id
     if frozen.state == TrialState.RUNNING:
         study.tell(frozen.number, value, state=expected)
@@ -192,16 +153,17 @@ def reconcile(
     mode: str,
 ) -> dict[str, Findings]:
     """Compare Ray's `results`, the study and MLflow (when `tracking_uri`) with the record, repair
-    what the record can, write reconcile.json and log one summary line. Never raises."""
-    from search.tracking.repair import check_mlflow
+    what the record can, write reconcile.json and log one summary line. Never raises.
 
+    `mode` is not needed: Optuna's value is the trial's own `best_<metric>` (searcher.outcome).
+    """
     output_dir = Path(output_dir)
     report: dict[str, Findings] = {}
     try:
         trials = read_trials(output_dir)
         if results is not None:
             report["ray"] = _guarded("Ray", check_ray, results, trials)
-        optuna = _guarded("Optuna", check_optuna, output_dir, study_name, trials, metric, mode)
+        optuna = _guarded("Optuna", check_optuna, output_dir, study_name, trials, metric)
         if optuna is not None:
             report["optuna"] = optuna
         if tracking_uri:

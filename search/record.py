@@ -18,30 +18,23 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from reports.defaults import COMPLETED, FAILED, RECORD_FILE, STOPPED_EARLY
 from trainables.nonfinite import failed_epoch
 
-RECORD_FILE = "record.jsonl"
-COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
 ABANDONED = "abandoned"  # started by a killed driver after Ray's last snapshot; Ray replaced it
+# The numeric fields Ray adds to every result: bookkeeping, not the trainable's metrics.
+RAY_BOOKKEEPING = frozenset(
+    {"training_iteration", "timestamp", "time_this_iter_s", "time_total_s", "pid"}
+    | {"time_since_restore", "iterations_since_restore", "done", "should_checkpoint"}
+)
 
 
 def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
     """The trainable's numeric metrics, without Ray's bookkeeping fields."""
-    skip = {
-        "training_iteration",
-        "timestamp",
-        "time_this_iter_s",
-        "time_total_s",
-        "pid",
-        "time_since_restore",
-        "iterations_since_restore",
-        "done",
-        "should_checkpoint",
-    }
     return {
         k: float(v)
         for k, v in result.items()
-        if k not in skip and isinstance(v, int | float) and not isinstance(v, bool)
+        if k not in RAY_BOOKKEEPING and isinstance(v, int | float) and not isinstance(v, bool)
     }
 
 

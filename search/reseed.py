@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reports.defaults import RESEED_FILE
+from reports.reseed import read_reseeds
 from search.config import SearchConfig
 from trainables.dataset import Dataset
 
@@ -86,17 +87,14 @@ def retrain(
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of reseed.jsonl; an unreadable line (a write cut by a kill) is dropped from the
-    file, so that its pair runs again."""
-    if not path.is_file():
+    """The rows of reseed.jsonl (reports.reseed.read_reseeds, tolerant); a last line cut by a kill
+    is dropped from the file too, so that its pair runs again and the next row starts a line."""
+    rows = read_reseeds(path, tolerant=True)
+    if rows is None:
         return []
-    rows, lines = [], path.read_text().splitlines()
-    for line in lines:
-        try:
-            rows.append(dict(json.loads(line)))
-        except (json.JSONDecodeError, TypeError, ValueError):
-            continue
-    if len(rows) != len([line for line in lines if line.strip()]):
+    text = path.read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(rows) < len(lines) or not text.endswith("\n"):
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
@@ -168,7 +166,7 @@ def _row(ref: Any, trial_id: str, seed: int) -> dict[str, Any]:
     """The reseed.jsonl row of a finished task: its metrics, or its error."""
     import ray
 
-    head = {"config": trial_id, "trial_id": trial_id, "seed": seed}
+    head = {"config": trial_id, "seed": seed}
     try:
         result = ray.get(ref)
     except Exception as e:  # a failing re-training never takes the others down

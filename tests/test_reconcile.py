@@ -113,3 +113,38 @@ def test_reconcile_never_raises(tmp_path):
     (out / "optuna.journal").write_text("not a journal\n")
     found = reconcile(out, "unit", None, "http://127.0.0.1:9", "val_macro_f1", "max")
     assert found["optuna"].error and found["mlflow"].error
+
+
+def test_optuna_value_is_the_searchers_for_a_minimised_metric_without_best(tmp_path):
+    """search.metric=val_ece, mode=min: trials report no best_val_ece, so the searcher told
+    COMPLETE with the last epoch's val_ece (0.2 here, not the minimum 0.1); a study holding
+    exactly what the searcher told reconciles without a finding."""
+    out = tmp_path / "out"
+    out.mkdir()
+    ece = {"t1": [0.3, 0.1, 0.2], "t2": [0.4]}
+    events = [{"event": "start", "trial_id": t, "params": {"seed": 0}} for t in ece]
+    events += [
+        {"event": "result", "trial_id": t, "epoch": e, "metrics": {"epoch": e, "val_ece": v}}
+        for t, values in ece.items()
+        for e, v in enumerate(values)
+    ]
+    events += [
+        {"event": "end", "trial_id": "t1", "state": "completed", "epochs": 3, "reason": None},
+        {"event": "end", "trial_id": "t2", "state": "stopped_early", "epochs": 1, "reason": None},
+    ]
+    (out / "record.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    storage = JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+    study = optuna.create_study(study_name="unit", storage=storage, direction="minimize")
+    for trial_id, values in ece.items():
+        trial = study.ask()
+        trial.set_user_attr("ray_trial_id", trial_id)
+        for epoch, value in enumerate(values):
+            trial.report(value, epoch + 1)
+    study.tell(0, 0.2)
+    study.tell(1, state=TrialState.PRUNED)
+
+    found = reconcile(out, "unit", None, None, "val_ece", "min")
+    assert set(found) == {"optuna"}
+    assert found["optuna"].checked == 2
+    assert not (found["optuna"].mismatched or found["optuna"].repaired or found["optuna"].error)
+    assert not (found["optuna"].missing or found["optuna"].duplicated)

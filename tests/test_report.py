@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,9 @@ import yaml
 from reports import analyse, load_run, reseed_summary, write_report
 from reports.__main__ import main
 from reports.importance import param_importances
+from reports.reseed import read_reseeds
 from reports.rows import searched_keys
+from trainables.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTIVES = ["val_macro_f1:max", "val_worst_recall:max", "val_ece:min", "train_time_s:min"]
@@ -420,6 +424,18 @@ def test_cli_mlflow_unknown_experiment_or_run_is_exit_2(
     assert "--run-id 0123abcd: no such MLflow run" in err[1]
 
 
+def test_cli_mlflow_server_down_is_one_line_exit_2_fast(capsys: pytest.CaptureFixture) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    start = time.monotonic()
+    assert main(["--mlflow-uri", uri, "--experiment", "elf"]) == 2
+    assert time.monotonic() - start < 10
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and uri in err[0] and "not reachable" in err[0], err
+
+
 def test_importance_within_branch(tmp_path: Path) -> None:
     """f1 rises with lr everywhere and, among focal trials, falls with γ: γ is judged in-branch."""
     rng = np.random.default_rng(0)
@@ -495,6 +511,18 @@ def test_reseed_summary_failed_rows_and_test_metrics() -> None:
     assert math.isnan(table.loc["b", "val_macro_f1_mean"])
     # a (0.65, 3.5) and c (0.50, 2) trade off; b has no mean, so it is on no front
     assert table["nondominated"].to_dict() == {"a": True, "b": False, "c": True}
+
+
+def test_read_reseeds_strict_or_tolerant_of_a_cut_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "reseed.jsonl"
+    assert read_reseeds(path) is None
+    path.write_text('{"config": "a", "seed": 1}\n\n{"config": "a", "se')
+    assert read_reseeds(path, tolerant=True) == [{"config": "a", "seed": 1}]
+    with pytest.raises(UserInputError, match="reseed.jsonl:3: expected one JSON object"):
+        read_reseeds(path)
+    path.write_text('{"config": "a", "se\n{"config": "a", "seed": 1}\n')
+    with pytest.raises(UserInputError, match="reseed.jsonl:1"):  # only the last line may be cut
+        read_reseeds(path, tolerant=True)
 
 
 def test_reseed_jsonl_is_picked_up(tmp_path: Path) -> None:

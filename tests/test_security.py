@@ -32,8 +32,8 @@ from search.run import MARKER, main, prepare_output, resolve
 from search.tracking import server as mlflow_server
 from spaces import load_space
 from spaces.safe_yaml import _Loader
+from trainables.checkpoints import CHECKPOINT_FILE, load_state
 from trainables.errors import UserInputError
-from trainables.trial import CHECKPOINT_FILE, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("search", "spaces", "trainables", "reports")

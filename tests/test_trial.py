@@ -18,9 +18,15 @@ from trainables.checkpoints import (
     restore,
     truncate_newest,
 )
-from trainables.nonfinite import FAILED_EPOCH, REASON, failed_epoch, flagged_result
+from trainables.nonfinite import (
+    FAILED_EPOCH,
+    REASON,
+    NonFiniteError,
+    failed_epoch,
+    flagged_result,
+)
 from trainables.params import TrialParams
-from trainables.trial import NonFiniteError, pick_device, restore_metrics, train
+from trainables.trial import pick_device, restore_metrics, train
 
 EXPECTED = {
     "val_macro_f1",

@@ -23,6 +23,7 @@ import torch
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "state.pt"
+FALLBACK = "checkpoint_fallback"  # result key: the note after restoring an older checkpoint
 REQUIRED_KEYS = (
     "model",
     "optim",

@@ -142,7 +142,7 @@ PARAMS: dict[str, Param] = {
         _p("train.max_epochs", 12, "int", "Epoch budget (ASHA's max_t).", low=1),
         _p(
             "train.checkpoint_every_s",
-            0.0,
+            5.0,
             "float",
             "Least seconds between two checkpoints of a trial under Ray (0: every epoch).",
             low=0,

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from spaces import canonical
-from trainables.checkpoints import CHECKPOINT_FILE, Restored, load_state, restore, truncate_newest
+from trainables.checkpoints import CHECKPOINT_FILE, FALLBACK, Restored, restore, truncate_newest
 from trainables.dataset import Dataset, Split
 from trainables.losses import class_weights, combined_loss, warn_double_correction
 from trainables.metrics import classification_metrics, plain_ce
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any], dict[str, Any]], None]  # (metrics, checkpoint state) -> None
 EVAL_CHUNK = 8192
-__all__ = ["CHECKPOINT_FILE", "NonFiniteError", "load_state", "train", "tune_trial"]
 
 
 def pick_device(gpu_assigned: bool) -> torch.device:
@@ -243,7 +242,7 @@ def restore_metrics(restored: Restored | None) -> dict[str, Any]:
         "checkpoints_skipped": len(restored.skipped),
     }
     if restored.skipped:
-        out["checkpoint_fallback"] = restored.note()
+        out[FALLBACK] = restored.note()
     return out
 
 

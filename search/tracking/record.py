@@ -11,7 +11,6 @@ from mlflow.entities import Metric
 from search.tracking.names import is_metric_value
 
 PARENT_KEY = "__parent__"
-END_STATES = ("completed", "stopped_early", "failed", "interrupted")
 
 
 @dataclass

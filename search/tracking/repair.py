@@ -13,32 +13,38 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.entities import Metric, Run
 
-from search.reconcile import Findings, RecordedTrial
+from reports.defaults import INTERRUPTED, RUN_STATUS
+from reports.load import TrialRecord
+from search.recorded import Findings
 from search.tracking.batching import batches
-from search.tracking.names import flatten, param_value, sanitize_key, sanitize_keys
+from search.tracking.names import sanitize_key
+from search.tracking.record import Pending
 from search.tracking.state import STATE_FILE_NAME, load_state
+from search.tracking.tracker import queue_params
 from search.tracking.uri import check_reachable
-from search.tracking.writer import PARENT_RUN_TAG, TRIAL_ID_TAG, MlflowWriter, fail_fast
-
-# The recorded end state -> the child run's MLflow status (no end: interrupted, KILLED).
-RUN_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "failed": "FAILED"}
-ENDED_STATUS = "KILLED"
+from search.tracking.writer import (
+    PARENT_RUN_TAG,
+    SEARCH_NAME_TAG,
+    TRIAL_ID_TAG,
+    MlflowWriter,
+    fail_fast,
+)
 
 
 def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-def check_mlflow(tracking_uri: str, output_dir: Path, trials: dict[str, RecordedTrial]) -> Findings:
+def check_mlflow(tracking_uri: str, output_dir: Path, trials: dict[str, TrialRecord]) -> Findings:
     """Compare the search's MLflow runs with the recorded `trials`; repair what the record can."""
     check_reachable(tracking_uri)  # a dead server: one clear error, not a wait per call
     with fail_fast():
         return _check(MlflowWriter(tracking_uri), output_dir, trials)
 
 
-def _check(writer: MlflowWriter, output_dir: Path, trials: dict[str, RecordedTrial]) -> Findings:
+def _check(writer: MlflowWriter, output_dir: Path, trials: dict[str, TrialRecord]) -> Findings:
     found = Findings()
     state = load_state(Path(output_dir) / STATE_FILE_NAME)
     uri = writer.tracking_uri
@@ -57,7 +63,7 @@ def _check(writer: MlflowWriter, output_dir: Path, trials: dict[str, RecordedTri
         elif len(group) > 1:
             found.duplicated.append(f"trial {trial_id}: {len(group)} child runs")
     known = {key: record.run_id for key, record in (state.trials if state else {}).items()}
-    search_name = parent.data.tags.get("search.name", parent.info.run_name)
+    search_name = parent.data.tags.get(SEARCH_NAME_TAG, parent.info.run_name)
     for trial_id, trial in trials.items():
         found.checked += 1
         group = sorted(runs.get(trial_id, []), key=lambda r: r.info.start_time or 0)
@@ -76,23 +82,21 @@ def _check(writer: MlflowWriter, output_dir: Path, trials: dict[str, RecordedTri
 
 
 def _create_child(
-    writer: MlflowWriter, experiment_id: str, parent_id: str, search_name: str, trial: RecordedTrial
+    writer: MlflowWriter, experiment_id: str, parent_id: str, search_name: str, trial: TrialRecord
 ) -> str:
-    """A child run for a recorded trial the tracker never wrote: its tags and params."""
-    tags = {TRIAL_ID_TAG: trial.trial_id, PARENT_RUN_TAG: parent_id, "search.name": search_name}
+    """A child run for a recorded trial the tracker never wrote: its tags and params, as the
+    tracker queues them (tracker.queue_params)."""
+    tags = {TRIAL_ID_TAG: trial.trial_id, PARENT_RUN_TAG: parent_id, SEARCH_NAME_TAG: search_name}
     run_id = writer.create_run(experiment_id, f"trial_{trial.trial_id}", tags)
-    flat = flatten(trial.params)
-    params = [Param(key, param_value(flat[k])[0]) for k, key in sanitize_keys(flat).items()]
-    for batch in batches(params=params, tags=[RunTag("recovered_from", "record.jsonl")]):
-        writer.client.log_batch(run_id, params=batch.params, tags=batch.tags, synchronous=True)
+    pending = Pending(tags={"recovered_from": "record.jsonl"})
+    queue_params(pending, trial.params)
+    writer.send(run_id, pending)
     return run_id
 
 
-def _check_metrics(
-    writer: MlflowWriter, run_id: str, trial: RecordedTrial, found: Findings
-) -> None:
+def _check_metrics(writer: MlflowWriter, run_id: str, trial: TrialRecord, found: Findings) -> None:
     """Each recorded (epoch, metric) once with the recorded value; missing ones logged."""
-    keys = sorted({key for event in trial.results.values() for key in event["metrics"]})
+    keys = sorted({key for metrics in trial.results.values() for key in metrics})
     absent: list[Metric] = []
     for key in keys:
         name = sanitize_key(key)
@@ -100,19 +104,19 @@ def _check_metrics(
         steps = Counter(m.step for m in history)
         values = {m.step: m.value for m in history}
         tid = trial.trial_id
-        for epoch, event in sorted(trial.results.items()):
-            if key not in event["metrics"]:
+        for epoch, metrics in sorted(trial.results.items()):
+            if key not in metrics:
                 continue
-            value = float(event["metrics"][key])
+            value = metrics[key]
             if steps[epoch] == 0:
-                absent.append(Metric(name, value, int(event.get("time", 0) * 1000), epoch))
+                absent.append(Metric(name, value, int(trial.times.get(epoch, 0) * 1000), epoch))
             elif steps[epoch] > 1:
                 found.duplicated.append(f"trial {tid} epoch {epoch} {name}: {steps[epoch]}x")
             elif not _same(values[epoch], value):
                 found.mismatched.append(
                     f"trial {tid} epoch {epoch} {name}: MLflow {values[epoch]}, recorded {value}"
                 )
-        extra = sorted(set(steps) - {e for e, ev in trial.results.items() if key in ev["metrics"]})
+        extra = sorted(set(steps) - {e for e, m in trial.results.items() if key in m})
         if extra:
             found.mismatched.append(f"trial {tid} {name}: steps {extra} not in the record")
     if absent:
@@ -124,12 +128,12 @@ def _check_metrics(
 
 
 def _close(
-    writer: MlflowWriter, run_id: str, trial: RecordedTrial, found: Findings, status: str
+    writer: MlflowWriter, run_id: str, trial: TrialRecord, found: Findings, status: str
 ) -> None:
     """A run still RUNNING is ended with the recorded state; a differing end is reported."""
-    expected = RUN_STATUS.get(trial.state or "", ENDED_STATUS)
+    end_state = trial.state or INTERRUPTED
+    expected = RUN_STATUS.get(end_state, RUN_STATUS[INTERRUPTED])  # abandoned: as interrupted
     if status == "RUNNING":
-        end_state = trial.state or "interrupted"
         writer.client.set_tag(run_id, "end_state", end_state)
         writer.terminate(run_id, expected)
         found.repaired.append(f"trial {trial.trial_id}: RUNNING run ended {expected}")

@@ -17,6 +17,8 @@ from typing import Any
 
 from mlflow.entities import Metric
 
+from reports.defaults import COMPLETED, FAILED, INTERRUPTED, RUN_STATUS, STOPPED_EARLY
+from search.record import RAY_BOOKKEEPING
 from search.tracking.book import RunBook
 from search.tracking.names import (
     flatten,
@@ -32,14 +34,11 @@ from search.tracking.state import STATE_FILE_NAME, TrackerState, load_state
 from search.tracking.sync import Syncer
 from search.tracking.writer import OUTPUT_DIR_TAG, SEARCH_NAME_TAG, TRIAL_ID_TAG
 
-# Ray's bookkeeping keys that are not worth a metric history (the step already is the epoch).
-_RAY_SKIPPED = frozenset(
-    {"timestamp", "pid", "done", "iterations_since_restore", "time_since_restore"}
-    | {"training_iteration", "time_this_iter_s", "time_total_s"}  # = epoch, epoch/train time
-    | {"trial_id", "date", "experiment_tag", "checkpoint_dir_name", "should_checkpoint", "config"}
-)
+# Result keys not worth a metric history or tag: Ray's numeric bookkeeping (the step already is
+# the epoch) and Ray's non-metric fields (ids, dates, the config, which the params hold).
+_SKIPPED = RAY_BOOKKEEPING | {"trial_id", "date", "experiment_tag", "checkpoint_dir_name", "config"}
 _RAY_TAGGED = {"hostname": "ray.hostname", "node_ip": "ray.node_ip"}
-_PARENT_END_STATE = {"FINISHED": "completed", "KILLED": "interrupted", "FAILED": "failed"}
+_PARENT_END_STATE = {"FINISHED": COMPLETED, "KILLED": INTERRUPTED, "FAILED": FAILED}
 _LIVE: dict[str, SearchTracker] = {}  # open trackers by resolved output folder
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def live_tracker(output_dir: str | Path) -> SearchTracker | None:
     return _LIVE.get(str(Path(output_dir).resolve()))
 
 
-def _queue_params(pending: Pending, config: Mapping[str, Any]) -> None:
+def queue_params(pending: Pending, config: Mapping[str, Any]) -> None:
     """Flat, sanitised params; a value cut to MLflow's limit is kept whole as params/<key>.txt."""
     flat = flatten(config)
     for original, key in sanitize_keys(flat).items():
@@ -154,7 +153,7 @@ class SearchTracker:
     def interrupted(self) -> bool:
         """True when some trial's run was ended as interrupted and not resumed since."""
         with self.book.lock:
-            return any(r.end_state == "interrupted" for r in self.book.trials.values())
+            return any(r.end_state == INTERRUPTED for r in self.book.trials.values())
 
     @property
     def parent_run_id(self) -> str | None:
@@ -181,10 +180,10 @@ class SearchTracker:
                 record = RunRecord(trial_id, name, create_tags={TRIAL_ID_TAG: trial_id})
                 record.create_tags[SEARCH_NAME_TAG] = self.settings.search_name
                 self.book.trials[trial_id] = record
-                _queue_params(record.pending, config)
+                queue_params(record.pending, config)
             elif not record.active and record.run_id is not None:
                 record.pending.reopen = True
-                _queue_params(record.pending, config)
+                queue_params(record.pending, config)
             record.active, record.end_state = True, None
             record.pending.tags["end_state"] = "running"
         self.start()
@@ -201,7 +200,7 @@ class SearchTracker:
             if record is None or not record.active or epoch < record.epochs:
                 return
             stamp = _now_ms()
-            kept = {k: v for k, v in result.items() if k not in _RAY_SKIPPED}
+            kept = {k: v for k, v in result.items() if k not in _SKIPPED}
             for key, value in flatten(kept).items():
                 if is_metric_value(value):
                     metric = Metric(sanitize_key(key), float(value), stamp, epoch)
@@ -226,9 +225,9 @@ class SearchTracker:
             limit = self.settings.max_epochs
             if limit is not None and record.epochs < limit:
                 record.pending.tags["stopped_rung"] = str(record.epochs)
-                self._end(record, "stopped_early", "FINISHED")
+                self._end(record, STOPPED_EARLY)
             else:
-                self._end(record, "completed", "FINISHED")
+                self._end(record, COMPLETED)
         self._syncer.poke()
 
     def trial_failed(
@@ -243,7 +242,7 @@ class SearchTracker:
             record.pending.tags["failure_reason"] = tag_value(reason)
             if details:
                 record.pending.texts["error.txt"] = details
-            self._end(record, "failed", "FAILED")
+            self._end(record, FAILED)
         self._syncer.poke()
 
     def trial_retried(self, trial_id: str) -> None:
@@ -263,9 +262,10 @@ class SearchTracker:
     def _end_active_trials(self) -> None:
         for record in self.book.trials.values():
             if record.active:
-                self._end(record, "interrupted", "KILLED")
+                self._end(record, INTERRUPTED)
 
-    def _end(self, record: RunRecord, end_state: str, status: str) -> None:
+    def _end(self, record: RunRecord, end_state: str) -> None:
+        """End the run's trial with `end_state`, its MLflow status from RUN_STATUS."""
         record.active, record.end_state = False, end_state
         tags = record.pending.tags
         tags.update(end_state=end_state, epochs_trained=str(record.epochs))
@@ -276,11 +276,11 @@ class SearchTracker:
             if not record.reports_best:  # else its history has the value at every step
                 best = Metric(metric, float(record.best_value), _now_ms(), record.best_epoch)
                 record.pending.metrics.append(best)
-        record.pending.status = status
+        record.pending.status = RUN_STATUS[end_state]
 
     def _queue_parent(self) -> None:
         settings, parent = self.settings, self.book.parent
-        _queue_params(parent.pending, settings.config)
+        queue_params(parent.pending, settings.config)
         tags = {**default_tags(), **settings.tags}
         tags.update({SEARCH_NAME_TAG: settings.search_name, "search.metric": settings.metric})
         tags[OUTPUT_DIR_TAG] = str(Path(settings.output_dir).resolve())

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import Param, Run, RunTag, ViewType
+from mlflow.entities import Param, Run, RunTag
 from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
     MLFLOW_HTTP_REQUEST_MAX_RETRIES,
@@ -19,17 +19,16 @@ from mlflow.environment_variables import (
 
 from search.tracking.batching import batches
 from search.tracking.record import Pending
+from search.tracking.runs import PARENT_RUN_TAG, child_runs, search_all
+from search.tracking.runs import TRIAL_ID_TAG as TRIAL_ID_TAG  # importers know it from here
 from search.tracking.uri import artifact_location
 
 # MLflow 3.x UI: experiments without this tag open on the GenAI traces page; this value opens the
 # classic runs table (enum ExperimentKind in mlflow/server/js, key read by the experiment page).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-PARENT_RUN_TAG = "mlflow.parentRunId"
-TRIAL_ID_TAG = "ray.trial_id"
 SEARCH_NAME_TAG = "search.name"
 OUTPUT_DIR_TAG = "search.output_dir"
-_PAGE = 1000
 log = logging.getLogger(__name__)
 
 
@@ -172,29 +171,14 @@ class MlflowWriter:
             log.warning("MLflow run %s keeps its logged values of params %s", run_id, changed)
         return {k: v for k, v in params.items() if k not in logged}
 
-    def _runs(self, experiment_id: str, filter_string: str) -> Iterator[Run]:
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [experiment_id],
-                filter_string=filter_string,
-                run_view_type=ViewType.ACTIVE_ONLY,
-                max_results=_PAGE,
-                order_by=["attributes.start_time DESC"],
-                page_token=token,
-            )
-            yield from page
-            token = page.token
-            if not token:
-                return
-
     def find_parent(self, experiment_id: str, search_name: str, output_dir: str) -> str | None:
         """The newest run of this search (same name and output folder), or None."""
         name, folder = _quoted(search_name), _quoted(output_dir)
         if name is None or folder is None:
             return None
         query = f"tags.`{SEARCH_NAME_TAG}` = {name} and tags.`{OUTPUT_DIR_TAG}` = {folder}"
-        parents = (r for r in self._runs(experiment_id, query) if PARENT_RUN_TAG not in r.data.tags)
+        runs = search_all(self.client, experiment_id, query)
+        parents = (r for r in runs if PARENT_RUN_TAG not in r.data.tags)
         run = next(parents, None)
         return run.info.run_id if run else None
 
@@ -202,7 +186,4 @@ class MlflowWriter:
         self, experiment_id: str, parent_run_id: str, status: str | None = None
     ) -> list[Run]:
         """The child runs of `parent_run_id`, optionally only those with `status`."""
-        query = f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"
-        if status:
-            query += f" and attributes.status = '{status}'"
-        return list(self._runs(experiment_id, query))
+        return child_runs(self.client, experiment_id, parent_run_id, status)
