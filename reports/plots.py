@@ -1,6 +1,6 @@
 """Static PNGs of the front: one scatter per pair of objectives (matplotlib, Agg canvas, no pyplot).
 
-Layers: full-budget trials (grey), front trials (red, labelled), stopped-early trials (x),
+Layers: full-budget trials (grey), front trials (red, numbered), stopped-early trials (x),
 the baseline (black star) and the knee (ring). With one objective, trials are spread on x.
 """
 
@@ -71,30 +71,80 @@ def point_labels(xs: list[float], ys: list[float], ids: list[str]) -> list[str]:
     return out
 
 
+OFFSETS = ((5, 5), (5, -11), (-13, 5), (-13, -11))  # label offsets (points), cycled
+PAD = 0.08  # view margin, as a fraction of the full-budget points' range
+
+
+def view_limits(values: list[float]) -> tuple[float, float] | None:
+    """Axis limits around `values` (the full-budget points), padded; None without a spread."""
+    finite = [v for v in values if v == v and abs(v) != float("inf")]
+    if not finite or max(finite) == min(finite):
+        return None
+    low, high = min(finite), max(finite)
+    pad = PAD * (high - low)
+    return low - pad, high + pad
+
+
+def _inside(v: float, limits: tuple[float, float] | None) -> bool:
+    return limits is None or limits[0] <= v <= limits[1]
+
+
 def write_front_plots(analysis: Analysis, folder: Path) -> list[Path]:
-    """Write front_<a>_vs_<b>.png (or front_<a>.png for one objective); return the paths."""
+    """Write front_<a>_vs_<b>.png (or front_<a>.png for one objective); return the paths.
+
+    The view spans the full-budget trials (and the baseline); stopped-early trials outside it are
+    counted in the title. Front trials are numbered, their ids listed beside the plot.
+    """
     objs = analysis.objectives
     paths = []
+    groups = layers(analysis)
+    full = groups["full budget"] + groups["front"] + groups["baseline"]
     for x, y in objective_pairs(len(objs)):
-        fig = Figure(figsize=(6.4, 4.8), dpi=100)
+        fig = Figure(figsize=(8.0, 4.8), dpi=100)
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        for name, rows in layers(analysis).items():
+        ax = fig.add_axes((0.1, 0.11, 0.62, 0.8))
+        for name, rows in groups.items():
             if rows:
                 ax.scatter(*coordinates(analysis, rows, x, y), label=name, **STYLE[name])
-        front = layers(analysis)["front"]
+        fx, fy = coordinates(analysis, full, x, y)
+        xlim, ylim = (None if x is None else view_limits(fx)), view_limits(fy)
+        if xlim:
+            ax.set_xlim(*xlim)
+        if ylim:
+            ax.set_ylim(*ylim)
+        sx, sy = coordinates(analysis, groups["stopped early"], x, y)
+        hidden = sum(
+            not (_inside(a, xlim) and _inside(b, ylim)) for a, b in zip(sx, sy, strict=True)
+        )
+        front = groups["front"]
         xs, ys = coordinates(analysis, front, x, y)
-        for label, px, py in zip(
-            point_labels(xs, ys, [r.trial_id for r in front]), xs, ys, strict=True
-        ):
+        labels = point_labels(xs, ys, [r.trial_id for r in front])
+        key = []
+        for label, px, py in zip(labels, xs, ys, strict=True):
             if label:
-                ax.annotate(label, (px, py), fontsize=7, xytext=(4, 4), textcoords="offset points")
+                number = len(key) + 1
+                offset = OFFSETS[len(key) % len(OFFSETS)]
+                ax.annotate(
+                    str(number), (px, py), fontsize=8, xytext=offset, textcoords="offset points"
+                )
+                key.append(f"{number}  {label}")
+        if key:
+            fig.text(
+                0.75,
+                0.91,
+                "front trials\n" + "\n".join(key),
+                fontsize=8,
+                va="top",
+                family="monospace",
+            )
         ax.set_xlabel("trial (id order)" if x is None else str(objs[x]))
         ax.set_ylabel(str(objs[y]))
-        ax.set_title("Pareto front (full-budget trials)")
+        title = "Pareto front (full-budget trials)"
+        if hidden:
+            title += f"; {hidden} stopped-early trial(s) outside the view"
+        ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
-        fig.tight_layout()
         stem = (
             f"front_{safe_name(objs[y].metric)}"
             if x is None

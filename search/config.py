@@ -17,11 +17,13 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from trainables.errors import UserInputError
+from trainables.metrics import REPORTED, is_reported
 from trainables.params import closest
 
 SEARCHERS = ("optuna", "random")
 SCHEDULERS = ("asha", "fifo")
 DEFAULT_OBJECTIVES = ("val_macro_f1:max", "val_worst_recall:max", "val_ece:min", "train_time_s:min")
+FREE_FORM = ("data.", "report.reference.")  # keys checked by the data preset / the objectives
 # `data=X` and `scheduler=X` name a preset while `data.*`/`scheduler.*` set its options.
 SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name"}
 
@@ -71,8 +73,9 @@ class ClusterSection:
 
 @dataclass(frozen=True)
 class ReportSection:
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
-    reseeds: int = 0
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # metric:max|min, any reported metric
+    reseeds: int = 0  # re-train each Pareto trial with this many new seeds (test metrics too)
+    reference: dict[str, float] = field(default_factory=dict)  # hypervolume reference per metric
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def parse_overrides(argv: list[str]) -> list[str]:
                 "environment variables into logged params); write the value itself"
             )
         key = SHORTHANDS.get(key, key)
-        if key not in keys and not key.startswith("data."):
+        if key not in keys and not key.startswith(FREE_FORM):
             raise UserInputError(f"unknown key {key!r}{closest(key, keys)}")
         out.append(f"{key}={value}")
     return out
@@ -160,7 +163,10 @@ def _dotlist(override: str) -> Any:
         return OmegaConf.from_dotlist([override])
     except yaml.YAMLError as e:
         reason = getattr(e, "problem", None) or "not a valid value"
-        raise UserInputError(f"override {override!r}: {reason}") from None
+        raise UserInputError(
+            f"override {override!r}: {reason}; expected a YAML value, e.g. search.num_samples=8 "
+            "or report.objectives=[val_ece:min]"
+        ) from None
 
 
 def _writable(node: Any) -> None:
@@ -224,6 +230,7 @@ def validate(cfg: SearchConfig) -> None:
     _positive("resources.cpu_per_trial", cfg.resources.cpu_per_trial, 0.01)
     _positive("resources.max_failures", cfg.resources.max_failures, 0)
     _positive("report.reseeds", cfg.report.reseeds, 0)
+    _check_report(cfg.report)
     gpu = cfg.resources.gpu_per_trial
     if gpu != "auto" and (isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0):
         raise UserInputError(
@@ -235,6 +242,28 @@ def validate(cfg: SearchConfig) -> None:
         raise UserInputError(
             f"scheduler.grace_period ({cfg.scheduler.grace_period}) must be <= "
             f"train.max_epochs ({cfg.train.max_epochs})"
+        )
+
+
+def _check_report(report: ReportSection) -> None:
+    """Objectives parse and name metrics every trial reports; reference keys are objectives."""
+    from reports.objectives import parse_objectives
+
+    try:
+        objectives = parse_objectives(report.objectives)
+    except UserInputError as e:
+        raise UserInputError(f"report.objectives: {e}") from None
+    for o in objectives:
+        if not is_reported(o.metric):
+            raise UserInputError(
+                f"report.objectives: {o.metric!r} is not a metric trials report"
+                f"{closest(o.metric, REPORTED)}; expected e.g. val_ece:min or val_f1_c0:max"
+            )
+    names = [o.metric for o in objectives]
+    unknown = sorted(set(report.reference) - set(names))
+    if unknown:
+        raise UserInputError(
+            f"report.reference: {unknown} are not objectives; expected keys among {names}"
         )
 
 

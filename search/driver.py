@@ -12,8 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from optuna.trial import TrialState
-
 from search.cluster import (
     MirrorCallback,
     check_storage,
@@ -26,11 +24,10 @@ from search.cluster import (
 )
 from search.config import SearchConfig
 from search.progress import ProgressCallback
-from search.reconcile import reconcile
+from search.reconcile import abandon_orphans, ray_trial_ids, reconcile
 from search.record import ABANDONED, RECORD_FILE, RecordCallback, read_record
 from search.reseed import run_reseeds
 from search.run import Outcome, best_trials, prepare_output
-from search.searcher import load_study
 from search.tracking import (
     SearchTracker,
     TrackerSettings,
@@ -38,7 +35,6 @@ from search.tracking import (
     default_tags,
     resolve_tracking_uri,
 )
-from search.tuner import STUDY_FILE
 from spaces import Space
 
 log = logging.getLogger(__name__)
@@ -62,31 +58,6 @@ def end_counts(output_dir: Path) -> dict[str, int]:
     return counts
 
 
-def abandon_orphans(output_dir: Path, study_name: str) -> None:
-    """Close trials a killed driver started after Ray's last snapshot (Ray replaced them).
-
-    Each gets an `abandoned` end in the record and FAIL in the Optuna study, so no trial is left
-    open anywhere.
-    """
-    events = read_record(output_dir / RECORD_FILE)
-    ended = {e["trial_id"] for e in events if e["event"] == "end"}
-    orphans = [
-        e["trial_id"] for e in events if e["event"] == "start" and e["trial_id"] not in ended
-    ]
-    if not orphans:
-        return
-    record = RecordCallback(output_dir, max_epochs=0)
-    for tid in orphans:
-        epochs = sum(e["event"] == "result" and e["trial_id"] == tid for e in events)
-        record.write_end(tid, ABANDONED, epochs, "started after Ray's last snapshot before a kill")
-    record.close()
-    if (output_dir / STUDY_FILE).exists():
-        study = load_study(output_dir / STUDY_FILE, study_name)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("ray_trial_id") in orphans:
-                study.tell(t.number, state=TrialState.FAIL)
-
-
 def run(cfg: SearchConfig, space: Space) -> Outcome:
     """Run (or resume) the search described by `cfg` over `space`."""
     if is_client(cfg.cluster.address):
@@ -107,13 +78,14 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     storage = plan_storage(cfg.output_dir)
     output_dir = prepare_output(cfg, space)
     parts = tuner_parts(cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node)
-    callbacks: list[Any] = [RecordCallback(output_dir, cfg.train.max_epochs)]
+    record = RecordCallback(output_dir, cfg.train.max_epochs)
+    callbacks: list[Any] = [record]  # first: the others see a result after the record has it
     if cfg.verbose:
         callbacks.append(ProgressCallback(cfg.search.metric, cfg.train.max_epochs))
     tracker = make_tracker(cfg, space, output_dir, uri) if uri else None
     if tracker is not None:
         tracker.start()
-        callbacks.append(tracker.callback())
+        callbacks.append(tracker.callback(as_recorded=record.as_recorded))
     if storage.remote:
         callbacks.append(MirrorCallback(storage))
     tuner = (
@@ -125,13 +97,13 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     try:
         grid = tuner.fit()  # Ray turns Ctrl-C into a graceful stop with its state saved
         if cfg.resume:
-            abandon_orphans(output_dir, cfg.name)
+            abandon_orphans(output_dir, cfg.name, ray_trial_ids(grid), cfg.search.metric)
         counts = end_counts(output_dir)
         expected = parts.tune_config.num_samples * (space.grid_size or 1)
         outcome = Outcome(
             output_dir=output_dir,
             counts=counts,
-            best=best_trials(output_dir, space, cfg.search.metric),
+            best=best_trials(output_dir, space, cfg.search.metric, cfg.search.mode),
             tracking_uri=uri,
             cluster=cluster.describe(),
             interrupted=sum(n for s, n in counts.items() if s != ABANDONED) < expected,
@@ -144,7 +116,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         status = "KILLED"
         raise
     finally:
-        callbacks[0].close()
+        record.close()
         if tracker is not None:
             tracker.close(status)
         reconcile(output_dir, cfg.name, grid, uri, cfg.search.metric, cfg.search.mode)

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import optuna
 from optuna.trial import TrialState
 
 from reports.load import TrialRecord
-from search.record import ABANDONED, COMPLETED, FAILED, STOPPED_EARLY
+from search.record import ABANDONED, COMPLETED, FAILED, STOPPED_EARLY, RecordCallback
 from search.recorded import Findings, read_trials
 from search.searcher import load_study, outcome
 from search.tracking.repair import check_mlflow
@@ -29,6 +31,8 @@ from search.tuner import STUDY_FILE
 from trainables.nonfinite import failed_epoch
 
 REPORT_FILE = "reconcile.json"
+# Study user attr: numbers of the Optuna trials whose Ray trial a kill cut before it began.
+NEVER_STARTED = "never_started"
 OPTUNA_STATE = {
     COMPLETED: TrialState.COMPLETE,
     STOPPED_EARLY: TrialState.PRUNED,
@@ -50,6 +54,11 @@ def told_value(trial: TrialRecord, metric: str) -> float | None:
 def _trial_id(result: Any) -> str:
     """A Ray Result's trial id: reported with every result, else its folder's name (the id)."""
     return str((result.metrics or {}).get("trial_id") or Path(str(result.path)).name)
+
+
+def ray_trial_ids(results: Iterable[Any]) -> set[str]:
+    """The trial ids of Ray's ResultGrid: every trial Ray knows, started or not."""
+    return {_trial_id(r) for r in results}
 
 
 def check_ray(results: Iterable[Any], trials: dict[str, TrialRecord]) -> Findings:
@@ -90,6 +99,59 @@ def _check_ray_epoch(metrics: dict[str, Any], trial: TrialRecord, found: Finding
         found.mismatched.append(f"trial {tid}: Ray's last epoch {epoch}, recorded {last}")
 
 
+def abandon_orphans(output_dir: Path, study_name: str, ray_trials: set[str], metric: str) -> None:
+    """Close what a killed driver left open that Ray's last snapshot did not know (`ray_trials`:
+    the trial ids of the resumed search; Ray replaced the others).
+
+    A recorded trial without an end gets an `abandoned` end in the record and FAIL in the study
+    (with its recorded epochs); an Optuna suggestion that never started (in no record, unknown to
+    Ray) is told FAIL and its number listed in the study's user attribute `never_started`.
+    """
+    trials = read_trials(output_dir)
+    orphans = [t for tid, t in trials.items() if t.state is None and tid not in ray_trials]
+    record = RecordCallback(output_dir, max_epochs=0)
+    for trial in orphans:
+        reason = "started after Ray's last snapshot before a kill"
+        record.write_end(trial.trial_id, ABANDONED, len(trial.results), reason)
+    record.close()
+    if not (output_dir / STUDY_FILE).is_file():
+        return
+    study = load_study(output_dir / STUDY_FILE, study_name)
+    never_started = list(study.user_attrs.get(NEVER_STARTED, []))
+    orphan_ids = {t.trial_id for t in orphans}
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        tid = frozen.user_attrs.get("ray_trial_id")
+        if tid is None or tid in ray_trials or (tid in trials and tid not in orphan_ids):
+            continue  # Ray still runs it, or the record has its end (check_optuna tells it)
+        if tid not in trials:
+            never_started.append(frozen.number)
+            study.set_user_attr(NEVER_STARTED, never_started)
+        _tell_from_record(study, frozen, trials.get(tid), metric, TrialState.FAIL, None)
+
+
+def _recorded_steps(trial: TrialRecord | None, metric: str) -> dict[int, float]:
+    """The intermediate values the searcher reports for the recorded epochs (step = epoch + 1)."""
+    results = trial.results.items() if trial is not None else ()
+    return {e + 1: r[metric] for e, r in results if math.isfinite(r.get(metric, math.nan))}
+
+
+def _tell_from_record(
+    study: Any,
+    frozen: Any,
+    trial: TrialRecord | None,
+    metric: str,
+    state: TrialState,
+    value: float | None,
+) -> None:
+    """Report the recorded epochs a RUNNING study trial lacks (a kill cut the searcher's deferred
+    writes, search/searcher.py), then tell it `state`."""
+    running = optuna.Trial(study, frozen._trial_id)  # Optuna has no public handle by number
+    for step, recorded in sorted(_recorded_steps(trial, metric).items()):
+        if step not in frozen.intermediate_values:
+            running.report(recorded, step)
+    study.tell(running, value, state=state)
+
+
 def check_optuna(
     output_dir: Path, study_name: str, trials: dict[str, TrialRecord], metric: str
 ) -> Findings | None:
@@ -101,8 +163,9 @@ def check_optuna(
     study = load_study(path, study_name)
     found = Findings()
     by_trial: dict[str, list] = {}
+    never_started = set(study.user_attrs.get(NEVER_STARTED, []))
     for frozen in study.get_trials(deepcopy=False):
-        if "ray_trial_id" in frozen.user_attrs:
+        if "ray_trial_id" in frozen.user_attrs and frozen.number not in never_started:
             by_trial.setdefault(frozen.user_attrs["ray_trial_id"], []).append(frozen)
     for trial_id, frozen_trials in by_trial.items():
         if trial_id not in trials:
@@ -127,9 +190,15 @@ def _check_optuna_trial(
     value = told_value(trial, metric) if expected == TrialState.COMPLETE else None
     tid = trial.trial_id
     if frozen.state == TrialState.RUNNING:
-        study.tell(frozen.number, value, state=expected)
+        _tell_from_record(study, frozen, trial, metric, expected, value)
         found.repaired.append(f"trial {tid}: RUNNING told {expected.name} from the record")
-    elif frozen.state != expected:
+        return
+    steps, recorded = set(frozen.intermediate_values), set(_recorded_steps(trial, metric))
+    if recorded - steps:
+        found.missing.append(f"trial {tid}: Optuna lacks steps {sorted(recorded - steps)}")
+    if steps - recorded:
+        found.mismatched.append(f"trial {tid}: Optuna steps {sorted(steps - recorded)} unrecorded")
+    if frozen.state != expected:
         found.mismatched.append(f"trial {tid}: Optuna {frozen.state.name}, recorded {trial.state}")
     elif value is not None and frozen.value != value:
         found.mismatched.append(f"trial {tid}: Optuna value {frozen.value}, recorded {value}")

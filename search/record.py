@@ -56,6 +56,11 @@ def failure_reason(trial: Trial) -> str:
     return (errors or lines or ["unknown error"])[-1][:500]
 
 
+def _epoch(result: dict[str, Any]) -> int:
+    """The 0-based epoch of a result: its `epoch`, else Ray's training_iteration - 1."""
+    return int(result.get("epoch", result.get("training_iteration", 1) - 1))
+
+
 def read_record(path: str | Path) -> list[dict[str, Any]]:
     """Events of a record file, skipping a truncated last line (an interrupted write)."""
     events = []
@@ -77,8 +82,11 @@ class RecordCallback(Callback):
         self.path = Path(output_dir) / RECORD_FILE
         self.max_epochs = max_epochs
         self._seen: set[tuple] = set()
+        self._metrics: dict[tuple[str, int], dict[str, float]] = {}  # (trial, epoch) -> metrics
         for e in read_record(self.path):
             self._seen.add(self._key(e))
+            if e["event"] == "result":
+                self._metrics.setdefault((e["trial_id"], e["epoch"]), e["metrics"])
         self._file = None
 
     @staticmethod
@@ -103,7 +111,8 @@ class RecordCallback(Callback):
         if failed_epoch(result) is not None:
             return  # the non-finite epoch: no result; the trial's end says failed at that epoch
         metrics = numeric_metrics(result)
-        epoch = int(metrics.get("epoch", result.get("training_iteration", 1) - 1))
+        epoch = _epoch(result)
+        self._metrics.setdefault((trial.trial_id, epoch), metrics)
         self._write(
             {
                 "event": "result",
@@ -115,6 +124,12 @@ class RecordCallback(Callback):
                 "metrics": metrics,
             }
         )
+
+    def as_recorded(self, trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        """`result` as the record holds it: the numbers first recorded for its (trial, epoch) (a
+        re-trained epoch keeps them), with the result's text values; call after on_trial_result."""
+        texts = {k: v for k, v in result.items() if isinstance(v, str)}
+        return texts | self._metrics.get((trial_id, _epoch(result)), numeric_metrics(result))
 
     def on_trial_complete(self, iteration, trials, trial: Trial, **info) -> None:
         self._end(trial, end_state(trial, self.max_epochs), None)

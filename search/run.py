@@ -172,7 +172,7 @@ def summary(o: Outcome) -> str:
     ]
     for i, b in enumerate(o.best, 1):
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
-        lines.append(f"  #{i} {b['trial_id']}  val_macro_f1 {b['value']:.4f}  {params}")
+        lines.append(f"  #{i} {b['trial_id']}  {b['metric']} {b['value']:.4f}  {params}")
     lines.append(f"ran on:   {o.cluster}")
     lines.append(f"results:  {o.output_dir / RECORD_FILE}")
     if o.report_dir:
@@ -189,22 +189,28 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def best_trials(output_dir: Path, space: Space, metric: str, n: int = 3) -> list[dict[str, Any]]:
-    """The top `n` trials by their best `metric` among those that trained the full budget."""
+def best_trials(
+    output_dir: Path, space: Space, metric: str, mode: str, n: int = 3
+) -> list[dict[str, Any]]:
+    """The top `n` trials by their best `metric` (`mode` max or min) among those that trained the
+    full budget; ties go to the smaller trial id."""
     events = read_record(output_dir / RECORD_FILE)
     ends = {e["trial_id"]: e["state"] for e in events if e["event"] == "end"}
     params = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
+    pick = max if mode == "max" else min
     best: dict[str, float] = {}
     for e in events:
         if e["event"] == "result" and ends.get(e["trial_id"]) == "completed":
             v = e["metrics"].get(metric)
             if v is not None:
-                best[e["trial_id"]] = max(best.get(e["trial_id"], v), v)
-    top = sorted(best, key=lambda t: (-best[t], t))[:n]
+                best[e["trial_id"]] = pick(best.get(e["trial_id"], v), v)
+    sign = -1 if mode == "max" else 1
+    top = sorted(best, key=lambda t: (sign * best[t], t))[:n]
     searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}
     return [
         {
             "trial_id": t,
+            "metric": metric,
             "value": best[t],
             "params": {k: v for k, v in params.get(t, {}).items() if k in searched},
         }

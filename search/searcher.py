@@ -6,6 +6,11 @@ poisons TPE with low-budget values posing as finished ones. `HonestOptunaSearch`
   PRUNED   when the scheduler stopped it earlier (its per-epoch values stay as intermediates),
   FAIL     when it errored or its metric is not finite.
 It also collapses equivalent configurations (`spaces.canonical`) before they cost a trial.
+
+Ray tells the searcher of a result or an end before its callbacks (the record), so a kill between
+the two would leave Optuna holding what the record lacks. Every intermediate value and end is
+therefore written to the study at the searcher's next call or at Ray's next snapshot of it,
+whichever comes first: by then the record (the source of truth) already has it.
 """
 
 from __future__ import annotations
@@ -40,9 +45,11 @@ class HonestOptunaSearch(OptunaSearch):
         self._by_config: dict[str, str] = {}  # canonical config -> first Ray trial id
         self._values: dict[str, float] = {}  # Ray trial id -> value told as COMPLETE
         self._steps: dict[str, set[int]] = {}  # Ray trial id -> steps reported to Optuna
+        self._deferred: list[tuple] = []  # study writes waiting for the record (see module doc)
 
     def suggest(self, trial_id: str) -> dict | None:
         """Ask Optuna; a config equivalent to an earlier trial's costs no trial (see `_repeat`)."""
+        self._flush()
         for _ in range(MAX_REDRAWS):
             config = super().suggest(trial_id)
             ot_trial = self._ot_trials[trial_id]
@@ -65,40 +72,55 @@ class HonestOptunaSearch(OptunaSearch):
             self._ot_study.tell(ot_trial, value)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._flush()
         if trial_id not in self._completed_trials and trial_id in self._ot_trials:
             self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict) -> None:
-        """Tell Optuna the epoch's metric as an intermediate value, once per step."""
+        """Queue the epoch's metric as an intermediate value, once per step."""
         step, metric = result.get("training_iteration"), result.get(self.metric)
         steps = self._steps.setdefault(trial_id, set())
         if step is None or step in steps or metric is None or not math.isfinite(float(metric)):
             return
         steps.add(step)
-        ot_trial = self._ot_trials[trial_id]
-        if not self._finished(ot_trial):
-            ot_trial.report(float(metric), int(step))
+        self._deferred.append(("report", trial_id, float(metric), int(step)))
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
+        self._flush()
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
-        ot_trial = self._ot_trials[trial_id]
         if result and not error:  # Ray passes a stopping trial's last result only here
             self._report(trial_id, result)
         state, value = outcome(result, error, self._max_epochs, self._best_key)
         if state == TrialState.COMPLETE:
             self._values[trial_id] = value
-        if not self._finished(ot_trial):
-            self._ot_study.tell(ot_trial, value, state=state)
+        self._deferred.append(("tell", trial_id, value, state))
         self._completed_trials.add(trial_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        """Ray's snapshot of the searcher (also its last, at the search's end): flush, then save."""
+        self._flush()
+        super().save(checkpoint_path)
+
+    def _flush(self) -> None:
+        """Write the deferred intermediate values and ends to the study, in order."""
+        for kind, trial_id, value, extra in self._deferred:
+            ot_trial = self._ot_trials[trial_id]
+            if self._finished(ot_trial):
+                continue
+            if kind == "report":
+                ot_trial.report(value, extra)
+            else:
+                self._ot_study.tell(ot_trial, value, state=extra)
+        self._deferred.clear()
 
     def _finished(self, ot_trial: optuna.Trial) -> bool:
         """True when the study's journal already holds this trial's end.
 
         After a SIGKILL, Ray restores this searcher from a snapshot that may be older than the
-        journal (written at every tell): the journal is the truth, so nothing is told twice.
+        journal: the journal is the truth, so nothing is told twice.
         """
         return self._ot_study.get_trials(deepcopy=False)[ot_trial.number].state.is_finished()
 

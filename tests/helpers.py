@@ -50,9 +50,16 @@ def _assert_optuna(output_dir: Path, starts: dict, results: dict, ends: dict) ->
     metric, mode = config["search"]["metric"], config["search"]["mode"]
     storage = JournalStorage(JournalFileBackend(str(output_dir / "optuna.journal")))
     (name,) = optuna.get_all_study_names(storage)  # one study per output folder
-    trials = optuna.load_study(study_name=name, storage=storage).trials
+    study = optuna.load_study(study_name=name, storage=storage)
+    never_started = set(study.user_attrs.get("never_started", []))  # suggestions a kill cut
+    trials = [t for t in study.trials if t.number not in never_started]
+    for t in study.trials:
+        if t.number in never_started:
+            assert t.state == TrialState.FAIL and not t.intermediate_values, t.number
+            assert t.user_attrs.get("ray_trial_id") not in starts, t.number
     ids = [t.user_attrs["ray_trial_id"] for t in trials if "ray_trial_id" in t.user_attrs]
     assert sorted(ids) == sorted(starts), "Optuna trials != recorded trials (once each)"
+    assert all(t.state != TrialState.RUNNING for t in study.trials), "an Optuna trial left RUNNING"
     expected = {
         "completed": TrialState.COMPLETE,
         "stopped_early": TrialState.PRUNED,
@@ -74,6 +81,26 @@ def _assert_optuna(output_dir: Path, starts: dict, results: dict, ends: dict) ->
         assert reported.keys() == set(epochs), (tid, sorted(reported), epochs)
         for epoch, value in zip(epochs, values, strict=True):
             assert _same_value(reported[epoch], value), (tid, epoch)
+
+
+def _assert_ray(output_dir: Path, results: dict, ends: dict) -> None:
+    """Ray's experiment state: each recorded trial once but the abandoned (Ray replaced them),
+    ERROR exactly where the record says failed, and the last recorded epoch as its last result."""
+    import logging
+
+    from ray.tune import ExperimentAnalysis
+
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    trials = ExperimentAnalysis(str(output_dir / "tune")).trials
+    ids = [t.trial_id for t in trials]
+    live = [t for t, e in ends.items() if e["state"] != "abandoned"]
+    assert sorted(ids) == sorted(live), "Ray's trials != recorded trials (once each)"
+    for trial in trials:
+        state = ends[trial.trial_id]["state"]
+        assert (trial.status == "ERROR") == (state == "failed"), (trial.trial_id, trial.status)
+        last = max((e for t, e in results if t == trial.trial_id), default=None)
+        if state != "failed":
+            assert (trial.last_result or {}).get("epoch") == last, trial.trial_id
 
 
 def _assert_mlflow(output_dir: Path, uri: str, starts: dict, results: dict, ends: dict) -> None:
@@ -108,12 +135,14 @@ def _assert_mlflow(output_dir: Path, uri: str, starts: dict, results: dict, ends
 
 
 def assert_nothing_lost(output_dir: Path, tracking_uri: str | None = None) -> None:
-    """Every result in record.jsonl is in each store exactly once and nothing extra is there:
-    the Optuna journal (when the search used Optuna) and MLflow (when `tracking_uri`), each read
-    directly, not through search/reconcile.py."""
+    """Every result in record.jsonl is in each store exactly once and nothing extra is there: Ray's
+    experiment state (once every trial ended), the Optuna journal (when the search used Optuna) and
+    MLflow (when `tracking_uri`), each read directly, not through search/reconcile.py."""
     output_dir = Path(output_dir)
     starts, results, ends = _recorded(output_dir)
     assert starts, f"{output_dir}: nothing recorded"
+    if (output_dir / "tune").is_dir() and set(ends) == set(starts):  # a search that finished
+        _assert_ray(output_dir, results, ends)
     if (output_dir / "optuna.journal").is_file():
         _assert_optuna(output_dir, starts, results, ends)
     if tracking_uri is not None:

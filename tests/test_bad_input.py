@@ -216,7 +216,19 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
     ),
     "override_bad_value_syntax": (
         _args("search.num_samples=[1,"),
-        ("override 'search.num_samples=[1,'",),
+        ("override 'search.num_samples=[1,'", "expected a YAML value"),
+    ),
+    "override_unknown_objective_metric": (
+        _args("report.objectives=[val_f1:max]"),
+        ("report.objectives: 'val_f1' is not a metric trials report", "val_macro_f1"),
+    ),
+    "override_bad_objective_direction": (
+        _args("report.objectives=[val_ece:low]"),
+        ("report.objectives", "'val_ece:low'", "expected metric:max or metric:min"),
+    ),
+    "override_reference_not_an_objective": (
+        _args("report.reference.val_loss=0.3"),
+        ("report.reference: ['val_loss'] are not objectives",),
     ),
     "override_unknown_key": (
         _args("search.num_sample=4"),

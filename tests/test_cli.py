@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 from search.run import main
+from spaces import load_space
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -70,3 +72,25 @@ def test_error_from_a_fresh_process_exits_2():
     p = cli("space=nonexistent_space")
     assert p.returncode == 2
     assert len(p.stderr.strip().splitlines()) == 1 and "nonexistent_space" in p.stderr
+
+
+def test_best_trials_follow_the_mode_among_completed_trials(tmp_path):
+    from search.run import best_trials
+
+    ece = {"a": [0.30, 0.10], "b": [0.20, 0.15], "c": [0.05]}  # c stopped early: not ranked
+    events = [{"event": "start", "trial_id": t, "params": {"loss.kind": "ce"}} for t in ece]
+    events += [
+        {"event": "result", "trial_id": t, "epoch": e, "metrics": {"val_ece": v}}
+        for t, values in ece.items()
+        for e, v in enumerate(values)
+    ]
+    events += [
+        {"event": "end", "trial_id": t, "state": s, "epochs": 2}
+        for t, s in (("a", "completed"), ("b", "completed"), ("c", "stopped_early"))
+    ]
+    (tmp_path / "record.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    space = load_space("elf")
+    low = best_trials(tmp_path, space, "val_ece", "min")
+    assert [(b["trial_id"], b["value"]) for b in low] == [("a", 0.10), ("b", 0.15)]
+    high = best_trials(tmp_path, space, "val_ece", "max")
+    assert [(b["trial_id"], b["value"]) for b in high] == [("a", 0.30), ("b", 0.20)]

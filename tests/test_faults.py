@@ -1,11 +1,13 @@
 """Faults injected with trial parameters: a one-off crash is retried from its checkpoint (or, when
 that checkpoint is corrupt, from the one before), a permanent crash ends the trial `failed` after its
-retries, and a NaN loss ends it `failed` at once, everywhere, while the others finish."""
+retries, and a NaN or ±inf loss or metric ends it `failed` at once, everywhere, while the others
+finish."""
 
 from __future__ import annotations
 
 import csv
 import logging
+import math
 
 import pytest
 from helpers import SMALL, assert_nothing_lost
@@ -23,13 +25,17 @@ pytestmark = pytest.mark.slow
 FAULTS_SPACE = """\
 # Run: python -m search.run space=<this file> (test: injected faults)
 params:
-  fault.kind: {choice: [none, raise, nan]}
+  fault.kind: {choice: [none, raise, nan, inf, -inf]}
+  fault.target: {choice: [loss, metric]}
   fault.epoch: 1
 points_to_evaluate:
-  - {fault.kind: none}
-  - {fault.kind: raise}
-  - {fault.kind: nan}
+  - {fault.kind: none, fault.target: loss}
+  - {fault.kind: raise, fault.target: loss}
+  - {fault.kind: nan, fault.target: loss}
+  - {fault.kind: inf, fault.target: metric}
+  - {fault.kind: -inf, fault.target: metric}
 """
+NON_FINITE = ("nan/loss", "inf/metric", "-inf/metric")
 
 ONE_OFF_SPACE = """\
 # Run: python -m search.run space=<this file> (test: a crash that happens once)
@@ -76,53 +82,60 @@ def children(outcome) -> dict[str, object]:
 
 
 def test_failures_end_failed_everywhere_while_others_finish(ray_local, tmp_path):
+    """Under ASHA: a crash is retried then fails; a NaN loss and a ±inf metric fail at once at their
+    epoch (never run on towards max_t), FAIL in Optuna, FAILED in MLflow, off the Pareto front."""
     cfg, outcome = search(
         tmp_path,
         FAULTS_SPACE,
-        "search.num_samples=3",
+        "search.num_samples=5",
         "train.max_epochs=3",
         "train.checkpoint_every_s=0",
+        "scheduler=asha",
+        "scheduler.grace_period=1",
     )
     events = read_record(outcome.output_dir / "record.jsonl")
-    kind = {e["trial_id"]: e["params"]["fault.kind"] for e in events if e["event"] == "start"}
+    kind = {
+        e["trial_id"]: f"{e['params']['fault.kind']}/{e['params']['fault.target']}"
+        for e in events
+        if e["event"] == "start"
+    }
     ends = {e["trial_id"]: e for e in events if e["event"] == "end"}
     by_kind = {kind[t]: ends[t] for t in ends}
-    assert by_kind["none"]["state"] == "completed"
-    assert by_kind["raise"]["state"] == "failed"
-    assert "InjectedFault" in by_kind["raise"]["reason"]
-    assert by_kind["nan"]["state"] == "failed"
-    assert "NonFiniteError: non-finite training loss" in by_kind["nan"]["reason"]
-    assert "epoch 1" in by_kind["nan"]["reason"]
-    assert by_kind["nan"]["epochs"] == 1  # epoch 0 trained; epoch 1 was the non-finite one
-    # a crash gets its retry (max_failures=1: two failures); the deterministic NaN none (one)
-    failures = {k: _failures(outcome.output_dir, t) for t, k in kind.items() if k != "none"}
-    assert failures == {"raise": 2, "nan": 1}
-    # never ran to max_t: no epoch >= 1 was reported by a failing trial
+    assert by_kind["none/loss"]["state"] == "completed"  # the plain-CE anchor trains the budget
+    assert by_kind["raise/loss"]["state"] == "failed"
+    assert "InjectedFault" in by_kind["raise/loss"]["reason"]
+    assert "NonFiniteError: non-finite training loss" in by_kind["nan/loss"]["reason"]
+    for label in ("inf/metric", "-inf/metric"):
+        assert "NonFiniteError: non-finite validation metric val_ece" in by_kind[label]["reason"]
+    for label in NON_FINITE:
+        assert by_kind[label]["state"] == "failed" and "epoch 1" in by_kind[label]["reason"]
+        assert by_kind[label]["epochs"] == 1  # epoch 0 trained; epoch 1 was the non-finite one
+    # a crash gets its retry (max_failures=1: two failures); a deterministic non-finite value none
+    failures = {k: _failures(outcome.output_dir, t) for t, k in kind.items() if k != "none/loss"}
+    assert failures == {"raise/loss": 2} | dict.fromkeys(NON_FINITE, 1)
+    # never ran on towards max_t: no epoch >= 1 was reported by a failing trial
     for e in events:
-        if e["event"] == "result" and kind[e["trial_id"]] != "none":
+        if e["event"] == "result" and kind[e["trial_id"]] != "none/loss":
             assert e["epoch"] < 1
 
     study = load_study(outcome.output_dir / STUDY_FILE, cfg.name)
-    states = {t.user_attrs["ray_trial_id"]: t.state for t in study.trials}
-    assert {kind[t]: s for t, s in states.items()} == {
-        "none": TrialState.COMPLETE,
-        "raise": TrialState.FAIL,
-        "nan": TrialState.FAIL,
+    states = {kind[t.user_attrs["ray_trial_id"]]: t.state for t in study.trials}
+    assert states == {"none/loss": TrialState.COMPLETE} | {
+        k: TrialState.FAIL for k in kind.values() if k != "none/loss"
     }
     runs = children(outcome)
-    assert {kind[t]: r.info.status for t, r in runs.items()} == {
-        "none": "FINISHED",
-        "raise": "FAILED",
-        "nan": "FAILED",
-    }
+    statuses = {kind[t]: r.info.status for t, r in runs.items()}
+    assert statuses == {k: "FINISHED" if k == "none/loss" else "FAILED" for k in kind.values()}
     retries = {kind[t]: r.data.tags.get("retries") for t, r in runs.items()}
-    assert retries == {"none": None, "raise": "1", "nan": None}
-    nan_run = next(r for t, r in runs.items() if kind[t] == "nan")
-    assert "epoch 1" in nan_run.data.tags["failure_reason"]
+    assert retries == {k: "1" if k == "raise/loss" else None for k in kind.values()}
+    for t, r in runs.items():
+        if kind[t] in NON_FINITE:
+            assert "epoch 1" in r.data.tags["failure_reason"]
+            assert not any(math.isinf(v) for v in r.data.metrics.values()), kind[t]
     with (outcome.report_dir / "trials.csv").open() as f:
         rows = {r["trial_id"]: r for r in csv.DictReader(f)}
     for t in kind:
-        assert rows[t]["on_front"] == str(kind[t] == "none")
+        assert rows[t]["on_front"] == str(kind[t] == "none/loss")
     assert_nothing_lost(outcome.output_dir, outcome.tracking_uri)
 
 

@@ -148,3 +148,34 @@ def test_optuna_value_is_the_searchers_for_a_minimised_metric_without_best(tmp_p
     assert found["optuna"].checked == 2
     assert not (found["optuna"].mismatched or found["optuna"].repaired or found["optuna"].error)
     assert not (found["optuna"].missing or found["optuna"].duplicated)
+
+
+def test_abandon_orphans_closes_only_what_ray_no_longer_knows(tmp_path):
+    """After a resume: a recorded trial without an end that Ray replaced ends `abandoned` and FAIL
+    with its recorded epochs;
+    a suggestion never started (no record, unknown to Ray) is told FAIL and listed as such; a
+    trial Ray still holds (a later resume runs it) is left open."""
+    from search.reconcile import NEVER_STARTED, abandon_orphans
+    from search.record import read_record
+
+    out = tmp_path / "out"
+    out.mkdir()
+    events = [
+        {"event": "start", "trial_id": "gone", "params": {}},
+        {"event": "result", "trial_id": "gone", "epoch": 0, "metrics": {"val_macro_f1": 0.5}},
+        {"event": "start", "trial_id": "held", "params": {}},
+    ]
+    (out / "record.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    storage = JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
+    study = optuna.create_study(study_name="unit", storage=storage)
+    for trial_id in ("gone", "held", "cut", "pending"):
+        study.ask().set_user_attr("ray_trial_id", trial_id)
+
+    abandon_orphans(out, "unit", {"held", "pending"}, "val_macro_f1")
+    ends = [e for e in read_record(out / "record.jsonl") if e["event"] == "end"]
+    assert [(e["trial_id"], e["state"], e["epochs"]) for e in ends] == [("gone", "abandoned", 1)]
+    study = optuna.load_study(study_name="unit", storage=storage)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.FAIL, TrialState.RUNNING]
+    assert study.user_attrs[NEVER_STARTED] == [2]
+    assert study.trials[0].intermediate_values == {1: 0.5}  # the recorded epoch the kill cut

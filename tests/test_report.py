@@ -334,6 +334,19 @@ def test_given_reference_point(tmp_path: Path) -> None:
     assert s["hypervolume"] == pytest.approx(0.2 * 0.14)
 
 
+def test_reference_point_from_the_search_config(tmp_path: Path) -> None:
+    """report.reference in config.yaml (a search's `report.reference.<metric>=` override) is the
+    point the report written after the search measures from; a metric it omits gets the rule."""
+    folder = standard_run(tmp_path / "run")
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["report"] = {"objectives": ["val_macro_f1:max", "val_ece:min"]}
+    config["report"]["reference"] = {"val_macro_f1": 0.5, "val_ece": 0.2}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    s = json.loads((write_report(folder) / "summary.json").read_text())
+    assert s["reference_point"] == {"val_macro_f1": 0.5, "val_ece": 0.2}
+    assert s["hypervolume"] == pytest.approx(0.2 * 0.14)
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "reports", *args],

@@ -146,3 +146,22 @@ def test_report_from_mlflow_equals_report_from_folder(search: dict[str, Any]) ->
                 m = o.split(":")[0]
                 assert float(a[m]) == pytest.approx(float(b[m]), abs=1e-9, nan_ok=True)
         assert (other / "reseed.csv").read_text() == (search["report"] / "reseed.csv").read_text()
+
+
+def test_child_runs_carry_pareto_rank_and_front(search: dict[str, Any]) -> None:
+    """Each candidate trial's MLflow run is tagged with its rank and front membership as in the
+    report; trials off the candidate list (stopped early) carry no rank."""
+    from mlflow import MlflowClient
+
+    summary = json.loads((search["report"] / "summary.json").read_text())
+    client = MlflowClient(search["cfg"].mlflow.tracking_uri)
+    parent = json.loads((search["out"] / "mlflow_runs.json").read_text())["parent_run_id"]
+    experiment = client.get_run(parent).info.experiment_id
+    runs = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent}'")
+    tags = {r.data.tags["ray.trial_id"]: r.data.tags for r in runs}
+    assert summary["ranks"] and set(summary["ranks"]) <= set(tags)
+    for trial_id, t in tags.items():
+        rank = summary["ranks"].get(trial_id)
+        assert t.get("pareto_rank") == (None if rank is None else str(rank)), trial_id
+        on_front = str(trial_id in summary["front"]).lower()
+        assert t.get("pareto_front") == (None if rank is None else on_front), trial_id

@@ -1,75 +1,113 @@
-"""A search killed with SIGKILL resumes: finished trials are not re-run, nothing is duplicated."""
+"""Ctrl-C stops a search cleanly and says how to resume; a driver killed with SIGKILL resumes too:
+finished trials are not re-run, nothing is lost or duplicated in the record, Optuna or MLflow."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import SMALL, assert_nothing_lost
+from mlflow import MlflowClient
 
 from search.record import read_record
 
 pytestmark = pytest.mark.slow
+TRIALS = 6
 
 
-def search_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "search.run", *args]
+def start(*args: str, **kwargs) -> subprocess.Popen:
+    """`python -m search.run` in its own process group (as a terminal runs it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "search.run", *args], start_new_session=True, text=True, **kwargs
+    )
 
 
-def test_sigkill_then_resume(tmp_path):
-    out = tmp_path / "out"
-    args = [
+def wait_for_ends(out: Path, n: int, timeout: float = 240) -> set[str]:
+    """Poll the record until at least `n` trials have ended; their ids."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ended = {e["trial_id"] for e in read_record(out / "record.jsonl") if e["event"] == "end"}
+        if len(ended) >= n:
+            return ended
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {n} trials ended in {timeout} s")
+
+
+def key(event: dict) -> tuple:
+    return event["event"], event["trial_id"], event.get("epoch")
+
+
+def checkpoints(out: Path, trials: set[str]) -> dict[str, list[str]]:
+    """Each trial's checkpoint folders: a re-run trial would add more."""
+    return {t: sorted(p.name for p in (out / "tune" / t).glob("checkpoint_*")) for t in trials}
+
+
+def open_runs(uri: str) -> list[str]:
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return [r.info.run_id for r in client.search_runs(experiments, "attributes.status = 'RUNNING'")]
+
+
+def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path):
+    out, uri = tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    search = start(
         "space=elf",
         f"output_dir={out}",
-        "search.num_samples=4",
+        f"search.num_samples={TRIALS}",
         "scheduler=fifo",
         "train.max_epochs=25",
         "train.checkpoint_every_s=0",
-        "mlflow.enabled=false",
+        f"mlflow.tracking_uri={uri}",
         *(f"data.{k}={v}" for k, v in SMALL.items()),
-    ]
-    proc = subprocess.Popen(
-        search_cmd(*args),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        ended = [e for e in read_record(out / "record.jsonl") if e["event"] == "end"]
-        if ended:
-            break
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    wait_for_ends(out, 1)
+    os.kill(search.pid, signal.SIGINT)  # Ctrl-C reaches the driver
+    stdout, stderr = search.communicate(timeout=180)
+    assert search.returncode == 130, stderr[-2000:]
+    assert "search interrupted:" in stdout
+    assert f"continue: python -m search.run resume={out}" in stdout
+    text = (out / "record.jsonl").read_text()
+    assert text.endswith("\n") and all(json.loads(line) for line in text.splitlines())
+    assert not open_runs(uri), "a run left RUNNING after Ctrl-C"
+    interrupted = {e["trial_id"] for e in read_record(out / "record.jsonl") if e["event"] == "end"}
+    assert len(interrupted) < TRIALS, "Ctrl-C must land mid-search"
+
+    resumed = start(f"resume={out}", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_ends(out, len(interrupted) + 1)
+    os.killpg(resumed.pid, signal.SIGKILL)
+    resumed.wait()
     before = read_record(out / "record.jsonl")
     done = {e["trial_id"] for e in before if e["event"] == "end"}
-    assert done and len(done) < 4, "the kill must land mid-search"
-    finished_results = {
-        (e["trial_id"], e["epoch"]): e["metrics"]
-        for e in before
-        if e["event"] == "result" and e["trial_id"] in done
-    }
+    assert len(done) < TRIALS, "the kill must land mid-search"
+    finished = {key(e): e for e in before if e["trial_id"] in done}
+    saved = checkpoints(out, done)
 
-    resumed = subprocess.run(
-        search_cmd(f"resume={out}"), capture_output=True, text=True, timeout=300
+    final = subprocess.run(
+        [sys.executable, "-m", "search.run", f"resume={out}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert final.returncode == 0, final.stderr[-2000:]
     after = read_record(out / "record.jsonl")
     starts = [e["trial_id"] for e in after if e["event"] == "start"]
     ends = {e["trial_id"]: e["state"] for e in after if e["event"] == "end"}
     assert len(starts) == len(set(starts)) and sorted(ends) == sorted(starts)
     # trials started after Ray's last snapshot were replaced by Ray and are closed as abandoned
-    assert sum(state == "completed" for state in ends.values()) == 4
+    assert sum(state == "completed" for state in ends.values()) == TRIALS
     assert set(ends.values()) <= {"completed", "abandoned"}
-    results = [(e["trial_id"], e["epoch"]) for e in after if e["event"] == "result"]
-    assert len(results) == len(set(results))
-    for e in after:  # finished trials were not re-run: their metrics are the ones logged before
-        if e["event"] == "result" and e["trial_id"] in done:
-            assert e["metrics"] == finished_results[(e["trial_id"], e["epoch"])]
-    assert "search finished: 4 completed" in resumed.stdout
-    assert_nothing_lost(out)
+    for e in after:  # what finished before the kill is as it was, and was not trained again
+        if e["trial_id"] in done:
+            assert e == finished[key(e)]
+    assert checkpoints(out, done) == saved
+    assert f"search finished: {TRIALS} completed" in final.stdout
+    assert not open_runs(uri)
+    assert_nothing_lost(out, uri)

@@ -61,3 +61,37 @@ def test_equivalent_configs_are_told_not_run(tmp_path):
         earlier = t.user_attrs["duplicate_of"]
         assert t.state == TrialState.COMPLETE
         assert t.value == {"none": 0.5, "rso": 0.6}[seen[earlier]]
+
+
+def test_study_writes_wait_for_the_record(tmp_path):
+    """Ray tells the searcher before its callbacks write the record: a value or end reaches the
+    study only at the searcher's next call or at Ray's snapshot of it (`save`)."""
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_POINT_SPACE)
+    searcher = HonestOptunaSearch(
+        space=load_space(str(path)).define_by_run,
+        metric="val_macro_f1",
+        mode="max",
+        seed=0,
+        max_epochs=2,
+        best_key="best_val_macro_f1",
+    )
+    searcher.suggest("a")
+    (frozen,) = searcher._ot_study.trials
+    assert frozen.user_attrs["ray_trial_id"] == "a" and frozen.state == TrialState.RUNNING
+
+    def result(epoch: int, f1: float) -> dict:
+        return {"epoch": epoch, "val_macro_f1": f1, "best_val_macro_f1": f1}
+
+    searcher.on_trial_result("a", result(0, 0.5) | {"training_iteration": 1})
+    assert searcher._ot_study.trials[0].intermediate_values == {}
+    searcher.on_trial_complete("a", result(1, 0.7) | {"training_iteration": 2})
+    assert searcher._ot_study.trials[0].intermediate_values == {1: 0.5}
+    assert searcher._ot_study.trials[0].state == TrialState.RUNNING
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    done = searcher._ot_study.trials[0]
+    assert (done.state, done.value, done.intermediate_values) == (
+        TrialState.COMPLETE,
+        0.7,
+        {1: 0.5, 2: 0.7},
+    )

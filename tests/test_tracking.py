@@ -248,6 +248,16 @@ def test_pending_reopen_cancels_older_status():
     assert Pending(reopen=True).then(Pending(status="FINISHED")).status == "FINISHED"
 
 
+def test_run_record_survives_the_state_file():
+    """A resumed tracker knows all it knew: a trial reporting best_<metric> gets no extra value."""
+    from search.tracking.record import RunRecord
+
+    record = RunRecord("t1", "trial_t1", run_id="r1", epochs=3, best_epoch=1, best_value=0.5)
+    record.end_state, record.retries, record.reports_best = "completed", 1, True
+    again = RunRecord.from_json("t1", json.loads(json.dumps(record.to_json())))
+    assert again == record
+
+
 def test_resolve_tracking_uri(tmp_path):
     assert resolve_tracking_uri("http://h:5000", "sqlite:///x.db", tmp_path) == "http://h:5000"
     assert resolve_tracking_uri(None, "http://e:1", tmp_path) == "http://e:1"

@@ -25,6 +25,7 @@ from trainables.nonfinite import (
     failed_epoch,
     flagged_result,
 )
+from trainables.metrics import REPORTED
 from trainables.params import TrialParams
 from trainables.trial import pick_device, restore_metrics, train
 
@@ -88,7 +89,8 @@ def test_reports_every_metric_each_epoch(small_data):
     for m, _ in reports:
         missing = EXPECTED - m.keys()
         assert not missing, missing
-        assert {f"val_f1_c{k}" for k in range(small_data.num_classes)} <= m.keys()
+        per_class = {f"val_f1_c{k}" for k in range(small_data.num_classes)}
+        assert m.keys() == set(REPORTED) | per_class  # what report.objectives may name
         assert all(math.isfinite(v) for v in m.values())
     times = [m["train_time_s"] for m, _ in reports]
     assert times == sorted(times)
@@ -127,6 +129,32 @@ def test_non_finite_loss_fails_with_epoch(small_data):
     assert error.epoch == 0 and set(error.keys) >= {"val_macro_f1", "val_ece", "train_loss"}
     again = pickle.loads(pickle.dumps(error))  # crosses Ray's process boundary intact
     assert (str(again), again.epoch, again.keys) == (str(error), error.epoch, error.keys)
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "message"),
+    [
+        ("nan", "loss", "non-finite training loss (nan) at epoch 1"),
+        ("inf", "loss", "non-finite training loss"),
+        ("-inf", "loss", "non-finite training loss"),
+        ("nan", "metric", "non-finite validation metric val_ece at epoch 1"),
+        ("inf", "metric", "non-finite validation metric val_ece at epoch 1"),
+        ("-inf", "metric", "non-finite validation metric val_ece at epoch 1"),
+    ],
+)
+def test_nan_and_inf_faults_fail_at_their_epoch(small_data, kind, target, message):
+    """NaN, +inf and -inf in the loss or in a validation metric are all one failure, at the epoch."""
+    reports = []
+    flat = {"train.max_epochs": 3, "fault.kind": kind, "fault.target": target, "fault.epoch": 1}
+    with pytest.raises(NonFiniteError) as caught:
+        train(
+            TrialParams.from_flat(flat),
+            small_data,
+            lambda m, s: reports.append(m),
+            torch.device("cpu"),
+        )
+    assert message in str(caught.value) and caught.value.epoch == 1
+    assert [m["epoch"] for m in reports] == [0]  # the bad epoch is never reported as a result
 
 
 def test_flagged_result_reports_nan_metrics_and_the_epoch():

@@ -68,3 +68,25 @@ def test_gpu_slots_bound_concurrency(tmp_path):
     )
     assert p.trainable_resources == {"cpu": 0.5, "gpu": 0.25}
     assert concurrency(cfg, 16, 1, 0.25) == 4
+
+
+def test_asha_never_ranks_a_flagged_non_finite_result(tmp_path):
+    """A trial's flagged non-finite epoch (NaN metrics) is no rung value: ASHA lets it raise."""
+    import math
+
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+
+    from trainables.nonfinite import NonFiniteError, flagged_result
+
+    cfg, p = parts(tmp_path, "train.max_epochs=9", "scheduler.grace_period=1")
+    asha = p.tune_config.scheduler
+    asha.set_search_properties("val_macro_f1", "max")
+    trial = Trial("t", config={"loss.kind": "focal"}, stub=True)
+    asha.on_trial_add(None, trial)
+    flagged = flagged_result(NonFiniteError("x at epoch 0", 0, ["val_macro_f1"]))
+    assert math.isnan(flagged["val_macro_f1"])
+    decision = asha.on_trial_result(None, trial, flagged | {"training_iteration": 1})
+    assert decision == TrialScheduler.CONTINUE
+    rungs = asha._brackets[0]._rungs
+    assert all(not recorded for _, recorded in rungs), "a NaN reached ASHA's rungs"

@@ -157,9 +157,16 @@ PARAMS: dict[str, Param] = {
             "fault.kind",
             "none",
             "str",
-            "Inject a fault: raise an error, make the loss NaN, or truncate the newest "
-            "checkpoint and raise (corrupt).",
-            choices=("none", "raise", "nan", "corrupt"),
+            "Inject a fault: raise an error, truncate the newest checkpoint and raise "
+            "(corrupt), or turn the fault.target into NaN, +inf or -inf.",
+            choices=("none", "raise", "corrupt", "nan", "inf", "-inf"),
+        ),
+        _p(
+            "fault.target",
+            "loss",
+            "str",
+            "Where a nan/inf/-inf fault lands: the training loss or a validation metric (val_ece).",
+            choices=("loss", "metric"),
         ),
         _p("fault.epoch", 0, "int", "Epoch at which the fault strikes.", low=0),
         _p(

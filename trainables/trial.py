@@ -75,18 +75,40 @@ class InjectedFault(RuntimeError):
     """Raised by `fault.kind=raise` or `corrupt` (testing the harness's retries and fallbacks)."""
 
 
-def inject_fault(params: TrialParams, loss: torch.Tensor) -> torch.Tensor:
-    """Apply `fault.kind` once its marker allows: raise (`tune_trial` first truncates the newest
-    checkpoint for `corrupt`), or turn the loss into NaN."""
+FAULT_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _strikes(params: TrialParams) -> bool:
+    """True while `fault.marker` allows: always without one, else once (the strike creates it)."""
     marker = params["fault.marker"]
-    if marker:
-        if Path(marker).exists():
-            return loss
-        Path(marker).touch()
+    if not marker:
+        return True
+    if Path(marker).exists():
+        return False
+    Path(marker).touch()
+    return True
+
+
+def inject_fault(params: TrialParams, loss: torch.Tensor) -> torch.Tensor:
+    """In a batch of the fault epoch: raise for `raise` and `corrupt` (`tune_trial` first truncates
+    the newest checkpoint), or, with fault.target=loss, multiply the loss by NaN, +inf or -inf."""
     kind = params["fault.kind"]
+    if kind in FAULT_VALUES and params["fault.target"] != "loss":
+        return loss
+    if not _strikes(params):
+        return loss
     if kind in ("raise", "corrupt"):
         raise InjectedFault(f"injected fault ({kind}) at epoch {params['fault.epoch']}")
-    return loss * float("nan")
+    return loss * FAULT_VALUES[kind]
+
+
+def inject_metric_fault(params: TrialParams, metrics: dict[str, Any]) -> dict[str, Any]:
+    """After validating the fault epoch, with fault.target=metric: `val_ece` becomes the fault's
+    value (NaN, +inf or -inf)."""
+    kind = params["fault.kind"]
+    if kind not in FAULT_VALUES or params["fault.target"] != "metric" or not _strikes(params):
+        return metrics
+    return metrics | {"val_ece": FAULT_VALUES[kind]}
 
 
 def _check_finite(train_loss: float, metrics: dict[str, Any], epoch: int) -> None:
@@ -174,6 +196,7 @@ def train(
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     for epoch in range(start, max_epochs):
         t0 = time.perf_counter()
+        faulty = params["fault.kind"] != "none" and epoch == params["fault.epoch"]
         w = adaptive_scale(base_w, epoch, max_epochs, params["elf.warmup_frac"])
         order = _epoch_order(train_split.y, params["train.balanced_sampling"], gen)
         batch_w = epoch_weights(w if elf_on else None, cw, train_split.y, order, bn_batch)
@@ -192,7 +215,7 @@ def train(
                 gamma=params["loss.gamma"],
                 alpha=params["loss.alpha"],
             )
-            if params["fault.kind"] != "none" and epoch == params["fault.epoch"]:
+            if faulty:
                 loss = inject_fault(params, loss)
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -200,6 +223,8 @@ def train(
             total += loss.detach() * idx.shape[0]
         train_loss = float(total) / order.shape[0]
         metrics = evaluate(model, val, data.num_classes, minority)
+        if faulty:
+            metrics = inject_metric_fault(params, metrics)
         metrics |= weight_stats(w, clipped)
         epoch_time = time.perf_counter() - t0
         metrics |= {"epoch": epoch, "train_loss": train_loss, "epoch_time_s": epoch_time}

@@ -72,11 +72,18 @@ class TrialRunCallback(Callback):
     """Forwards Ray Tune's trial events to a SearchTracker; holds no MLflow state itself.
 
     `owns`: the callback made the tracker (restored Tuner, no driver tracker), so it also closes it
-    when the experiment ends.
+    when the experiment ends. `as_recorded` (search.record.RecordCallback.as_recorded, a callback
+    listed before this one) turns a result into the record's values, so MLflow logs what the record
+    holds also for an epoch re-trained after a restore.
     """
 
-    def __init__(self, tracker: SearchTracker, owns: bool = False):
-        self.tracker, self.owns = tracker, owns
+    def __init__(
+        self,
+        tracker: SearchTracker,
+        owns: bool = False,
+        as_recorded: Callable[[str, dict], dict] | None = None,
+    ):
+        self.tracker, self.owns, self.as_recorded = tracker, owns, as_recorded
         tracker.adopt_callback(self)
 
     def __reduce__(self):
@@ -94,8 +101,11 @@ class TrialRunCallback(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        if failed_epoch(result) is None:  # a non-finite epoch logs nothing; the run ends FAILED
-            self.tracker.trial_result(trial.trial_id, result)
+        if failed_epoch(result) is not None:  # a non-finite epoch logs nothing; the run FAILED
+            return
+        if self.as_recorded is not None:
+            result = self.as_recorded(trial.trial_id, result)
+        self.tracker.trial_result(trial.trial_id, result)
 
     @_never_raise
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -95,6 +95,7 @@ class RunRecord:
             "best_value": self.best_value,
             "end_state": self.end_state,
             "retries": self.retries,
+            "reports_best": self.reports_best,
         }
 
     @classmethod
@@ -108,4 +109,5 @@ class RunRecord:
             best_value=data.get("best_value"),
             end_state=data.get("end_state"),
             retries=int(data.get("retries") or 0),
+            reports_best=bool(data.get("reports_best")),
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +92,12 @@ class SearchTracker:
 
     # ----- lifecycle -------------------------------------------------------------------------
 
-    def callback(self):
-        """The Ray Tune callback that feeds this tracker (one per tracker)."""
+    def callback(self, as_recorded: Callable[[str, dict], dict] | None = None):
+        """The Ray Tune callback that feeds this tracker (one per tracker); see TrialRunCallback
+        for `as_recorded`."""
         from search.tracking.callback import TrialRunCallback  # the callback imports this module
 
-        return self._callback or TrialRunCallback(self)
+        return self._callback or TrialRunCallback(self, as_recorded=as_recorded)
 
     def adopt_callback(self, callback) -> None:
         """Remember the one callback feeding this tracker (called by TrialRunCallback)."""
