@@ -18,6 +18,7 @@ from trainables.checkpoints import (
     restore,
     truncate_newest,
 )
+from trainables.metrics import REPORTED
 from trainables.nonfinite import (
     FAILED_EPOCH,
     REASON,
@@ -25,7 +26,6 @@ from trainables.nonfinite import (
     failed_epoch,
     flagged_result,
 )
-from trainables.metrics import REPORTED
 from trainables.params import TrialParams
 from trainables.trial import pick_device, restore_metrics, train
 
