@@ -22,6 +22,11 @@ def objective_pairs(k: int) -> list[tuple[int | None, int]]:
     return list(combinations(range(k), 2)) or [(None, 0)]
 
 
+def primary_pairs(k: int, primary: int) -> list[tuple[int | None, int]]:
+    """(primary, other) for every other objective (k - 1 PNGs, not k(k-1)/2); [(None, 0)] for one."""
+    return [(primary, j) for j in range(k) if j != primary] or [(None, 0)]
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
@@ -90,7 +95,8 @@ def _inside(v: float, limits: tuple[float, float] | None) -> bool:
 
 
 def write_front_plots(analysis: Analysis, folder: Path) -> list[Path]:
-    """Write front_<a>_vs_<b>.png (or front_<a>.png for one objective); return the paths.
+    """Write front_<primary>_vs_<other>.png per other objective (front_<a>.png for one objective;
+    pareto.html has every pair); return the paths.
 
     The view spans the full-budget trials (and the baseline); stopped-early trials outside it are
     counted in the title. Front trials are numbered, their ids listed beside the plot.
@@ -99,7 +105,7 @@ def write_front_plots(analysis: Analysis, folder: Path) -> list[Path]:
     paths = []
     groups = layers(analysis)
     full = groups["full budget"] + groups["front"] + groups["baseline"]
-    for x, y in objective_pairs(len(objs)):
+    for x, y in primary_pairs(len(objs), objs.index(analysis.primary)):
         fig = Figure(figsize=(8.0, 4.8), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_axes((0.1, 0.11, 0.62, 0.8))

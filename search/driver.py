@@ -119,7 +119,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         record.close()
         if tracker is not None:
             tracker.close(status)
-        reconcile(output_dir, cfg.name, grid, uri, cfg.search.metric, cfg.search.mode)
+        thorough = tracker is None or not tracker.clean
+        reconcile(output_dir, cfg.name, grid, uri, cfg.search.metric, cfg.search.mode, thorough)
         push(storage)  # a URI output_dir gets the record, config, journal, report, reconcile.json
     if tracker is not None and outcome.report_dir is not None:
         tag_pareto_ranks(tracker, outcome.report_dir)

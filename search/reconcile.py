@@ -220,11 +220,14 @@ def reconcile(
     tracking_uri: str | None,
     metric: str,
     mode: str,
+    thorough: bool = True,
 ) -> dict[str, Findings]:
     """Compare Ray's `results`, the study and MLflow (when `tracking_uri`) with the record, repair
     what the record can, write reconcile.json and log one summary line. Never raises.
 
-    `mode` is not needed: Optuna's value is the trial's own `best_<metric>` (searcher.outcome).
+    `thorough=False` (a search whose tracker sent everything, none of it failing) compares only
+    `metric`'s MLflow history per run, not every metric's. `mode` is not needed: Optuna's value is
+    the trial's own `best_<metric>` (searcher.outcome).
     """
     output_dir = Path(output_dir)
     report: dict[str, Findings] = {}
@@ -236,7 +239,10 @@ def reconcile(
         if optuna is not None:
             report["optuna"] = optuna
         if tracking_uri:
-            report["mlflow"] = _guarded("MLflow", check_mlflow, tracking_uri, output_dir, trials)
+            only = None if thorough else (metric,)
+            report["mlflow"] = _guarded(
+                "MLflow", check_mlflow, tracking_uri, output_dir, trials, only
+            )
         data = {source: asdict(found) for source, found in report.items()}
         (output_dir / REPORT_FILE).write_text(json.dumps(data, indent=1))
     except Exception as error:

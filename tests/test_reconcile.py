@@ -179,3 +179,18 @@ def test_abandon_orphans_closes_only_what_ray_no_longer_knows(tmp_path):
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.FAIL, TrialState.RUNNING]
     assert study.user_attrs[NEVER_STARTED] == [2]
     assert study.trials[0].intermediate_values == {1: 0.5}  # the recorded epoch the kill cut
+
+
+def test_a_clean_search_checks_the_primary_metric_only(tmp_path):
+    """thorough=False (the tracker sent everything, nothing failed): each run's history of the
+    searched metric is compared, not every metric's; a run it must create still gets them all."""
+    out, uri = tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write_record(out)
+    write_study(out)
+    write_runs(out, uri)
+    found = reconcile(out, "unit", None, uri, "val_macro_f1", "max", thorough=False)
+    assert found["mlflow"].missing == [
+        "trial t1: 1 values of epochs [1]",
+        "trial t2: no child run",
+        "trial t2: 3 values of epochs [0]",
+    ]

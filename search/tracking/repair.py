@@ -37,14 +37,28 @@ def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-def check_mlflow(tracking_uri: str, output_dir: Path, trials: dict[str, TrialRecord]) -> Findings:
-    """Compare the search's MLflow runs with the recorded `trials`; repair what the record can."""
+def check_mlflow(
+    tracking_uri: str,
+    output_dir: Path,
+    trials: dict[str, TrialRecord],
+    only: tuple[str, ...] | None = None,
+) -> Findings:
+    """Compare the search's MLflow runs with the recorded `trials`; repair what the record can.
+
+    `only`: compare just these metrics' histories (one query per run and metric, for a search
+    whose tracker sent everything without a failure); None compares every recorded metric.
+    """
     check_reachable(tracking_uri)  # a dead server: one clear error, not a wait per call
     with fail_fast():
-        return _check(MlflowWriter(tracking_uri), output_dir, trials)
+        return _check(MlflowWriter(tracking_uri), output_dir, trials, only)
 
 
-def _check(writer: MlflowWriter, output_dir: Path, trials: dict[str, TrialRecord]) -> Findings:
+def _check(
+    writer: MlflowWriter,
+    output_dir: Path,
+    trials: dict[str, TrialRecord],
+    only: tuple[str, ...] | None,
+) -> Findings:
     found = Findings()
     state = load_state(Path(output_dir) / STATE_FILE_NAME)
     uri = writer.tracking_uri
@@ -73,10 +87,10 @@ def _check(writer: MlflowWriter, output_dir: Path, trials: dict[str, TrialRecord
             found.missing.append(f"trial {trial_id}: no child run")
             run_id = _create_child(writer, experiment_id, parent_id, search_name, trial)
             found.repaired.append(f"trial {trial_id}: child run created from the record")
-            _check_metrics(writer, run_id, trial, found)
+            _check_metrics(writer, run_id, trial, found, None)
             _close(writer, run_id, trial, found, "RUNNING")
         else:
-            _check_metrics(writer, run.info.run_id, trial, found)
+            _check_metrics(writer, run.info.run_id, trial, found, only)
             _close(writer, run.info.run_id, trial, found, run.info.status)
     return found
 
@@ -94,9 +108,18 @@ def _create_child(
     return run_id
 
 
-def _check_metrics(writer: MlflowWriter, run_id: str, trial: TrialRecord, found: Findings) -> None:
-    """Each recorded (epoch, metric) once with the recorded value; missing ones logged."""
+def _check_metrics(
+    writer: MlflowWriter,
+    run_id: str,
+    trial: TrialRecord,
+    found: Findings,
+    only: tuple[str, ...] | None,
+) -> None:
+    """Each recorded (epoch, metric) once with the recorded value (of `only`, else of every
+    metric); missing ones logged."""
     keys = sorted({key for metrics in trial.results.values() for key in metrics})
+    if only is not None:
+        keys = [key for key in keys if key in only]
     absent: list[Metric] = []
     for key in keys:
         name = sanitize_key(key)

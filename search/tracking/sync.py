@@ -35,6 +35,7 @@ class Syncer:
         self._flush_lock = threading.Lock()
         self._lookup_pending = settings.resume
         self._failing = False
+        self.failures = 0  # failed MLflow calls so far (each was retried)
 
     # ----- thread control --------------------------------------------------------------------
 
@@ -193,3 +194,4 @@ class Syncer:
         level = logging.DEBUG if self._failing else logging.WARNING
         log.log(level, "MLflow tracking failed%s: %s; data kept, retrying", where, error)
         self._failing = True
+        self.failures += 1

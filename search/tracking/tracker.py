@@ -79,7 +79,7 @@ class SearchTracker:
         self.book = RunBook.new(settings.tracking_uri, settings.search_name)
         self._syncer = Syncer(settings, self.book, self.state_path)
         self._unsent_metrics = 0
-        self._started = self.closed = False
+        self._started = self.closed = self._sent_all = False
         self._callback = None
         if settings.resume:
             state = load_state(self.state_path)
@@ -128,7 +128,8 @@ class SearchTracker:
             final = "KILLED" if status == "FINISHED" and self.interrupted else status
             self.book.parent.pending.tags["end_state"] = _PARENT_END_STATE[final]
             self.book.parent.pending.status = final
-        if not self._syncer.stop(self.settings.wait_s):
+        self._sent_all = self._syncer.stop(self.settings.wait_s)
+        if not self._sent_all:
             log.warning(
                 "MLflow tracking: the store did not answer within %.0f s; some runs may stay "
                 "RUNNING (run ids in %s)",
@@ -149,6 +150,17 @@ class SearchTracker:
 
     def _at_exit(self) -> None:
         self.close("KILLED")
+
+    @property
+    def clean(self) -> bool:
+        """Closed with everything sent, no MLflow call ever failed, and not a resume: MLflow holds
+        what the tracker was given (reconcile then checks less, see search/tracking/repair.py)."""
+        return (
+            self.closed
+            and self._sent_all
+            and not self.settings.resume
+            and not self._syncer.failures
+        )
 
     @property
     def interrupted(self) -> bool:
