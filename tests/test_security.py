@@ -387,6 +387,7 @@ def _loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
+@pytest.mark.slow  # starts a real Ray
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
 def test_a_local_ray_listens_on_loopback_only(monkeypatch):
     temp = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's unix socket paths are capped

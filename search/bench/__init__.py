@@ -43,15 +43,52 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def machine() -> dict[str, Any]:
-    """What the figures were measured on: CPU, cores, OS, Python and torch versions."""
+    """What the figures were measured on: CPU, cores, memory, OS, Python, torch and Ray."""
+    import ray
     import torch
 
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
+        "ray": ray.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+# Each part's targets, for the summary table: (what, measured figure, target, met figure).
+TARGETS: dict[str, list[tuple[str, str, str, str]]] = {
+    "loss": [
+        ("training step, full loss / CE, batch 256", "step_ratio", "<= 1.10", "step_target_met")
+    ],
+    "harness": [
+        ("efficiency, 0.5-s trials", "t0.5s_ours_efficiency", ">= 0.75", "t0.5s_target_met"),
+        ("efficiency, 2-s trials", "t2s_ours_efficiency", ">= 0.90", "t2s_target_met"),
+    ],
+    "logging": [("MLflow on vs off, extra wall time", "overhead", "<= 0.02", "target_met")],
+    "search": [
+        ("time to best, FIFO+random / ASHA+TPE", "speedup", ">= 4, best not worse", "target_met")
+    ],
+    "data": [("1M-row table: load s, peak GiB", "load_s", "< 30 s, < 4 GiB", "target_met")],
+    "gpu": [("trials/h at 0.125 GPU / at 1", "sharing_gain_0.125_vs_1", ">= 4", "target_met")],
+}
+
+
+def target_rows(name: str, figures: Figures) -> list[tuple[str, str, Any, str, Any]]:
+    """(part, what, measured, target, met) for part `name`; absent figures (a skipped or quick run)
+    are None."""
+    return [
+        (name, what, figures.get(value), target, figures.get(met))
+        for what, value, target, met in TARGETS.get(name, [])
+    ]

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from search.bench import PARTS, Figures, load, machine
+from search.bench import PARTS, Figures, load, machine, target_rows
 
 RESULTS_DIR = Path("bench-results")  # default JSON location: bench-results/<part>.json
 
@@ -29,6 +29,16 @@ def print_table(name: str, figures: Figures, host: dict) -> None:
         print(f"  {key:<{width}}  {_format(value)}")
 
 
+def print_targets(rows: list[tuple]) -> None:
+    """One line per target: part, what, measured, target, met (a --quick run's figures are rough)."""
+    print("== targets ==")
+    head = ("part", "what", "measured", "target", "met")
+    lines = [head] + [tuple(_format(v) if v is not None else "-" for v in row) for row in rows]
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    for line in lines:
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m search.bench", description="Run benchmark parts and save their figures."
@@ -36,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("parts", nargs="*", metavar="PART", help=f"parts to run {list(PARTS)}")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke test")
     parser.add_argument("--json", type=Path, help="output file (one part only)")
+    parser.add_argument("--trials", type=int, help="harness: trials per search (default 32)")
     args = parser.parse_args(argv)
     parts = args.parts or list(PARTS)
     unknown = [p for p in parts if p not in PARTS]
@@ -44,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None and len(parts) != 1:
         parser.error("--json names one file: give exactly one part")
     host = machine()
+    targets = []
     for name in parts:
-        figures = load(name)(args.quick)
+        options = {"trials": args.trials} if name == "harness" and args.trials else {}
+        figures = load(name)(args.quick, **options)
         print_table(name, figures, host)
+        targets += target_rows(name, figures)
         path = args.json or RESULTS_DIR / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {
@@ -58,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         print(f"  wrote {path}")
+    print_targets(targets)
     return 0
 
 
