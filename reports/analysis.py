@@ -37,6 +37,7 @@ class Analysis:
     reference: dict[str, float]  # hypervolume reference point per metric
     reference_rule: str  # how the reference point was chosen
     hypervolume: float | None  # None without candidates
+    hypervolume_share: float | None  # of the box between ideal and reference point, in [0, 1]
     knee: str | None
     best: dict[str, str]  # metric -> trial id of the best front trial (ties: trial id)
     baseline: TrialRow | None
@@ -111,10 +112,11 @@ def analyse(
     given = reference if reference is not None else run.setting("report.reference")
     ref, rule = reference_point(pts, objs, given, margin)
     notes = list(run.notes)
-    hv = knee = None
+    hv = share = knee = None
     if front:
         front_pts, ref_min = pts[front_mask], to_minimisation(ref[None, :], objs)[0]
         hv = pareto.hypervolume(front_pts, ref_min)
+        share = pareto.hypervolume_share(front_pts, ref_min)
         knee = front[pareto.knee(front_pts)].trial_id
         outside = int((~(front_pts < ref_min).all(axis=1)).sum())
         if outside:
@@ -141,6 +143,7 @@ def analyse(
         reference=dict(zip([o.metric for o in objs], map(float, ref), strict=True)),
         reference_rule=rule,
         hypervolume=hv,
+        hypervolume_share=share,
         knee=knee,
         best=best,
         baseline=base,

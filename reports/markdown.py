@@ -17,7 +17,9 @@ KNEE_RULE = "front point closest to the ideal point after min-max scaling of the
 IMPORTANCE_METHOD = (
     "optuna's default evaluator (PED-ANOVA: how a parameter's distribution among the top 10% "
     "of trials differs from all trials; with under ~50 trials the top set is small and the "
-    "figures are rough). Conditional parameters are assessed within their branch."
+    "figures are rough), over every finished trial at its counted epoch: stopped-early trials "
+    "count too, since ASHA stopped them for low early values. Conditional parameters are "
+    "assessed within their branch."
 )
 
 
@@ -53,6 +55,8 @@ def key_figures(analysis: Analysis) -> list[str]:
     else:
         reference = f"- Reference point: {values_text(a.reference)} ({a.reference_rule})"
         hv = f"- Hypervolume: {a.hypervolume:.6g} (objectives in their own units)"
+        if a.hypervolume_share is not None:
+            hv += f"; {a.hypervolume_share:.3f} of the box between the ideal and reference points"
     lines = [
         reference,
         hv,

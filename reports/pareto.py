@@ -69,6 +69,18 @@ def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
     return float(moocore.hypervolume(points[inside], ref=ref))
 
 
+def hypervolume_share(points: np.ndarray, ref: np.ndarray) -> float | None:
+    """hypervolume / Π_j (ref_j − ideal_j), ideal = the best finite value per objective: the
+    share of the box between the ideal and the reference point that the points dominate, in
+    [0, 1] and unit-free; None when that box is empty."""
+    points = np.asarray(points, dtype=float)
+    points = points[finite_rows(points)]
+    if not len(points):
+        return None
+    box = float(np.prod(np.asarray(ref, dtype=float) - points.min(axis=0)))
+    return hypervolume(points, ref) / box if box > 0 else None
+
+
 def normalise(points: np.ndarray) -> np.ndarray:
     """(n, k) min-max scaled per column to [0, 1]; a column without spread becomes 0."""
     points = np.asarray(points, dtype=float)

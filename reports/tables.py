@@ -150,6 +150,7 @@ def summary(analysis: Analysis, importances: Sequence[Importance]) -> dict[str, 
         "reference_point": {m: _finite(v) for m, v in analysis.reference.items()},
         "reference_rule": analysis.reference_rule,
         "hypervolume": analysis.hypervolume,
+        "hypervolume_share": analysis.hypervolume_share,
         "knee": analysis.knee,
         "best": analysis.best,
         "baseline": None

@@ -1,5 +1,7 @@
 """Constants and assertions shared by test modules (import as `from helpers import ...`)."""
 
+import ipaddress
+import os
 from pathlib import Path
 
 SMALL = {"n_train": 1500, "n_val": 600, "n_test": 300, "reviewers": 80}  # a fast synthetic dataset
@@ -147,3 +149,45 @@ def assert_nothing_lost(output_dir: Path, tracking_uri: str | None = None) -> No
         _assert_optuna(output_dir, starts, results, ends)
     if tracking_uri is not None:
         _assert_mlflow(output_dir, tracking_uri, starts, results, ends)
+
+
+def descendants(pid: int) -> set[int]:
+    """`pid` and every process below it (from /proc)."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    family, grew = {pid}, True
+    while grew:
+        new = {p for p, pp in parent.items() if pp in family} - family
+        family |= new
+        grew = bool(new)
+    return family
+
+
+def listening(pids: set[int]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Local addresses of the TCP sockets in LISTEN state that `pids` hold."""
+    inodes = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
+    out = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+                hexaddr = cols[1].split(":")[0]
+                words = [bytes.fromhex(hexaddr[i : i + 8])[::-1] for i in range(0, width, 8)]
+                out.append(ipaddress.ip_address(b"".join(words)))
+    return out
+
+
+def loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)

@@ -1,12 +1,17 @@
 """Searches sharing one MLflow store, experiment and output root do not mix their histories.
 
-Three searches in sequence: `alpha` and `beta`, then a second search named `alpha` in another
-folder (allowed: a search is its output folder; the same name gets its own parent run, told apart
-by the `search.output_dir` tag). Then the first is resumed without its run map (mlflow_runs.json),
-so it must find its parent by name *and* folder, not the newer same-named one.
+Two searches at once (separate processes, same name). Then three in sequence: `alpha` and `beta`,
+then a second search named `alpha` in another folder (allowed: a search is its output folder; the
+same name gets its own parent run, told apart by the `search.output_dir` tag). Then the first is
+resumed without its run map (mlflow_runs.json), so it must find its parent by name *and* folder,
+not the newer same-named one. Optuna studies never share a store: each lives in its search's own
+`optuna.journal`.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 from helpers import SMALL, assert_nothing_lost
@@ -59,6 +64,41 @@ def parents(client: MlflowClient) -> dict[str, object]:
     folders = [r.data.tags["search.output_dir"] for r in runs]
     assert len(folders) == len(set(folders)), "one parent run per search"
     return dict(zip(folders, runs, strict=True))
+
+
+def test_two_searches_at_once_on_one_store(tmp_path):
+    """Two `python -m search.run` processes at the same time, same store, experiment and name
+    (first in this module: each starts its own Ray, before the module's shared one exists)."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "space.yaml").write_text(TWO_TRIALS)
+    args = [
+        f"space={tmp_path / 'space.yaml'}",
+        "name=alpha",
+        "scheduler=fifo",
+        "search.num_samples=2",
+        "train.max_epochs=3",
+        f"mlflow.tracking_uri={store}",
+        f"mlflow.experiment={EXPERIMENT}",
+        "verbose=0",
+        *(f"data.{k}={v}" for k, v in SMALL.items()),
+    ]
+    folders = [tmp_path / "x", tmp_path / "y"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "search.run", *args, f"output_dir={folder}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for folder in folders
+    ]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-2000:]
+    found = parents(MlflowClient(store))
+    assert sorted(found) == sorted(str(f.resolve()) for f in folders)
+    for folder in folders:
+        assert_nothing_lost(folder, store)
 
 
 def test_searches_on_one_store_keep_their_own_runs_and_studies(ray_local, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from helpers import SMALL, assert_nothing_lost
+from helpers import SMALL, assert_nothing_lost, descendants, listening, loopback
 from mlflow import MlflowClient
 from ray import tune
 
@@ -48,6 +48,11 @@ def launched(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(launched, ray_local):
     return launched.wait_ready()
+
+
+def test_the_server_listens_on_loopback_only(server):
+    addresses = listening(descendants(server.pid))
+    assert addresses and [a for a in addresses if not loopback(a)] == []
 
 
 def test_search_logs_over_http(server, tmp_path):

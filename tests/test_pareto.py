@@ -17,7 +17,14 @@ from test_report import STANDARD_TRIALS, epochs, plain, trial, write_run
 from reports import analyse, load_run
 from reports.baseline import find_baseline
 from reports.objectives import Objective, parse_objectives, to_minimisation
-from reports.pareto import hypervolume, knee, nondominated, pareto_ranks, reference_point
+from reports.pareto import (
+    hypervolume,
+    hypervolume_share,
+    knee,
+    nondominated,
+    pareto_ranks,
+    reference_point,
+)
 from reports.rows import CANDIDATE, STOPPED, TrialRow
 from trainables.errors import UserInputError
 from trainables.params import is_plain_ce
@@ -98,6 +105,14 @@ def test_hypervolume_2d_by_hand() -> None:
     more = np.vstack([pts, [[3.0, 3.0], [np.nan, 0.0], [0.0, 5.0]]])
     assert hypervolume(more, np.array([4.0, 4.0])) == pytest.approx(6.0)
     assert hypervolume(np.array([[5.0, 5.0]]), np.array([4.0, 4.0])) == 0.0
+
+
+def test_hypervolume_share_by_hand() -> None:
+    # the staircase above: 6 of the 3 x 3 box between ideal (1, 1) and ref (4, 4)
+    pts = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [np.nan, 0.0]])
+    assert hypervolume_share(pts, np.array([4.0, 4.0])) == pytest.approx(6.0 / 9.0)
+    assert hypervolume_share(np.array([[1.0, 1.0]]), np.array([2.0, 3.0])) == pytest.approx(1.0)
+    assert hypervolume_share(np.array([[4.0, 1.0]]), np.array([4.0, 4.0])) is None  # empty box
 
 
 def test_hypervolume_2d_mixed_directions() -> None:

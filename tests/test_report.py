@@ -318,6 +318,7 @@ def test_two_objectives_hypervolume_by_hand(tmp_path: Path) -> None:
     # t2 = t5 = (0.70, 0.06) dominate every other candidate; ref = (0.535, 0.104)
     assert s["front"] == ["t2", "t5"]
     assert s["hypervolume"] == pytest.approx((0.70 - 0.535) * (0.104 - 0.06))
+    assert s["hypervolume_share"] == pytest.approx(1.0)  # one front point: it is the ideal
     assert s["knee"] == "t2"  # duplicates tie: the lower trial id
     assert (report / "front_val_macro_f1_vs_val_ece.png").is_file()
 

@@ -22,6 +22,7 @@ import pytest
 import ray
 import torch
 import yaml
+from helpers import descendants, listening, loopback
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -333,7 +334,7 @@ def fake_ray(monkeypatch):
     return calls
 
 
-def test_a_local_ray_starts_without_dashboard_on_loopback(fake_ray):
+def test_a_local_ray_starts_without_dashboard_onloopback(fake_ray):
     info = connect("")
     assert info.address == "" and info.nodes == 1
     (kwargs,) = fake_ray
@@ -346,47 +347,6 @@ def test_a_local_ray_never_joins_another_cluster(fake_ray):
     assert fake_ray[0].get("address") == "local"
 
 
-def _descendants(pid: int) -> set[int]:
-    parent = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(stat.parent.name)] = int(fields[1])
-    family, grew = {pid}, True
-    while grew:
-        new = {p for p, pp in parent.items() if pp in family} - family
-        family |= new
-        grew = bool(new)
-    return family
-
-
-def _listening(pids: set[int]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """Local addresses of the TCP sockets in LISTEN state that `pids` hold."""
-    inodes = set()
-    for pid in pids:
-        try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
-        except OSError:
-            continue
-        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
-    out = []
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        for line in Path(table).read_text().splitlines()[1:]:
-            cols = line.split()
-            if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
-                hexaddr = cols[1].split(":")[0]
-                words = [bytes.fromhex(hexaddr[i : i + 8])[::-1] for i in range(0, width, 8)]
-                out.append(ipaddress.ip_address(b"".join(words)))
-    return out
-
-
-def _loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
-
-
 @pytest.mark.slow  # starts a real Ray
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
 def test_a_local_ray_listens_on_loopback_only(monkeypatch):
@@ -397,24 +357,24 @@ def test_a_local_ray_listens_on_loopback_only(monkeypatch):
     try:
         connect("")
         assert ray.get(ray.remote(lambda: 1).remote()) == 1  # a worker is up too
-        addresses = _listening(_descendants(os.getpid()))
+        addresses = listening(descendants(os.getpid()))
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
     assert addresses
-    assert [a for a in addresses if not _loopback(a)] == []
+    assert [a for a in addresses if not loopback(a)] == []
 
 
 def test_the_loopback_check_tells_addresses_apart():
-    assert _loopback(ipaddress.ip_address("127.0.0.1"))
-    assert _loopback(ipaddress.ip_address("::ffff:127.0.0.1"))
-    assert _loopback(ipaddress.ip_address("::1"))
-    assert not _loopback(ipaddress.ip_address("0.0.0.0"))
-    assert not _loopback(ipaddress.ip_address("::"))
-    assert not _loopback(ipaddress.ip_address("192.0.2.2"))
+    assert loopback(ipaddress.ip_address("127.0.0.1"))
+    assert loopback(ipaddress.ip_address("::ffff:127.0.0.1"))
+    assert loopback(ipaddress.ip_address("::1"))
+    assert not loopback(ipaddress.ip_address("0.0.0.0"))
+    assert not loopback(ipaddress.ip_address("::"))
+    assert not loopback(ipaddress.ip_address("192.0.2.2"))
 
 
-def test_the_mlflow_server_binds_loopback():
+def test_the_mlflow_server_bindsloopback():
     assert mlflow_server.HOST == "127.0.0.1"
 
 

@@ -63,6 +63,11 @@ class LocalServer:
     def start(self, timeout_s: float = START_TIMEOUT_S) -> LocalServer:
         return self.launch().wait_ready(timeout_s)
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's id (None before `launch`)."""
+        return None if self._process is None else self._process.pid
+
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
