@@ -297,7 +297,7 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
     ),
     "data_missing_feature_column": (
         _table(None, "t.csv", "data.features=[a, zz]"),
-        ("t.csv: no feature column 'zz'",),
+        ("t.csv: no feature column 'zz'", "expected one of the file's columns: "),
     ),
     "data_missing_ownership_column": (
         _table(None, "t.csv", _own("owner", "none")),

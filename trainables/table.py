@@ -261,8 +261,10 @@ def _needed_columns(
     wanted += [("ownership", o.column) for o in owners]
     for role, column in wanted:
         if column not in names:
+            shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
             raise UserInputError(
-                f"{spec.path}: no {role} column {column!r}{closest(column, names)}"
+                f"{spec.path}: no {role} column {column!r}{closest(column, names)}; "
+                f"expected one of the file's columns: {shown}"
             )
     if spec.features == "auto":
         return None
