@@ -14,6 +14,19 @@ params:
 """
 
 
+def two_point_searcher(tmp_path, max_epochs: int) -> HonestOptunaSearch:
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_POINT_SPACE)
+    return HonestOptunaSearch(
+        space=load_space(str(path)).define_by_run,
+        metric="val_macro_f1",
+        mode="max",
+        seed=0,
+        max_epochs=max_epochs,
+        best_key="best_val_macro_f1",
+    )
+
+
 def test_outcome_maps_end_states():
     full = {"epoch": 3, "best_val_macro_f1": 0.7, "val_macro_f1": 0.6}
     assert outcome(full, False, 4, "best_val_macro_f1") == (TrialState.COMPLETE, 0.7)
@@ -25,16 +38,7 @@ def test_outcome_maps_end_states():
 
 
 def test_equivalent_configs_are_told_not_run(tmp_path):
-    path = tmp_path / "two.yaml"
-    path.write_text(TWO_POINT_SPACE)
-    searcher = HonestOptunaSearch(
-        space=load_space(str(path)).define_by_run,
-        metric="val_macro_f1",
-        mode="max",
-        seed=0,
-        max_epochs=1,
-        best_key="best_val_macro_f1",
-    )
+    searcher = two_point_searcher(tmp_path, max_epochs=1)
     seen = {}
     for i in range(2):  # run trials until both configurations have a value
         tid = f"t{i}"
@@ -66,16 +70,7 @@ def test_equivalent_configs_are_told_not_run(tmp_path):
 def test_study_writes_wait_for_the_record(tmp_path):
     """Ray tells the searcher before its callbacks write the record: a value or end reaches the
     study only at the searcher's next call or at Ray's snapshot of it (`save`)."""
-    path = tmp_path / "two.yaml"
-    path.write_text(TWO_POINT_SPACE)
-    searcher = HonestOptunaSearch(
-        space=load_space(str(path)).define_by_run,
-        metric="val_macro_f1",
-        mode="max",
-        seed=0,
-        max_epochs=2,
-        best_key="best_val_macro_f1",
-    )
+    searcher = two_point_searcher(tmp_path, max_epochs=2)
     searcher.suggest("a")
     (frozen,) = searcher._ot_study.trials
     assert frozen.user_attrs["ray_trial_id"] == "a" and frozen.state == TrialState.RUNNING
