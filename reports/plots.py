@@ -6,6 +6,7 @@ the baseline (black star) and the knee (ring). With one objective, trials are sp
 
 from __future__ import annotations
 
+import math
 import re
 from itertools import combinations
 from pathlib import Path
@@ -82,7 +83,7 @@ PAD = 0.08  # view margin, as a fraction of the full-budget points' range
 
 def view_limits(values: list[float]) -> tuple[float, float] | None:
     """Axis limits around `values` (the full-budget points), padded; None without a spread."""
-    finite = [v for v in values if v == v and abs(v) != float("inf")]
+    finite = [v for v in values if math.isfinite(v)]
     if not finite or max(finite) == min(finite):
         return None
     low, high = min(finite), max(finite)

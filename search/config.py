@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from trainables.errors import UserInputError
-from trainables.metrics import REPORTED, is_reported
 from trainables.params import closest
+from trainables.reported import REPORTED, is_reported
 
 SEARCHERS = ("optuna", "random")
 SCHEDULERS = ("asha", "fifo")
@@ -247,7 +247,7 @@ def validate(cfg: SearchConfig) -> None:
 
 def _check_report(report: ReportSection) -> None:
     """Objectives parse and name metrics every trial reports; reference keys are objectives."""
-    from reports.objectives import parse_objectives
+    from reports.objectives import parse_objectives  # here: the reports package imports plotting
 
     try:
         objectives = parse_objectives(report.objectives)

@@ -11,7 +11,9 @@ A (trial, epoch) result or a trial's start/end is written once, also across resu
 from __future__ import annotations
 
 import json
+import numbers
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +58,12 @@ def failure_reason(trial: Trial) -> str:
     return (errors or lines or ["unknown error"])[-1][:500]
 
 
-def _epoch(result: dict[str, Any]) -> int:
-    """The 0-based epoch of a result: its `epoch`, else Ray's training_iteration - 1."""
-    return int(result.get("epoch", result.get("training_iteration", 1) - 1))
+def result_epoch(result: Mapping[str, Any]) -> int:
+    """The 0-based epoch of a result: its numeric `epoch`, else Ray's training_iteration - 1."""
+    epoch = result.get("epoch")
+    if isinstance(epoch, numbers.Real) and not isinstance(epoch, bool):
+        return int(epoch)
+    return int(result.get("training_iteration", 1)) - 1
 
 
 def read_record(path: str | Path) -> list[dict[str, Any]]:
@@ -111,7 +116,7 @@ class RecordCallback(Callback):
         if failed_epoch(result) is not None:
             return  # the non-finite epoch: no result; the trial's end says failed at that epoch
         metrics = numeric_metrics(result)
-        epoch = _epoch(result)
+        epoch = result_epoch(result)
         self._metrics.setdefault((trial.trial_id, epoch), metrics)
         self._write(
             {
@@ -129,7 +134,7 @@ class RecordCallback(Callback):
         """`result` as the record holds it: the numbers first recorded for its (trial, epoch) (a
         re-trained epoch keeps them), with the result's text values; call after on_trial_result."""
         texts = {k: v for k, v in result.items() if isinstance(v, str)}
-        return texts | self._metrics.get((trial_id, _epoch(result)), numeric_metrics(result))
+        return texts | self._metrics.get((trial_id, result_epoch(result)), numeric_metrics(result))
 
     def on_trial_complete(self, iteration, trials, trial: Trial, **info) -> None:
         self._end(trial, end_state(trial, self.max_epochs), None)

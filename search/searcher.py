@@ -105,24 +105,22 @@ class HonestOptunaSearch(OptunaSearch):
         super().save(checkpoint_path)
 
     def _flush(self) -> None:
-        """Write the deferred intermediate values and ends to the study, in order."""
+        """Write the deferred intermediate values and ends to the study, in order, skipping trials
+        whose end the journal already holds (after a SIGKILL, Ray restores this searcher from a
+        snapshot that may be older than the journal: the journal is the truth, nothing is told
+        twice). One journal read per flush: a trial's tell is its last deferred write."""
+        if not self._deferred:
+            return
+        frozen = self._ot_study.get_trials(deepcopy=False)
         for kind, trial_id, value, extra in self._deferred:
             ot_trial = self._ot_trials[trial_id]
-            if self._finished(ot_trial):
+            if frozen[ot_trial.number].state.is_finished():
                 continue
             if kind == "report":
                 ot_trial.report(value, extra)
             else:
                 self._ot_study.tell(ot_trial, value, state=extra)
         self._deferred.clear()
-
-    def _finished(self, ot_trial: optuna.Trial) -> bool:
-        """True when the study's journal already holds this trial's end.
-
-        After a SIGKILL, Ray restores this searcher from a snapshot that may be older than the
-        journal: the journal is the truth, so nothing is told twice.
-        """
-        return self._ot_study.get_trials(deepcopy=False)[ot_trial.number].state.is_finished()
 
 
 def _config_key(config: dict[str, Any]) -> str:

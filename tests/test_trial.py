@@ -18,7 +18,6 @@ from trainables.checkpoints import (
     restore,
     truncate_newest,
 )
-from trainables.metrics import REPORTED
 from trainables.nonfinite import (
     FAILED_EPOCH,
     REASON,
@@ -27,6 +26,7 @@ from trainables.nonfinite import (
     flagged_result,
 )
 from trainables.params import TrialParams
+from trainables.reported import REPORTED
 from trainables.trial import pick_device, restore_metrics, train
 
 EXPECTED = {

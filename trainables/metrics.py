@@ -3,26 +3,11 @@ worst-class recall, expected calibration error and plain cross-entropy; torch on
 
 from __future__ import annotations
 
-import re
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017)
-# Every metric a trial reports each epoch (trainables.trial.train), plus val_f1_c<k> per class k.
-REPORTED = (
-    *("val_macro_f1", "val_accuracy", "val_worst_recall", "val_minority_f1", "val_ece", "val_loss"),
-    *("train_loss", "epoch_time_s", "train_time_s", "epoch", "best_val_macro_f1", "best_epoch"),
-    *("w_mean", "w_std", "w_min", "w_max", "w_p25", "w_p50", "w_p75", "w_skew", "w_kurtosis"),
-    *("w_frac_clipped", "w_ess"),
-)
-PER_CLASS = re.compile(r"val_f1_c\d+")
-
-
-def is_reported(metric: str) -> bool:
-    """True when every trial reports `metric` (one of REPORTED, or val_f1_c<k>)."""
-    return metric in REPORTED or PER_CLASS.fullmatch(metric) is not None
 
 
 def _check(logits: Tensor, target: Tensor, num_classes: int) -> None:

@@ -67,28 +67,11 @@ def machine() -> dict[str, Any]:
     }
 
 
-# Each part's targets, for the summary table: (what, measured figure, target, met figure).
-TARGETS: dict[str, list[tuple[str, str, str, str]]] = {
-    "loss": [
-        ("training step, full loss / CE, batch 256", "step_ratio", "<= 1.10", "step_target_met")
-    ],
-    "harness": [
-        ("efficiency, 0.5-s trials", "t0.5s_ours_efficiency", ">= 0.75", "t0.5s_target_met"),
-        ("efficiency, 2-s trials", "t2s_ours_efficiency", ">= 0.90", "t2s_target_met"),
-    ],
-    "logging": [("MLflow on vs off, extra wall time", "overhead", "<= 0.02", "target_met")],
-    "search": [
-        ("time to best, FIFO+random / ASHA+TPE", "speedup", ">= 4, best not worse", "target_met")
-    ],
-    "data": [("1M-row table: load s, peak GiB", "load_s", "< 30 s, < 4 GiB", "target_met")],
-    "gpu": [("trials/h at 0.125 GPU / at 1", "sharing_gain_0.125_vs_1", ">= 4", "target_met")],
-}
-
-
 def target_rows(name: str, figures: Figures) -> list[tuple[str, str, Any, str, Any]]:
-    """(part, what, measured, target, met) for part `name`; absent figures (a skipped or quick run)
-    are None."""
+    """(part, what, measured, target, met) for part `name`, from its module's SUMMARY; absent
+    figures (a skipped or quick run) are None."""
+    summary = getattr(importlib.import_module(PARTS[name]), "SUMMARY", [])
     return [
         (name, what, figures.get(value), target, figures.get(met))
-        for what, value, target, met in TARGETS.get(name, [])
+        for what, value, target, met in summary
     ]

@@ -18,7 +18,7 @@ from typing import Any
 from mlflow.entities import Metric
 
 from reports.defaults import COMPLETED, FAILED, INTERRUPTED, RUN_STATUS, STOPPED_EARLY
-from search.record import RAY_BOOKKEEPING
+from search.record import RAY_BOOKKEEPING, result_epoch
 from search.tracking.book import RunBook
 from search.tracking.names import (
     flatten,
@@ -45,14 +45,6 @@ log = logging.getLogger(__name__)
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _epoch(result: Mapping[str, Any]) -> int:
-    """The 0-based epoch of a result: `epoch` if reported, else Ray's training_iteration - 1."""
-    epoch = result.get("epoch")
-    if is_metric_value(epoch):
-        return int(epoch)
-    return int(result.get("training_iteration", 1)) - 1
 
 
 def live_tracker(output_dir: str | Path) -> SearchTracker | None:
@@ -209,7 +201,7 @@ class SearchTracker:
         """
         with self.book.lock:
             record = self.book.trials.get(trial_id)
-            epoch = _epoch(result)
+            epoch = result_epoch(result)
             if record is None or not record.active or epoch < record.epochs:
                 return
             stamp = _now_ms()

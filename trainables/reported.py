@@ -1,0 +1,20 @@
+"""The names of the metrics a trial reports each epoch (trainables.trial.train), without torch:
+the config checks `report.objectives` against them before anything heavy is imported."""
+
+from __future__ import annotations
+
+import re
+
+# Every metric each epoch reports, plus val_f1_c<k> per class k.
+REPORTED = (
+    *("val_macro_f1", "val_accuracy", "val_worst_recall", "val_minority_f1", "val_ece", "val_loss"),
+    *("train_loss", "epoch_time_s", "train_time_s", "epoch", "best_val_macro_f1", "best_epoch"),
+    *("w_mean", "w_std", "w_min", "w_max", "w_p25", "w_p50", "w_p75", "w_skew", "w_kurtosis"),
+    *("w_frac_clipped", "w_ess"),
+)
+PER_CLASS = re.compile(r"val_f1_c\d+")
+
+
+def is_reported(metric: str) -> bool:
+    """True when every trial reports `metric` (one of REPORTED, or val_f1_c<k>)."""
+    return metric in REPORTED or PER_CLASS.fullmatch(metric) is not None
