@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -351,6 +352,36 @@ def test_resume_finds_children_by_tag_without_state_file(tmp_path, store):
     steps = [m.step for m in client.get_metric_history(b.info.run_id, "val_macro_f1")]
     assert steps == list(range(MAX_EPOCHS))
     assert parents[0].info.status == "FINISHED"
+
+
+def test_resume_after_a_reopened_run_was_killed_logs_no_step_twice(tmp_path, store):
+    """Ctrl-C (run KILLED with epochs_trained=1), resume to epoch 2 (flushed), then a kill before
+    the state file caught up: the next resume skips what MLflow already has, not the stale tag."""
+    settings = settings_for(tmp_path)
+    first = SearchTracker(settings)
+    first.start()
+    first.trial_started("a", "trial_a", {"loss.gamma": 1.0})
+    first.trial_result("a", {"epoch": 0, "val_macro_f1": 0.1})
+    first.close("KILLED")
+    again = SearchTracker(settings_for(tmp_path, resume=True))
+    again.start()
+    again.trial_started("a", "trial_a", {"loss.gamma": 1.0})
+    for epoch in (1, 2):
+        again.trial_result("a", {"epoch": epoch, "val_macro_f1": 0.1 * (epoch + 1)})
+    assert again.flush()
+    (settings.output_dir / STATE_FILE_NAME).unlink()  # as if killed before the state was saved
+    atexit.unregister(again._at_exit)  # a SIGKILL closes nothing
+
+    last = SearchTracker(settings_for(tmp_path, resume=True))
+    last.start()
+    last.trial_started("a", "trial_a", {"loss.gamma": 1.0})
+    for epoch in (2, 3):  # restored from epoch 1's checkpoint: epoch 2 is a replay
+        last.trial_result("a", {"epoch": epoch, "val_macro_f1": 0.1 * (epoch + 1)})
+    last.trial_completed("a")
+    last.close()
+    client = MlflowClient(settings.tracking_uri)
+    history = client.get_metric_history(first.run_ids()["a"], "val_macro_f1")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]
 
 
 # ----- Ray searches ------------------------------------------------------------------------------

@@ -170,10 +170,10 @@ class Syncer:
             record.run_id = record.run_id or run.info.run_id
             if record.end_state is None and tags.get("end_state") != "running":
                 record.end_state = tags.get("end_state")
-            epochs = tags.get("epochs_trained")
-            if epochs is None and "epoch" in metrics:
-                epochs = int(metrics["epoch"]) + 1
-            record.epochs = max(record.epochs, int(epochs or 0))
+            # the furthest of what any source saw: the state file, the end tag (stale after a
+            # reopened run was killed) and the latest logged epoch
+            logged = int(metrics["epoch"]) + 1 if "epoch" in metrics else 0
+            record.epochs = max(record.epochs, int(tags.get("epochs_trained") or 0), logged)
 
     def _kill_running_children(self) -> None:
         """Last guard: every child of the parent still RUNNING in MLflow becomes KILLED."""
