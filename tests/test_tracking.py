@@ -354,6 +354,31 @@ def test_resume_finds_children_by_tag_without_state_file(tmp_path, store):
     assert parents[0].info.status == "FINISHED"
 
 
+def test_a_trial_saved_before_its_run_existed_gets_a_linked_run(tmp_path, store):
+    """The state file knows trial b but not its run (the driver died first): on resume, b's run
+    is created with its trial-id and search tags and its params."""
+    settings = settings_for(tmp_path)
+    first = SearchTracker(settings)
+    first.start()
+    first.trial_started("a", "trial_a", {"loss.gamma": 1.0})
+    first.close("KILLED")
+    state = json.loads((settings.output_dir / STATE_FILE_NAME).read_text())
+    state["trials"]["b"] = {"run_id": None, "name": "trial_b", "epochs": 0}
+    (settings.output_dir / STATE_FILE_NAME).write_text(json.dumps(state))
+
+    second = SearchTracker(settings_for(tmp_path, resume=True))
+    second.start()
+    second.trial_started("b", "trial_b", {"loss.gamma": 2.0})
+    second.trial_result("b", {"epoch": 0, "val_macro_f1": 0.1})
+    second.trial_completed("b")
+    second.close()
+    _, children = split_runs(all_runs(MlflowClient(settings.tracking_uri), settings.experiment))
+    assert sorted(children) == ["a", "b"]
+    b = children["b"]
+    assert b.data.tags["search.name"] == settings.search_name
+    assert b.data.params == {"loss.gamma": "2.0"}
+
+
 def test_resume_after_a_reopened_run_was_killed_logs_no_step_twice(tmp_path, store):
     """Ctrl-C (run KILLED with epochs_trained=1), resume to epoch 2 (flushed), then a kill before
     the state file caught up: the next resume skips what MLflow already has, not the stale tag."""

@@ -16,7 +16,13 @@ from search.tracking.book import RunBook
 from search.tracking.record import RunRecord
 from search.tracking.settings import TrackerSettings
 from search.tracking.state import save_state
-from search.tracking.writer import PARENT_RUN_TAG, TRIAL_ID_TAG, MlflowWriter, fail_fast
+from search.tracking.writer import (
+    PARENT_RUN_TAG,
+    SEARCH_NAME_TAG,
+    TRIAL_ID_TAG,
+    MlflowWriter,
+    fail_fast,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +143,15 @@ class Syncer:
                 record.put_back(pending)
 
     def _create_run(self, record: RunRecord) -> str:
+        """A trial's run gets its linking tags here, from its key, also when its record came from
+        the state file of a driver killed before the run existed."""
         tags = dict(record.create_tags)
         if record is not self.book.parent:
             if self.book.parent.run_id is None:
                 raise RuntimeError("the parent run does not exist yet")
             tags[PARENT_RUN_TAG] = self.book.parent.run_id
+            tags[TRIAL_ID_TAG] = record.key
+            tags[SEARCH_NAME_TAG] = self.settings.search_name
         return self.writer.create_run(self.book.experiment_id, record.name, tags)
 
     def _adopt_existing_runs(self) -> None:

@@ -32,7 +32,7 @@ from search.tracking.record import Pending, RunRecord
 from search.tracking.settings import TrackerSettings, default_tags
 from search.tracking.state import STATE_FILE_NAME, TrackerState, load_state
 from search.tracking.sync import Syncer
-from search.tracking.writer import OUTPUT_DIR_TAG, SEARCH_NAME_TAG, TRIAL_ID_TAG
+from search.tracking.writer import OUTPUT_DIR_TAG, SEARCH_NAME_TAG
 
 # Result keys not worth a metric history or tag: Ray's numeric bookkeeping (the step already is
 # the epoch) and Ray's non-metric fields (ids, dates, the config, which the params hold).
@@ -182,11 +182,10 @@ class SearchTracker:
         with self.book.lock:
             record = self.book.trials.get(trial_id)
             if record is None:
-                record = RunRecord(trial_id, name, create_tags={TRIAL_ID_TAG: trial_id})
-                record.create_tags[SEARCH_NAME_TAG] = self.settings.search_name
-                self.book.trials[trial_id] = record
+                record = self.book.trials[trial_id] = RunRecord(trial_id, name)
+            if record.run_id is None:  # new, or known from a state file saved before its run
                 queue_params(record.pending, config)
-            elif not record.active and record.run_id is not None:
+            elif not record.active:
                 record.pending.reopen = True
                 queue_params(record.pending, config)
             record.active, record.end_state = True, None
