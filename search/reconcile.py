@@ -105,7 +105,8 @@ def abandon_orphans(output_dir: Path, study_name: str, ray_trials: set[str], met
 
     A recorded trial without an end gets an `abandoned` end in the record and FAIL in the study
     (with its recorded epochs); an Optuna suggestion that never started (in no record, unknown to
-    Ray) is told FAIL and its number listed in the study's user attribute `never_started`.
+    Ray, or cut by the kill before it named its Ray trial) is told FAIL and its number listed in
+    the study's user attribute `never_started`.
     """
     trials = read_trials(output_dir)
     orphans = [t for tid, t in trials.items() if t.state is None and tid not in ray_trials]
@@ -120,8 +121,8 @@ def abandon_orphans(output_dir: Path, study_name: str, ray_trials: set[str], met
     never_started = list(study.user_attrs.get(NEVER_STARTED, []))
     orphan_ids = {t.trial_id for t in orphans}
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        tid = frozen.user_attrs.get("ray_trial_id")
-        if tid is None or tid in ray_trials or (tid in trials and tid not in orphan_ids):
+        tid = frozen.user_attrs.get("ray_trial_id")  # None: the kill cut its suggestion short
+        if tid is not None and (tid in ray_trials or (tid in trials and tid not in orphan_ids)):
             continue  # Ray still runs it, or the record has its end (check_optuna tells it)
         if tid not in trials:
             never_started.append(frozen.number)
