@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from search.tracking.batching import batches
 from search.tracking.record import Pending
 from search.tracking.runs import PARENT_RUN_TAG, child_runs, search_all
 from search.tracking.runs import TRIAL_ID_TAG as TRIAL_ID_TAG  # importers know it from here
-from search.tracking.uri import artifact_location
+from search.tracking.uri import artifact_location, sqlite_path
 
 # MLflow 3.x UI: experiments without this tag open on the GenAI traces page; this value opens the
 # classic runs table (enum ExperimentKind in mlflow/server/js, key read by the experiment page).
@@ -76,6 +77,19 @@ def _quoted(value: str) -> str | None:
     return None if "'" in value else f"'{value}'"
 
 
+def _open_store(uri: str) -> MlflowClient:
+    """A client of `uri`; a SQLite store is first created or migrated under a lock file beside
+    the database, so that searches started together do not race MLflow's schema set-up."""
+    database = sqlite_path(uri)
+    if database is None:
+        return MlflowClient(tracking_uri=uri)
+    with open(f"{database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # builds the store: tables, migrations
+    return client
+
+
 class MlflowWriter:
     """A lazily connected MlflowClient with the few operations the tracker needs."""
 
@@ -86,7 +100,7 @@ class MlflowWriter:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = _open_store(self.tracking_uri)
         return self._client
 
     def ensure_experiment(self, name: str) -> str:
