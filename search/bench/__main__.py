@@ -29,9 +29,9 @@ def print_table(name: str, figures: Figures, host: dict) -> None:
         print(f"  {key:<{width}}  {_format(value)}")
 
 
-def print_targets(rows: list[tuple]) -> None:
-    """One line per target: part, what, measured, target, met (a --quick run's figures are rough)."""
-    print("== targets ==")
+def print_targets(rows: list[tuple], quick: bool) -> None:
+    """One line per target: part, what, measured, target, met."""
+    print("== targets ==" + (" (--quick: small sizes, one repeat; no verdict)" if quick else ""))
     head = ("part", "what", "measured", "target", "met")
     lines = [head] + [tuple(_format(v) if v is not None else "-" for v in row) for row in rows]
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         print(f"  wrote {path}")
-    print_targets(targets)
+    print_targets(targets, args.quick)
     return 0
 
 
