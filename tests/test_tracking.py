@@ -379,6 +379,39 @@ def test_a_trial_saved_before_its_run_existed_gets_a_linked_run(tmp_path, store)
     assert b.data.params == {"loss.gamma": "2.0"}
 
 
+def test_a_running_trial_is_sent_when_due_and_a_short_one_in_one_call(tmp_path, store, monkeypatch):
+    """An unforced flush holds a running trial's queue until it waited `flush_interval_s` or the
+    trial ended: an ended short trial reaches MLflow in one log_batch, with all its epochs."""
+    calls: dict[str, int] = {}
+    log_batch = MlflowClient.log_batch
+
+    def counted(self, run_id, *args, **kwargs):
+        calls[run_id] = calls.get(run_id, 0) + 1
+        return log_batch(self, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", counted)
+    tracker = SearchTracker(settings_for(tmp_path, flush_interval_s=0.5))
+    tracker.start()
+    syncer = tracker._syncer
+    tracker.trial_started("short", "trial_short", {"loss.gamma": 1.0})
+    tracker.trial_started("long", "trial_long", {"loss.gamma": 2.0})
+    for epoch in range(4):
+        tracker.trial_result("short", {"epoch": epoch, "val_macro_f1": f1_at(1.0, epoch)})
+        tracker.trial_result("long", {"epoch": epoch, "val_macro_f1": f1_at(2.0, epoch)})
+    assert syncer.flush(force=False) and tracker.run_ids() == {"short": None, "long": None}
+    tracker.trial_completed("short")
+    assert syncer.flush(force=False)
+    short = tracker.run_ids()["short"]
+    assert short is not None and calls[short] == 1 and tracker.run_ids()["long"] is None
+    time.sleep(0.6)  # the long trial's queue has now waited flush_interval_s since a flush held it
+    assert syncer.flush(force=False) and tracker.run_ids()["long"] is not None
+    tracker.close()
+    client = MlflowClient(tracker.settings.tracking_uri)
+    history = client.get_metric_history(short, "val_macro_f1")
+    assert [(m.step, m.value) for m in history] == [(e, f1_at(1.0, e)) for e in range(4)]
+    assert client.get_run(short).info.status == "FINISHED" and calls[short] == 1
+
+
 def test_resume_after_a_reopened_run_was_killed_logs_no_step_twice(tmp_path, store):
     """Ctrl-C (run KILLED with epochs_trained=1), resume to epoch 2 (flushed), then a kill before
     the state file caught up: the next resume skips what MLflow already has, not the stale tag."""

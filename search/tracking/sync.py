@@ -1,8 +1,12 @@
 """Send a RunBook's queued data to MLflow from one background thread, off the search's hot path.
 
-The thread flushes every `flush_interval_s`, when poked (enough metrics queued, a run ended), and
-once more with retries when stopped. A flush stops at the first failure (one dead store costs one
-timeout, not one per run), keeps the unsent data queued and logs a warning; it never raises.
+The thread flushes every `flush_interval_s`, when poked (a run ended, or one run has `flush_every`
+metric values queued), and once more with retries when stopped. A flush sends a trial's queue only
+when it is due (its run ended, `flush_every` values wait, or it has waited `flush_interval_s`), so
+a short trial goes out in one `log_batch` rather than a few (MLflow's SQL store spends ~10 ms per
+call besides ~0.09 ms per value); `sync` and the last flush send everything. A flush stops at the
+first failure (one dead store costs one timeout, not one per run), keeps the unsent data queued
+and logs a warning; it never raises.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class Syncer:
         self.settings, self.book, self.state_path = settings, book, state_path
         self.writer = MlflowWriter(settings.tracking_uri)
         self._cond = threading.Condition()
-        self._requested = self._completed = 0
+        self._requested = self._completed = self._forced = 0
         self._last_ok = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -42,6 +46,7 @@ class Syncer:
         self._lookup_pending = settings.resume
         self._failing = False
         self.failures = 0  # failed MLflow calls so far (each was retried)
+        self._waiting_since: dict[str, float] = {}  # record key -> when a flush first held it
 
     # ----- thread control --------------------------------------------------------------------
 
@@ -57,11 +62,11 @@ class Syncer:
             self._cond.notify_all()
 
     def sync(self, timeout_s: float) -> bool:
-        """Flush now and wait up to `timeout_s`; True if everything queued was sent."""
+        """Flush everything now and wait up to `timeout_s`; True if everything queued was sent."""
         self.start()
         with self._cond:
             self._requested += 1
-            target = self._requested
+            target = self._forced = self._requested
             self._cond.notify_all()
             done = self._cond.wait_for(lambda: self._completed >= target, timeout_s)
             return done and self._last_ok
@@ -81,7 +86,8 @@ class Syncer:
                 if not self._stopping and self._requested <= self._completed:
                     self._cond.wait(self.settings.flush_interval_s)
                 target, stopping = self._requested, self._stopping
-            ok = self._finish() if stopping else self.flush()
+                force = self._forced > self._completed
+            ok = self._finish() if stopping else self.flush(force)
             with self._cond:
                 self._completed, self._last_ok = max(self._completed, target), ok
                 self._cond.notify_all()
@@ -91,20 +97,21 @@ class Syncer:
     def _finish(self) -> bool:
         """The last flush, retried `retry_backoff_s` apart: at least `close_retries` times, and
         for up to `close_retry_s`; then no child is left RUNNING."""
-        ok = self.flush()
+        ok = self.flush(force=True)
         deadline = time.monotonic() + self.settings.close_retry_s
         tries = 0
         while not ok and (tries < self.settings.close_retries or time.monotonic() < deadline):
             time.sleep(self.settings.retry_backoff_s)
-            ok = self.flush()
+            ok = self.flush(force=True)
             tries += 1
         self._kill_running_children()
         return ok
 
     # ----- one flush -------------------------------------------------------------------------
 
-    def flush(self) -> bool:
-        """Send all queued data in this thread; True when nothing is left unsent."""
+    def flush(self, force: bool = True) -> bool:
+        """Send the queues that are due (all of them when `force`) in this thread; True when
+        nothing due was left unsent."""
         with self._flush_lock, fail_fast():
             try:
                 if self.book.experiment_id is None:
@@ -114,7 +121,9 @@ class Syncer:
                 if self._lookup_pending:
                     self._adopt_existing_runs()
                     self._lookup_pending = False
-                done = all(self._send(record) for record in self.book.records())
+                now = time.monotonic()
+                due = [r for r in self.book.records() if force or self._due(r, now)]
+                done = all(self._send(record) for record in due)
             except Exception as error:
                 self._report(error)
                 done = False
@@ -124,7 +133,24 @@ class Syncer:
                 self._failing = False
             return done
 
+    def _due(self, record: RunRecord, now: float) -> bool:
+        """The parent's queue always; a trial's once its run ended (or reopens), `flush_every`
+        values wait, or a flush first held it `flush_interval_s` ago."""
+        with self.book.lock:
+            pending = record.pending
+            if pending.is_empty():
+                return False
+            ready = (
+                record is self.book.parent
+                or pending.status is not None
+                or pending.reopen
+                or len(pending.metrics) >= self.settings.flush_every
+            )
+        since = self._waiting_since.setdefault(record.key, now)
+        return ready or now - since >= self.settings.flush_interval_s
+
     def _send(self, record: RunRecord) -> bool:
+        self._waiting_since.pop(record.key, None)
         with self.book.lock:
             pending = record.take()
         if pending.is_empty():

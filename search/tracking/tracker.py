@@ -1,8 +1,8 @@
 """The search's MLflow bookkeeping: a parent run per search, a child run per trial.
 
 Hooks (`trial_started`, `trial_result`, ...) only change memory (a RunBook); the Syncer's thread
-sends it with `log_batch` every `flush_interval_s` or once `flush_every` metric values wait, and
-`close` sends the rest. A failing store never raises into the search: the data stays queued, a
+sends it with `log_batch` (a trial's run once it ended, `flush_every` of its metric values wait, or
+after `flush_interval_s`), and `close` sends the rest. A failing store never raises into the search: the data stays queued, a
 warning is logged, and the next flush retries.
 """
 
@@ -70,7 +70,6 @@ class SearchTracker:
         self.state_path = Path(settings.output_dir) / STATE_FILE_NAME
         self.book = RunBook.new(settings.tracking_uri, settings.search_name)
         self._syncer = Syncer(settings, self.book, self.state_path)
-        self._unsent_metrics = 0
         self._started = self.closed = self._sent_all = False
         self._callback = None
         if settings.resume:
@@ -203,20 +202,18 @@ class SearchTracker:
             epoch = result_epoch(result)
             if record is None or not record.active or epoch < record.epochs:
                 return
-            stamp = _now_ms()
+            stamp, queued = _now_ms(), len(record.pending.metrics)
             kept = {k: v for k, v in result.items() if k not in _SKIPPED}
             for key, value in flatten(kept).items():
                 if is_metric_value(value):
                     metric = Metric(sanitize_key(key), float(value), stamp, epoch)
                     record.pending.metrics.append(metric)
-                    self._unsent_metrics += 1
                 elif isinstance(value, str):
                     record.pending.tags[sanitize_key(_RAY_TAGGED.get(key, key))] = tag_value(value)
             record.observe(epoch, result.get(self.settings.metric), self.settings.mode)
             record.reports_best |= f"best_{self.settings.metric}" in result
-            poke = self._unsent_metrics >= self.settings.flush_every
-            if poke:
-                self._unsent_metrics = 0
+            every = self.settings.flush_every
+            poke = len(record.pending.metrics) // every > queued // every  # crossed a multiple
         if poke:
             self._syncer.poke()
 
