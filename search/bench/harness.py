@@ -405,7 +405,10 @@ def run_baseline(work: Workload, out: Path, mlflow_uri: str | None) -> Run:
 
 def warm_up(root: Path, uri: str | None, baseline: bool = False) -> None:
     """One tiny untimed search (and baseline), so that no timed one pays this process's first
-    imports (the report's matplotlib, MLflow's store, Optuna)."""
+    imports (the report's matplotlib, MLflow's store, Optuna); and `optuna.importance`, which a
+    search this small does not reach (it imports scikit-learn where installed: about 1.3 s)."""
+    import optuna.importance  # noqa: F401
+
     work = Workload(*WARM_UP)
     run_ours(work, root / "warm-up", uri)
     run_ours(work, root / "warm-up-asha", None, ("search.algorithm=optuna", "scheduler=asha"))
