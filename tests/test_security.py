@@ -9,6 +9,7 @@ must go.
 from __future__ import annotations
 
 import ast
+import contextlib
 import ipaddress
 import json
 import os
@@ -27,6 +28,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 import search.driver
+from search.bench.harness import ray_session
 from search.cluster import connect
 from search.config import flatten, load_config
 from search.run import MARKER, main, prepare_output, resolve
@@ -349,15 +351,21 @@ def test_a_local_ray_never_joins_another_cluster(fake_ray):
 
 @pytest.mark.slow  # starts a real Ray
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
-def test_a_local_ray_listens_on_loopback_only(monkeypatch):
+@pytest.mark.parametrize("starter", ["search", "bench"])
+def test_a_local_ray_listens_on_loopback_only(monkeypatch, starter):
+    """The Ray a search starts (search.cluster.connect) and the one the benchmarks start."""
     temp = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's unix socket paths are capped
     monkeypatch.setenv("RAY_TMPDIR", temp)  # never find another session's cluster
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert not ray.is_initialized()
     try:
-        connect("")
-        assert ray.get(ray.remote(lambda: 1).remote()) == 1  # a worker is up too
-        addresses = listening(descendants(os.getpid()))
+        with contextlib.ExitStack() as started:
+            if starter == "search":
+                connect("")
+            else:
+                started.enter_context(ray_session())
+            assert ray.get(ray.remote(lambda: 1).remote()) == 1  # a worker is up too
+            addresses = listening(descendants(os.getpid()))
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)

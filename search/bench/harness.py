@@ -144,20 +144,19 @@ class Run:
 def ray_session() -> Iterator[dict[str, float]]:
     """A new local Ray on every CPU (bound to 127.0.0.1), shut down on exit if this started it.
 
-    `address="local"` so that a cluster someone else started on this machine is never joined.
+    Started as a search starts its own (`search.cluster.info`): `address="local"`, so that a
+    cluster someone else started on this machine is never joined, and every server on loopback.
     Yields {"slots": CPUs, "gpus": GPUs, "ray_init_s": seconds ray.init took}.
     """
     import ray
 
+    from search.cluster.info import init_args, loopback_only
+
     started = not ray.is_initialized()
     t0 = time.perf_counter()
     if started:
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            log_to_driver=False,
-        )
+        with loopback_only():
+            ray.init(**init_args(""))
     init_s = time.perf_counter() - t0
     res = ray.cluster_resources()
     try:
