@@ -2,8 +2,8 @@
 
 Hooks (`trial_started`, `trial_result`, ...) only change memory (a RunBook); the Syncer's thread
 sends it with `log_batch` (a trial's run once it ended, `flush_every` of its metric values wait, or
-after `flush_interval_s`), and `close` sends the rest. A failing store never raises into the search: the data stays queued, a
-warning is logged, and the next flush retries.
+after `flush_interval_s`), and `close` sends the rest. A failing store never raises into the
+search: the data stays queued, a warning is logged, and the next flush retries.
 """
 
 from __future__ import annotations
