@@ -257,10 +257,12 @@ def parallel_trial_s(work: Workload, slots: int) -> float:
 
 
 def size_for(seconds: float, epochs: int) -> int:
-    """n_train whose trial of `epochs` epochs takes about `seconds` warm (epoch time linear in rows)."""
+    """n_train whose trial of `epochs` epochs takes about `seconds` warm (epoch time linear in rows);
+    each size's epoch time is the fastest of 3 warm epochs, so a moment of load elsewhere on the
+    machine does not skew the line (it once sized a 0.5-s trial at 0.13 s)."""
     small, large = CALIBRATION_ROWS
     _train(small, 1)  # warm-up: imports, allocator, the optimizer's first step
-    t_small, t_large = _train(small, 2)[1][-1], _train(large, 2)[1][-1]
+    t_small, t_large = (min(_train(rows, 4)[1][1:]) for rows in (small, large))
     per_row = max((t_large - t_small) / (large - small), 1e-9)
     fixed = max(t_small - per_row * small, 0.0)
     return max(MIN_ROWS, round((seconds / epochs - fixed) / per_row))
