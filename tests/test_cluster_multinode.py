@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from pathlib import Path
 
 import pytest
+from helpers import descendants
 from mlflow import MlflowClient
 from test_search import small_search
 
@@ -33,28 +33,13 @@ def bind_to_loopback(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # this process (read at call time)
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc (Linux)."""
-    parent = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parent[int(stat.parent.name)] = int(fields[1])
-    found, frontier = [], [pid]
-    while frontier:
-        kids = [p for p, pp in parent.items() if pp in frontier]
-        found += kids
-        frontier = kids
-    return found
-
-
 def lose_node(cluster, node) -> None:
     """Remove `node` as a machine failure would: its raylet and every worker on it die at once
     (Cluster.remove_node alone leaves the workers running until they notice their raylet is gone)."""
     from ray._private import ray_constants
 
     raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
-    workers = descendants(raylet)
+    workers = descendants(raylet) - {raylet}
     cluster.remove_node(node, allow_graceful=False)
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):

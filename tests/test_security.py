@@ -336,7 +336,7 @@ def fake_ray(monkeypatch):
     return calls
 
 
-def test_a_local_ray_starts_without_dashboard_onloopback(fake_ray):
+def test_a_local_ray_starts_without_dashboard_on_loopback(fake_ray):
     info = connect("")
     assert info.address == "" and info.nodes == 1
     (kwargs,) = fake_ray
@@ -382,7 +382,7 @@ def test_the_loopback_check_tells_addresses_apart():
     assert not loopback(ipaddress.ip_address("192.0.2.2"))
 
 
-def test_the_mlflow_server_bindsloopback():
+def test_the_mlflow_server_binds_loopback():
     assert mlflow_server.HOST == "127.0.0.1"
 
 

@@ -144,23 +144,20 @@ class Run:
 def ray_session() -> Iterator[dict[str, float]]:
     """A new local Ray on every CPU (bound to 127.0.0.1), shut down on exit if this started it.
 
-    Started as a search starts its own (`search.cluster.info`): `address="local"`, so that a
-    cluster someone else started on this machine is never joined, and every server on loopback.
-    Yields {"slots": CPUs, "gpus": GPUs, "ray_init_s": seconds ray.init took}.
+    Started as a search starts its own (`search.cluster.connect("")`): `address="local"`, so
+    that a cluster someone else started on this machine is never joined, and every server on
+    loopback. Yields {"slots": CPUs, "gpus": GPUs, "ray_init_s": seconds the start took}.
     """
     import ray
 
-    from search.cluster.info import init_args, loopback_only
+    from search.cluster import connect
 
     started = not ray.is_initialized()
     t0 = time.perf_counter()
-    if started:
-        with loopback_only():
-            ray.init(**init_args(""))
+    info = connect("")
     init_s = time.perf_counter() - t0
-    res = ray.cluster_resources()
     try:
-        yield {"slots": res.get("CPU", 0.0), "gpus": res.get("GPU", 0.0), "ray_init_s": init_s}
+        yield {"slots": info.cpus, "gpus": info.gpus, "ray_init_s": init_s}
     finally:
         if started:
             ray.shutdown()

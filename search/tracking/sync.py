@@ -140,14 +140,15 @@ class Syncer:
             pending = record.pending
             if pending.is_empty():
                 return False
-            ready = (
+            if (
                 record is self.book.parent
                 or pending.status is not None
                 or pending.reopen
                 or len(pending.metrics) >= self.settings.flush_every
-            )
+            ):
+                return True
         since = self._waiting_since.setdefault(record.key, now)
-        return ready or now - since >= self.settings.flush_interval_s
+        return now - since >= self.settings.flush_interval_s
 
     def _send(self, record: RunRecord) -> bool:
         self._waiting_since.pop(record.key, None)
