@@ -412,6 +412,32 @@ def test_a_running_trial_is_sent_when_due_and_a_short_one_in_one_call(tmp_path, 
     assert client.get_run(short).info.status == "FINISHED" and calls[short] == 1
 
 
+def test_recovery_is_announced_only_after_the_store_took_a_call(tmp_path, store, monkeypatch, caplog):
+    """While the store fails, a flush that had nothing due asked it nothing: no "answers again"
+    until a call went through."""
+    down = True
+    log_batch = MlflowClient.log_batch
+
+    def failing(self, *args, **kwargs):
+        if down:
+            raise ConnectionError("store down")
+        return log_batch(self, *args, **kwargs)
+
+    tracker = SearchTracker(settings_for(tmp_path, flush_interval_s=60))
+    tracker.start()
+    syncer = tracker._syncer
+    monkeypatch.setattr(MlflowClient, "log_batch", failing)
+    tracker.trial_started("t", "trial_t", {"loss.gamma": 1.0})
+    tracker.trial_result("t", {"epoch": 0, "val_macro_f1": 0.1})
+    assert syncer.flush(force=True) is False
+    assert syncer.flush(force=False) is True  # the running trial's queue is held: nothing asked
+    assert "answers again" not in caplog.text
+    down = False
+    assert syncer.flush(force=True) is True
+    assert "answers again" in caplog.text
+    tracker.close()
+
+
 def test_resume_after_a_reopened_run_was_killed_logs_no_step_twice(tmp_path, store):
     """Ctrl-C (run KILLED with epochs_trained=1), resume to epoch 2 (flushed), then a kill before
     the state file caught up: the next resume skips what MLflow already has, not the stale tag."""

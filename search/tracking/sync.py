@@ -113,6 +113,7 @@ class Syncer:
         """Send the queues that are due (all of them when `force`) in this thread; True when
         nothing due was left unsent."""
         with self._flush_lock, fail_fast():
+            asked = self.book.experiment_id is None or self._lookup_pending
             try:
                 if self.book.experiment_id is None:
                     self.book.experiment_id = self.writer.ensure_experiment(
@@ -122,26 +123,28 @@ class Syncer:
                     self._adopt_existing_runs()
                     self._lookup_pending = False
                 now = time.monotonic()
-                due = [r for r in self.book.records() if force or self._due(r, now)]
+                due = [r for r in self.book.records() if self._due(r, now, force)]
+                asked = asked or bool(due)
                 done = all(self._send(record) for record in due)
             except Exception as error:
                 self._report(error)
                 done = False
             save_state(self.state_path, self.book.snapshot())
-            if done and self._failing:
+            if done and asked and self._failing:
                 log.warning("MLflow tracking: the store answers again; queued data sent")
                 self._failing = False
             return done
 
-    def _due(self, record: RunRecord, now: float) -> bool:
-        """The parent's queue always; a trial's once its run ended (or reopens), `flush_every`
-        values wait, or a flush first held it `flush_interval_s` ago."""
+    def _due(self, record: RunRecord, now: float, force: bool = False) -> bool:
+        """A non-empty queue when `force`, the parent's always; a trial's once its run ended (or
+        reopens), `flush_every` values wait, or a flush first held it `flush_interval_s` ago."""
         with self.book.lock:
             pending = record.pending
             if pending.is_empty():
                 return False
             if (
-                record is self.book.parent
+                force
+                or record is self.book.parent
                 or pending.status is not None
                 or pending.reopen
                 or len(pending.metrics) >= self.settings.flush_every
