@@ -412,7 +412,9 @@ def test_a_running_trial_is_sent_when_due_and_a_short_one_in_one_call(tmp_path, 
     assert client.get_run(short).info.status == "FINISHED" and calls[short] == 1
 
 
-def test_recovery_is_announced_only_after_the_store_took_a_call(tmp_path, store, monkeypatch, caplog):
+def test_recovery_is_announced_only_after_the_store_took_a_call(
+    tmp_path, store, monkeypatch, caplog
+):
     """While the store fails, a flush that had nothing due asked it nothing: no "answers again"
     until a call went through."""
     down = True
