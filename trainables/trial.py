@@ -23,6 +23,7 @@ from trainables.losses import class_weights, combined_loss, warn_double_correcti
 from trainables.metrics import classification_metrics, plain_ce
 from trainables.models import build_model
 from trainables.nonfinite import NonFiniteError, flagged_result
+from trainables.optim import AdamW
 from trainables.params import TrialParams
 from trainables.weights import adaptive_scale, batch_normalize_epoch, train_weights, weight_stats
 
@@ -165,7 +166,7 @@ def train(
     counts = data.train_counts()
     minority = int(torch.argmin(counts))
     model = build_model(data.num_features, data.num_classes, data.vocab_size, params).to(device)
-    optim = torch.optim.AdamW(
+    optim = AdamW(
         model.parameters(), lr=params["train.lr"], weight_decay=params["train.weight_decay"]
     )
     elf_on = params["elf.strategy"] != "none"  # no ELF: no weight transforms either (exact CE)

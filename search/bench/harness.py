@@ -78,7 +78,8 @@ import ray; t.append(time.perf_counter())
 import ray.tune; t.append(time.perf_counter())
 import torch; t.append(time.perf_counter())
 import trainables.trial; t.append(time.perf_counter())
-m = torch.nn.Linear(4, 4); o = torch.optim.AdamW(m.parameters())
+from trainables.optim import AdamW
+m = torch.nn.Linear(4, 4); o = AdamW(m.parameters())
 m(torch.ones(1, 4)).sum().backward(); o.step(); t.append(time.perf_counter())
 names = ["ray", "ray_tune", "torch", "trainables", "first_optimizer_step"]
 print(json.dumps({n: b - a for n, a, b in zip(names, t, t[1:])}))
@@ -267,7 +268,7 @@ def size_for(seconds: float, epochs: int) -> int:
 
 def cold_worker_s() -> dict[str, float]:
     """Seconds a fresh process spends importing what a trial's worker imports, and the first
-    optimizer step (torch.optim imports torch._dynamo then)."""
+    optimizer step."""
     root = Path(__file__).resolve().parents[2]
     env = os.environ | {"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
