@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from helpers import SMALL
+from helpers import SMALL, sqlite_store
 from test_cluster_autoscaler import free_port
 from test_cluster_multinode import LOOPBACK, bind_to_loopback
 
@@ -81,7 +81,7 @@ def test_search_then_resume_through_ray_client(client_address, tmp_path):
             "search.num_samples=2",
             "train.max_epochs=2",
             "scheduler=fifo",
-            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"mlflow.tracking_uri={sqlite_store(tmp_path)}",
             *(f"data.{k}={v}" for k, v in SMALL.items()),
         ]
     )

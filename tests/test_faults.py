@@ -10,7 +10,7 @@ import logging
 import math
 
 import pytest
-from helpers import SMALL, assert_nothing_lost
+from helpers import SMALL, assert_nothing_lost, sqlite_store
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -65,7 +65,7 @@ def search(tmp_path, space_text: str, *extra: str):
             f"output_dir={tmp_path / 'out'}",
             "scheduler=fifo",
             "resources.max_failures=1",
-            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"mlflow.tracking_uri={sqlite_store(tmp_path)}",
             "mlflow.experiment=faults",
             *(f"data.{k}={v}" for k, v in SMALL.items()),
             *extra,

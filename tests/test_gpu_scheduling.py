@@ -9,6 +9,9 @@ from test_search import small_search
 from search.record import read_record
 
 pytestmark = pytest.mark.slow
+# ~3-5 s per trial, four at once on 2 cores: longer than the spread of four actors' start-ups (a
+# 3-epoch trial could end before the fourth actor was up: resources held at once, yet no overlap)
+EPOCHS = 60
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def test_four_trials_share_one_logical_gpu(ray_one_gpu, tmp_path):
         tmp_path,
         "search.num_samples=4",
         "scheduler=fifo",
-        "train.max_epochs=3",
+        f"train.max_epochs={EPOCHS}",
         "resources.gpu_per_trial=0.25",
         "resources.cpu_per_trial=0.5",
     )
@@ -33,6 +36,6 @@ def test_four_trials_share_one_logical_gpu(ray_one_gpu, tmp_path):
     starts = {e["trial_id"]: e["time"] for e in events if e["event"] == "start"}
     ends = {e["trial_id"]: e["time"] for e in events if e["event"] == "end"}
     # every trial started before any trial ended: all four held a quarter of the GPU at once
-    assert max(starts.values()) < min(ends.values())
+    assert max(starts.values()) < min(ends.values()), (starts, ends)
     devices = {e["device"] for e in events if e["event"] == "result"}
     assert devices == {"cpu"}, "torch sees no CUDA here, so every trial must fall back to CPU"

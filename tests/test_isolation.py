@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import SMALL, assert_nothing_lost
+from helpers import SMALL, assert_nothing_lost, sqlite_store
 from mlflow import MlflowClient
 
 from search.config import load_config
@@ -69,7 +69,7 @@ def parents(client: MlflowClient) -> dict[str, object]:
 def test_two_searches_at_once_on_one_store(tmp_path):
     """Two `python -m search.run` processes at the same time, same store, experiment and name
     (first in this module: each starts its own Ray, before the module's shared one exists)."""
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = sqlite_store(tmp_path)
     (tmp_path / "space.yaml").write_text(TWO_TRIALS)
     args = [
         f"space={tmp_path / 'space.yaml'}",
@@ -102,7 +102,7 @@ def test_two_searches_at_once_on_one_store(tmp_path):
 
 
 def test_searches_on_one_store_keep_their_own_runs_and_studies(ray_local, tmp_path):
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = sqlite_store(tmp_path)
     outcomes = [
         search(tmp_path, store, "a", "alpha"),
         search(tmp_path, store, "b", "beta"),

@@ -8,7 +8,7 @@ import json
 
 import optuna
 import pytest
-from helpers import assert_nothing_lost
+from helpers import assert_nothing_lost, sqlite_store
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from optuna.storages import JournalStorage
@@ -72,7 +72,7 @@ def write_runs(out, uri: str) -> tuple[MlflowClient, str]:
 
 
 def test_reconcile_repairs_from_the_record_then_finds_nothing(tmp_path):
-    out, uri = tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out, uri = tmp_path / "out", sqlite_store(tmp_path)
     write_record(out)
     write_study(out)
     client, child_id = write_runs(out, uri)
@@ -191,7 +191,7 @@ def test_abandon_orphans_closes_only_what_ray_no_longer_knows(tmp_path):
 def test_a_clean_search_checks_the_primary_metric_only(tmp_path):
     """thorough=False (the tracker sent everything, nothing failed): each run's history of the
     searched metric is compared, not every metric's; a run it must create still gets them all."""
-    out, uri = tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out, uri = tmp_path / "out", sqlite_store(tmp_path)
     write_record(out)
     write_study(out)
     write_runs(out, uri)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import SMALL
+from helpers import SMALL, sqlite_store
 
 from reports.__main__ import main
 from reports.mlflow_run import write_mlflow_report
@@ -44,7 +44,7 @@ def search(ray_local, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
             "scheduler.reduction_factor=2",
             "report.reseeds=2",
             "verbose=0",
-            f"mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
+            f"mlflow.tracking_uri={sqlite_store(tmp)}",
             *(f"data.{k}={v}" for k, v in SMALL.items()),
         ]
     )

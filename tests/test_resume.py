@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import SMALL, assert_nothing_lost
+from helpers import SMALL, assert_nothing_lost, sqlite_store
 from mlflow import MlflowClient
 
 from search.record import read_record
@@ -55,7 +55,7 @@ def open_runs(uri: str) -> list[str]:
 
 
 def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path):
-    out, uri = tmp_path / "out", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out, uri = tmp_path / "out", sqlite_store(tmp_path)
     search = start(
         "space=elf",
         f"output_dir={out}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import SMALL
+from helpers import SMALL, sqlite_store
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -32,7 +32,7 @@ def small_search(tmp_path, *extra: str):
         "train.max_epochs=4",
         "scheduler.grace_period=1",
         "scheduler.reduction_factor=2",
-        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"mlflow.tracking_uri={sqlite_store(tmp_path)}",
         *(f"data.{k}={v}" for k, v in SMALL.items()),
         *extra,
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from helpers import assert_nothing_lost
+from helpers import assert_nothing_lost, sqlite_store
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.validation import (
@@ -104,18 +103,9 @@ class Interrupter(tune.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.fixture(scope="module")
-def db_template(tmp_path_factory) -> Path:
-    """An empty, migrated MLflow database (creating one costs ~2.5 s; copying it, nothing)."""
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def store(tmp_path, db_template) -> str:
-    shutil.copy(db_template, tmp_path / "mlflow.db")
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+def store(tmp_path) -> str:
+    return sqlite_store(tmp_path)
 
 
 def settings_for(tmp_path: Path, **overrides) -> TrackerSettings:
@@ -289,7 +279,7 @@ def test_check_reachable_names_the_uri(tmp_path):
     )
 
 
-def test_store_failure_keeps_data_and_retries(tmp_path, db_template):
+def test_store_failure_keeps_data_and_retries(tmp_path):
     """A store that cannot be opened never raises into the search; data is sent once it can."""
     folder = tmp_path / "later"
     folder.write_text("a file where the store's folder should be")
@@ -307,8 +297,7 @@ def test_store_failure_keeps_data_and_retries(tmp_path, db_template):
     assert tracker.flush() is False
     assert tracker.parent_run_id is None
     folder.unlink()
-    folder.mkdir()
-    shutil.copy(db_template, folder / "mlflow.db")
+    sqlite_store(folder)
     assert tracker.flush() is True
     tracker.close()
     client = MlflowClient(settings.tracking_uri)
