@@ -33,9 +33,10 @@ def sqlite_store(folder: Path) -> str:
         atexit.register(shutil.rmtree, root, ignore_errors=True)
         MlflowClient(f"sqlite:///{root / 'mlflow.db'}").search_experiments()
         _migrated.append(root / "mlflow.db")
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    shutil.copy(_migrated[0], Path(folder) / "mlflow.db")
-    return f"sqlite:///{Path(folder) / 'mlflow.db'}"
+    path = Path(folder) / "mlflow.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(_migrated[0], path)
+    return f"sqlite:///{path}"
 
 
 def _recorded(output_dir: Path) -> tuple[dict, dict, dict]:

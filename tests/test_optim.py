@@ -27,7 +27,7 @@ def train(net: torch.nn.Module, opt, steps: range) -> None:
     for step in steps:
         gen = torch.Generator().manual_seed(step)
         x, y = torch.randn(8, 6, generator=gen), torch.randint(0, 3, (8,), generator=gen)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         if step % 2:
             hidden = net[1](net[0](x)).detach()
             loss = torch.nn.functional.cross_entropy(net[2](hidden), y)

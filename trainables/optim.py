@@ -30,19 +30,13 @@ class AdamW:
         self.params = list(params)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.steps = [0] * len(self.params)  # per parameter, as torch's (only stepped with a grad)
-        self.exp_avg = [
-            torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params
-        ]
-        self.exp_avg_sq = [
-            torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params
-        ]
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
+        """Drop every gradient (torch's default, `set_to_none=True`)."""
         for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -95,11 +89,16 @@ class AdamW:
             )
         state = saved["state"]
         for i, p in enumerate(self.params):
-            s = state.get(i, state.get(str(i)))
-            if s is None:
-                self.steps[i] = 0
-                self.exp_avg[i], self.exp_avg_sq[i] = torch.zeros_like(p), torch.zeros_like(p)
-            else:
-                self.steps[i] = int(s["step"])
-                self.exp_avg[i] = s["exp_avg"].to(p.device, p.dtype).clone()
-                self.exp_avg_sq[i] = s["exp_avg_sq"].to(p.device, p.dtype).clone()
+            s = state.get(i)
+            if s is None:  # never stepped: fresh moments
+                self.steps[i], self.exp_avg[i], self.exp_avg_sq[i] = (
+                    0,
+                    p.new_zeros(p.shape),
+                    p.new_zeros(p.shape),
+                )
+                continue
+            self.steps[i] = int(s["step"])
+            self.exp_avg[i], self.exp_avg_sq[i] = (
+                s["exp_avg"].to(p).clone(),
+                s["exp_avg_sq"].to(p).clone(),
+            )

@@ -218,7 +218,7 @@ def train(
             )
             if faulty:
                 loss = inject_fault(params, loss)
-            optim.zero_grad(set_to_none=True)
+            optim.zero_grad()
             loss.backward()
             optim.step()
             total += loss.detach() * idx.shape[0]

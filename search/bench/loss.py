@@ -194,7 +194,7 @@ def _run(quick: bool) -> Figures:
         count[name] += 1
         logits = model(train.x[rows], None)  # (B, C)
         loss = loss_fn(logits, rows)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
 

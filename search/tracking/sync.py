@@ -135,7 +135,7 @@ class Syncer:
                 self._failing = False
             return done
 
-    def _due(self, record: RunRecord, now: float, force: bool = False) -> bool:
+    def _due(self, record: RunRecord, now: float, force: bool) -> bool:
         """A non-empty queue when `force`, the parent's always; a trial's once its run ended (or
         reopens), `flush_every` values wait, or a flush first held it `flush_interval_s` ago."""
         with self.book.lock:
