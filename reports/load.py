@@ -1,4 +1,4 @@
-"""Read a search's output folder: record.jsonl (tolerantly), config.yaml and space.yaml.
+"""Read a search's output folder: record.jsonl (tolerantly), config.yaml, space.yaml, data.json.
 
 record.jsonl is append-only and may be interrupted: a line that is not valid JSON (typically a
 truncated last line) is skipped and noted. search/record.py writes each start, (trial, epoch) result
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from reports.defaults import CONFIG_FILE, RECORD_FILE, SPACE_FILE
+from reports.defaults import CONFIG_FILE, DATA_FILE, RECORD_FILE, SPACE_FILE
 from reports.space import SpaceParam, read_space
 from trainables.errors import UserInputError
 
@@ -86,6 +86,10 @@ def load_run(output_dir: str | Path) -> Run:
     space = read_space(space_path) if space_path.is_file() else None
     if space is None:
         notes.append(f"{SPACE_FILE} not found: searched parameters inferred from varying params")
+    data_path = root / DATA_FILE
+    if data_path.is_file():
+        collapsed = json.loads(data_path.read_text()).get("collapsed", [])
+        notes += [f"Collapsed by the data, not searched: {n}" for n in collapsed]
     return Run(root, trials, config, space, notes)
 
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from reports.defaults import DATA_FILE
 from search.cluster import (
     MirrorCallback,
     check_storage,
@@ -36,6 +37,8 @@ from search.tracking import (
     resolve_tracking_uri,
 )
 from spaces import Space
+from spaces.fit import fit_to_data
+from trainables.canonical import TrainFacts
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,10 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     from trainables.presets import build_dataset
 
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
+    facts = TrainFacts.of(data)
+    space, notes = fit_to_data(space, facts)  # before Ray: a point the data refuses costs nothing
+    for note in notes:
+        log.warning("data %s: %s", cfg.data["preset"], note)
     uri = None
     if cfg.mlflow.enabled:
         uri = resolve_tracking_uri(cfg.mlflow.tracking_uri, None, Path.cwd())
@@ -77,7 +84,10 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     check_storage(cfg.output_dir, cluster, cfg.cluster.shared_storage)
     storage = plan_storage(cfg.output_dir)
     output_dir = prepare_output(cfg, space)
-    parts = tuner_parts(cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node)
+    write_data_notes(output_dir, data, notes)
+    parts = tuner_parts(
+        cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node, facts=facts
+    )
     record = RecordCallback(output_dir, cfg.train.max_epochs)
     callbacks: list[Any] = [record]  # first: the others see a result after the record has it
     if cfg.verbose:
@@ -125,6 +135,17 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     if tracker is not None and outcome.report_dir is not None:
         tag_pareto_ranks(tracker, outcome.report_dir)
     return outcome
+
+
+def write_data_notes(output_dir: Path, data: Any, notes: list[str]) -> None:
+    """`data.json`: the classes, their training counts and what the data collapsed in the space."""
+    facts = {
+        "preset": data.meta.get("preset"),
+        "classes": list(data.classes),
+        "train_counts": data.train_counts().tolist(),
+        "collapsed": notes,
+    }
+    (output_dir / DATA_FILE).write_text(json.dumps(facts, indent=1) + "\n")
 
 
 def report(output_dir: Path, tracker: SearchTracker | None) -> Path | None:
@@ -176,7 +197,7 @@ def make_tracker(cfg: SearchConfig, space: Space, output_dir: Path, uri: str) ->
             output_dir=output_dir,
             config=cfg.to_dict(),
             tags=tags,
-            artifacts=(output_dir / "config.yaml", output_dir / "space.yaml"),
+            artifacts=tuple(output_dir / f for f in ("config.yaml", "space.yaml", DATA_FILE)),
             max_epochs=cfg.train.max_epochs,
             metric=cfg.search.metric,
             mode=cfg.search.mode,

@@ -57,12 +57,10 @@ def retrain(
     import torch
 
     from reports.defaults import TOTAL_METRICS
-    from spaces import canonical
     from trainables.models import build_model
-    from trainables.params import TrialParams
-    from trainables.trial import evaluate, pick_device, train
+    from trainables.trial import evaluate, pick_device, prepare_params, train
 
-    trial = TrialParams.from_flat(canonical(dict(params)))
+    trial = prepare_params(dict(params), data)
     device = pick_device(gpu)
     history: list[dict[str, Any]] = []
     best_state: dict[str, torch.Tensor] = {}

@@ -29,7 +29,9 @@ from optuna.trial import TrialState
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from spaces import Space, canonical
+from spaces import Space
+from trainables.canonical import TrainFacts, canonical
+from trainables.errors import UserInputError
 
 log = logging.getLogger(__name__)
 MAX_REDRAWS = 20  # asks per suggestion before running a repeat anyway
@@ -38,10 +40,18 @@ MAX_REDRAWS = 20  # asks per suggestion before running a repeat anyway
 class HonestOptunaSearch(OptunaSearch):
     """OptunaSearch that maps a trial's end to COMPLETE / PRUNED / FAIL as described above."""
 
-    def __init__(self, *args: Any, max_epochs: int, best_key: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        max_epochs: int,
+        best_key: str,
+        facts: TrainFacts | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
         self._best_key = best_key
+        self._facts = facts  # the data's equivalences; left out of Ray's snapshots (see save)
         self._by_config: dict[str, str] = {}  # canonical config -> first Ray trial id
         self._values: dict[str, float] = {}  # Ray trial id -> value told as COMPLETE
         self._steps: dict[str, set[int]] = {}  # Ray trial id -> steps reported to Optuna
@@ -53,7 +63,7 @@ class HonestOptunaSearch(OptunaSearch):
         for _ in range(MAX_REDRAWS):
             config = super().suggest(trial_id)
             ot_trial = self._ot_trials[trial_id]
-            key = _config_key(config)
+            key = config_key(config, self._facts)
             earlier = self._by_config.get(key)
             if earlier is None:
                 self._by_config[key] = trial_id
@@ -102,7 +112,11 @@ class HonestOptunaSearch(OptunaSearch):
     def save(self, checkpoint_path: str) -> None:
         """Ray's snapshot of the searcher (also its last, at the search's end): flush, then save."""
         self._flush()
-        super().save(checkpoint_path)
+        facts = self.__dict__.pop("_facts")  # the data stays out of every 2-s snapshot
+        try:
+            super().save(checkpoint_path)
+        finally:
+            self._facts = facts
 
     def _flush(self) -> None:
         """Write the deferred intermediate values and ends to the study, in order, skipping trials
@@ -123,8 +137,13 @@ class HonestOptunaSearch(OptunaSearch):
         self._deferred.clear()
 
 
-def _config_key(config: dict[str, Any]) -> str:
-    return json.dumps(canonical(config, fill_defaults=True), sort_keys=True, default=str)
+def config_key(config: dict[str, Any], facts: TrainFacts | None = None) -> str:
+    """The canonical form of `config` as text; a config that is invalid as written gets its own
+    key, so it is not merged with anything and its trial fails with the error it has."""
+    try:
+        return json.dumps(canonical(config, True, facts), sort_keys=True, default=str)
+    except UserInputError as e:
+        return f"invalid: {e}"
 
 
 def outcome(
@@ -152,6 +171,7 @@ class SearcherSpec:
     max_concurrent: int
     study_path: str
     study_name: str
+    facts: TrainFacts | None = None
 
 
 def make_searcher(algorithm: str, space: Space, spec: SearcherSpec) -> Searcher:
@@ -179,6 +199,7 @@ def _optuna(space: Space, s: SearcherSpec) -> Searcher:
         study_name=s.study_name,
         max_epochs=s.max_epochs,
         best_key=f"best_{s.metric}",
+        facts=s.facts,
     )
     return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
 

@@ -16,7 +16,9 @@ from search.cluster import EXPERIMENT_DIR, plan_storage
 from search.config import SearchConfig
 from search.guard import TrialGuard
 from search.searcher import SearcherSpec, make_searcher
-from spaces import Space, canonical
+from spaces import Space
+from trainables.canonical import TrainFacts, canonical
+from trainables.errors import UserInputError
 from trainables.nonfinite import failed_epoch
 from trainables.params import is_plain_ce
 from trainables.trial import tune_trial
@@ -49,7 +51,7 @@ class AnchoredASHA(ASHAScheduler):
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)
-        if self.anchor is None and is_plain_ce(canonical(trial.config)):
+        if self.anchor is None and _plain_ce(trial.config):
             self.anchor = trial.trial_id
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
@@ -59,6 +61,13 @@ class AnchoredASHA(ASHAScheduler):
         if trial.trial_id == self.anchor and result.get(self._time_attr, 0) < self._max_t:
             return TrialScheduler.CONTINUE
         return action
+
+
+def _plain_ce(config: dict[str, Any]) -> bool:
+    try:
+        return is_plain_ce(canonical(config))
+    except UserInputError:  # the trial fails with this error; it anchors nothing
+        return False
 
 
 def _asha(cfg: SearchConfig) -> TrialScheduler:
@@ -108,6 +117,7 @@ def tuner_parts(
     cluster_cpus: float,
     cluster_gpus: float,
     multi_node: bool = False,
+    facts: TrainFacts | None = None,
 ) -> TunerParts:
     """Every Tuner argument derived from the config, the space and the cluster's resources
     (at full scale for an autoscaling cluster, so the autoscaler sees every trial's request)."""
@@ -134,6 +144,7 @@ def tuner_parts(
         max_concurrent=limit,
         study_path=str(out / STUDY_FILE),
         study_name=cfg.name,
+        facts=facts,
     )
     searcher = make_searcher(algorithm, space, spec)
     tune_config = tune.TuneConfig(

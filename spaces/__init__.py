@@ -1,13 +1,13 @@
 """Search spaces: YAML files of trial keys → distributions, validated and compiled for Optuna.
 
 `load_space("elf")` reads spaces/elf.yaml (or any path), validates it against the trial's PARAMS and
-returns a `Space` whose `define_by_run` feeds Ray's OptunaSearch; `canonical` collapses equivalent
-configurations. Ray compilation is in `search.param_space`: this package never imports Ray.
+returns a `Space` whose `define_by_run` feeds Ray's OptunaSearch; `canonical` (from
+`trainables.canonical`, which owns the training semantics) collapses equivalent configurations. Ray compilation is in `search.param_space`: this package never imports Ray.
 """
 
-from spaces.canonical import RELEVANT_WHEN, canonical, relevant
 from spaces.schema import SPACES_DIR, list_spaces, load_space, parse_space
 from spaces.space import ParamSpec, Space
+from trainables.canonical import RELEVANT_WHEN, canonical, relevant
 
 __all__ = [
     "RELEVANT_WHEN",

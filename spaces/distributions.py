@@ -25,6 +25,8 @@ def fmt(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, tuple | list):
+        return fmt_list(value)
     return str(value)
 
 
@@ -39,7 +41,12 @@ class Choice:
     values: tuple[Any, ...]
 
     def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        return trial.suggest_categorical(name, list(self.values))
+        """A categorical over the values; a list value (e.g. per-class α) is offered by its text,
+        since Optuna's categoricals hold only None, bool, int, float and str."""
+        if not any(isinstance(v, tuple) for v in self.values):
+            return trial.suggest_categorical(name, list(self.values))
+        labels = [fmt(v) if isinstance(v, tuple) else v for v in self.values]
+        return self.values[labels.index(trial.suggest_categorical(name, labels))]
 
     def contains(self, value: Any) -> bool:
         return value in self.values

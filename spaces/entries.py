@@ -28,6 +28,7 @@ from trainables.errors import UserInputError
 from trainables.params import Param, closest
 
 FLOAT_KINDS = ("float", "float_or_none")
+NULLABLE_KINDS = ("float_or_none", "alpha")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -57,11 +58,11 @@ def line_of(mapping: Any, key: Any) -> int | None:
 
 def _coerce(param: Param, raw: Any) -> Any:
     """Numeric strings become floats for float parameters; 'none' becomes null where allowed."""
-    if isinstance(raw, str) and param.kind in FLOAT_KINDS:
+    if isinstance(raw, str) and param.kind in (*FLOAT_KINDS, *NULLABLE_KINDS):
         text = raw.strip()
         if _NUMBER.fullmatch(text):
             return float(text)
-        if param.kind == "float_or_none" and text.lower() in ("none", "null"):
+        if param.kind in NULLABLE_KINDS and text.lower() in ("none", "null"):
             return None
     return raw
 

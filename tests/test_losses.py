@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
 
 from trainables.errors import UserInputError
-from trainables.losses import class_weights, combined_loss, focal_loss, warn_double_correction
+from trainables.losses import (
+    class_weights,
+    combined_loss,
+    focal_alpha,
+    focal_loss,
+    warn_double_correction,
+)
 from trainables.weights import batch_normalize
 
 GAMMAS = [0.0, 0.5, 2.0, 5.0]
@@ -32,10 +38,11 @@ def test_focal_at_known_pt_by_hand() -> None:
     )
 
 
-def test_alpha_scalar_with_many_classes_and_per_class() -> None:
+def test_alpha_scalar_with_many_classes_is_an_error_and_per_class_weights() -> None:
     logits, target = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 1, 0])
     plain = focal_loss(logits, target, gamma=1.0)
-    torch.testing.assert_close(focal_loss(logits, target, 1.0, alpha=0.3), 0.3 * plain)
+    with pytest.raises(ValueError, match="needs two classes"):
+        focal_loss(logits, target, 1.0, alpha=0.3)  # never a silent common factor
     per_class = [0.1, 0.2, 0.3, 0.4]
     torch.testing.assert_close(
         focal_loss(logits, target, 1.0, alpha=per_class), torch.tensor(per_class)[target] * plain
@@ -62,6 +69,12 @@ def _focal_numpy(logits: np.ndarray, target: np.ndarray, gamma: float) -> np.nda
     logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
     lt = np.take_along_axis(logp, target[..., None], -1)[..., 0]
     return -((1 - np.exp(lt)) ** gamma) * lt
+
+
+def _focal_torch(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    """−(1 − p_t)^γ log p_t written out plainly (differentiable reference)."""
+    lt = torch.log_softmax(logits, -1).gather(-1, target[:, None])[:, 0]
+    return -((1 - lt.exp()) ** gamma) * lt
 
 
 @pytest.mark.parametrize("gamma", [0.0, 2.0])
@@ -102,9 +115,10 @@ def test_extreme_logits_give_finite_loss_and_gradient(gamma: float, bf16: bool) 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = layer(x)
         assert logits.dtype == (torch.bfloat16 if bf16 else torch.float32)
-        per_sample = focal_loss(logits, EXTREME_TARGET, gamma, alpha=0.25)
+        alpha = [0.25, 0.5, 0.25]
+        per_sample = focal_loss(logits, EXTREME_TARGET, gamma, alpha=alpha)
         fused = combined_loss(
-            logits, EXTREME_TARGET, w, cw, kind="focal", gamma=gamma, alpha=0.25, batch_norm=True
+            logits, EXTREME_TARGET, w, cw, kind="focal", gamma=gamma, alpha=alpha, batch_norm=True
         )
     assert torch.isfinite(per_sample).all() and torch.isfinite(fused)
     (per_sample.sum() + fused).backward()
@@ -123,15 +137,15 @@ def test_fused_loss_gradcheck(gamma: float) -> None:
     cw = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
 
     def loss(z: torch.Tensor) -> torch.Tensor:
-        return combined_loss(z, target, w, cw, kind="focal", gamma=gamma, alpha=0.25,
-                             batch_norm=True)  # fmt: skip
+        return combined_loss(z, target, w, cw, kind="focal", gamma=gamma,
+                             alpha=[0.1, 0.2, 0.3, 0.4], batch_norm=True)  # fmt: skip
 
     assert torch.autograd.gradcheck(loss, (logits,))
 
 
 @pytest.mark.parametrize("kind", ["ce", "focal"])
 @pytest.mark.parametrize("batch_norm", [False, True])
-@pytest.mark.parametrize("classes", [2, 5])  # scalar α: per class (RetinaNet) / a common factor
+@pytest.mark.parametrize("classes", [2, 5])  # α: a binary scalar / one value per class
 @pytest.mark.parametrize("skips", [False, True])
 def test_fused_loss_matches_plain_composition(
     kind: str, batch_norm: bool, classes: int, skips: bool
@@ -143,7 +157,9 @@ def test_fused_loss_matches_plain_composition(
     if skips:
         w[::10] = 0.0
     cw = torch.rand(classes, generator=gen) + 0.5
-    loss = combined_loss(logits, target, w, cw, kind=kind, gamma=2.0, alpha=0.25,
+    alpha = 0.25 if classes == 2 else [0.1, 0.3, 0.2, 0.25, 0.15]
+    alpha_t = torch.tensor([0.75, 0.25] if classes == 2 else alpha, dtype=torch.float64)[target]
+    loss = combined_loss(logits, target, w, cw, kind=kind, gamma=2.0, alpha=alpha,
                          batch_norm=batch_norm)  # fmt: skip
     (grad,) = torch.autograd.grad(loss, logits)
     ref_logits = logits.detach().double().requires_grad_()
@@ -151,7 +167,7 @@ def test_fused_loss_matches_plain_composition(
     per_sample = (
         F.cross_entropy(ref_logits, target, reduction="none")
         if kind == "ce"
-        else focal_loss(ref_logits, target, 2.0, 0.25)
+        else alpha_t * _focal_torch(ref_logits, target, 2.0)
     )
     ref = (omega * cw.double()[target] * per_sample).mean()
     (ref_grad,) = torch.autograd.grad(ref, ref_logits)
@@ -168,7 +184,7 @@ def test_fused_loss_without_weights_is_cross_entropy() -> None:
     g1, g2 = (torch.autograd.grad(v, logits)[0] for v in (ours, theirs))
     assert torch.equal(g1, g2)
     # focal with γ = 0 is cross-entropy too, up to a common α
-    focal0 = combined_loss(logits, target, None, None, kind="focal", gamma=0.0, alpha=0.5)
+    focal0 = combined_loss(logits, target, None, None, kind="focal", gamma=0.0, alpha=[0.5] * 5)
     torch.testing.assert_close(focal0, 0.5 * theirs)
     # focal γ and α are ignored by kind ce; class weights scale the mean over the batch (÷ N)
     cw = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -190,12 +206,42 @@ def test_fused_loss_on_sequences() -> None:
     logits = torch.randn(3, 4, 3, generator=gen)
     target = torch.tensor([[0, 2, -100, -100], [1, 1, 1, 0], [2, -100, -100, -100]])
     w, cw = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 0.5])
-    loss = combined_loss(logits, target, w, cw, kind="focal", gamma=2.0, alpha=0.25)
+    alpha = np.array([0.2, 0.5, 0.3])
+    loss = combined_loss(logits, target, w, cw, kind="focal", gamma=2.0, alpha=alpha.tolist())
     tokens = _focal_numpy(logits.double().numpy(), target.clamp_min(0).numpy(), 2.0)
-    tokens = tokens * 0.25 * cw.double().numpy()[target.clamp_min(0).numpy()]
+    tokens = tokens * (alpha * cw.double().numpy())[target.clamp_min(0).numpy()]
     valid = (target >= 0).numpy()
     per_sample = (tokens * valid).sum(1) / valid.sum(1)
     assert loss.item() == pytest.approx((per_sample * w.numpy()).mean(), rel=1e-6)
+
+
+def test_focal_alpha_rules_by_hand() -> None:
+    counts = [80, 15, 5]
+    inv = np.array([1 / 80, 1 / 15, 1 / 5])
+    np.testing.assert_allclose(focal_alpha("inverse_frequency", counts), inv / inv.sum(), rtol=1e-6)
+    sq = 1 / np.sqrt(counts)
+    np.testing.assert_allclose(
+        focal_alpha("sqrt_inverse_frequency", counts), sq / sq.sum(), rtol=1e-6
+    )
+    eff = (1 - 0.99) / (1 - 0.99 ** np.array(counts))  # Cui et al. 2019
+    np.testing.assert_allclose(focal_alpha("effective:0.99", counts), eff / eff.sum(), rtol=1e-6)
+    assert focal_alpha([0.2, 0.3, 0.5], counts).tolist() == pytest.approx([0.2, 0.3, 0.5])
+    assert focal_alpha(None, counts) is None
+
+
+def test_focal_alpha_scalar_is_for_the_minority_class() -> None:
+    assert focal_alpha(0.25, [30, 70]).tolist() == [0.25, 0.75]  # class 0 is the minority
+    assert focal_alpha(0.25, [70, 30]).tolist() == [0.75, 0.25]
+    assert focal_alpha(0.25, [50, 50]).tolist() == [0.75, 0.25]  # a tie: class 1 (RetinaNet)
+
+
+def test_focal_alpha_that_does_not_fit_the_classes_is_a_user_error() -> None:
+    with pytest.raises(UserInputError, match=r"loss.alpha=0.25 is a two-class .* 3 classes"):
+        focal_alpha(0.25, [80, 15, 5])
+    with pytest.raises(UserInputError, match="lists 2 values, but the data has 3 classes"):
+        focal_alpha([0.5, 0.5], [80, 15, 5])
+    with pytest.raises(UserInputError, match="class 'rare' has no training examples"):
+        focal_alpha("inverse_frequency", [80, 0, 5], ["a", "rare", "c"])
 
 
 def test_bad_arguments() -> None:

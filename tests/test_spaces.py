@@ -18,7 +18,7 @@ import optuna
 import pytest
 
 from spaces import SPACES_DIR, Space, canonical, list_spaces, load_space, relevant
-from spaces.canonical import DEFAULTS
+from trainables.canonical import DEFAULTS, validate
 from trainables.errors import UserInputError
 from trainables.params import PARAMS, TrialParams
 
@@ -36,11 +36,10 @@ def _active_by_hand(cfg: dict[str, Any]) -> dict[str, bool]:
         "loss.alpha": cfg.get("loss.kind") == "focal",
         "elf.granularity": elf_on,
         "elf.missing": elf_on,
-        "elf.normalize": elf_on,
         "elf.batch_norm": elf_on,
         "elf.warmup_frac": elf_on,
-        "elf.clip_min": elf_on and cfg.get("elf.normalize") == "none",
-        "elf.clip_max": elf_on and cfg.get("elf.normalize") == "none",
+        "elf.clip_min": elf_on,
+        "elf.clip_max": elf_on,
         "cw.beta": cfg.get("cw.method") == "effective",
         "cw.cap": cfg.get("cw.method") in ("balanced", "effective"),
     }
@@ -107,7 +106,7 @@ def test_points_come_first_and_include_baseline_and_paper_defaults() -> None:
     )
     assert focal.points_to_evaluate == (
         {"loss.kind": "ce"},
-        {"loss.kind": "focal", "loss.gamma": 2.0, "loss.alpha": 0.25},
+        {"loss.kind": "focal", "loss.gamma": 2.0, "loss.alpha": None},
     )
     configs = _sample_define_by_run(focal, 2)
     assert configs == [{"loss.kind": "ce"}, dict(focal.points_to_evaluate[1])]
@@ -238,7 +237,7 @@ def test_clip_collapse_bounds_hold_in_float32() -> None:
     """Every float32 raw weight e^(1+o), o in [0, 1], lies strictly inside the collapse bounds."""
     import torch
 
-    from spaces.canonical import ELF_MAX, ELF_MIN
+    from trainables.canonical import ELF_MAX, ELF_MIN
 
     w = torch.exp(1 + torch.linspace(0, 1, 1001))  # float32, as in trainables.weights
     assert float(w.min()) > ELF_MIN and float(w.max()) < ELF_MAX
@@ -267,6 +266,7 @@ def test_canonical_is_idempotent_on_random_configs() -> None:
     pools["elf.clip_min"] = (None, 1.0, 3.0, 8.0)
     pools["elf.clip_max"] = (None, 1.0, 5.0, 8.0)
     pools["cw.beta"] = (0.0, 0.99)
+    pools["loss.alpha"] = (None, 0.25, "inverse_frequency", "effective:0.99", (0.2, 0.3, 0.5))
     rng = random.Random(0)
     for _ in range(500):
         keys = rng.sample(list(PARAMS), rng.randint(0, len(PARAMS)))
@@ -279,7 +279,8 @@ def test_canonical_is_idempotent_on_random_configs() -> None:
             TrialParams.from_flat(
                 {k: v for k, v in cfg.items() if v is not None or PARAMS[k].kind == "float_or_none"}
             )
-        except ValueError:
+            validate(cfg)
+        except ValueError:  # UserInputError included: invalid as written (tested on its own)
             continue
         for fill in (False, True):
             once = canonical(cfg, fill_defaults=fill)

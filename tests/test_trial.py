@@ -57,7 +57,7 @@ EXPECTED = {
 FULL = {
     "loss.kind": "focal",
     "loss.gamma": 2.0,
-    "loss.alpha": 0.25,
+    "loss.alpha": "inverse_frequency",
     "elf.strategy": "rso",
     "elf.granularity": "package",
     "elf.missing": "impute",

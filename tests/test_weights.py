@@ -24,6 +24,7 @@ from trainables.weights import (
     raw_weights,
     split_weights,
     train_weights,
+    warmup_ramp,
     weight_stats,
 )
 
@@ -160,13 +161,23 @@ def test_batch_normalize_epoch_matches_per_batch(n: int) -> None:
     torch.testing.assert_close(batch_normalize_epoch(w, 4), expected)
 
 
-def test_adaptive_scale() -> None:
+def test_warmup_ramp_reaches_one_at_the_last_warmup_epoch() -> None:
+    assert [warmup_ramp(i, 10, 0.5) for i in (0, 2, 4, 5, 9)] == [0, 2 / 4.5, 4 / 4.5, 1, 1]
+    assert warmup_ramp(9, 10, 1.0) == 1  # the old ramp peaked at (E − 1)/E
+    assert warmup_ramp(8, 10, 1.0) == pytest.approx(8 / 9)
+    assert warmup_ramp(0, 10, 0.0) == warmup_ramp(0, 1, 0.5) == 1
+
+
+def test_adaptive_scale_moves_from_the_mean_to_the_weights() -> None:
     w = t(0.5, 2.0, 0.0)
-    close(adaptive_scale(w, 0, 10, 0.5), [1.0, 1.0, 0.0])
-    close(adaptive_scale(w, 2, 10, 0.5), [1 + (0.5 - 1) * 0.4, 1 + (2 - 1) * 0.4, 0.0])
-    close(adaptive_scale(w, 5, 10, 0.5), [0.5, 2.0, 0.0])
-    close(adaptive_scale(w, 9, 10, 0.5), [0.5, 2.0, 0.0])
-    assert adaptive_scale(w, 0, 10, 0.0) is w
+    m = 1.25  # mean of the positive entries; the skipped sample stays 0
+    close(adaptive_scale(w, 0.0), [m, m, 0.0])
+    close(adaptive_scale(w, 0.4), [m + (0.5 - m) * 0.4, m + (2 - m) * 0.4, 0.0])
+    assert adaptive_scale(w, 1.0) is w
+    # after a per-batch normalisation (mean 1) the ramp is not undone: its spread is ramp·spread
+    z = batch_normalize(t(1.0, 2.0, 3.0, 6.0))
+    for r in (0.25, 0.5):
+        assert adaptive_scale(z, r).std().item() == pytest.approx(r * z.std().item(), rel=1e-5)
 
 
 def _split(aco: list[list[float]], rso: list[list[float]]) -> Split:

@@ -43,20 +43,78 @@ def _one_minus_p(logp_t: Tensor) -> Tensor:
 
 
 def alpha_vector(alpha: Alpha, num_classes: int, like: Tensor) -> Tensor | None:
-    """Per-class focal α (C,): a scalar is α for class 1 and 1 − α for class 0 when C = 2
-    (RetinaNet), and α for every class otherwise; a sequence or tensor is taken as given."""
+    """Per-class focal α (C,): a scalar is α for class 1 and 1 − α for class 0 and needs C = 2
+    (RetinaNet's binary convention; a trial resolves `loss.alpha` with `focal_alpha` instead); a
+    sequence or tensor is taken as given. A scalar with C > 2 is an error, never a common factor."""
     if alpha is None:
         return None
     if isinstance(alpha, int | float):
-        if num_classes == 2:
-            return torch.tensor([1 - alpha, alpha], dtype=like.dtype, device=like.device)
-        return torch.full((num_classes,), float(alpha), dtype=like.dtype, device=like.device)
+        if num_classes != 2:
+            raise ValueError(
+                f"a scalar focal alpha needs two classes, got {num_classes}: pass one value per class"
+            )
+        return torch.tensor([1 - alpha, alpha], dtype=like.dtype, device=like.device)
     vec = torch.as_tensor(alpha, dtype=like.dtype, device=like.device).flatten()
     if vec.numel() != num_classes:
         raise ValueError(
             f"focal alpha has {vec.numel()} values, expected one per class ({num_classes})"
         )
     return vec
+
+
+def _shares(x: Tensor) -> Tensor:
+    return x / x.sum()
+
+
+ALPHA_RULES: dict[str, Callable[[Tensor], Tensor]] = {
+    "inverse_frequency": lambda n: _shares(1 / n),
+    "sqrt_inverse_frequency": lambda n: _shares(n.rsqrt()),
+}
+
+
+def focal_alpha(
+    alpha: float | str | Sequence[float] | None,
+    counts: Tensor | Sequence[int],
+    class_names: Sequence[str] | None = None,
+) -> Tensor | None:
+    """Per-class α (K,) float32 of a `loss.alpha` value, from the training counts (K,).
+
+    null → None; a number α needs K = 2: α for the minority class (fewer training rows; a tie
+    goes to class 1) and 1 − α for the other; `inverse_frequency` α_k ∝ 1/n_k,
+    `sqrt_inverse_frequency` α_k ∝ 1/√n_k, `effective:β` α_k ∝ (1 − β)/(1 − β^n_k) (Cui et al.
+    2019), each normalised to sum to 1; a list gives one value per class. Rules need every class
+    in the training split.
+    """
+    if alpha is None:
+        return None
+    n = torch.as_tensor(counts, dtype=torch.float64).flatten()
+    k = n.numel()
+    if isinstance(alpha, int | float):
+        if k != 2:
+            raise UserInputError(
+                f"loss.alpha={alpha:g} is a two-class α, but the data has {k} classes: use "
+                f"inverse_frequency, sqrt_inverse_frequency, effective:<beta> or a list of {k} values"
+            )
+        minority = 1 if n[1] <= n[0] else 0
+        vec = torch.full((2,), 1 - alpha, dtype=torch.float64)
+        vec[minority] = alpha
+        return vec.float()
+    if isinstance(alpha, str):
+        if bool((n <= 0).any()):
+            i = int(torch.nonzero(n <= 0)[0])
+            name = repr(class_names[i]) if class_names is not None else str(i)
+            raise UserInputError(
+                f"class {name} has no training examples: loss.alpha={alpha} needs at least one "
+                f"per class (use a list of {k} values)"
+            )
+        if alpha.startswith("effective:"):
+            return _shares(_effective(n, float(alpha.removeprefix("effective:")))).float()
+        return ALPHA_RULES[alpha](n).float()
+    if len(alpha) != k:
+        raise UserInputError(
+            f"loss.alpha lists {len(alpha)} values, but the data has {k} classes: give one per class"
+        )
+    return torch.tensor(alpha, dtype=torch.float32)
 
 
 def focal_loss(
@@ -237,21 +295,18 @@ def combined_loss(
     elif gamma < 0:
         raise ValueError(f"focal gamma must be >= 0, got {gamma}")
     logits = _upcast(logits)
-    num_classes = logits.shape[-1]
-    scalar_alpha = isinstance(alpha, int | float) and num_classes != 2  # scales every class
-    per_class = None if scalar_alpha else alpha_vector(alpha, num_classes, logits)
+    per_class = alpha_vector(alpha, logits.shape[-1], logits)
     if class_w is not None:
         class_w = class_w.to(logits.device, logits.dtype)
         per_class = class_w if per_class is None else per_class * class_w  # (C,)
     omega = None if sample_w is None else sample_w.detach().to(logits.device, logits.dtype)
-    common = float(alpha) if scalar_alpha else 1.0  # α when it scales every class
     if logits.dim() == 3:  # class factors apply per token, before the mean over tokens
         loss = focal_loss(logits, target, gamma, per_class, reduction="none")  # (N,)
         if omega is not None:
             loss = loss * (batch_normalize(omega) if batch_norm else omega)
-        return loss.mean() * common
-    # fold the mean, α and (for focal, written as u^γ·log p_t) the sign of ℓ into one factor
-    scale = common / target.shape[0] * (-1.0 if gamma else 1.0)
+        return loss.mean()
+    # fold the mean and (for focal, written as u^γ·log p_t) the sign of ℓ into one factor
+    scale = 1.0 / target.shape[0] * (-1.0 if gamma else 1.0)
     if omega is not None:
         omega = batch_normalize(omega, scale) if batch_norm else omega * constant(scale, logits)
     if per_class is None:
@@ -262,7 +317,6 @@ def combined_loss(
     if gamma:
         factor = constant(scale, logits).expand(target.shape) if factor is None else factor
         return _FocalDot.apply(logits, target, factor, float(gamma))
-    if factor is None:  # plain cross-entropy, up to α
-        loss = F.cross_entropy(logits, target)
-        return loss if common == 1.0 else loss * common
+    if factor is None:  # plain cross-entropy
+        return F.cross_entropy(logits, target)
     return torch.dot(F.cross_entropy(logits, target, reduction="none"), factor)

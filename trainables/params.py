@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GRANULARITIES = ("repository", "subsystem", "package")
+ALPHA_RULES = ("inverse_frequency", "sqrt_inverse_frequency")  # and "effective:<beta>"
 STRATEGIES = ("none", "aco", "rso", "avg", "max")
 MISSING_POLICIES = ("default", "impute", "min", "skip")
 
 
 @dataclass(frozen=True)
 class Param:
-    """One trial parameter: `kind` is float, int, bool, str (one of `choices`), text (any string)
-    or float_or_none."""
+    """One trial parameter: `kind` is float, int, bool, str (one of `choices`), text (any string),
+    float_or_none or alpha (see `_check_alpha`)."""
 
     key: str
     default: Any
@@ -33,6 +34,8 @@ class Param:
         """Return `value` coerced to this parameter's type, or raise ValueError saying what was expected."""
         if self.kind == "float_or_none" and value is None:
             return None
+        if self.kind == "alpha":
+            return _check_alpha(self, value)
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise ValueError(f"{self.key}: expected true or false, got {value!r}")
@@ -67,6 +70,36 @@ class Param:
         return value
 
 
+def _check_alpha(param: Param, value: Any) -> Any:
+    """Focal α as written: null, a number in [0, 1], a rule name, or a list of per-class values."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        beta = value.removeprefix("effective:")
+        if value in ALPHA_RULES or (beta != value and _is_beta(beta)):
+            return value
+    elif isinstance(value, list | tuple):
+        ok = len(value) >= 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value
+        )
+        if ok and any(v > 0 for v in value):
+            return tuple(float(v) for v in value)
+    elif isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    raise ValueError(
+        f"{param.key}: expected null, a number in [0, 1] (two classes), one of "
+        f"{list(ALPHA_RULES)}, effective:<beta> with 0 < beta < 1, or a list of per-class values "
+        f">= 0, got {value!r}"
+    )
+
+
+def _is_beta(text: str) -> bool:
+    try:
+        return 0 < float(text) < 1
+    except ValueError:
+        return False
+
+
 def _p(key: str, default: Any, kind: str, doc: str, **kw: Any) -> Param:
     return Param(key, default, kind, doc, **kw)
 
@@ -87,10 +120,11 @@ PARAMS: dict[str, Param] = {
         _p(
             "loss.alpha",
             None,
-            "float_or_none",
-            "Focal α: none, or a scalar (RetinaNet convention).",
-            low=0,
-            high=1,
+            "alpha",
+            "Focal per-class α (focal only): null; a number α (two classes: α for the minority "
+            "class, 1 − α for the other); inverse_frequency (α_k ∝ 1/n_k), sqrt_inverse_frequency "
+            "(∝ 1/√n_k) or effective:β (∝ (1 − β)/(1 − β^n_k)), each summing to 1; or a list of "
+            "one value per class.",
         ),
         # Experience-aware (ELF) sample weights
         _p(
@@ -114,17 +148,24 @@ PARAMS: dict[str, Param] = {
             "elf.normalize",
             "none",
             "str",
-            "Rescale training weights to mean 1.",
+            "mean: divide the training weights by their mean before clipping (clip bounds become "
+            "relative to the mean weight); a constant factor otherwise, which AdamW ignores.",
             choices=("none", "mean"),
         ),
         _p("elf.clip_min", None, "float_or_none", "Lower clip of weights (none: no clip).", low=0),
         _p("elf.clip_max", None, "float_or_none", "Upper clip of weights (none: no clip).", low=0),
-        _p("elf.batch_norm", False, "bool", "Per-batch 1.25 + 0.75·tanh((w − mean)/(std + 1e-8))."),
+        _p(
+            "elf.batch_norm",
+            False,
+            "bool",
+            "Per-batch 1.25 + 0.75·tanh((w − mean)/(std + 1e-8)), before the warm-up.",
+        ),
         _p(
             "elf.warmup_frac",
             0.0,
             "float",
-            "Adaptive scaling warm-up as a fraction of max_epochs.",
+            "Curriculum warm-up: the applied weights move from their mean to themselves over the "
+            "first warmup_frac·(max_epochs − 1) epochs (0: no warm-up).",
             low=0,
             high=1,
         ),

@@ -16,16 +16,22 @@ from typing import Any
 
 import torch
 
-from spaces import canonical
+from trainables.canonical import canonical
 from trainables.checkpoints import CHECKPOINT_FILE, FALLBACK, Restored, restore, truncate_newest
 from trainables.dataset import Dataset, Split
-from trainables.losses import class_weights, combined_loss, warn_double_correction
+from trainables.losses import class_weights, combined_loss, focal_alpha, warn_double_correction
 from trainables.metrics import classification_metrics, plain_ce
 from trainables.models import build_model
 from trainables.nonfinite import NonFiniteError, flagged_result
 from trainables.optim import AdamW
 from trainables.params import TrialParams
-from trainables.weights import adaptive_scale, batch_normalize_epoch, train_weights, weight_stats
+from trainables.weights import (
+    adaptive_scale,
+    batch_normalize_epoch,
+    train_weights,
+    warmup_ramp,
+    weight_stats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,27 +131,21 @@ def _check_finite(train_loss: float, metrics: dict[str, Any], epoch: int) -> Non
         raise NonFiniteError(reason, epoch, metrics)
 
 
-def epoch_weights(
-    w: torch.Tensor | None,
-    cw: torch.Tensor | None,
-    y: torch.Tensor,
-    order: torch.Tensor,
-    bn_batch: int,
-) -> torch.Tensor | None:
-    """Per-sample loss weights ω_i·cw[y_i] for one epoch, in batch order (None: unweighted).
+def prepare_params(config: dict[str, Any], data: Dataset) -> TrialParams:
+    """The params a trial trains with: `config` validated as written against `data` (the errors a
+    search's trial and a direct call give alike), then canonicalised (`trainables.canonical`)."""
+    return TrialParams.from_flat(canonical(config, data=data))
 
-    Batch normalisation of ω (per batch of `bn_batch`, 0 = off) and the class-weight gather are
-    done once per epoch here, so a training step only slices this vector.
-    """
-    out = None
-    if w is not None:
-        out = w[order]
-        if bn_batch:
-            out = batch_normalize_epoch(out, bn_batch)
-    if cw is not None:
-        cwy = cw[y[order]]
-        out = cwy if out is None else out * cwy
-    return out
+
+def applied_weights(
+    w: torch.Tensor, order: torch.Tensor, bn_batch: int, ramp: float
+) -> torch.Tensor:
+    """The ELF weights the loss applies in one epoch, in batch order: w[order], batch-normalised
+    per run of `bn_batch` (0 = off), then warmed up (`adaptive_scale` at `ramp`)."""
+    out = w[order]
+    if bn_batch:
+        out = batch_normalize_epoch(out, bn_batch)
+    return adaptive_scale(out, ramp)
 
 
 def train(
@@ -170,20 +170,18 @@ def train(
         model.parameters(), lr=params["train.lr"], weight_decay=params["train.weight_decay"]
     )
     elf_on = params["elf.strategy"] != "none"  # no ELF: no weight transforms either (exact CE)
+    base_w = clipped = None
     if elf_on:
-        base_w, clipped = train_weights(data.train, params)
-    else:
-        base_w, clipped = (
-            torch.ones(len(data.train)),
-            torch.zeros(len(data.train), dtype=torch.bool),
-        )
-    base_w, clipped = base_w.to(device), clipped.to(device)
+        base_w, clipped = (t.to(device) for t in train_weights(data.train, params))
     warn_double_correction(params["train.balanced_sampling"], params["cw.method"])
     cw = None  # None takes the loss's exact, cheapest unweighted path
     if params["cw.method"] != "none":
         cw = class_weights(
             counts, params["cw.method"], params["cw.beta"], params["cw.cap"], data.classes
         ).to(device)
+    alpha = None
+    if params["loss.kind"] == "focal":
+        alpha = focal_alpha(params["loss.alpha"], counts, data.classes)
     start, best, best_epoch, train_time = 0, -math.inf, -1, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -198,9 +196,15 @@ def train(
     for epoch in range(start, max_epochs):
         t0 = time.perf_counter()
         faulty = params["fault.kind"] != "none" and epoch == params["fault.epoch"]
-        w = adaptive_scale(base_w, epoch, max_epochs, params["elf.warmup_frac"])
         order = _epoch_order(train_split.y, params["train.balanced_sampling"], gen)
-        batch_w = epoch_weights(w if elf_on else None, cw, train_split.y, order, bn_batch)
+        elf_w = None
+        if elf_on:
+            ramp = warmup_ramp(epoch, max_epochs, params["elf.warmup_frac"])
+            elf_w = applied_weights(base_w, order, bn_batch, ramp)
+        batch_w = elf_w
+        if cw is not None:
+            cwy = cw[train_split.y[order]]
+            batch_w = cwy if elf_w is None else elf_w * cwy
         model.train()
         total = torch.zeros((), device=device)
         for i in range(0, order.shape[0], bs):
@@ -214,7 +218,7 @@ def train(
                 None,
                 kind=params["loss.kind"],
                 gamma=params["loss.gamma"],
-                alpha=params["loss.alpha"],
+                alpha=alpha,
             )
             if faulty:
                 loss = inject_fault(params, loss)
@@ -226,7 +230,7 @@ def train(
         metrics = evaluate(model, val, data.num_classes, minority)
         if faulty:
             metrics = inject_metric_fault(params, metrics)
-        metrics |= weight_stats(w, clipped)
+        metrics |= _weight_stats(elf_w, clipped, order)
         epoch_time = time.perf_counter() - t0
         metrics |= {"epoch": epoch, "train_loss": train_loss, "epoch_time_s": epoch_time}
         _check_finite(train_loss, metrics, epoch)
@@ -245,6 +249,16 @@ def train(
             "train_time_s": train_time,
         }
         report(metrics, ckpt)
+
+
+def _weight_stats(
+    applied: torch.Tensor | None, clipped: torch.Tensor | None, order: torch.Tensor
+) -> dict[str, float]:
+    """w_* of the ELF weights the loss applied this epoch (all 1 without ELF)."""
+    if applied is None:
+        ones = torch.ones(order.shape[0])
+        return weight_stats(ones, torch.zeros(order.shape[0], dtype=torch.bool))
+    return weight_stats(applied, clipped[order])
 
 
 def _rows_at(t: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
@@ -304,7 +318,7 @@ def tune_trial(config: dict[str, Any], data: Dataset) -> None:
     import ray
     from ray import tune
 
-    params = TrialParams.from_flat(canonical(config))
+    params = prepare_params(config, data)
     gpu = bool(tune.get_context().get_trial_resources().required_resources.get("GPU", 0))
     device = pick_device(gpu)  # Ray narrows CUDA_VISIBLE_DEVICES to its GPU, so "cuda" is that one
     node = ray.get_runtime_context().get_node_id()  # a retry may run on another node

@@ -1,8 +1,8 @@
 """Experience-aware (ELF) sample weights ω = e^(1+o), o the reviewer's ownership, and transforms.
 
-Training split (`train_weights`): raw weights → normalise → clip. Batch normalisation
-(`batch_normalize`) runs per batch inside the loss, adaptive scaling (`adaptive_scale`) once per
-epoch. A weight of exactly 0 marks a sample dropped by `elf.missing=skip`: every transform keeps it
+Training split (`train_weights`): raw weights → normalise → clip, once. Then per epoch, in batch
+order: batch normalisation (`batch_normalize_epoch`), then the curriculum warm-up
+(`adaptive_scale`), so the warm-up is never cancelled by the per-batch z-score. A weight of exactly 0 marks a sample dropped by `elf.missing=skip`: every transform keeps it
 at 0, so a skipped sample never comes back into the loss.
 """
 
@@ -232,15 +232,22 @@ def batch_normalize_epoch(w: Tensor, batch_size: int) -> Tensor:
     return out
 
 
-def adaptive_scale(w: Tensor, epoch: int, max_epochs: int, warmup_frac: float) -> Tensor:
-    """1 + (w − 1)·min(1, epoch/(max_epochs·warmup_frac)), epoch from 0; warmup_frac 0 → w.
+def warmup_ramp(epoch: int, max_epochs: int, warmup_frac: float) -> float:
+    """r = min(1, epoch/(warmup_frac·(max_epochs − 1))), epoch from 0: 0 at the first epoch, 1 from
+    epoch warmup_frac·(max_epochs − 1) on, so even warmup_frac 1 reaches the full weights at the
+    last epoch; warmup_frac 0 (or a one-epoch budget) → 1 throughout."""
+    span = warmup_frac * (max_epochs - 1)
+    return 1.0 if span <= 0 else min(1.0, epoch / span)
 
-    Grows the weights from uniform to w over the warm-up. Zeros (skipped samples) stay 0.
-    """
-    if warmup_frac <= 0:
+
+def adaptive_scale(w: Tensor, ramp: float) -> Tensor:
+    """m + (w − m)·ramp with m the mean of the positive entries: from uniform weights (at w's own
+    mean, so the loss scale does not drift) to w. Zeros (skipped samples) stay 0; ramp 1 → w."""
+    if ramp >= 1:
         return w
-    ramp = min(1.0, epoch / (max_epochs * warmup_frac))
-    return torch.where(w == 0, w, 1 + (w - 1) * ramp)
+    keep = w > 0
+    mean = torch.where(keep, w, 0).sum() / keep.sum().clamp_min(1)
+    return torch.where(keep, torch.lerp(mean.expand_as(w), w, ramp), w)
 
 
 def split_weights(split: Split, train: Split, params: TrialParams) -> tuple[Tensor, Tensor]:

@@ -24,11 +24,11 @@ from torch import nn
 
 from search.bench import Figures
 from trainables.dataset import Split
-from trainables.losses import class_weights, combined_loss
+from trainables.losses import class_weights, combined_loss, focal_alpha
 from trainables.optim import AdamW
 from trainables.params import TrialParams
-from trainables.trial import epoch_weights
-from trainables.weights import adaptive_scale, train_weights
+from trainables.trial import applied_weights
+from trainables.weights import adaptive_scale, train_weights, warmup_ramp
 
 BATCH = 256
 CLASSES = 5
@@ -50,7 +50,7 @@ SIZES = {True: (3, 40, 300, 1), False: (21, 60, 500, 3)}
 FULL = {
     "loss.kind": "focal",
     "loss.gamma": 2.0,
-    "loss.alpha": 0.25,
+    "loss.alpha": "inverse_frequency",
     "elf.strategy": "avg",
     "elf.missing": "impute",
     "elf.normalize": "mean",
@@ -138,7 +138,7 @@ def _naive_full_loss(
     target: torch.Tensor,
     w: torch.Tensor,
     cw: torch.Tensor,
-    alpha: float,
+    alpha: torch.Tensor,
     gamma: float,
 ) -> torch.Tensor:
     """The full loss written sample by sample: the reference the vectorised loss must match."""
@@ -151,7 +151,7 @@ def _naive_full_loss(
     for i in range(n):
         y = int(target[i])
         logp = torch.log_softmax(logits[i], dim=0)[y]
-        a = (alpha if y == 1 else 1 - alpha) if CLASSES == 2 else alpha
+        a = float(alpha[y])
         omega = 1.25 + 0.75 * math.tanh((values[i] - mean) / (std + 1e-8)) if values[i] > 0 else 0
         total = total + omega * float(cw[y]) * -a * (1 - logp.exp()) ** gamma * logp
     return total / n
@@ -173,11 +173,13 @@ def _run(quick: bool) -> Figures:
     params = TrialParams.from_flat(FULL)
     train = _data(gen)
     w_train, _ = train_weights(train, params)
-    cw = class_weights(torch.bincount(train.y, minlength=CLASSES), params["cw.method"])
+    counts = torch.bincount(train.y, minlength=CLASSES)
+    cw = class_weights(counts, params["cw.method"])
+    ramp = warmup_ramp(EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])
     kw = {
         "kind": params["loss.kind"],
         "gamma": params["loss.gamma"],
-        "alpha": params["loss.alpha"],
+        "alpha": focal_alpha(params["loss.alpha"], counts),
         "batch_norm": params["elf.batch_norm"],
     }
     torch.manual_seed(0)
@@ -203,7 +205,7 @@ def _run(quick: bool) -> Figures:
 
     def full_step() -> None:
         if count["full"] % steps == 0:  # a timed repeat stands for an epoch
-            epoch_w[0] = adaptive_scale(w_train, EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])
+            epoch_w[0] = adaptive_scale(w_train, ramp)
         step(
             "full",
             model_full,
@@ -215,8 +217,7 @@ def _run(quick: bool) -> Figures:
 
     def epoch_bn_step() -> None:  # as trainables.trial runs it: per-epoch weight vector ω·cw[y]
         if count["full"] % steps == 0:
-            w = adaptive_scale(w_train, EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])
-            epoch_w[0] = epoch_weights(w, cw, train.y, order, BATCH)
+            epoch_w[0] = applied_weights(w_train, order, BATCH, ramp) * cw[train.y[order]]
         step(
             "full",
             model_full,
@@ -232,7 +233,7 @@ def _run(quick: bool) -> Figures:
 
     rows = batches[0]
     y = train.y[rows]
-    w = adaptive_scale(w_train, EPOCH, MAX_EPOCHS, params["elf.warmup_frac"])[rows]
+    w = adaptive_scale(w_train, ramp)[rows]
     logits = torch.randn(BATCH, CLASSES, generator=gen).requires_grad_()
 
     def loss_ce() -> None:

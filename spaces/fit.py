@@ -1,0 +1,106 @@
+"""A space fitted to the data a search trains on: checked against it, and pruned to what it can tell
+apart, before the search starts.
+
+`fit_to_data(space, facts)` refuses a point or a focal α the data cannot take (one line naming the
+space file) and collapses values that train like another one on this data: a granularity whose
+ownership columns copy another's, and missing-ownership policies where no training sample lacks
+ownership. Each collapse comes back as one sentence for the log and the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from spaces.distributions import Choice, Constant, Grid
+from spaces.space import ParamSpec, Space
+from trainables.canonical import ELF_ON, TrainFacts, validate
+from trainables.errors import UserInputError
+from trainables.losses import focal_alpha
+from trainables.params import PARAMS
+
+
+def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
+    """(the space without the values the data cannot tell apart, one note per collapse)."""
+    check_against(space, facts)
+    notes: list[str] = []
+    strategies = [s for s in _values(space, "elf.strategy") if s in ELF_ON]
+    if not strategies:
+        return space, notes
+    granularities = _values(space, "elf.granularity")
+    copies = {}
+    for g in granularities:
+        reps = {facts.copy_of(s, g) for s in strategies}
+        if len(reps) == 1 and (rep := reps.pop()) != g and rep in granularities:
+            copies[g] = rep
+            notes.append(
+                f"elf.granularity={g} is not searched: on this data its ownership columns are "
+                f"copies of {rep}'s, so it trains as {rep}"
+            )
+    space = collapse(space, "elf.granularity", copies)
+    kept = [g for g in granularities if g not in copies]
+    policies = _values(space, "elf.missing")
+    never = not any(facts.any_missing(s, g) for s in strategies for g in kept)
+    if len(policies) > 1 and never:
+        space = collapse(space, "elf.missing", {p: policies[0] for p in policies[1:]})
+        notes.append(
+            f"elf.missing is not searched ({', '.join(policies[1:])} dropped): no training sample "
+            f"lacks the ownership the strategies read, so no policy ever applies"
+        )
+    return space, notes
+
+
+def check_against(space: Space, facts: TrainFacts) -> None:
+    """Raise UserInputError naming the space file for a point, or a focal α value, that the data
+    cannot take (e.g. a two-class α on five classes)."""
+    counts = facts.counts()
+    for value in _values(space, "loss.alpha"):
+        try:
+            focal_alpha(value, counts, facts.classes)
+        except UserInputError as e:
+            raise UserInputError(f"{space.path}: loss.alpha: {e}") from None
+    for i, point in enumerate(space.points_to_evaluate):
+        try:
+            validate(point, facts)
+        except UserInputError as e:
+            raise UserInputError(f"{space.path}: points_to_evaluate.{i}: {e}") from None
+
+
+def _values(space: Space, key: str) -> list[Any]:
+    """The finite values `key` takes in `space` (its default when the space does not set it)."""
+    spec = space.params.get(key)
+    if spec is None:
+        return [PARAMS[key].default]
+    return list(spec.dist.finite or ())
+
+
+def collapse(space: Space, key: str, mapping: dict[Any, Any]) -> Space:
+    """`space` with each value of `key` in `mapping` replaced by its target: dropped from the
+    distribution (a single value left becomes a constant), the conditions and the points."""
+    if not mapping or key not in space.params:
+        return space
+    spec = space.params[key]
+    values = tuple(v for v in spec.dist.finite if v not in mapping)
+    if isinstance(spec.dist, Grid):
+        dist: Any = Grid(values)
+    elif isinstance(spec.dist, Choice) and len(values) > 1:
+        dist = Choice(values)
+    else:
+        dist = Constant(values[0])
+    params = {}
+    for k, p in space.params.items():
+        when = tuple(
+            (parent, _unique(mapping.get(v, v) for v in allowed) if parent == key else allowed)
+            for parent, allowed in p.when
+        )
+        params[k] = ParamSpec(k, dist if k == key else p.dist, when, p.description)
+    points: list[dict[str, Any]] = []
+    for point in space.points_to_evaluate:
+        moved = {k: mapping.get(v, v) if k == key else v for k, v in point.items()}
+        if moved not in points:
+            points.append(moved)
+    return replace(space, params=params, points_to_evaluate=tuple(points))
+
+
+def _unique(values: Any) -> tuple[Any, ...]:
+    return tuple(dict.fromkeys(values))

@@ -1,0 +1,299 @@
+"""One canonical form per training configuration, so that a search can skip repeats.
+
+`canonical(params, data=...)` first validates the config as written (`validate`: the same errors a
+trial raises), then rewrites it to the representative of the configurations that train
+bit-identically on this code and data, or (for one documented rule) identically up to AdamW's ε.
+Rules (missing keys read as their PARAMS default):
+- a key that cannot affect training given the others is dropped (RELEVANT_WHEN, e.g. loss.gamma
+  unless loss.kind is focal; every elf.* key when elf.strategy is none: the trial then applies no
+  weight transform at all);
+- focal with γ = 0 and α = null is cross-entropy: (1 − p)^0 = 1;
+- effective-number class weights with β = 0 are all (1 − 0^n)/(1 − 0) = 1, i.e. no class weights;
+- a clip bound that moves no training weight is null: with the data, computed on the training
+  weights themselves; without it, for elf.normalize none, bounds outside [e, e²] (ω = e^(1+o));
+- elf.normalize mean only divides every weight by one constant, which AdamW's update ignores up to
+  its ε (the loss scale cancels in m/√v): without a clip bound it is `none` (the one rule that is
+  exact only up to ε);
+- a warm-up whose ramp is 0 at the first epoch and 1 from the second (warmup_frac·(E − 1) ≤ 1) is
+  one configuration; with a one-epoch budget the warm-up is off.
+With the data (`Dataset`, see `TrainFacts`), also:
+- a granularity whose ownership columns (of the signals the strategy reads) are copies of another
+  granularity's on the training split trains as that one (the finest of the copies);
+- where no training sample lacks that ownership, elf.missing and elf.default_* are dropped;
+- a class-weight cap that the weights never reach (max/min ≤ cap) is null.
+A None for a key that cannot be None is the inactive marker of `search.param_space` and is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from trainables.dataset import Dataset, Split, granularity_index
+from trainables.errors import UserInputError
+from trainables.losses import class_weights, focal_alpha
+from trainables.params import GRANULARITIES, PARAMS, STRATEGIES, TrialParams, closest
+from trainables.weights import train_weights
+
+ELF_ON = tuple(s for s in STRATEGIES if s != "none")
+# ω = e^(1+o), o ∈ [0, 1], before normalisation; float32 rounds e and e² to within ~1e-7 of the
+# exact values (either side), so a clip counts as "outside" only beyond a relative slack of 1e-6
+FLOAT32_SLACK = 1e-6
+ELF_MIN, ELF_MAX = math.e * (1 - FLOAT32_SLACK), math.e**2 * (1 + FLOAT32_SLACK)
+FILLS = ("default", "impute", "min")  # missing policies that can read elf.default_aco/rso
+SIGNALS_READ = {"aco": ("aco",), "rso": ("rso",), "avg": ("aco", "rso"), "max": ("aco", "rso")}
+DEFAULTS = {k: p.default for k, p in PARAMS.items()}
+MAX_PASSES = 8  # each pass can only remove keys or apply a one-way rewrite; 2 suffice in practice
+
+# key -> {parent: values under which key matters}; all entries must hold and parents be relevant
+RELEVANT_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
+    "loss.gamma": {"loss.kind": ("focal",)},
+    "loss.alpha": {"loss.kind": ("focal",)},
+    **{
+        f"elf.{k}": {"elf.strategy": ELF_ON}
+        for k in ("granularity", "missing", "normalize", "clip_min", "clip_max", "batch_norm")
+    },
+    "elf.warmup_frac": {"elf.strategy": ELF_ON},
+    # impute and min fall back to the defaults when a training column has no known value
+    "elf.default_aco": {"elf.strategy": ("aco", "avg", "max"), "elf.missing": FILLS},
+    "elf.default_rso": {"elf.strategy": ("rso", "avg", "max"), "elf.missing": FILLS},
+    "cw.beta": {"cw.method": ("effective",)},
+    "cw.cap": {"cw.method": ("balanced", "effective")},
+}
+
+
+@dataclass
+class TrainFacts:
+    """What of the data decides equivalences: the training split's ownership columns and labels
+    (no features, so it is small enough to travel inside the searcher) and the class names."""
+
+    train: Split
+    classes: tuple[str, ...]
+    _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, data: Dataset) -> TrainFacts:
+        t = data.train
+        light = Split(t.x.new_empty((len(t), 0)), t.y, t.aco, t.rso)
+        return cls(light, data.classes)
+
+    def counts(self) -> torch.Tensor:
+        return torch.bincount(self.train.y, minlength=len(self.classes))
+
+    def _memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def _column(self, signal: str, granularity: str) -> torch.Tensor:
+        return getattr(self.train, signal)[:, granularity_index(granularity)]
+
+    def same_columns(self, strategy: str, a: str, b: str) -> bool:
+        """True when granularities a and b hold the same training values (NaN included) of every
+        signal `strategy` reads."""
+        return all(
+            torch.equal(self._column(s, a).nan_to_num(-1.0), self._column(s, b).nan_to_num(-1.0))
+            for s in SIGNALS_READ[strategy]
+        )
+
+    def copy_of(self, strategy: str, granularity: str) -> str:
+        """The finest granularity whose columns are those of `granularity` (itself if none is)."""
+        return self._memo(
+            ("copy", strategy, granularity),
+            lambda: next(
+                g
+                for g in reversed(GRANULARITIES)
+                if g == granularity or self.same_columns(strategy, g, granularity)
+            ),
+        )
+
+    def any_missing(self, strategy: str, granularity: str) -> bool:
+        """True when some training sample lacks a signal `strategy` reads at `granularity`."""
+        return self._memo(
+            ("missing", strategy, granularity),
+            lambda: any(
+                bool(self._column(s, granularity).isnan().any()) for s in SIGNALS_READ[strategy]
+            ),
+        )
+
+    def clip_moves(self, values: Mapping[str, Any], bound: str) -> bool:
+        """True when `bound` (elf.clip_min or elf.clip_max) moves some training weight."""
+
+        def compute() -> bool:
+            one = {"elf.clip_min": None, "elf.clip_max": None, bound: values[bound]}
+            params = TrialParams.from_flat(dict(values) | one)
+            return bool(train_weights(self.train, params)[1].any())
+
+        key = tuple(
+            values[k] for k in sorted(values) if k.startswith("elf.") and k != _other(bound)
+        )
+        return self._memo(("clip", bound, key), compute)
+
+    def cap_binds(self, method: str, beta: float, cap: float) -> bool:
+        """True when cw.cap changes the class weights of the training counts."""
+        counts = self.counts()
+
+        def compute() -> bool:
+            capped = class_weights(counts, method, beta, cap, self.classes)
+            return not torch.equal(capped, class_weights(counts, method, beta, None))
+
+        return self._memo(("cap", method, beta, cap), compute)
+
+
+def _other(bound: str) -> str:
+    return "elf.clip_max" if bound == "elf.clip_min" else "elf.clip_min"
+
+
+NEEDS_MISSING = ("elf.missing", "elf.default_aco", "elf.default_rso")
+
+
+def _nothing_missing(values: Mapping[str, Any], facts: TrainFacts) -> bool:
+    strategy = values["elf.strategy"]
+    return strategy in ELF_ON and not facts.any_missing(strategy, values["elf.granularity"])
+
+
+def relevant(key: str, values: Mapping[str, Any], facts: TrainFacts | None = None) -> bool:
+    """True when `key` can affect training given the complete flat config `values` (and data)."""
+    if facts is not None and key in NEEDS_MISSING and _nothing_missing(values, facts):
+        return False
+    return all(
+        values[parent] in allowed and relevant(parent, values, facts)
+        for parent, allowed in RELEVANT_WHEN.get(key, {}).items()
+    )
+
+
+Rule = Callable[[Mapping[str, Any], TrainFacts | None], dict[str, Any]]
+
+
+def _focal_is_ce(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    collapse = v["loss.kind"] == "focal" and v["loss.gamma"] == 0 and v["loss.alpha"] is None
+    return {"loss.kind": "ce"} if collapse else {}
+
+
+def _effective_beta_zero(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    return {"cw.method": "none"} if v["cw.method"] == "effective" and v["cw.beta"] == 0 else {}
+
+
+def _cap_never_binds(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    if facts is None or v["cw.method"] == "none" or v["cw.cap"] is None:
+        return {}
+    return {} if facts.cap_binds(v["cw.method"], v["cw.beta"], v["cw.cap"]) else {"cw.cap": None}
+
+
+def _granularity_copy(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    if facts is None or v["elf.strategy"] == "none":
+        return {}
+    return {"elf.granularity": facts.copy_of(v["elf.strategy"], v["elf.granularity"])}
+
+
+def _clip_moves_nothing(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    if v["elf.strategy"] == "none":
+        return {}
+    out: dict[str, Any] = {}
+    for bound in ("elf.clip_min", "elf.clip_max"):
+        if v[bound] is None:
+            continue
+        if facts is not None:
+            if not facts.clip_moves(v, bound):
+                out[bound] = None
+        elif v["elf.normalize"] == "none":
+            outside = v[bound] <= ELF_MIN if bound == "elf.clip_min" else v[bound] >= ELF_MAX
+            if outside:
+                out[bound] = None
+    return out
+
+
+def _scale_only_normalize(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    unclipped = v["elf.clip_min"] is None and v["elf.clip_max"] is None
+    return {"elf.normalize": "none"} if v["elf.normalize"] == "mean" and unclipped else {}
+
+
+def _warmup_one_step(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    epochs, frac = v["train.max_epochs"], v["elf.warmup_frac"]
+    if frac == 0:
+        return {}
+    if epochs == 1:
+        return {"elf.warmup_frac": 0.0}
+    if frac * (epochs - 1) > 1:
+        return {}
+    shortest = 1 / (epochs - 1)  # the representative: ramp 0, then 1
+    return {
+        "elf.warmup_frac": shortest if shortest * (epochs - 1) <= 1 else math.nextafter(shortest, 0)
+    }
+
+
+REWRITES: tuple[Rule, ...] = (
+    _focal_is_ce,
+    _effective_beta_zero,
+    _cap_never_binds,
+    _granularity_copy,
+    _clip_moves_nothing,
+    _scale_only_normalize,
+    _warmup_one_step,
+)
+
+
+def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in params.items():
+        if key not in PARAMS:
+            hint = closest(key, tuple(PARAMS))
+            raise UserInputError(f"unknown trial key {key!r}{hint}")
+        if value is None and PARAMS[key].kind not in ("float_or_none", "alpha"):
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            raise UserInputError(f"{key}: expected a number, got nan")
+        try:
+            out[key] = PARAMS[key].check(value)
+        except ValueError as e:
+            raise UserInputError(str(e)) from e
+    return out
+
+
+def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict[str, Any]:
+    """The checked flat config as written (absent keys stay absent), or the UserInputError a trial
+    raises for it: a bad value, clip_min above clip_max, and with the data a focal α that does not
+    fit its classes or class weights for a class without training rows."""
+    out = _checked(params)
+    v = DEFAULTS | out
+    low, high = v["elf.clip_min"], v["elf.clip_max"]
+    if low is not None and high is not None and low > high:
+        raise UserInputError(f"elf.clip_min ({low:g}) must not exceed elf.clip_max ({high:g})")
+    if facts is not None:
+        counts = facts.counts()
+        if v["loss.kind"] == "focal":
+            focal_alpha(v["loss.alpha"], counts, facts.classes)
+        if v["cw.method"] != "none":
+            class_weights(counts, v["cw.method"], v["cw.beta"], v["cw.cap"], facts.classes)
+    return out
+
+
+def canonical(
+    params: Mapping[str, Any],
+    fill_defaults: bool = False,
+    data: Dataset | TrainFacts | None = None,
+) -> dict[str, Any]:
+    """The canonical form of a full or partial flat config (idempotent; keeps the input's order),
+    after `validate`. With `data` (a Dataset or its TrainFacts, reused across calls) the data's
+    rules apply too.
+
+    With `fill_defaults`, missing keys are filled first, so that two configs are equivalent exactly
+    when their canonical forms are equal; without it, absent keys stay absent.
+    """
+    facts = TrainFacts.of(data) if isinstance(data, Dataset) else data
+    out = validate(params, facts)
+    if fill_defaults:
+        out = {k: out.get(k, d) for k, d in DEFAULTS.items()}
+    for _ in range(MAX_PASSES):
+        full = DEFAULTS | out
+        updates = {k: v for rule in REWRITES for k, v in rule(full, facts).items() if full[k] != v}
+        full |= updates
+        kept = {k: full[k] for k in out | updates if relevant(k, full, facts)}
+        if kept == out:
+            return out
+        out = kept
+    return out
