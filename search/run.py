@@ -30,10 +30,12 @@ USAGE = """usage: python -m search.run [key=value ...]
 Runs a Ray Tune search over loss configurations (ASHA + Optuna by default) and writes everything
 to output_dir: config.yaml, space.yaml, record.jsonl, tune/ (Ray), report/ (Pareto).
 
-spaces:       {spaces}
-data presets: {presets}
+spaces: {spaces}
 keys:
   {keys}
+
+data presets (data=NAME) and their options (data.OPTION=VALUE):
+  {presets}
 
 examples:
   python -m search.run space=elf
@@ -57,17 +59,16 @@ class Outcome:
 
 
 def usage() -> str:
-    from trainables.presets import PRESETS
+    from trainables.presets import describe_presets
 
     defaults = flatten(SearchConfig().to_dict())
     defaults["data"] = defaults.pop("data.preset")
     defaults["scheduler"] = defaults.pop("scheduler.name")
     width = max(map(len, defaults))
     keys = [f"{k:<{width}}  default: {v!r}" for k, v in sorted(defaults.items())]
-    keys.append(f"{'data.*':<{width}}  options of the data preset (see README: Data)")
-    return USAGE.format(
-        spaces=", ".join(list_spaces()), presets=", ".join(PRESETS), keys="\n  ".join(keys)
-    )
+    keys.append(f"{'data.*':<{width}}  options of the data preset (below)")
+    presets = describe_presets().replace("\n", "\n  ")
+    return USAGE.format(spaces=", ".join(list_spaces()), presets=presets, keys="\n  ".join(keys))
 
 
 def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:

@@ -35,6 +35,13 @@ def test_help_lists_spaces_presets_and_keys(capsys):
         "dry_run",
     ):
         assert word in out
+    # every data.* option of every preset, with its type and default
+    assert "data.path          a string, required" in out
+    assert "data.label         a string, required" in out
+    assert "data.n_train            an integer, default 6000" in out
+    assert "[defaults: noise_max=0.0]" in out  # synthetic-clean's own default
+    for option in ("data.text ", "data.ownership ", "data.noise_decay ", "data.missing "):
+        assert option in out
 
 
 def test_dry_run_prints_config_and_space_without_ray(capsys):

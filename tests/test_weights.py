@@ -20,7 +20,7 @@ from trainables.weights import (
     batch_normalize_epoch,
     clip_weights,
     elf_weights,
-    normalize_mean,
+    mean_weight,
     raw_weights,
     split_weights,
     train_weights,
@@ -106,12 +106,9 @@ def test_strategy_none_is_all_ones_even_with_nan() -> None:
     close(raw_weights(ACO, RSO, "none", "skip"), [1.0] * 4)
 
 
-def test_normalize_mean_leaves_zeros_out() -> None:
-    w = normalize_mean(t(1.0, 2.0, 3.0, 0.0), reference=t(2.0, 4.0, 0.0))
-    close(w, [1 / 3, 2 / 3, 1.0, 0.0])
-    ref = t(2.0, 5.0, 0.0, 7.0)
-    assert normalize_mean(ref, ref)[ref > 0].mean().item() == pytest.approx(1.0)
-    close(normalize_mean(t(1.0, 2.0), reference=t(0.0, 0.0)), [1.0, 2.0])
+def test_mean_weight_leaves_zeros_out() -> None:
+    assert mean_weight(t(2.0, 5.0, 0.0, 8.0)) == pytest.approx(5.0)
+    assert mean_weight(t(0.0, 0.0)) == 1.0
 
 
 def test_clip_weights() -> None:
@@ -204,20 +201,20 @@ def test_train_weights_pipeline() -> None:
     )
     w, mask = train_weights(TRAIN, params)
     raw = np.exp(1 + np.array([0.35, 0.275, 0.2]))
-    expected = np.minimum(raw / raw.mean(), 1.05)
+    expected = np.minimum(raw, 1.05 * raw.mean())  # the bound is relative; the scale is kept
     close(w, expected.tolist())
-    assert mask.tolist() == (raw / raw.mean() > 1.05).tolist()
+    assert mask.tolist() == (raw > 1.05 * raw.mean()).tolist() == [True, False, False]
 
 
 def test_split_weights_use_training_statistics() -> None:
     params = TrialParams.from_flat(
-        {"elf.strategy": "aco", "elf.missing": "impute", "elf.normalize": "mean"}
+        {"elf.strategy": "aco", "elf.missing": "impute", "elf.normalize": "mean", "elf.clip_max": 1}
     )
     val = _split([[0.0, 0.0, NAN], [0.0, 0.0, 0.5]], [[0.0, 0.0, 0.1], [0.0, 0.0, 0.1]])
     w, mask = split_weights(val, TRAIN, params)
-    train_raw = np.exp(1 + np.array([0.35, 0.275, 0.2]))
-    close(w, (np.exp(1 + np.array([0.275, 0.5])) / train_raw.mean()).tolist())
-    assert not mask.any()
+    train_mean = np.exp(1 + np.array([0.35, 0.275, 0.2])).mean()  # imputed 0.275: training mean
+    close(w, [np.exp(1.275), train_mean])  # e^1.5 is clipped to 1 × the training mean
+    assert mask.tolist() == [False, True]
 
 
 def test_train_weights_warns_when_skip_drops_everything() -> None:

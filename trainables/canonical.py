@@ -2,7 +2,7 @@
 
 `canonical(params, data=...)` first validates the config as written (`validate`: the same errors a
 trial raises), then rewrites it to the representative of the configurations that train
-bit-identically on this code and data, or (for one documented rule) identically up to AdamW's ε.
+bit-identically on this code and data.
 Rules (missing keys read as their PARAMS default):
 - a key that cannot affect training given the others is dropped (RELEVANT_WHEN, e.g. loss.gamma
   unless loss.kind is focal; every elf.* key when elf.strategy is none: the trial then applies no
@@ -11,14 +11,15 @@ Rules (missing keys read as their PARAMS default):
 - effective-number class weights with β = 0 are all (1 − 0^n)/(1 − 0) = 1, i.e. no class weights;
 - a clip bound that moves no training weight is null: with the data, computed on the training
   weights themselves; without it, for elf.normalize none, bounds outside [e, e²] (ω = e^(1+o));
-- elf.normalize mean only divides every weight by one constant, which AdamW's update ignores up to
-  its ε (the loss scale cancels in m/√v): without a clip bound it is `none` (the one rule that is
-  exact only up to ε);
+- elf.normalize mean only makes the clip bounds relative to the mean weight: without a clip bound
+  it is `none`;
 - a warm-up whose ramp is 0 at the first epoch and 1 from the second (warmup_frac·(E − 1) ≤ 1) is
   one configuration; with a one-epoch budget the warm-up is off.
 With the data (`Dataset`, see `TrainFacts`), also:
-- a granularity whose ownership columns (of the signals the strategy reads) are copies of another
-  granularity's on the training split trains as that one (the finest of the copies);
+- a granularity or missing-value policy that gives the same training weights (and clipped mask)
+  as another trains as the first of them in WEIGHT_ORDERS (finest granularity; default, impute,
+  min, skip): e.g. a granularity whose ownership columns copy another's, every policy where no
+  training sample lacks ownership, or fills that a clip bound moves to the same value;
 - where no training sample lacks that ownership, elf.missing and elf.default_* are dropped;
 - a class-weight cap that the weights never reach (max/min ≤ cap) is null.
 A None for a key that cannot be None is the inactive marker of `search.param_space` and is dropped.
@@ -37,7 +38,7 @@ from trainables.dataset import Dataset, Split, granularity_index
 from trainables.errors import UserInputError
 from trainables.losses import class_weights, focal_alpha
 from trainables.params import GRANULARITIES, PARAMS, STRATEGIES, TrialParams, closest
-from trainables.weights import train_weights
+from trainables.weights import check_clip_bounds, train_weights
 
 ELF_ON = tuple(s for s in STRATEGIES if s != "none")
 # ω = e^(1+o), o ∈ [0, 1], before normalisation; float32 rounds e and e² to within ~1e-7 of the
@@ -133,6 +134,13 @@ class TrainFacts:
         )
         return self._memo(("clip", bound, key), compute)
 
+    def weights(self, values: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training ELF weights and clipped mask of the complete flat config `values`."""
+        key = tuple(values[k] for k in sorted(values) if k.startswith("elf."))
+        return self._memo(
+            ("weights", key), lambda: train_weights(self.train, TrialParams.from_flat(dict(values)))
+        )
+
     def cap_binds(self, method: str, beta: float, cap: float) -> bool:
         """True when cw.cap changes the class weights of the training counts."""
         counts = self.counts()
@@ -184,10 +192,23 @@ def _cap_never_binds(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str
     return {} if facts.cap_binds(v["cw.method"], v["cw.beta"], v["cw.cap"]) else {"cw.cap": None}
 
 
-def _granularity_copy(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+# where these keys give the same training weights, the first value in this order represents them
+WEIGHT_ORDERS = {
+    "elf.granularity": tuple(reversed(GRANULARITIES)),
+    "elf.missing": ("default", "impute", "min", "skip"),
+}
+
+
+def _same_weights(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
     if facts is None or v["elf.strategy"] == "none":
         return {}
-    return {"elf.granularity": facts.copy_of(v["elf.strategy"], v["elf.granularity"])}
+    mine = facts.weights(v)
+    for key, order in WEIGHT_ORDERS.items():
+        for candidate in order[: order.index(v[key])]:
+            theirs = facts.weights(dict(v) | {key: candidate})
+            if all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True)):
+                return {key: candidate}
+    return {}
 
 
 def _clip_moves_nothing(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
@@ -230,7 +251,7 @@ REWRITES: tuple[Rule, ...] = (
     _focal_is_ce,
     _effective_beta_zero,
     _cap_never_binds,
-    _granularity_copy,
+    _same_weights,
     _clip_moves_nothing,
     _scale_only_normalize,
     _warmup_one_step,
@@ -260,9 +281,7 @@ def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict
     fit its classes or class weights for a class without training rows."""
     out = _checked(params)
     v = DEFAULTS | out
-    low, high = v["elf.clip_min"], v["elf.clip_max"]
-    if low is not None and high is not None and low > high:
-        raise UserInputError(f"elf.clip_min ({low:g}) must not exceed elf.clip_max ({high:g})")
+    check_clip_bounds(v["elf.clip_min"], v["elf.clip_max"])
     if facts is not None:
         counts = facts.counts()
         if v["loss.kind"] == "focal":

@@ -148,8 +148,8 @@ PARAMS: dict[str, Param] = {
             "elf.normalize",
             "none",
             "str",
-            "mean: divide the training weights by their mean before clipping (clip bounds become "
-            "relative to the mean weight); a constant factor otherwise, which AdamW ignores.",
+            "mean: elf.clip_min/clip_max are multiples of the mean training weight (the weights "
+            "keep their scale); without a clip bound it changes nothing.",
             choices=("none", "mean"),
         ),
         _p("elf.clip_min", None, "float_or_none", "Lower clip of weights (none: no clip).", low=0),

@@ -7,10 +7,11 @@ Values are checked against the field types; unknown presets and options name the
 
 from __future__ import annotations
 
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
 
 from trainables.dataset import Dataset
@@ -233,9 +234,45 @@ SCALARS: dict[Any, Callable[[str, Any], Any]] = {
 
 
 def describe_presets() -> str:
-    """One paragraph per preset for --help: name, what it is, and its data.* options."""
-    lines = []
+    """For --help: each preset with what it is, then the data.* options of its spec type (type in
+    words and default; a later preset of the same type lists only the defaults it changes)."""
+    by_type: dict[type, list[str]] = {}
     for name, recipe in PRESETS.items():
-        lines.append(f"{name}: {recipe.doc}")
-        lines.append(f"    options: {', '.join(recipe.options())}")
+        by_type.setdefault(recipe.spec_type, []).append(name)
+    lines = []
+    for spec_type, names in by_type.items():
+        first = _defaults(PRESETS[names[0]])
+        for name in names:
+            changed = {k: v for k, v in _defaults(PRESETS[name]).items() if v != first[k]}
+            note = ", ".join(f"{k}={_short(v)}" for k, v in changed.items())
+            line = f"{name}: {PRESETS[name].doc}" + (f" [defaults: {note}]" if note else "")
+            lines += textwrap.wrap(line, 96, subsequent_indent="    ", break_on_hyphens=False)
+        hints = typing.get_type_hints(spec_type)
+        width = max(len(f.name) for f in fields(spec_type)) + len("data.")
+        for key, value in first.items():
+            default = "required" if value is REQUIRED else f"default {_short(value)}"
+            lines.append(f"    {'data.' + key:<{width}}  {_describe(hints[key])}, {default}")
     return "\n".join(lines)
+
+
+REQUIRED = object()  # marks a spec field without a default in `_defaults`
+
+
+def _defaults(recipe: Preset) -> dict[str, Any]:
+    """Each option of `recipe` with the value it takes when not given (REQUIRED if none)."""
+    out = {}
+    for f in fields(recipe.spec_type):
+        if recipe.base is not None:
+            out[f.name] = getattr(recipe.base, f.name)
+        elif f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
+        else:
+            out[f.name] = REQUIRED
+    return out
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else "(see README)"

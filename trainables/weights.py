@@ -1,9 +1,11 @@
 """Experience-aware (ELF) sample weights ω = e^(1+o), o the reviewer's ownership, and transforms.
 
-Training split (`train_weights`): raw weights → normalise → clip, once. Then per epoch, in batch
-order: batch normalisation (`batch_normalize_epoch`), then the curriculum warm-up
-(`adaptive_scale`), so the warm-up is never cancelled by the per-batch z-score. A weight of exactly 0 marks a sample dropped by `elf.missing=skip`: every transform keeps it
-at 0, so a skipped sample never comes back into the loss.
+Training split (`train_weights`): raw weights → clip (bounds relative to the mean training weight
+with elf.normalize=mean), once. Then per epoch, in batch order: batch normalisation
+(`batch_normalize_epoch`), then the curriculum warm-up (`adaptive_scale`), so the warm-up is never
+cancelled by the per-batch z-score. No step rescales the weights by a constant: AdamW would
+ignore it (up to its ε). A weight of exactly 0 marks a sample dropped by `elf.missing=skip`:
+every transform keeps it at 0, so a skipped sample never comes back into the loss.
 """
 
 from __future__ import annotations
@@ -136,22 +138,28 @@ def raw_weights(
     return MISSING[missing](aco, rso, strategy, (default_aco, default_rso), train)
 
 
-def normalize_mean(w: Tensor, reference: Tensor) -> Tensor:
-    """w / mean(reference), so the reference (training) weights have mean 1.
-
-    Zeros (skipped samples) are left out of the mean and stay 0: the samples that do train have mean
-    weight 1. A reference with no positive weight leaves w unchanged.
-    """
+def mean_weight(reference: Tensor) -> float:
+    """Mean of the positive entries of `reference` (skipped samples left out); 1 when none is."""
     positive = reference > 0
-    count = positive.sum()
-    mean = torch.where(positive, reference, 0).sum() / count.clamp_min(1)
-    return w / torch.where(count > 0, mean, 1).to(w.dtype)
+    count = int(positive.sum())
+    return float(torch.where(positive, reference, 0).sum()) / count if count else 1.0
 
 
-NORMALIZERS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "none": lambda w, reference: w,
-    "mean": normalize_mean,
-}
+def clip_bounds(params: TrialParams, reference: Tensor) -> tuple[float | None, float | None]:
+    """(elf.clip_min, elf.clip_max) in weight units: as given for elf.normalize none, times the
+    mean training weight for mean (the bounds are then relative; the weights keep their scale)."""
+    lo, hi = params["elf.clip_min"], params["elf.clip_max"]
+    check_clip_bounds(lo, hi)
+    if params["elf.normalize"] == "none" or (lo is None and hi is None):
+        return lo, hi
+    m = mean_weight(reference)
+    return (None if lo is None else lo * m), (None if hi is None else hi * m)
+
+
+def check_clip_bounds(lo: float | None, hi: float | None) -> None:
+    """Raise UserInputError when both bounds are set and lo > hi."""
+    if lo is not None and hi is not None and lo > hi:
+        raise UserInputError(f"elf.clip_min ({lo:g}) must not exceed elf.clip_max ({hi:g})")
 
 
 def clip_weights(w: Tensor, lo: float | None, hi: float | None) -> tuple[Tensor, Tensor]:
@@ -159,8 +167,7 @@ def clip_weights(w: Tensor, lo: float | None, hi: float | None) -> tuple[Tensor,
 
     Zeros (skipped samples) stay 0 and are never counted as clipped.
     """
-    if lo is not None and hi is not None and lo > hi:
-        raise UserInputError(f"elf.clip_min ({lo}) must not exceed elf.clip_max ({hi})")
+    check_clip_bounds(lo, hi)
     clipped = w.clamp(lo, hi) if lo is not None or hi is not None else w
     keep = w == 0
     return torch.where(keep, w, clipped), (clipped != w) & ~keep
@@ -272,12 +279,11 @@ def split_weights(split: Split, train: Split, params: TrialParams) -> tuple[Tens
                 f"{params['elf.granularity']!r}): the weighted loss is 0",
                 stacklevel=3,
             )
-    w = NORMALIZERS[params["elf.normalize"]](w, reference)
-    return clip_weights(w, params["elf.clip_min"], params["elf.clip_max"])
+    return clip_weights(w, *clip_bounds(params, reference))
 
 
 def train_weights(split: Split, params: TrialParams) -> tuple[Tensor, Tensor]:
-    """Training weights (n,) and clipped mask: raw → normalise → clip, statistics from `split`."""
+    """Training weights (n,) and clipped mask: raw → clip, statistics from `split`."""
     return split_weights(split, split, params)
 
 

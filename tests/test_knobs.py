@@ -1,0 +1,399 @@
+"""Every searched setting changes training, or `canonical` merges it with the one it trains like.
+
+Trainings here are "raw" (`TrialParams.from_flat`, no canonicalisation), so the rules themselves are
+on trial: a difference counts only when it is larger than a pure loss-scale change makes it (the
+noise floor of AdamW's ε, measured in the same run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from search.searcher import config_key
+from spaces import list_spaces, load_space
+from spaces.distributions import Uniform
+from spaces.fit import fit_to_data
+from spaces.space import Space
+from trainables.canonical import TrainFacts, canonical
+from trainables.dataset import Dataset, Split
+from trainables.errors import UserInputError
+from trainables.params import TrialParams
+from trainables.synthetic import SyntheticSpec, make_synthetic
+from trainables.table import TableSpec, load_table
+from trainables.trial import prepare_params, train
+from trainables.weights import train_weights
+
+TINY = SyntheticSpec(n_train=512, n_val=256, n_test=64, reviewers=40, features=12, informative=6)
+# sized for the fixture: 8 batches an epoch, 6 epochs (so warm-up values 0.125 and 0.25 differ)
+FIXTURE = {"train.max_epochs": 6, "train.batch_size": 64, "model.hidden": 32}
+TIMING = {"epoch_time_s", "train_time_s"}
+Curve = tuple[tuple[tuple[str, float], ...], ...]
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    return make_synthetic(TINY)
+
+
+@pytest.fixture(scope="module")
+def facts(data: Dataset) -> TrainFacts:
+    return TrainFacts.of(data)
+
+
+@pytest.fixture(scope="module")
+def runs(data: Dataset) -> dict[tuple, Curve]:
+    return {}
+
+
+def curve(data: Dataset, cfg: dict[str, Any], cache: dict[tuple, Curve] | None = None) -> Curve:
+    """Every reported number of every epoch (timings aside), training `cfg` as written."""
+    key = tuple(sorted((k, str(v)) for k, v in cfg.items()))
+    if cache is not None and key in cache:
+        return cache[key]
+    reports: list[tuple[tuple[str, float], ...]] = []
+    params = TrialParams.from_flat(FIXTURE | cfg)
+    train(params, data, lambda m, _: reports.append(_numbers(m)), torch.device("cpu"))
+    if cache is not None:
+        cache[key] = tuple(reports)
+    return tuple(reports)
+
+
+def _numbers(metrics: dict[str, Any]) -> tuple[tuple[str, float], ...]:
+    return tuple((k, float(metrics[k])) for k in sorted(metrics) if k not in TIMING)
+
+
+def val_loss_gap(a: Curve, b: Curve) -> float:
+    """max over epochs of |Δ val_loss|."""
+    return max(abs(dict(x)["val_loss"] - dict(y)["val_loss"]) for x, y in zip(a, b, strict=True))
+
+
+def product_curve(data: Dataset, cfg: dict[str, Any]) -> Curve:
+    """What a search's trial trains for `cfg`: validated and canonicalised first."""
+    reports: list[tuple[tuple[str, float], ...]] = []
+    params = prepare_params(FIXTURE | cfg, data)
+    train(params, data, lambda m, _: reports.append(_numbers(m)), torch.device("cpu"))
+    return tuple(reports)
+
+
+@pytest.fixture(scope="module")
+def floor(data: Dataset, runs: dict[tuple, Curve]) -> float:
+    """The val_loss gap of a pure loss-scale change (every weight clipped to 3, then to 4): what
+    AdamW's ε alone makes of it."""
+    at = {c: {"elf.strategy": "aco", "elf.clip_min": c, "elf.clip_max": c} for c in (3.0, 4.0)}
+    gap = val_loss_gap(curve(data, at[3.0], runs), curve(data, at[4.0], runs))
+    assert 0 < gap < 1e-3
+    return gap
+
+
+def canon(cfg: dict[str, Any], facts: TrainFacts) -> dict[str, Any]:
+    return canonical(FIXTURE | cfg, fill_defaults=True, data=facts)
+
+
+def values_of(space: Space, key: str) -> list[Any]:
+    dist = space.params[key].dist
+    if dist.finite is not None:
+        return list(dist.finite)
+    if isinstance(dist, Uniform) and dist.step is not None:
+        return dist.grid_points()
+    return [dist.low, dist.high]
+
+
+def samples(space: Space, n: int) -> list[dict[str, Any]]:
+    """The space's points, then `n` define-by-run draws (seeded)."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for point in space.points():
+        study.enqueue_trial(point)
+    out: list[dict[str, Any]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        out.append({**space.define_by_run(trial), **trial.params})
+        return 0.0
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=len(space.points()) + n)
+    return out
+
+
+def changed(space: Space, base: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """`base` with `key` set to `value` and the keys that this makes inactive dropped."""
+    out = base | {key: value}
+    return {k: v for k, v in out.items() if k not in space.params or space.is_active(k, out)}
+
+
+def bases(space: Space, key: str, pool: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Configs where `key` is active, covering every value of every other finite key once."""
+    active = [c for c in pool if space.is_active(key, c)]
+    chosen: list[dict[str, Any]] = active[:1]
+    for other, spec in space.params.items():
+        for value in (spec.dist.finite or ()) if other != key else ():
+            if any(c.get(other) == value for c in chosen):
+                continue
+            found = next((c for c in active if c.get(other) == value), None)
+            if found is not None:
+                chosen.append(found)
+    return chosen
+
+
+SEARCHED = [
+    (name, key)
+    for name in list_spaces()
+    for key in load_space(name).params
+    if len(load_space(name).params[key].dist.finite or (0, 1)) > 1
+]
+
+
+@pytest.mark.parametrize(("name", "key"), SEARCHED, ids=[f"{n}:{k}" for n, k in SEARCHED])
+def test_every_searched_key_changes_training_or_is_merged(
+    name: str, key: str, data: Dataset, facts: TrainFacts, floor: float, runs: dict
+) -> None:
+    space, _ = fit_to_data(load_space(name), facts)  # what the driver searches
+    if key not in space.params or len(values_of(space, key)) < 2:
+        return  # collapsed by the data: nothing left to search
+    values = values_of(space, key)
+    compared = 0
+    for base in bases(space, key, samples(space, 40)):
+        dist = space.params[key].dist
+        if dist.finite is None and not (isinstance(dist, Uniform) and dist.step):  # its two ends
+            pairs = [(changed(space, base, key, values[0]), changed(space, base, key, values[-1]))]
+        else:
+            pairs = [(base, changed(space, base, key, v)) for v in values if v != base[key]]
+        for a, b in pairs:
+            if canon(a, facts) == canon(b, facts):
+                continue
+            gap = val_loss_gap(curve(data, a, runs), curve(data, b, runs))
+            assert gap > 10 * floor, (key, a[key], b[key], base, gap, floor)
+            compared += 1
+    assert compared > 0, f"{name}: {key} never trains differently"
+
+
+# what the issue measured as training alike on the code before it (each pair: one key changed)
+OLD_NO_OPS = {
+    "alpha rule vs none, 5 classes": (
+        {"loss.kind": "focal", "loss.gamma": 2.0},
+        {"loss.alpha": None},
+        {"loss.alpha": "inverse_frequency"},
+    ),
+    "normalize mean vs none, with a clip": (
+        {"elf.strategy": "aco", "elf.clip_max": 1.2},
+        {"elf.normalize": "none"},
+        {"elf.normalize": "mean"},
+    ),
+    "warm-up under batch norm": (
+        {"elf.strategy": "aco", "elf.batch_norm": True},
+        {"elf.warmup_frac": 0.125},
+        {"elf.warmup_frac": 0.5},
+    ),
+    "warm-up without batch norm": (
+        {"elf.strategy": "aco"},
+        {"elf.warmup_frac": 0.25},
+        {"elf.warmup_frac": 0.5},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(OLD_NO_OPS))
+def test_former_no_ops_now_change_training(
+    case: str, data: Dataset, facts: TrainFacts, floor: float, runs: dict
+) -> None:
+    base, a, b = OLD_NO_OPS[case]
+    assert canon(base | a, facts) != canon(base | b, facts)
+    gap = val_loss_gap(curve(data, base | a, runs), curve(data, base | b, runs))
+    assert gap > 100 * floor, (case, gap, floor)
+
+
+def test_scale_only_settings_are_merged(data: Dataset, facts: TrainFacts) -> None:
+    # a scalar α on five classes was one common factor: it is now refused, in and out of a search
+    with pytest.raises(UserInputError, match="two-class"):
+        canon({"loss.kind": "focal", "loss.alpha": 0.75}, facts)
+    with pytest.raises(UserInputError, match="two-class"):
+        prepare_params({"loss.kind": "focal", "loss.alpha": 0.75}, data)
+    # normalise-by-mean without a clip only rescales the loss
+    elf = {"elf.strategy": "rso"}
+    assert canon(elf | {"elf.normalize": "mean"}, facts) == canon(elf, facts)
+    # a ramp of 0 then 1 is the same for every fraction up to 1/(E − 1)
+    short = [canon(elf | {"elf.warmup_frac": f}, facts) for f in (0.1, 0.15, 0.2)]
+    assert short[0] == short[1] == short[2] != canon(elf, facts)
+    assert curve(data, elf | {"elf.warmup_frac": 0.1}) == curve(
+        data, elf | {"elf.warmup_frac": 0.2}
+    )
+
+
+POOLS: dict[str, tuple[Any, ...]] = {
+    "loss.kind": ("ce", "focal"),
+    "loss.gamma": (0.0, 2.0),
+    "loss.alpha": (None, "inverse_frequency"),
+    "elf.strategy": ("none", "aco", "rso", "avg", "max"),
+    "elf.granularity": ("repository", "subsystem", "package"),
+    "elf.missing": ("default", "impute", "min", "skip"),
+    "elf.normalize": ("none", "mean"),
+    "elf.clip_min": (None, 0.5, 1.0, 3.5),
+    "elf.clip_max": (None, 1.2, 5.0, 9.0),
+    "elf.batch_norm": (False, True),
+    "elf.warmup_frac": (0.0, 0.1, 0.2, 0.5),
+    "cw.method": ("none", "balanced", "effective"),
+    "cw.beta": (0.0, 0.9, 0.999),
+    "cw.cap": (None, 2.0, 100.0),
+}
+
+
+def clips_everything(facts: TrainFacts, cfg: dict[str, Any]) -> bool:
+    """True when the clip bounds move every kept training weight: the ELF weights are then one
+    constant whatever the strategy, a degenerate setting `canonical` does not try to merge."""
+    params = TrialParams.from_flat(FIXTURE | cfg)
+    if params["elf.strategy"] == "none":
+        return False
+    w, clipped = train_weights(facts.train, params)
+    return bool(clipped[w > 0].all())
+
+
+def random_configs(facts: TrainFacts, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Configs drawn key by key from small pools (so that many are equivalent): valid ones whose
+    weights are not all clipped."""
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        cfg = {k: rng.choice(v) for k, v in POOLS.items() if rng.random() < 0.8}
+        low, high = cfg.get("elf.clip_min"), cfg.get("elf.clip_max")
+        if low is not None and high is not None and low > high:
+            continue
+        if not clips_everything(facts, cfg):
+            out.append(cfg)
+    return out
+
+
+def test_canonical_equal_trains_alike_and_different_is_not_merged(
+    data: Dataset, facts: TrainFacts
+) -> None:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cfg in random_configs(facts, 300):
+        groups.setdefault(config_key(FIXTURE | cfg, facts), []).append(cfg)
+    assert not any(k.startswith("invalid") for k in groups)
+    merged = [g for g in groups.values() if len(g) > 1]
+    assert len(merged) >= 15 and len(groups) >= 60  # the draw exercises both sides
+    representatives: dict[Curve, str] = {}
+    for key, group in groups.items():
+        first = curve(data, group[0])
+        for cfg in group[1:]:
+            assert curve(data, cfg) == first, (group[0], cfg)
+        # a search's trial trains every member as the representative, bit for bit
+        assert product_curve(data, group[0]) == product_curve(data, group[-1])
+        assert first not in representatives, (key, representatives.get(first))
+        representatives[first] = key
+
+
+def nova_like(data: Dataset) -> Dataset:
+    """`data` with subsystem ownership a copy of package ownership and none missing (as in nova)."""
+
+    def fix(split: Split) -> Split:
+        aco, rso = (t.nan_to_num(0.3).clone() for t in (split.aco, split.rso))
+        aco[:, 1], rso[:, 1] = aco[:, 2], rso[:, 2]
+        return dataclasses.replace(split, aco=aco, rso=rso)
+
+    return dataclasses.replace(data, train=fix(data.train), val=fix(data.val), test=fix(data.test))
+
+
+def test_granularity_copies_and_missing_policies_are_collapsed(data: Dataset) -> None:
+    nova = nova_like(data)
+    facts = TrainFacts.of(nova)
+    sub = {"elf.strategy": "avg", "elf.granularity": "subsystem", "elf.missing": "impute"}
+    assert canon(sub, facts) == canon(sub | {"elf.granularity": "package"}, facts)
+    assert canon(sub, facts) == canon(sub | {"elf.missing": "skip"}, facts)
+    assert canon(sub, facts) != canon(sub | {"elf.granularity": "repository"}, facts)
+    assert curve(nova, sub) == curve(nova, sub | {"elf.granularity": "package"})
+    assert curve(nova, sub) == curve(nova, sub | {"elf.missing": "skip"})
+    space, notes = fit_to_data(load_space("elf"), facts)
+    assert space.params["elf.granularity"].dist.finite == ("repository", "package")
+    assert space.params["elf.missing"].dist.finite == ("default",)
+    assert len(notes) == 2 and "copies of package's" in notes[0] and "elf.missing" in notes[1]
+    # the same space on data with distinct columns and missing ownership is left as it is
+    assert fit_to_data(load_space("elf"), TrainFacts.of(data)) == (load_space("elf"), [])
+
+
+def test_table_with_a_partial_ownership_mapping(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 90
+    frame = pd.DataFrame(
+        {
+            "label": rng.choice(["a", "b", "c"], n),
+            "f": rng.normal(size=n),
+            "own": rng.uniform(size=n),
+        }
+    )
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    mapping = {"own": {"signal": "aco", "granularity": "package"}}
+    table = load_table(TableSpec(path=str(path), label="label", features=("f",), ownership=mapping))
+    facts = TrainFacts.of(table)
+    assert {facts.copy_of("aco", g) for g in ("repository", "subsystem")} == {"package"}
+    space, notes = fit_to_data(load_space("elf"), facts)
+    assert space.params["elf.granularity"].dist.finite == ("package",)
+    # rso is never mapped: all missing, so rso and its combinations still see the missing policy
+    assert facts.any_missing("rso", "package") and not facts.any_missing("aco", "package")
+    assert "elf.missing" in space.params and len(space.params["elf.missing"].dist.finite) == 2
+    assert len(notes) == 2
+
+
+def test_invalid_as_written_fails_alike_in_and_out_of_a_search(data: Dataset) -> None:
+    crossed = {"elf.strategy": "aco", "elf.clip_min": 2.0, "elf.clip_max": 1.0}
+    with pytest.raises(UserInputError) as outside:
+        train_weights(data.train, TrialParams.from_flat(crossed))
+    with pytest.raises(UserInputError) as inside:
+        prepare_params(crossed, data)  # what tune_trial runs first
+    assert (
+        str(inside.value)
+        == str(outside.value)
+        == ("elf.clip_min (2) must not exceed elf.clip_max (1)")
+    )
+    assert config_key(crossed) == f"invalid: {inside.value}"  # never merged with a valid config
+    # β = 0 used to become "no class weights" before the zero-count check could refuse it
+    y = data.train.y.clone()
+    y[y == 4] = 3
+    empty = dataclasses.replace(data, train=dataclasses.replace(data.train, y=y))
+    beta0 = {"cw.method": "effective", "cw.beta": 0.0}
+    with pytest.raises(UserInputError, match="no training examples") as refused:
+        prepare_params(beta0, empty)
+    assert config_key(beta0, TrainFacts.of(empty)) == f"invalid: {refused.value}"
+    assert canonical(beta0) == {"cw.method": "none"}  # without the data the rule alone applies
+
+
+def test_a_space_point_the_data_cannot_take_is_refused_before_the_search(
+    tmp_path: Path, facts: TrainFacts
+) -> None:
+    path = tmp_path / "two_class.yaml"
+    path.write_text("params:\n  loss.kind: focal\n  loss.alpha: {choice: [null, 0.25]}\n")
+    with pytest.raises(
+        UserInputError, match=r"two_class.yaml: loss.alpha: loss.alpha=0.25 is a two"
+    ):
+        fit_to_data(load_space(str(path)), facts)
+
+
+def test_weight_stats_describe_the_applied_weights(data: Dataset) -> None:
+    reports: list[dict[str, Any]] = []
+    cfg = {"elf.strategy": "aco", "elf.warmup_frac": 0.4, "elf.missing": "skip"}
+    params = TrialParams.from_flat(FIXTURE | cfg)
+    train(params, data, lambda m, _: reports.append(m), torch.device("cpu"))
+    raw = train_weights(data.train, params)[0].double().numpy()
+    kept = raw[raw > 0]
+    # epoch 0: ramp 0, every kept sample at the mean weight; skipped ones stay 0
+    first = reports[0]
+    assert first["w_max"] == pytest.approx(kept.mean(), rel=1e-6)
+    assert first["w_min"] == 0 and first["w_mean"] == pytest.approx(kept.sum() / raw.size, rel=1e-6)
+    # from epoch 2 on (ramp 1: 0.4·5 = 2 epochs of warm-up) the stats are those of the weights
+    last = reports[-1]
+    assert last["w_max"] == pytest.approx(raw.max(), rel=1e-6)
+    assert last["w_std"] == pytest.approx(raw.std(), rel=1e-5)
+    # batch norm maps every weight into 1.25 ± 0.75; before it they are e^(1+o) ≥ e
+    bn: list[dict[str, Any]] = []
+    normed = TrialParams.from_flat(FIXTURE | {"elf.strategy": "aco", "elf.batch_norm": True})
+    train(normed, data, lambda m, _: bn.append(m), torch.device("cpu"))
+    assert all(0.5 < m["w_min"] and m["w_max"] < 2.0 for m in bn) and kept.min() > math.e - 1e-6
