@@ -138,14 +138,18 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
 
 
 def write_data_notes(output_dir: Path, data: Any, notes: list[str]) -> None:
-    """`data.json`: the classes, their training counts and what the data collapsed in the space."""
+    """`data.json`: the classes, their training counts and what the data collapsed in the space
+    (a resumed search refits the already fitted space.yaml: the first run's notes are kept)."""
+    path = output_dir / DATA_FILE
+    if path.is_file():
+        notes = list(dict.fromkeys(json.loads(path.read_text()).get("collapsed", []) + notes))
     facts = {
         "preset": data.meta.get("preset"),
         "classes": list(data.classes),
         "train_counts": data.train_counts().tolist(),
         "collapsed": notes,
     }
-    (output_dir / DATA_FILE).write_text(json.dumps(facts, indent=1) + "\n")
+    path.write_text(json.dumps(facts, indent=1) + "\n")
 
 
 def report(output_dir: Path, tracker: SearchTracker | None) -> Path | None:

@@ -25,7 +25,6 @@ def final_f1(data, strategy: str, seed: int) -> float:
         {
             "elf.strategy": strategy,
             "elf.granularity": "package",
-            "elf.normalize": "mean",
             "seed": seed,
             "train.max_epochs": 10,
         }

@@ -75,3 +75,51 @@ def test_small_search_asha_and_optuna_agree(ray_local, tmp_path):
         assert r.data.tags["end_state"] == end["state"]
         history = client.get_metric_history(r.info.run_id, "val_macro_f1")
         assert [m.step for m in history] == list(range(end["epochs"]))
+
+
+def test_a_table_search_drops_what_the_data_cannot_tell_apart(ray_local, tmp_path, caplog):
+    """Ownership mapped only at package level, none missing: granularity and missing policy are
+    collapsed before the search, said in the log, data.json and the report, and never searched."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from search.driver import run
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "label": rng.choice(["bug", "style", "question"], n, p=[0.6, 0.3, 0.1]),
+            "f1": rng.normal(size=n),
+            "f2": rng.normal(size=n),
+            "share": rng.uniform(size=n),
+            "reviews": rng.uniform(size=n),
+        }
+    )
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    args = [
+        "space=elf",
+        f"output_dir={tmp_path / 'out'}",
+        "search.num_samples=4",
+        "train.max_epochs=2",
+        "mlflow.enabled=false",
+        "data=table",
+        f"data.path={tmp_path / 't.csv'}",
+        "data.label=label",
+        "data.ownership={share: {signal: aco, granularity: package}, "
+        "reviews: {signal: rso, granularity: package}}",
+    ]
+    cfg = load_config(args)
+    outcome = run(cfg, load_space(cfg.space))
+    notes = json.loads((outcome.output_dir / "data.json").read_text())
+    assert notes["classes"] == ["bug", "question", "style"] and sum(notes["train_counts"]) < n
+    assert len(notes["collapsed"]) == 3  # repository and subsystem copy package; elf.missing
+    assert sum("data table: elf." in r.getMessage() for r in caplog.records) == 3
+    starts = [e for e in read_record(outcome.output_dir / "record.jsonl") if e["event"] == "start"]
+    assert len(starts) == 4
+    for key, only in (("elf.granularity", "package"), ("elf.missing", "default")):
+        assert {e["params"].get(key) or only for e in starts} == {only}
+    report = (outcome.output_dir / "report" / "pareto.md").read_text()
+    assert "Collapsed by the data, not searched: elf.granularity=repository" in report
