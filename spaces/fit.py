@@ -4,7 +4,8 @@ apart, before the search starts.
 `fit_to_data(space, facts)` refuses a point or a focal α the data cannot take (one line naming the
 space file) and collapses values that train like another one on this data: a granularity whose
 ownership columns copy another's, and missing-ownership policies where no training sample lacks
-ownership. Each collapse comes back as one sentence for the log and the report.
+ownership; and drops a strategy whose only signal the data never has (its weights would be one
+constant). Each collapse comes back as one sentence for the log and the report.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
     """(the space without the values the data cannot tell apart, one note per collapse)."""
     check_against(space, facts)
     notes: list[str] = []
+    unreal = [s for s in _values(space, "elf.strategy") if s in ELF_ON and not facts.reads_any(s)]
+    if unreal:
+        space = without(space, "elf.strategy", unreal)
+        notes += [
+            f"elf.strategy={s} is not searched: no training sample has {s} ownership, so its "
+            f"weights would be one constant (a loss scale, which AdamW ignores)"
+            for s in unreal
+        ]
     strategies = [s for s in _values(space, "elf.strategy") if s in ELF_ON]
     if not strategies:
         return space, notes
@@ -104,3 +113,32 @@ def collapse(space: Space, key: str, mapping: dict[Any, Any]) -> Space:
 
 def _unique(values: Any) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(values))
+
+
+def without(space: Space, key: str, dropped: list[Any]) -> Space:
+    """`space` where `key` never takes a value in `dropped`: the values leave its distribution, the
+    conditions and the points that set them; a parameter whose condition can no longer hold goes
+    (with the parameters conditioned on it). Raises UserInputError when no value is left."""
+    spec = space.params[key]
+    values = tuple(v for v in spec.dist.finite if v not in dropped)
+    if not values:
+        raise UserInputError(f"{space.path}: {key}: the data supports none of {list(dropped)}")
+    dist: Any = Grid(values) if isinstance(spec.dist, Grid) else Choice(values)
+    params = {key: ParamSpec(key, dist if len(values) > 1 else Constant(values[0]), spec.when,
+                             spec.description)}  # fmt: skip
+    for k, p in space.params.items():
+        if k == key:
+            continue
+        when = tuple(
+            (parent, tuple(v for v in allowed if v not in dropped) if parent == key else allowed)
+            for parent, allowed in p.when
+        )
+        if all(allowed and (parent in params) for parent, allowed in when):
+            params[k] = ParamSpec(k, p.dist, when, p.description)
+    params = {k: params[k] for k in space.params if k in params}
+    points = tuple(
+        {k: v for k, v in point.items() if k in params}
+        for point in space.points_to_evaluate
+        if point.get(key) not in dropped
+    )
+    return replace(space, params=params, points_to_evaluate=points)

@@ -21,8 +21,8 @@ import torch
 
 from search.searcher import config_key
 from spaces import list_spaces, load_space
-from spaces.distributions import Uniform
-from spaces.fit import fit_to_data
+from spaces.distributions import Constant, Uniform
+from spaces.fit import fit_to_data, without
 from spaces.space import Space
 from trainables.canonical import TrainFacts, canonical
 from trainables.dataset import Dataset, Split
@@ -337,10 +337,31 @@ def test_table_with_a_partial_ownership_mapping(tmp_path: Path) -> None:
     assert {facts.copy_of("aco", g) for g in ("repository", "subsystem")} == {"package"}
     space, notes = fit_to_data(load_space("elf"), facts)
     assert space.params["elf.granularity"].dist.finite == ("package",)
-    # rso is never mapped: all missing, so rso and its combinations still see the missing policy
-    assert facts.any_missing("rso", "package") and not facts.any_missing("aco", "package")
-    assert "elf.missing" in space.params and len(space.params["elf.missing"].dist.finite) == 2
-    assert len(notes) == 2
+    # rso is never mapped: rso alone would be one constant weight, so it is not searched; avg and
+    # max read it as missing, so the missing policy still applies to them
+    assert space.params["elf.strategy"].dist.finite == ("none", "aco", "avg", "max")
+    assert notes[0].startswith("elf.strategy=rso is not searched: no training sample has rso")
+    assert facts.any_missing("avg", "package") and not facts.any_missing("aco", "package")
+    assert len(space.params["elf.missing"].dist.finite) == 2
+    assert len(notes) == 3
+
+
+def test_dropping_a_value_removes_what_only_it_enabled(tmp_path: Path, facts: TrainFacts) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "params:\n  elf.strategy: {choice: [none, rso]}\n"
+        "  elf.missing: {choice: [default, skip], when: {elf.strategy: rso}}\n"
+        "  elf.default_rso: {choice: [0.1, 0.5], when: {elf.missing: default}}\n"
+        "  train.lr: {loguniform: [1.0e-3, 1.0e-2]}\n"
+        "points_to_evaluate:\n  - {elf.strategy: rso, elf.missing: skip}\n"
+        "  - {elf.strategy: none, train.lr: 3.0e-3}\n"
+    )
+    space = without(load_space(str(path)), "elf.strategy", ["rso"])
+    assert list(space.params) == ["elf.strategy", "train.lr"]
+    assert space.params["elf.strategy"].dist == Constant("none")
+    assert space.points_to_evaluate == ({"elf.strategy": "none", "train.lr": 3.0e-3},)
+    with pytest.raises(UserInputError, match="s.yaml: elf.strategy: the data supports none of"):
+        without(space, "elf.strategy", ["none"])
 
 
 def test_invalid_as_written_fails_alike_in_and_out_of_a_search(data: Dataset) -> None:

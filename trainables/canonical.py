@@ -112,6 +112,15 @@ class TrainFacts:
             ),
         )
 
+    def reads_any(self, strategy: str) -> bool:
+        """True when some training sample has a value of a signal `strategy` reads."""
+        return self._memo(
+            ("reads", strategy),
+            lambda: any(
+                bool(getattr(self.train, s).isfinite().any()) for s in SIGNALS_READ[strategy]
+            ),
+        )
+
     def any_missing(self, strategy: str, granularity: str) -> bool:
         """True when some training sample lacks a signal `strategy` reads at `granularity`."""
         return self._memo(
