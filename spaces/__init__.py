@@ -2,7 +2,9 @@
 
 `load_space("elf")` reads spaces/elf.yaml (or any path), validates it against the trial's PARAMS and
 returns a `Space` whose `define_by_run` feeds Ray's OptunaSearch; `canonical` (from
-`trainables.canonical`, which owns the training semantics) collapses equivalent configurations. Ray compilation is in `search.param_space`: this package never imports Ray.
+`trainables.canonical`, which owns the training semantics) collapses equivalent configurations and
+`spaces.fit` fits a space to the data. Ray compilation is in `search.param_space`: this package
+never imports Ray.
 """
 
 from spaces.schema import SPACES_DIR, list_spaces, load_space, parse_space
