@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from reports.defaults import CONFIG_FILE, DATA_FILE, RECORD_FILE, SPACE_FILE
-from reports.space import SpaceParam, read_space
+from reports.space import SpaceParam, narrowed, read_space
 from trainables.errors import UserInputError
 
 
@@ -88,8 +88,10 @@ def load_run(output_dir: str | Path) -> Run:
         notes.append(f"{SPACE_FILE} not found: searched parameters inferred from varying params")
     data_path = root / DATA_FILE
     if data_path.is_file():
-        collapsed = json.loads(data_path.read_text()).get("collapsed", [])
-        notes += [f"Collapsed by the data, not searched: {n}" for n in collapsed]
+        fitted = json.loads(data_path.read_text())
+        notes += [f"Collapsed by the data, not searched: {n}" for n in fitted.get("collapsed", [])]
+        if space is not None:
+            space = narrowed(space, fitted.get("values_left", {}))
     return Run(root, trials, config, space, notes)
 
 

@@ -76,3 +76,17 @@ def read_space(path: Path) -> list[SpaceParam]:
 
 def _param(spec: ParamSpec) -> SpaceParam:
     return SpaceParam(spec.key, spec.dist, spec.when)  # type: ignore[arg-type]
+
+
+def narrowed(params: list[SpaceParam], left: Mapping[str, list[Any]]) -> list[SpaceParam]:
+    """`params` with the values the data left each collapsed key (data.json's values_left): a key
+    left with one value or none was not searched and goes."""
+    out = []
+    for p in params:
+        if p.key not in left:
+            out.append(p)
+            continue
+        values = tuple(tuple(v) if isinstance(v, list) else v for v in left[p.key])
+        if len(values) > 1:
+            out.append(SpaceParam(p.key, Choice(values), p.condition))
+    return out

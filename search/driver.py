@@ -37,7 +37,7 @@ from search.tracking import (
     resolve_tracking_uri,
 )
 from spaces import Space
-from spaces.fit import fit_to_data
+from spaces.fit import fit_to_data, values_left
 from trainables.canonical import TrainFacts
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
 
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     facts = TrainFacts.of(data)
-    space, notes = fit_to_data(space, facts)  # before Ray: a point the data refuses costs nothing
+    fitted, notes = fit_to_data(space, facts)  # before Ray: a point the data refuses costs nothing
+    left, space = values_left(space, fitted), fitted
     for note in notes:
         log.warning("data %s: %s", cfg.data["preset"], note)
     uri = None
@@ -84,7 +85,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     check_storage(cfg.output_dir, cluster, cfg.cluster.shared_storage)
     storage = plan_storage(cfg.output_dir)
     output_dir = prepare_output(cfg, space)
-    write_data_notes(output_dir, data, notes)
+    write_data_notes(output_dir, data, notes, left)
     parts = tuner_parts(
         cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node, facts=facts
     )
@@ -137,9 +138,11 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     return outcome
 
 
-def write_data_notes(output_dir: Path, data: Any, notes: list[str]) -> None:
-    """`data.json`: the classes, their training counts and what the data collapsed in the space
-    (a resumed search refits the already fitted space.yaml: the first run's notes are kept)."""
+def write_data_notes(
+    output_dir: Path, data: Any, notes: list[str], left: dict[str, list[Any]]
+) -> None:
+    """`data.json`: the classes, their training counts, what the data collapsed in the space (one
+    sentence each) and the values each collapsed key kept (a resume keeps the first notes)."""
     path = output_dir / DATA_FILE
     if path.is_file():
         notes = list(dict.fromkeys(json.loads(path.read_text()).get("collapsed", []) + notes))
@@ -148,6 +151,7 @@ def write_data_notes(output_dir: Path, data: Any, notes: list[str]) -> None:
         "classes": list(data.classes),
         "train_counts": data.train_counts().tolist(),
         "collapsed": notes,
+        "values_left": left,
     }
     path.write_text(json.dumps(facts, indent=1) + "\n")
 

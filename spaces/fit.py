@@ -59,6 +59,16 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
     return space, notes
 
 
+def values_left(before: Space, after: Space) -> dict[str, list[Any]]:
+    """For each parameter whose distribution fitting changed: the values it can still take ([]
+    when it went), as data.json records them for the report."""
+    return {
+        k: list(after.params[k].dist.finite) if k in after.params else []
+        for k, spec in before.params.items()
+        if k not in after.params or after.params[k].dist != spec.dist
+    }
+
+
 def check_against(space: Space, facts: TrainFacts) -> None:
     """Raise UserInputError naming the space file for a point, or a focal α value, that the data
     cannot take (e.g. a two-class α on five classes)."""

@@ -131,7 +131,11 @@ def test_connect_sees_the_autoscaler_and_its_full_size(autoscaling):
         f"cluster {cluster.address}: 1 node(s), 1 CPU(s), 0 GPU(s); "
         f"autoscales up to 5 CPU(s), 2 GPU(s) ({GPU_TYPE})"
     )
-    # without the config file, the autoscaler's own status in the GCS still gives it away
+    # without the config file, the autoscaler's own status in the GCS still gives it away (once it
+    # has written its first status: on a loaded machine that can take a few seconds)
+    deadline = time.monotonic() + 30
+    while not autoscaler.named_node_types() and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert HEAD_TYPE in autoscaler.named_node_types()
 
 

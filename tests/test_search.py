@@ -121,5 +121,10 @@ def test_a_table_search_drops_what_the_data_cannot_tell_apart(ray_local, tmp_pat
     assert len(starts) == 4
     for key, only in (("elf.granularity", "package"), ("elf.missing", "default")):
         assert {e["params"].get(key) or only for e in starts} == {only}
+    assert notes["values_left"] == {"elf.granularity": ["package"], "elf.missing": ["default"]}
+    from reports.load import load_run
+
+    searched = {p.key for p in load_run(outcome.output_dir).space}
+    assert "elf.strategy" in searched and not searched & {"elf.granularity", "elf.missing"}
     report = (outcome.output_dir / "report" / "pareto.md").read_text()
     assert "Collapsed by the data, not searched: elf.granularity=repository" in report
