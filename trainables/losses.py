@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from trainables.errors import UserInputError
-from trainables.params import PARAMS
+from trainables.params import ALPHA_RULES, PARAMS
 from trainables.weights import batch_normalize, constant
 
 DEFAULT_BETA: float = PARAMS["cw.beta"].default
@@ -66,10 +66,10 @@ def _shares(x: Tensor) -> Tensor:
     return x / x.sum()
 
 
-ALPHA_RULES: dict[str, Callable[[Tensor], Tensor]] = {
-    "inverse_frequency": lambda n: _shares(1 / n),
-    "sqrt_inverse_frequency": lambda n: _shares(n.rsqrt()),
-}
+# the named rules of params.ALPHA_RULES, in its order: α_k ∝ 1/n_k and ∝ 1/√n_k
+RULE_SHARES: dict[str, Callable[[Tensor], Tensor]] = dict(
+    zip(ALPHA_RULES, (lambda n: _shares(1 / n), lambda n: _shares(n.rsqrt())), strict=True)
+)
 
 
 def focal_alpha(
@@ -109,7 +109,7 @@ def focal_alpha(
             )
         if alpha.startswith("effective:"):
             return _shares(_effective(n, float(alpha.removeprefix("effective:")))).float()
-        return ALPHA_RULES[alpha](n).float()
+        return RULE_SHARES[alpha](n).float()
     if len(alpha) != k:
         raise UserInputError(
             f"loss.alpha lists {len(alpha)} values, but the data has {k} classes: give one per class"
