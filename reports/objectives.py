@@ -8,33 +8,12 @@ sign = -1 for `max` and +1 for `min` (the convention of moocore and of optuna's
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from trainables.errors import UserInputError
+from trainables.objective import SIGNS, Objective
 from trainables.params import closest
-
-SIGNS = {"max": -1.0, "min": 1.0}  # direction -> factor that turns a value into "lower is better"
-
-
-@dataclass(frozen=True)
-class Objective:
-    """One objective: a reported metric and whether larger (`max`) or smaller (`min`) is better."""
-
-    metric: str
-    direction: str
-
-    @property
-    def sign(self) -> float:
-        return SIGNS[self.direction]
-
-    def better(self, a: float, b: float) -> bool:
-        """True when value `a` is strictly better than `b` in this objective's direction."""
-        return self.sign * a < self.sign * b
-
-    def __str__(self) -> str:
-        return f"{self.metric}:{self.direction}"
 
 
 def parse_objective(text: str) -> Objective:

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from trainables.errors import UserInputError
+from trainables.objective import Objective
 from trainables.params import closest
 from trainables.reported import REPORTED, is_reported
 
@@ -36,6 +37,11 @@ class SearchSection:
     max_concurrent: int = 0  # 0: as many as the resources allow
     metric: str = "val_macro_f1"  # what ASHA and Optuna optimise
     mode: str = "max"
+
+    @property
+    def objective(self) -> Objective:
+        """metric and mode as the one definition of "best" (trainables.objective)."""
+        return Objective(self.metric, self.mode)
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,11 @@ def validate(cfg: SearchConfig) -> None:
     """Cross-field checks OmegaConf's typing cannot express."""
     _choice("search.algorithm", cfg.search.algorithm, SEARCHERS)
     _choice("search.mode", cfg.search.mode, ("max", "min"))
+    if not is_reported(cfg.search.metric):
+        raise UserInputError(
+            f"search.metric: {cfg.search.metric!r} is not a metric trials report"
+            f"{closest(cfg.search.metric, REPORTED)}; expected e.g. val_macro_f1 or val_ece"
+        )
     _choice("scheduler", cfg.scheduler.name, SCHEDULERS)
     _positive("search.num_samples", cfg.search.num_samples, 0)
     _positive("search.max_concurrent", cfg.search.max_concurrent, 0)

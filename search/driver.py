@@ -92,7 +92,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     record = RecordCallback(output_dir, cfg.train.max_epochs)
     callbacks: list[Any] = [record]  # first: the others see a result after the record has it
     if cfg.verbose:
-        callbacks.append(ProgressCallback(cfg.search.metric, cfg.train.max_epochs))
+        callbacks.append(ProgressCallback(cfg.search.objective, cfg.train.max_epochs))
     tracker = make_tracker(cfg, space, output_dir, uri) if uri else None
     if tracker is not None:
         tracker.start()

@@ -10,15 +10,20 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from search.record import FAILED, end_state
+from trainables.objective import Objective
 
 
 class ProgressCallback(Callback):
     """Prints one status line at most every `interval_s` seconds and whenever a trial ends."""
 
     def __init__(
-        self, metric: str, max_epochs: int, interval_s: float = 5.0, stream: TextIO | None = None
+        self,
+        objective: Objective,
+        max_epochs: int,
+        interval_s: float = 5.0,
+        stream: TextIO | None = None,
     ) -> None:
-        self.metric, self.max_epochs, self.interval_s = metric, max_epochs, interval_s
+        self.objective, self.max_epochs, self.interval_s = objective, max_epochs, interval_s
         self.stream = stream
         self._t0 = time.monotonic()
         self._last = 0.0
@@ -35,13 +40,15 @@ class ProgressCallback(Callback):
                 counts[FAILED] += 1
             else:
                 counts[end_state(t, self.max_epochs)] += 1
-            value = (t.last_result or {}).get(f"best_{self.metric}")
-            if value is not None and (best is None or value > best):
+            value = (t.last_result or {}).get(self.objective.best_key)
+            if value is not None and self.objective.better(value, best):
                 best, best_id = value, t.trial_id
         elapsed = time.monotonic() - self._t0
         states = " | ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items())
         best_txt = (
-            f"best {self.metric} {best:.4f} ({best_id})" if best is not None else "no result yet"
+            f"best {self.objective.metric} {best:.4f} ({best_id})"
+            if best is not None
+            else "no result yet"
         )
         return f"[{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}] {states} | {best_txt}"
 

@@ -22,6 +22,7 @@ from reports.defaults import RESEED_FILE
 from reports.reseed import read_reseeds
 from search.config import SearchConfig
 from trainables.dataset import Dataset
+from trainables.objective import Objective
 
 SEED_STRIDE = 1_000_003  # new seed k (1..N) of a config = its seed + k * SEED_STRIDE: never its own
 log = logging.getLogger(__name__)
@@ -42,8 +43,7 @@ def finalists(output_dir: Path, objectives: Sequence[str]) -> dict[str, dict[str
 
 def best_index(history: Sequence[Mapping[str, Any]], metric: str, mode: str) -> int:
     """Index of the epoch with the best `metric` in `history` (ties: the earliest)."""
-    sign = -1.0 if mode == "max" else 1.0
-    return min(range(len(history)), key=lambda i: (sign * float(history[i][metric]), i))
+    return Objective(metric, mode).best_index([h[metric] for h in history])
 
 
 def retrain(

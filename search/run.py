@@ -21,6 +21,7 @@ from spaces import Space, list_spaces, load_space
 from spaces.distributions import Constant
 from spaces.safe_yaml import read_yaml
 from trainables.errors import UserInputError
+from trainables.objective import Objective
 from trainables.params import closest
 
 MARKER = ".loss-search.json"  # written into every output folder; resume= only accepts such folders
@@ -196,18 +197,17 @@ def best_trials(
 ) -> list[dict[str, Any]]:
     """The top `n` trials by their best `metric` (`mode` max or min) among those that trained the
     full budget; ties go to the smaller trial id."""
+    objective = Objective(metric, mode)
     events = read_record(output_dir / RECORD_FILE)
     ends = {e["trial_id"]: e["state"] for e in events if e["event"] == "end"}
     params = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
-    pick = max if mode == "max" else min
     best: dict[str, float] = {}
     for e in events:
         if e["event"] == "result" and ends.get(e["trial_id"]) == "completed":
             v = e["metrics"].get(metric)
-            if v is not None:
-                best[e["trial_id"]] = pick(best.get(e["trial_id"], v), v)
-    sign = -1 if mode == "max" else 1
-    top = sorted(best, key=lambda t: (sign * best[t], t))[:n]
+            if v is not None and objective.better(v, best.get(e["trial_id"])):
+                best[e["trial_id"]] = v
+    top = sorted(best, key=lambda t: (objective.sign * best[t], t))[:n]
     searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}
     return [
         {

@@ -20,6 +20,7 @@ from spaces import Space
 from trainables.canonical import TrainFacts, canonical
 from trainables.errors import UserInputError
 from trainables.nonfinite import failed_epoch
+from trainables.objective import Objective
 from trainables.params import is_plain_ce
 from trainables.trial import tune_trial
 
@@ -34,6 +35,7 @@ class TunerParts:
     param_space: dict[str, Any]
     tune_config: tune.TuneConfig
     run_config: tune.RunConfig
+    objective: Objective
 
 
 def make_scheduler(cfg: SearchConfig) -> TrialScheduler:
@@ -167,9 +169,8 @@ def tuner_parts(
         verbose=0,
         log_to_file=True,
     )
-    return TunerParts(
-        {"cpu": cfg.resources.cpu_per_trial, "gpu": gpu}, param_space, tune_config, run_config
-    )
+    resources = {"cpu": cfg.resources.cpu_per_trial, "gpu": gpu}
+    return TunerParts(resources, param_space, tune_config, run_config, cfg.search.objective)
 
 
 def _trial_name(trial: Any) -> str:
@@ -178,7 +179,7 @@ def _trial_name(trial: Any) -> str:
 
 def trainable(parts: TunerParts, data_ref: Any) -> Any:
     """The trial function with its resources and the dataset (shipped once via the object store)."""
-    fn = tune.with_parameters(tune_trial, data=data_ref)
+    fn = tune.with_parameters(tune_trial, data=data_ref, objective=parts.objective)
     return tune.with_resources(fn, parts.trainable_resources)
 
 

@@ -60,6 +60,7 @@ def test_dry_run_prints_config_and_space_without_ray(capsys):
         (["space=elff"], "elff"),
         (["scheduler=hyperband"], "scheduler: expected one of ['asha', 'fifo']"),
         (["search.algorithm=bayes"], "search.algorithm: expected one of ['optuna', 'random']"),
+        (["search.metric=val_f1"], "search.metric: 'val_f1' is not a metric trials report"),
         (["data=parquet"], "parquet"),
         (["noequals"], "expected key=value"),
         (["resources.gpu_per_trial=-1"], "resources.gpu_per_trial"),

@@ -128,3 +128,31 @@ def test_a_table_search_drops_what_the_data_cannot_tell_apart(ray_local, tmp_pat
     assert "elf.strategy" in searched and not searched & {"elf.granularity", "elf.missing"}
     report = (outcome.output_dir / "report" / "pareto.md").read_text()
     assert "Collapsed by the data, not searched: elf.granularity=repository" in report
+
+
+def test_one_definition_of_best_when_lower_is_better(ray_local, tmp_path, capsys):
+    """search.metric=val_ece, mode min: the trial's best_val_ece, Optuna, the progress line, the
+    summary and the report all take each trial's smallest val_ece."""
+    from reports.analysis import analyse
+    from reports.load import load_run
+
+    cfg, outcome = small_search(tmp_path, "search.metric=val_ece", "search.mode=min")
+    events = read_record(outcome.output_dir / "record.jsonl")
+    ends = {e["trial_id"]: e["state"] for e in events if e["event"] == "end"}
+    smallest: dict[str, float] = {}
+    for e in (e for e in events if e["event"] == "result"):
+        tid, value = e["trial_id"], e["metrics"]["val_ece"]
+        smallest[tid] = min(smallest.get(tid, value), value)
+        assert e["metrics"]["best_val_ece"] == smallest[tid]  # the trial's own running best
+        assert "best_val_macro_f1" not in e["metrics"]
+    completed = {t: v for t, v in smallest.items() if ends[t] == "completed"}
+    study = load_study(outcome.output_dir / STUDY_FILE, cfg.name)
+    told = {
+        t.user_attrs["ray_trial_id"]: t.value for t in study.trials if t.state.name == "COMPLETE"
+    }
+    assert told == completed
+    assert [b["value"] for b in outcome.best] == sorted(completed.values())[:3]
+    lines = [line for line in capsys.readouterr().out.splitlines() if "best val_ece" in line]
+    assert lines[-1].split("best val_ece ")[1].split()[0] == f"{min(smallest.values()):.4f}"
+    rows = analyse(load_run(outcome.output_dir)).rows
+    assert {r.trial_id: r.values["val_ece"] for r in rows if r.trial_id in completed} == completed

@@ -23,6 +23,7 @@ from trainables.losses import class_weights, combined_loss, focal_alpha, warn_do
 from trainables.metrics import classification_metrics, plain_ce
 from trainables.models import build_model
 from trainables.nonfinite import NonFiniteError, flagged_result
+from trainables.objective import Objective
 from trainables.optim import AdamW
 from trainables.params import TrialParams
 from trainables.weights import (
@@ -34,6 +35,7 @@ from trainables.weights import (
 )
 
 log = logging.getLogger(__name__)
+DEFAULT_OBJECTIVE = Objective()  # val_macro_f1, max: search.metric and search.mode's defaults
 
 Report = Callable[[dict[str, Any], dict[str, Any]], None]  # (metrics, checkpoint state) -> None
 EVAL_CHUNK = 8192
@@ -154,8 +156,10 @@ def train(
     report: Report,
     device: torch.device,
     state: dict[str, Any] | None = None,
+    objective: Objective = DEFAULT_OBJECTIVE,
 ) -> None:
-    """Train `params.train.max_epochs` epochs, calling `report(metrics, state)` after each one.
+    """Train `params.train.max_epochs` epochs, calling `report(metrics, state)` after each one;
+    the metrics include `objective.best_key` (the best value so far) and `best_epoch`.
 
     `state` (a checkpoint written by an earlier call) resumes after its epoch. Raises NonFiniteError
     when the loss or a metric is not finite, naming the epoch.
@@ -182,7 +186,7 @@ def train(
     alpha = None
     if params["loss.kind"] == "focal":
         alpha = focal_alpha(params["loss.alpha"], counts, data.classes)
-    start, best, best_epoch, train_time = 0, -math.inf, -1, 0.0
+    start, best, best_epoch, train_time = 0, None, -1, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         optim.load_state_dict(state["optim"])
@@ -235,9 +239,10 @@ def train(
         metrics |= {"epoch": epoch, "train_loss": train_loss, "epoch_time_s": epoch_time}
         _check_finite(train_loss, metrics, epoch)
         train_time += epoch_time
-        if metrics["val_macro_f1"] > best:
-            best, best_epoch = metrics["val_macro_f1"], epoch
-        metrics |= {"train_time_s": train_time, "best_val_macro_f1": best, "best_epoch": best_epoch}
+        metrics["train_time_s"] = train_time
+        if objective.better(metrics[objective.metric], best):
+            best, best_epoch = metrics[objective.metric], epoch
+        metrics |= {objective.best_key: best, "best_epoch": best_epoch}
         ckpt = {
             "model": model.state_dict(),
             "optim": optim.state_dict(),
@@ -308,7 +313,9 @@ def _iteration(epoch: int) -> dict[str, int]:
     return {"training_iteration": epoch + 1}
 
 
-def tune_trial(config: dict[str, Any], data: Dataset) -> None:
+def tune_trial(
+    config: dict[str, Any], data: Dataset, objective: Objective = DEFAULT_OBJECTIVE
+) -> None:
     """Ray Tune function trainable: validate the flat config, train, report each epoch and
     checkpoint at most every `train.checkpoint_every_s` seconds.
 
@@ -339,7 +346,8 @@ def tune_trial(config: dict[str, Any], data: Dataset) -> None:
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
 
     try:
-        train(params, data, report, device, None if restored is None else restored.state)
+        state = None if restored is None else restored.state
+        train(params, data, report, device, state, objective)
     except NonFiniteError as error:
         log.warning("trial %s: %s; the trial fails without a retry", trial_id, error)
         tune.report(flagged_result(error) | _iteration(error.epoch))

@@ -9,6 +9,7 @@ from typing import Any
 from mlflow.entities import Metric
 
 from search.tracking.names import is_metric_value
+from trainables.objective import Objective
 
 PARENT_KEY = "__parent__"
 
@@ -72,10 +73,7 @@ class RunRecord:
         if not is_metric_value(value) or not math.isfinite(float(value)):
             return
         value = float(value)
-        better = self.best_value is None or (
-            value > self.best_value if mode == "max" else value < self.best_value
-        )
-        if better:
+        if Objective(direction=mode).better(value, self.best_value):
             self.best_epoch, self.best_value = epoch, value
 
     def take(self) -> Pending:
