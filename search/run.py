@@ -84,12 +84,27 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
         saved = read_yaml(folder / "config.yaml", str(folder / "config.yaml"))
         if not isinstance(saved, dict):
             raise UserInputError(f"{folder / 'config.yaml'}: expected a mapping of config keys")
-        cfg = load_config(
-            _as_overrides(saved) + [f"resume={cfg.resume}"], env.get("MLFLOW_TRACKING_URI")
-        )
-        return cfg, load_space(str(folder / "space.yaml"))
+        return _resumed(cfg.resume, saved, argv, env), load_space(str(folder / "space.yaml"))
     _check_preset(cfg.data["preset"])
     return cfg, load_space(cfg.space)
+
+
+def _resumed(
+    resume: str, saved: dict[str, Any], argv: list[str], env: dict[str, str]
+) -> SearchConfig:
+    """The saved config with the overrides given beside resume=; only RESUMABLE keys may differ
+    from what was saved (the search's meaning stays that of its first run)."""
+    uri = env.get("MLFLOW_TRACKING_URI")
+    base = _as_overrides(saved) + [f"resume={resume}"]
+    given = [a for a in argv if a.partition("=")[0] != "resume"]
+    before, after = (flatten(load_config(base + extra, uri).to_dict()) for extra in ([], given))
+    for key, value in after.items():
+        if value != before.get(key) and key not in RESUMABLE:
+            raise UserInputError(
+                f"resume={resume}: {key} cannot change on resume (saved {before.get(key)!r}, "
+                f"given {value!r}); only {', '.join(RESUMABLE)} can, or start a new search"
+            )
+    return load_config(base + given, uri)
 
 
 def _local_copy(output_dir: str) -> Path:
@@ -107,6 +122,9 @@ def _check_preset(name: str) -> None:
             f"data={name}: unknown data preset{closest(name, tuple(PRESETS))}; "
             f"expected one of {list(PRESETS)}"
         )
+
+
+RESUMABLE = ("verbose", "mlflow.tracking_uri", "dry_run")  # may differ from the saved config
 
 
 def _as_overrides(saved: dict[str, Any], prefix: str = "") -> list[str]:

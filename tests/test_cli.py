@@ -102,3 +102,20 @@ def test_best_trials_follow_the_mode_among_completed_trials(tmp_path):
     assert [(b["trial_id"], b["value"]) for b in low] == [("a", 0.10), ("b", 0.15)]
     high = best_trials(tmp_path, space, "val_ece", "max")
     assert [(b["trial_id"], b["value"]) for b in high] == [("a", 0.30), ("b", 0.20)]
+
+
+def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, capsys):
+    from search.run import prepare_output, resolve
+
+    cfg, space = resolve([f"output_dir={tmp_path / 'out'}", "train.max_epochs=4"], {})
+    out = prepare_output(cfg, space)
+    resumed, _ = resolve([f"resume={out}", "verbose=0"], {})
+    assert (resumed.verbose, resumed.train.max_epochs, resumed.resume) == (0, 4, str(out))
+    same, _ = resolve([f"resume={out}", "train.max_epochs=4"], {})  # as saved: nothing changes
+    assert same.train.max_epochs == 4
+    assert main([f"resume={out}", "train.max_epochs=6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        "train.max_epochs cannot change on resume (saved 4, given 6); only verbose, "
+        "mlflow.tracking_uri, dry_run can, or start a new search"
+    )
