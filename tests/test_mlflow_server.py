@@ -13,11 +13,11 @@ import pytest
 import ray
 from helpers import SMALL, assert_nothing_lost, descendants, listening, loopback
 from mlflow import MlflowClient
+from mlflow_server import LocalServer
 from ray import tune
 
 from search.config import load_config
 from search.tracking import SearchTracker, TrackerSettings, check_reachable, ui_command
-from search.tracking.server import LocalServer
 from search.tracking.writer import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from spaces import load_space
 

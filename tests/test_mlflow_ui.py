@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from helpers import CHROMIUM, CHROMIUM_ARGS
 from mlflow import MlflowClient
+from mlflow_server import LocalServer
 
 from search.tracking import SearchTracker, TrackerSettings
-from search.tracking.server import LocalServer
 
 pytestmark = pytest.mark.browser
 SEARCH = "focal-vs-ce"

@@ -19,6 +19,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+import mlflow_server
 import pytest
 import ray
 import torch
@@ -32,7 +33,6 @@ from search.bench.harness import ray_session
 from search.cluster import connect
 from search.config import flatten, load_config
 from search.run import MARKER, main, prepare_output, resolve
-from search.tracking import server as mlflow_server
 from spaces import load_space
 from spaces.safe_yaml import _Loader
 from trainables.checkpoints import CHECKPOINT_FILE, load_state

@@ -1,4 +1,4 @@
-"""A local `mlflow server` (UI + REST) on 127.0.0.1 as a context manager, for tests and demos."""
+"""A local `mlflow server` (UI + REST) on 127.0.0.1 as a context manager, for the tests."""
 
 from __future__ import annotations
 
