@@ -9,8 +9,8 @@ import pyarrow.csv as pacsv
 import pytest
 import torch
 
-from search.bench import data_path, gpu, harness, search_efficiency
-from search.bench.harness import Run, Workload, efficiency, epoch_overhead, paired
+from benchmarks import data_path, gpu, harness, search_efficiency
+from benchmarks.harness import Run, Workload, efficiency, epoch_overhead, paired
 from spaces import load_space
 
 

@@ -29,7 +29,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 import search.driver
-from search.bench.harness import ray_session
+from benchmarks.harness import ray_session
 from search.cluster import connect
 from search.config import flatten, load_config
 from search.run import MARKER, main, prepare_output, resolve

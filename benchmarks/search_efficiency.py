@@ -1,4 +1,4 @@
-"""ASHA + TPE against FIFO + random search: `python -m search.bench search`.
+"""ASHA + TPE against FIFO + random search: `python -m benchmarks search`.
 
 Both search `space=elf` on the default synthetic data with the same num_samples, max_epochs and
 seed (repeat r uses search.seed=r), back to back with the order alternated. From each output
@@ -24,12 +24,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from search.bench import Figures
-from search.bench.harness import Run, median, paired, ray_session, timed_search, warm_up
+from benchmarks import Figures
+from benchmarks.harness import Run, median, paired, ray_session, timed_search, warm_up
 from search.record import RECORD_FILE, read_record
 
 TARGET = 4.0
-# The targets table (search.bench.target_rows): (what, measured figure, target, met figure).
+# The targets table (benchmarks.target_rows): (what, measured figure, target, met figure).
 SUMMARY = [
     (
         "time to best, FIFO+random / ASHA+TPE",

@@ -1,4 +1,4 @@
-"""GPU sharing: `python -m search.bench gpu` (skipped, with a message, where CUDA is absent).
+"""GPU sharing: `python -m benchmarks gpu` (skipped, with a message, where CUDA is absent).
 
 The harness part's fixed workload (N identical trials, FIFO) through `search.driver.run` with
 resources.gpu_per_trial = 1, 0.5, 0.25, 0.125 on one GPU: trials per hour at each fraction, the
@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from search.bench import Figures
-from search.bench.harness import Workload, median, paired, ray_session, run_ours, warm_up
+from benchmarks import Figures
+from benchmarks.harness import Workload, median, paired, ray_session, run_ours, warm_up
 
 FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 TARGET = 4.0
-# The targets table (search.bench.target_rows): (what, measured figure, target, met figure).
+# The targets table (benchmarks.target_rows): (what, measured figure, target, met figure).
 SUMMARY = [
     ("trials/h at 0.125 GPU / at 1", "sharing_gain_0.125_vs_1", f">= {TARGET:g}", "target_met")
 ]

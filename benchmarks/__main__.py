@@ -1,4 +1,4 @@
-"""Run benchmark parts, print and save their figures: `python -m search.bench [PART ...]`."""
+"""Run benchmark parts, print and save their figures: `python -m benchmarks [PART ...]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from search.bench import PARTS, Figures, load, machine, target_rows
+from benchmarks import PARTS, Figures, load, machine, target_rows
 
 RESULTS_DIR = Path("bench-results")  # default JSON location: bench-results/<part>.json
 
@@ -41,7 +41,7 @@ def print_targets(rows: list[tuple], quick: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m search.bench", description="Run benchmark parts and save their figures."
+        prog="python -m benchmarks", description="Run benchmark parts and save their figures."
     )
     parser.add_argument("parts", nargs="*", metavar="PART", help=f"parts to run {list(PARTS)}")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke test")

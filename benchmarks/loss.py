@@ -1,4 +1,4 @@
-"""Cost of the full training loss against plain cross-entropy: `python -m search.bench loss`.
+"""Cost of the full training loss against plain cross-entropy: `python -m benchmarks loss`.
 
 Full loss = ELF weights (normalised, clipped, adaptively scaled per epoch, batch-normalised per
 batch) × class weights × focal loss (γ = 2, α = 0.25). Three comparisons at batch 256, 5 classes:
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search.bench import Figures
+from benchmarks import Figures
 from trainables.dataset import Split
 from trainables.losses import class_weights, combined_loss, focal_alpha
 from trainables.optim import AdamW
@@ -35,7 +35,7 @@ CLASSES = 5
 FEATURES = 32
 POOL_BATCHES = 8  # distinct batches cycled through in the step benchmark
 STEP_TARGET = 1.10  # full-loss step time / cross-entropy step time
-# The targets table (search.bench.target_rows): (what, measured figure, target, met figure).
+# The targets table (benchmarks.target_rows): (what, measured figure, target, met figure).
 SUMMARY = [
     (
         "training step, full loss / CE, batch 256",

@@ -1,4 +1,4 @@
-"""Harness efficiency, ours against plain Ray Tune: `python -m search.bench harness`.
+"""Harness efficiency, ours against plain Ray Tune: `python -m benchmarks harness`.
 
 N trials of a fixed workload (the real trial: plain cross-entropy on synthetic data sized so that
 one trial takes about 0.5, 2 or 8 s warm) on every local CPU, once through `search.driver.run`
@@ -46,12 +46,12 @@ from typing import Any
 
 import torch
 
-from search.bench import Figures
+from benchmarks import Figures
 
 EPOCHS = 12  # the default train.max_epochs
 LENGTHS = (0.5, 2.0, 8.0)  # warm seconds of one trial
 TARGETS = {0.5: 0.75, 2.0: 0.90}  # efficiency of our harness by trial length
-# The targets table (search.bench.target_rows): (what, measured figure, target, met figure).
+# The targets table (benchmarks.target_rows): (what, measured figure, target, met figure).
 SUMMARY = [
     (
         f"efficiency, {t:g}-s trials",
@@ -87,7 +87,7 @@ print(json.dumps({n: b - a for n, a, b in zip(names, t, t[1:])}))
 # One warm trial in a plain process that starts on "go" from stdin (see `parallel_trial_s`).
 PARALLEL_TRIAL = """
 import sys
-from search.bench.harness import MIN_ROWS, _train
+from benchmarks.harness import MIN_ROWS, _train
 _train(MIN_ROWS, 1)
 print("ready", flush=True)
 sys.stdin.readline()

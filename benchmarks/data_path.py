@@ -1,4 +1,4 @@
-"""The data path: `python -m search.bench data`.
+"""The data path: `python -m benchmarks data`.
 
 1. Synthetic data: seconds to build the default preset, against one warm trial on it (12 epochs,
    one thread): the share of a trial the build costs; and seconds per million rows built.
@@ -26,11 +26,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from search.bench import Figures
+from benchmarks import Figures
 
 TARGET_S = 30.0
 TARGET_RSS_GIB = 4.0
-# The targets table (search.bench.target_rows): (what, measured figure, target, met figure).
+# The targets table (benchmarks.target_rows): (what, measured figure, target, met figure).
 SUMMARY = [
     (
         "1M-row table: load s, peak GiB",
@@ -120,7 +120,7 @@ def _child(mode: str, path: Path) -> dict[str, float]:
 
 
 def _synthetic(rows: int) -> Figures:
-    from search.bench.harness import Workload, warm_trial_s
+    from benchmarks.harness import Workload, warm_trial_s
     from trainables.presets import build_dataset
 
     build_dataset("synthetic")  # warm-up

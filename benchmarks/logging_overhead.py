@@ -1,4 +1,4 @@
-"""Cost of MLflow tracking: `python -m search.bench logging`.
+"""Cost of MLflow tracking: `python -m benchmarks logging`.
 
 The same search (the harness part's fixed workload: N identical trials of about 0.5 s, FIFO, the
 most results per second of any trial length) with MLflow on (SQLite, as by default) and off, back to
@@ -17,8 +17,8 @@ import resource
 import tempfile
 from pathlib import Path
 
-from search.bench import Figures
-from search.bench.harness import (
+from benchmarks import Figures
+from benchmarks.harness import (
     Run,
     Workload,
     median,
@@ -31,7 +31,7 @@ from search.bench.harness import (
 )
 
 TARGET = 0.02
-# The targets table (search.bench.target_rows): (what, measured figure, target, met figure).
+# The targets table (benchmarks.target_rows): (what, measured figure, target, met figure).
 SUMMARY = [("MLflow on vs off, extra wall time", "overhead", f"<= {TARGET:g}", "target_met")]
 TRIAL_S = 0.5
 # (trials, epochs, repeats)

@@ -1,4 +1,4 @@
-"""Micro-benchmarks, run with `python -m search.bench [PART ...] [--quick] [--json PATH]`.
+"""Micro-benchmarks, run with `python -m benchmarks [PART ...] [--quick] [--json PATH]`.
 
 Each part is a module with `run(quick: bool) -> dict[str, float | int | bool | str]`. To add one,
 write the module and add a line to PARTS; modules are imported only when their part runs.
@@ -16,12 +16,12 @@ from typing import Any
 Figures = dict[str, Any]
 
 PARTS: dict[str, str] = {
-    "loss": "search.bench.loss",  # full training loss vs plain cross-entropy
-    "harness": "search.bench.harness",  # harness efficiency vs plain Ray Tune defaults
-    "logging": "search.bench.logging_overhead",  # MLflow on vs off
-    "search": "search.bench.search_efficiency",  # ASHA + TPE vs FIFO + random
-    "data": "search.bench.data_path",  # synthetic build, 1M-row table load
-    "gpu": "search.bench.gpu",  # trials/hour at gpu_per_trial 1 … 0.125 (CUDA only)
+    "loss": "benchmarks.loss",  # full training loss vs plain cross-entropy
+    "harness": "benchmarks.harness",  # harness efficiency vs plain Ray Tune defaults
+    "logging": "benchmarks.logging_overhead",  # MLflow on vs off
+    "search": "benchmarks.search_efficiency",  # ASHA + TPE vs FIFO + random
+    "data": "benchmarks.data_path",  # synthetic build, 1M-row table load
+    "gpu": "benchmarks.gpu",  # trials/hour at gpu_per_trial 1 … 0.125 (CUDA only)
 }
 
 
