@@ -116,6 +116,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             counts=counts,
             best=best_trials(output_dir, space, cfg.search.metric, cfg.search.mode),
             tracking_uri=uri,
+            experiment_id=None if tracker is None else tracker.experiment_id,
             cluster=cluster.describe(),
             interrupted=sum(n for s, n in counts.items() if s != ABANDONED) < expected,
         )

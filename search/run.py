@@ -54,6 +54,7 @@ class Outcome:
     counts: dict[str, int]
     best: list[dict[str, Any]]
     tracking_uri: str | None = None
+    experiment_id: str | None = None
     report_dir: Path | None = None
     cluster: str = ""
     interrupted: bool = False
@@ -124,6 +125,9 @@ def _check_preset(name: str) -> None:
         )
 
 
+MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+# the experiment's runs table: MLflow 3 opens an experiment on its GenAI overview otherwise
+RUNS_VIEW = "runs?workflowType=machine_learning"
 RESUMABLE = ("verbose", "mlflow.tracking_uri", "dry_run")  # may differ from the saved config
 
 
@@ -200,7 +204,14 @@ def summary(o: Outcome) -> str:
         lines.append(f"report:   {o.report_dir / 'pareto.html'}  (and pareto.md, trials.csv)")
     if o.tracking_uri:
         lines.append(f"mlflow:   {o.tracking_uri}")
-        lines.append(f"  open:   mlflow ui --backend-store-uri {o.tracking_uri} --host 127.0.0.1")
+        served = o.tracking_uri.startswith(("http://", "https://"))
+        if not served:
+            lines.append(
+                f"  open:   mlflow ui --backend-store-uri {o.tracking_uri} --host 127.0.0.1"
+            )
+        if o.experiment_id:
+            ui = o.tracking_uri.rstrip("/") if served else MLFLOW_UI
+            lines.append(f"  runs:   {ui}/#/experiments/{o.experiment_id}/{RUNS_VIEW}")
     if o.interrupted:
         lines.append(f"continue: python -m search.run resume={o.output_dir}")
     return "\n".join(lines)

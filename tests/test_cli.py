@@ -119,3 +119,19 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, capsys):
         "train.max_epochs cannot change on resume (saved 4, given 6); only verbose, "
         "mlflow.tracking_uri, dry_run can, or start a new search"
     )
+
+
+def test_summary_links_the_experiments_runs_table(tmp_path):
+    from search.run import Outcome, summary
+
+    local = Outcome(tmp_path, {"completed": 1}, [], "sqlite:///m.db", experiment_id="7")
+    text = summary(local)
+    assert "open:   mlflow ui --backend-store-uri sqlite:///m.db --host 127.0.0.1" in text
+    assert (
+        "runs:   http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning" in text
+    )
+    served = summary(Outcome(tmp_path, {}, [], "http://127.0.0.1:5111/", experiment_id="3"))
+    assert "mlflow ui" not in served
+    assert (
+        "runs:   http://127.0.0.1:5111/#/experiments/3/runs?workflowType=machine_learning" in served
+    )

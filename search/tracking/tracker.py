@@ -163,6 +163,10 @@ class SearchTracker:
     def parent_run_id(self) -> str | None:
         return self.book.parent.run_id
 
+    @property
+    def experiment_id(self) -> str | None:
+        return self.book.experiment_id
+
     def run_ids(self) -> dict[str, str | None]:
         """{Ray trial id: child run id} (None while the run is not created yet)."""
         with self.book.lock:
