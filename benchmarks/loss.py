@@ -25,7 +25,6 @@ from torch import nn
 from benchmarks import Figures
 from trainables.dataset import Split
 from trainables.losses import class_weights, combined_loss, focal_alpha
-from trainables.optim import AdamW
 from trainables.params import TrialParams
 from trainables.trial import applied_weights
 from trainables.weights import adaptive_scale, train_weights, warmup_ramp
@@ -185,13 +184,13 @@ def _run(quick: bool) -> Figures:
     torch.manual_seed(0)
     model_ce, model_name = _model(params)
     model_full = copy.deepcopy(model_ce)
-    opt_ce = AdamW(model_ce.parameters(), lr=1e-3)  # the trials' optimizer
-    opt_full = AdamW(model_full.parameters(), lr=1e-3)
+    opt_ce = torch.optim.AdamW(model_ce.parameters(), lr=1e-3)  # the trials' optimizer
+    opt_full = torch.optim.AdamW(model_full.parameters(), lr=1e-3)
     batches = [slice(i * BATCH, (i + 1) * BATCH) for i in range(POOL_BATCHES)]
     count = {"ce": 0, "full": 0}
     epoch_w = [w_train]
 
-    def step(name: str, model: nn.Module, opt: AdamW, loss_fn) -> None:
+    def step(name: str, model: nn.Module, opt: torch.optim.Optimizer, loss_fn) -> None:
         rows = batches[count[name] % POOL_BATCHES]
         count[name] += 1
         logits = model(train.x[rows], None)  # (B, C)

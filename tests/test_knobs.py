@@ -418,3 +418,16 @@ def test_weight_stats_describe_the_applied_weights(data: Dataset) -> None:
     normed = TrialParams.from_flat(FIXTURE | {"elf.strategy": "aco", "elf.batch_norm": True})
     train(normed, data, lambda m, _: bn.append(m), torch.device("cpu"))
     assert all(m["w_min"] > 0.5 and m["w_max"] < 2.0 for m in bn) and kept.min() > math.e - 1e-6
+
+
+def test_sgd_sees_the_loss_scale_that_adamw_ignores(
+    data: Dataset, facts: TrainFacts, floor: float
+) -> None:
+    at = {
+        c: {"train.optimizer": "sgd", "elf.strategy": "aco", "elf.clip_min": c, "elf.clip_max": c}
+        for c in (3.0, 4.0)
+    }
+    assert val_loss_gap(curve(data, at[3.0]), curve(data, at[4.0])) > 100 * floor
+    assert canon({"train.momentum": 0.5}, facts) == canon({}, facts)  # AdamW has no momentum key
+    sgd = {"train.optimizer": "sgd"}
+    assert canon(sgd | {"train.momentum": 0.5}, facts) != canon(sgd, facts)

@@ -63,6 +63,7 @@ RELEVANT_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
     "elf.default_aco": {"elf.strategy": ("aco", "avg", "max"), "elf.missing": FILLS},
     "elf.default_rso": {"elf.strategy": ("rso", "avg", "max"), "elf.missing": FILLS},
     "cw.beta": {"cw.method": ("effective",)},
+    "train.momentum": {"train.optimizer": ("sgd",)},
     "cw.cap": {"cw.method": ("balanced", "effective")},
 }
 

@@ -15,6 +15,7 @@ GRANULARITIES = ("repository", "subsystem", "package")
 ALPHA_RULES = ("inverse_frequency", "sqrt_inverse_frequency")  # and "effective:<beta>"
 STRATEGIES = ("none", "aco", "rso", "avg", "max")
 MISSING_POLICIES = ("default", "impute", "min", "skip")
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,24 @@ PARAMS: dict[str, Param] = {
         _p("cw.cap", None, "float_or_none", "Bound on max/min class weight ratio.", low=1),
         # Training
         _p("train.balanced_sampling", False, "bool", "Sample training batches class-balanced."),
-        _p("train.lr", 3e-3, "float", "AdamW learning rate.", low=1e-7, high=1.0),
-        _p("train.weight_decay", 1e-4, "float", "AdamW weight decay.", low=0, high=1.0),
+        _p(
+            "train.optimizer",
+            "adamw",
+            "str",
+            "torch.optim.AdamW (invariant to a constant loss scale, up to ε) or torch.optim.SGD "
+            "with momentum (where the loss scale acts as a learning rate).",
+            choices=OPTIMIZERS,
+        ),
+        _p("train.lr", 3e-3, "float", "Learning rate.", low=1e-7, high=1.0),
+        _p(
+            "train.weight_decay",
+            1e-4,
+            "float",
+            "Weight decay (AdamW: decoupled; SGD: L2 added to the gradient).",
+            low=0,
+            high=1.0,
+        ),
+        _p("train.momentum", 0.9, "float", "SGD momentum (sgd only).", low=0, high=0.999),
         _p("train.batch_size", 256, "int", "Training batch size.", low=1),
         _p("train.max_epochs", 12, "int", "Epoch budget (ASHA's max_t).", low=1),
         _p(

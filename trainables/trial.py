@@ -24,7 +24,6 @@ from trainables.metrics import classification_metrics, plain_ce
 from trainables.models import build_model
 from trainables.nonfinite import NonFiniteError, flagged_result
 from trainables.objective import Objective
-from trainables.optim import AdamW
 from trainables.params import TrialParams
 from trainables.weights import (
     adaptive_scale,
@@ -133,6 +132,16 @@ def _check_finite(train_loss: float, metrics: dict[str, Any], epoch: int) -> Non
         raise NonFiniteError(reason, epoch, metrics)
 
 
+def make_optimizer(parameters: Any, params: TrialParams) -> torch.optim.Optimizer:
+    """The torch.optim optimizer `train.optimizer` names, at `train.lr` and `train.weight_decay`."""
+    lr, decay = params["train.lr"], params["train.weight_decay"]
+    if params["train.optimizer"] == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=lr, momentum=params["train.momentum"], weight_decay=decay
+        )
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=decay)
+
+
 def prepare_params(config: dict[str, Any], data: Dataset) -> TrialParams:
     """The params a trial trains with: `config` validated as written against `data` (the errors a
     search's trial and a direct call give alike), then canonicalised (`trainables.canonical`)."""
@@ -170,9 +179,7 @@ def train(
     counts = data.train_counts()
     minority = int(torch.argmin(counts))
     model = build_model(data.num_features, data.num_classes, data.vocab_size, params).to(device)
-    optim = AdamW(
-        model.parameters(), lr=params["train.lr"], weight_decay=params["train.weight_decay"]
-    )
+    optim = make_optimizer(model.parameters(), params)
     elf_on = params["elf.strategy"] != "none"  # no ELF: no weight transforms either (exact CE)
     base_w = clipped = None
     if elf_on:
