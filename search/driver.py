@@ -24,11 +24,11 @@ from search.cluster import (
     run_on_head,
 )
 from search.config import SearchConfig
+from search.outputs import Outcome, best_trials, prepare_output
 from search.progress import ProgressCallback
 from search.reconcile import abandon_orphans, ray_trial_ids, reconcile
 from search.record import ABANDONED, RECORD_FILE, RecordCallback, read_record
 from search.reseed import run_reseeds
-from search.run import Outcome, best_trials, prepare_output
 from search.tracking import (
     SearchTracker,
     TrackerSettings,

@@ -8,23 +8,16 @@ from __future__ import annotations
 import gc
 import json
 import os
-import shutil
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from search.cluster import plan_storage, pull
 from search.config import SearchConfig, flatten, load_config, to_yaml
-from search.record import RECORD_FILE, read_record
+from search.outputs import MARKER, Outcome, local_copy
+from search.record import RECORD_FILE
 from spaces import Space, list_spaces, load_space
-from spaces.distributions import Constant
 from spaces.safe_yaml import read_yaml
 from trainables.errors import UserInputError
-from trainables.objective import Objective
 from trainables.params import closest
-
-MARKER = ".loss-search.json"  # written into every output folder; resume= only accepts such folders
 
 USAGE = """usage: python -m search.run [key=value ...]
 
@@ -46,20 +39,6 @@ examples:
 """
 
 
-@dataclass
-class Outcome:
-    """What a finished search left behind."""
-
-    output_dir: Path
-    counts: dict[str, int]
-    best: list[dict[str, Any]]
-    tracking_uri: str | None = None
-    experiment_id: str | None = None
-    report_dir: Path | None = None
-    cluster: str = ""
-    interrupted: bool = False
-
-
 def usage() -> str:
     from trainables.presets import describe_presets
 
@@ -77,7 +56,7 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
     """CLI arguments → (config, space); a resumed search reuses its saved config."""
     cfg = load_config(argv, env.get("MLFLOW_TRACKING_URI"))
     if cfg.resume:
-        folder = _local_copy(cfg.resume)
+        folder = local_copy(cfg.resume)
         if not (folder / MARKER).exists():
             raise UserInputError(
                 f"resume={cfg.resume}: not an output folder of this tool (no {MARKER} in it)"
@@ -108,13 +87,6 @@ def _resumed(
     return load_config(base + given, uri)
 
 
-def _local_copy(output_dir: str) -> Path:
-    """The driver's folder of `output_dir`: the path itself, or a URI's staging copy, refreshed."""
-    storage = plan_storage(output_dir)
-    pull(storage)
-    return storage.local
-
-
 def _check_preset(name: str) -> None:
     from trainables.presets import PRESETS
 
@@ -141,23 +113,6 @@ def _as_overrides(saved: dict[str, Any], prefix: str = "") -> list[str]:
             out += [f"data.{dk}={json.dumps(dv)}" for dk, dv in v.items()]
         elif key not in ("resume", "dry_run"):
             out.append(f"{key}={json.dumps(v)}")
-    return out
-
-
-def prepare_output(cfg: SearchConfig, space: Space) -> Path:
-    """Create output_dir with the marker, the resolved config and a copy of the space file."""
-    out = _local_copy(cfg.output_dir)
-    if cfg.resume:
-        return out
-    if (out / MARKER).exists():
-        raise UserInputError(
-            f"output_dir={out} already holds a search: continue it with resume={out} "
-            "or choose another output_dir"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(cfg))
-    shutil.copyfile(space.path, out / "space.yaml")
-    (out / MARKER).write_text(json.dumps({"tool": "loss-search", "name": cfg.name}))
     return out
 
 
@@ -219,34 +174,6 @@ def summary(o: Outcome) -> str:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def best_trials(
-    output_dir: Path, space: Space, metric: str, mode: str, n: int = 3
-) -> list[dict[str, Any]]:
-    """The top `n` trials by their best `metric` (`mode` max or min) among those that trained the
-    full budget; ties go to the smaller trial id."""
-    objective = Objective(metric, mode)
-    events = read_record(output_dir / RECORD_FILE)
-    ends = {e["trial_id"]: e["state"] for e in events if e["event"] == "end"}
-    params = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
-    best: dict[str, float] = {}
-    for e in events:
-        if e["event"] == "result" and ends.get(e["trial_id"]) == "completed":
-            v = e["metrics"].get(metric)
-            if v is not None and objective.better(v, best.get(e["trial_id"])):
-                best[e["trial_id"]] = v
-    top = sorted(best, key=lambda t: (objective.sign * best[t], t))[:n]
-    searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}
-    return [
-        {
-            "trial_id": t,
-            "metric": metric,
-            "value": best[t],
-            "params": {k: v for k, v in params.get(t, {}).items() if k in searched},
-        }
-        for t in top
-    ]
 
 
 if __name__ == "__main__":

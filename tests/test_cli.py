@@ -83,7 +83,7 @@ def test_error_from_a_fresh_process_exits_2():
 
 
 def test_best_trials_follow_the_mode_among_completed_trials(tmp_path):
-    from search.run import best_trials
+    from search.outputs import best_trials
 
     ece = {"a": [0.30, 0.10], "b": [0.20, 0.15], "c": [0.05]}  # c stopped early: not ranked
     events = [{"event": "start", "trial_id": t, "params": {"loss.kind": "ce"}} for t in ece]
@@ -105,7 +105,8 @@ def test_best_trials_follow_the_mode_among_completed_trials(tmp_path):
 
 
 def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, capsys):
-    from search.run import prepare_output, resolve
+    from search.outputs import prepare_output
+    from search.run import resolve
 
     cfg, space = resolve([f"output_dir={tmp_path / 'out'}", "train.max_epochs=4"], {})
     out = prepare_output(cfg, space)
@@ -122,7 +123,8 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, capsys):
 
 
 def test_summary_links_the_experiments_runs_table(tmp_path):
-    from search.run import Outcome, summary
+    from search.outputs import Outcome
+    from search.run import summary
 
     local = Outcome(tmp_path, {"completed": 1}, [], "sqlite:///m.db", experiment_id="7")
     text = summary(local)

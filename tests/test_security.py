@@ -32,7 +32,8 @@ import search.driver
 from benchmarks.harness import ray_session
 from search.cluster import connect
 from search.config import flatten, load_config
-from search.run import MARKER, main, prepare_output, resolve
+from search.outputs import MARKER, prepare_output
+from search.run import main, resolve
 from spaces import load_space
 from spaces.safe_yaml import _Loader
 from trainables.checkpoints import CHECKPOINT_FILE, load_state

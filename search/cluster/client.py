@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from search.config import SearchConfig
-    from search.run import Outcome
+    from search.outputs import Outcome
     from spaces import Space
 
 T = TypeVar("T")

@@ -1,0 +1,89 @@
+"""A search's output folder: creating it (marker, config, space), and what a search left in it.
+
+`prepare_output` writes the marker that `resume=` checks, `config.yaml` and `space.yaml`;
+`Outcome` is what a finished or interrupted search hands back; `best_trials` reads the record.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search.cluster import plan_storage, pull
+from search.config import SearchConfig, to_yaml
+from search.record import RECORD_FILE, read_record
+from spaces import Space
+from spaces.distributions import Constant
+from trainables.errors import UserInputError
+from trainables.objective import Objective
+
+MARKER = ".loss-search.json"  # written into every output folder; resume= only accepts such folders
+
+
+@dataclass
+class Outcome:
+    """What a finished search left behind."""
+
+    output_dir: Path
+    counts: dict[str, int]
+    best: list[dict[str, Any]]
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    report_dir: Path | None = None
+    cluster: str = ""
+    interrupted: bool = False
+
+
+def local_copy(output_dir: str) -> Path:
+    """The driver's folder of `output_dir`: the path itself, or a URI's staging copy, refreshed."""
+    storage = plan_storage(output_dir)
+    pull(storage)
+    return storage.local
+
+
+def prepare_output(cfg: SearchConfig, space: Space) -> Path:
+    """Create output_dir with the marker, the resolved config and a copy of the space file."""
+    out = local_copy(cfg.output_dir)
+    if cfg.resume:
+        return out
+    if (out / MARKER).exists():
+        raise UserInputError(
+            f"output_dir={out} already holds a search: continue it with resume={out} "
+            "or choose another output_dir"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    shutil.copyfile(space.path, out / "space.yaml")
+    (out / MARKER).write_text(json.dumps({"tool": "loss-search", "name": cfg.name}))
+    return out
+
+
+def best_trials(
+    output_dir: Path, space: Space, metric: str, mode: str, n: int = 3
+) -> list[dict[str, Any]]:
+    """The top `n` trials by their best `metric` (`mode` max or min) among those that trained the
+    full budget; ties go to the smaller trial id."""
+    objective = Objective(metric, mode)
+    events = read_record(output_dir / RECORD_FILE)
+    ends = {e["trial_id"]: e["state"] for e in events if e["event"] == "end"}
+    params = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
+    best: dict[str, float] = {}
+    for e in events:
+        if e["event"] == "result" and ends.get(e["trial_id"]) == "completed":
+            v = e["metrics"].get(metric)
+            if v is not None and objective.better(v, best.get(e["trial_id"])):
+                best[e["trial_id"]] = v
+    top = sorted(best, key=lambda t: (objective.sign * best[t], t))[:n]
+    searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}
+    return [
+        {
+            "trial_id": t,
+            "metric": metric,
+            "value": best[t],
+            "params": {k: v for k, v in params.get(t, {}).items() if k in searched},
+        }
+        for t in top
+    ]
