@@ -243,6 +243,8 @@ POOLS: dict[str, tuple[Any, ...]] = {
     "cw.method": ("none", "balanced", "effective"),
     "cw.beta": (0.0, 0.9, 0.999),
     "cw.cap": (None, 2.0, 100.0),
+    "train.optimizer": ("adamw", "sgd"),
+    "train.momentum": (0.0, 0.9),
 }
 
 

@@ -189,7 +189,8 @@ def train(
     if params["cw.method"] != "none":
         cw = class_weights(
             counts, params["cw.method"], params["cw.beta"], params["cw.cap"], data.classes
-        ).to(device)
+        )
+        cw = None if bool((cw == 1).all()) else cw.to(device)  # all ones: the exact CE path
     alpha = None
     if params["loss.kind"] == "focal":
         alpha = focal_alpha(params["loss.alpha"], counts, data.classes)
