@@ -4,7 +4,6 @@ REPORT_DIR = "report"  # written under <output_dir>/report/, next to record.json
 RECORD_FILE = "record.jsonl"
 CONFIG_FILE = "config.yaml"
 SPACE_FILE = "space.yaml"
-DATA_FILE = "data.json"  # classes, training counts, and the space values the data collapsed
 RESEED_FILE = "reseed.jsonl"  # optional: re-trainings of finalists with new seeds (reseed.py)
 
 # Hypervolume reference point: the worst value per objective among front candidates, moved away

@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from reports.defaults import CONFIG_FILE, DATA_FILE, RECORD_FILE, SPACE_FILE
+from reports.defaults import CONFIG_FILE, RECORD_FILE, SPACE_FILE
 from reports.space import SpaceParam, narrowed, read_space
+from spaces.fit import DATA_FILE
 from trainables.errors import UserInputError
 
 

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reports.defaults import DATA_FILE
 from search.cluster import (
     MirrorCallback,
     check_storage,
@@ -37,7 +36,7 @@ from search.tracking import (
     resolve_tracking_uri,
 )
 from spaces import Space
-from spaces.fit import fit_to_data, values_left
+from spaces.fit import DATA_FILE, fit_to_data, values_left
 from trainables.canonical import TrainFacts
 
 log = logging.getLogger(__name__)
