@@ -312,9 +312,9 @@ def run_ours(
 
 def timed_search(argv: list[str]) -> Run:
     """Load the config from `argv` (CLI overrides), time `search.driver.run`, read its record."""
+    from record import RECORD_FILE, read_events
     from search.config import load_config
     from search.driver import run
-    from search.record import RECORD_FILE, read_record
     from spaces import load_space
 
     cfg = load_config(argv)
@@ -324,7 +324,7 @@ def timed_search(argv: list[str]) -> Run:
         run(cfg, space)
         wall = time.perf_counter() - t0
     out = Path(cfg.output_dir)
-    events = read_record(out / RECORD_FILE)
+    events, _ = read_events(out / RECORD_FILE)
     results = [e for e in events if e["event"] == "result"]
     ends = [e["time"] for e in events if e["event"] == "end"]
     return Run(
@@ -363,7 +363,7 @@ def baseline_trainable(data: Any) -> Any:
     """The project's function trainable with the dataset, as a plain Ray Tune user passes it."""
     from ray import tune
 
-    from trainables.trial import tune_trial
+    from search.trainable import tune_trial
 
     return tune.with_resources(tune.with_parameters(tune_trial, data=data), {"cpu": 1})
 

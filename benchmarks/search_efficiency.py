@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks import Figures
 from benchmarks.harness import Run, median, paired, ray_session, timed_search, warm_up
-from search.record import RECORD_FILE, read_record
+from record import RECORD_FILE, read_events
 
 TARGET = 4.0
 # The targets table (benchmarks.target_rows): (what, measured figure, target, met figure).
@@ -50,7 +50,7 @@ SIZES = {True: (4, 2, 1), False: (32, 12, 3)}
 
 def results(output_dir: Path) -> list[dict[str, Any]]:
     """The result events of a search, in the order they were written."""
-    events = read_record(output_dir / RECORD_FILE)
+    events, _ = read_events(output_dir / RECORD_FILE)
     return [e for e in events if e["event"] == "result" and METRIC in e["metrics"]]
 
 

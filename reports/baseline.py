@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from reports.defaults import COMPLETED
+from record import COMPLETED
 from reports.objectives import Objective
 from reports.rows import TrialRow
 from trainables.params import is_plain_ce

@@ -1,11 +1,5 @@
 """Every default of the report in one place, each with its reason."""
 
-REPORT_DIR = "report"  # written under <output_dir>/report/, next to record.jsonl
-RECORD_FILE = "record.jsonl"
-CONFIG_FILE = "config.yaml"
-SPACE_FILE = "space.yaml"
-RESEED_FILE = "reseed.jsonl"  # optional: re-trainings of finalists with new seeds (reseed.py)
-
 # Hypervolume reference point: the worst value per objective among front candidates, moved away
 # from the front by HV_MARGIN x the objective's observed range (or x max(|worst|, 1) when every
 # candidate has the same value), so that extreme front points still add volume.
@@ -18,18 +12,6 @@ EPOCH_RULE = "best"
 # PED-ANOVA (optuna's default evaluator) needs a handful of trials to say anything; below this
 # many finished trials in a group, importances are skipped with a note.
 IMPORTANCE_MIN_TRIALS = 4
-
-# Trial-end states as written by the search driver (search/record.py) and tagged on MLflow runs
-# (`end_state`); INTERRUPTED is MLflow's only: a run whose trial has no end yet.
-COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
-INTERRUPTED = "interrupted"
-# The MLflow status of a trial's run per end state (the one map; tracker, repair and reports use it).
-RUN_STATUS = {
-    COMPLETED: "FINISHED",
-    STOPPED_EARLY: "FINISHED",
-    FAILED: "FAILED",
-    INTERRUPTED: "KILLED",
-}
 
 # Metrics read at the trial's last reported epoch rather than the counted one: train_time_s is
 # cumulative, and the cost of a trial is all the training it did.

@@ -19,9 +19,9 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
+from record.reader import natural_key
 from reports.analysis import Analysis, points
 from reports.defaults import IMPORTANCE_MIN_TRIALS
-from reports.load import natural_key
 from reports.rows import CANDIDATE, STOPPED, TrialRow
 from reports.space import SpaceParam, categorical_value
 

@@ -15,22 +15,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from reports.defaults import (
-    COMPLETED,
-    CONFIG_FILE,
-    FAILED,
-    REPORT_DIR,
-    RESEED_FILE,
-    SPACE_FILE,
-    STOPPED_EARLY,
-)
-from reports.load import Run, TrialRecord, natural_key, read_yaml
+from mirrors.store import PARENT_RUN_TAG, TRIAL_ID_TAG, child_runs, fail_fast, search_all
+from mirrors.uri import check_reachable, resolve_tracking_uri, sqlite_path
+from record import COMPLETED, CONFIG_FILE, FAILED, RESEED_FILE, SPACE_FILE, STOPPED_EARLY
+from record.reader import TrialRecord, natural_key
+from record.schema import REPORT_DIR
+from reports.load import Run, read_yaml
 from reports.objectives import check_available, parse_objectives
 from reports.reseed import read_reseeds
 from reports.space import read_space
-from search.tracking.runs import child_runs, search_all
-from search.tracking.uri import check_reachable, resolve_tracking_uri, sqlite_path
-from search.tracking.writer import PARENT_RUN_TAG, TRIAL_ID_TAG, fail_fast
 from trainables.errors import UserInputError
 
 END_STATES = {COMPLETED, STOPPED_EARLY, FAILED}  # `end_state` tags of finished trials

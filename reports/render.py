@@ -16,9 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from record.reader import natural_key
 from reports.analysis import Analysis
 from reports.importance import Importance
-from reports.load import natural_key
 from reports.markdown import IMPORTANCE_METHOD, key_figures
 from reports.plots import coordinates, layers, objective_pairs, point_labels
 from reports.reseed import RESEED_NOTE, verdict

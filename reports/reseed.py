@@ -22,6 +22,7 @@ import pandas as pd
 from reports import pareto
 from reports.objectives import Objective, parse_objectives, to_minimisation
 from trainables.errors import UserInputError
+from trainables.reported import DEFAULT_OBJECTIVES
 
 ERROR_KEY = "error"  # set on the row of a re-training that failed
 
@@ -69,7 +70,7 @@ def reseed_summary(
     """One row per config: n_seeds, n_failed, <metric>_mean/_std per objective and per test
     counterpart present in the rows, nondominated (on the objective means).
 
-    `objectives` defaults to the search's default objectives (search.config.DEFAULT_OBJECTIVES).
+    `objectives` defaults to the search's default objectives (trainables.reported.DEFAULT_OBJECTIVES).
     """
     objs = _objectives(objectives)
     rows = list(rows)
@@ -141,8 +142,6 @@ def _objectives(
     objectives: str | Sequence[str] | Sequence[Objective] | None,
 ) -> tuple[Objective, ...]:
     if objectives is None:
-        from search.config import DEFAULT_OBJECTIVES  # the one place defaults live; light import
-
         objectives = DEFAULT_OBJECTIVES
     if not isinstance(objectives, str) and all(isinstance(o, Objective) for o in objectives):
         return tuple(objectives)

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reports.defaults import COMPLETED, FAILED, STOPPED_EARLY, TOTAL_METRICS
-from reports.load import Run, TrialRecord
+from record import COMPLETED, FAILED, STOPPED_EARLY, TrialRecord
+from reports.defaults import TOTAL_METRICS
+from reports.load import Run
 from reports.objectives import Objective
 from trainables.errors import UserInputError
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from record.reader import natural_key
 from reports.analysis import Analysis
 from reports.importance import ALL_TRIALS, Importance
-from reports.load import natural_key
 from reports.rows import CANDIDATE, TrialRow
 
 

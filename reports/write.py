@@ -8,8 +8,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from record import RESEED_FILE
+from record.schema import REPORT_DIR
 from reports.analysis import analyse
-from reports.defaults import EPOCH_RULE, HV_MARGIN, REPORT_DIR, RESEED_FILE
+from reports.defaults import EPOCH_RULE, HV_MARGIN
 from reports.importance import param_importances
 from reports.load import Run, load_run
 from reports.markdown import render_markdown

@@ -19,11 +19,10 @@ from omegaconf.errors import OmegaConfBaseException
 from trainables.errors import UserInputError
 from trainables.objective import Objective
 from trainables.params import closest
-from trainables.reported import REPORTED, is_reported
+from trainables.reported import DEFAULT_OBJECTIVES, REPORTED, is_reported
 
 SEARCHERS = ("optuna", "random")
 SCHEDULERS = ("asha", "fifo")
-DEFAULT_OBJECTIVES = ("val_macro_f1:max", "val_worst_recall:max", "val_ece:min", "train_time_s:min")
 FREE_FORM = ("data.", "report.reference.")  # keys checked by the data preset / the objectives
 # `data=X` and `scheduler=X` name a preset while `data.*`/`scheduler.*` set its options.
 SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name"}

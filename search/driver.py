@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mirrors import MirrorSettings, MlflowMirror, check_reachable, resolve_tracking_uri
+from record import ABANDONED, DATA_FILE, RECORD_FILE, TrialRecord, read_trials
 from search.cluster import (
-    MirrorCallback,
+    PushCallback,
     check_storage,
     connect,
     in_client_process,
@@ -25,18 +27,11 @@ from search.cluster import (
 from search.config import SearchConfig
 from search.outputs import Outcome, best_trials, prepare_output
 from search.progress import ProgressCallback
-from search.reconcile import abandon_orphans, ray_trial_ids, reconcile
-from search.record import ABANDONED, RECORD_FILE, RecordCallback, read_record
+from search.recording import RecordCallback
 from search.reseed import run_reseeds
-from search.tracking import (
-    SearchTracker,
-    TrackerSettings,
-    check_reachable,
-    default_tags,
-    resolve_tracking_uri,
-)
+from search.study import abandon_orphans, catch_up_study, ray_trial_ids
 from spaces import Space
-from spaces.fit import DATA_FILE, fit_to_data, values_left
+from spaces.fit import fit_to_data, values_left
 from trainables.canonical import TrainFacts
 
 log = logging.getLogger(__name__)
@@ -51,12 +46,12 @@ def quiet_ray() -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
-def end_counts(output_dir: Path) -> dict[str, int]:
-    """Trials per end state, from the record."""
+def end_counts(trials: list[TrialRecord]) -> dict[str, int]:
+    """Trials per recorded end state."""
     counts: dict[str, int] = {}
-    for e in read_record(output_dir / RECORD_FILE):
-        if e["event"] == "end":
-            counts[e["state"]] = counts.get(e["state"], 0) + 1
+    for trial in trials:
+        if trial.state is not None:
+            counts[trial.state] = counts.get(trial.state, 0) + 1
     return counts
 
 
@@ -89,52 +84,53 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node, facts=facts
     )
     record = RecordCallback(output_dir, cfg.train.max_epochs)
-    callbacks: list[Any] = [record]  # first: the others see a result after the record has it
+    callbacks: list[Any] = [record]
     if cfg.verbose:
         callbacks.append(ProgressCallback(cfg.search.objective, cfg.train.max_epochs))
-    tracker = make_tracker(cfg, space, output_dir, uri) if uri else None
-    if tracker is not None:
-        tracker.start()
-        callbacks.append(tracker.callback(as_recorded=record.as_recorded))
+    mirror = MlflowMirror(mirror_settings(cfg, space, output_dir, uri)) if uri else None
+    if mirror is not None:
+        mirror.start()  # the parent run exists before the first trial; a resume catches up
     if storage.remote:
-        callbacks.append(MirrorCallback(storage))
+        callbacks.append(PushCallback(storage))
     tuner = (
         restore_tuner(storage.ray_path, parts, data, callbacks)
         if cfg.resume
         else build_tuner(parts, data, callbacks)
     )
-    status, grid = "FAILED", None
+    status, ray_trials = "FAILED", None
     try:
         grid = tuner.fit()  # Ray turns Ctrl-C into a graceful stop with its state saved
         if cfg.resume:
-            abandon_orphans(output_dir, cfg.name, ray_trial_ids(grid), cfg.search.metric)
-        counts = end_counts(output_dir)
+            ray_trials = ray_trial_ids(grid)
+            abandon_orphans(output_dir, ray_trials)
+        trials, _ = read_trials(output_dir / RECORD_FILE)
+        counts = end_counts(trials)
         expected = parts.tune_config.num_samples * (space.grid_size or 1)
         outcome = Outcome(
             output_dir=output_dir,
             counts=counts,
-            best=best_trials(output_dir, space, cfg.search.metric, cfg.search.mode),
+            best=best_trials(trials, space, cfg.search.metric, cfg.search.mode),
             tracking_uri=uri,
-            experiment_id=None if tracker is None else tracker.experiment_id,
+            experiment_id=None if mirror is None else mirror.experiment_id,
             cluster=cluster.describe(),
             interrupted=sum(n for s, n in counts.items() if s != ABANDONED) < expected,
         )
         status = "KILLED" if outcome.interrupted else "FINISHED"
         if not outcome.interrupted:
             run_reseeds(cfg, output_dir, data)  # report.reseeds: finalists, new seeds
-            outcome.report_dir = report(output_dir, tracker)
+            outcome.report_dir = report(output_dir)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         record.close()
-        if tracker is not None:
-            tracker.close(status)
-        thorough = tracker is None or not tracker.clean
-        reconcile(output_dir, cfg.name, grid, uri, cfg.search.metric, cfg.search.mode, thorough)
-        push(storage)  # a URI output_dir gets the record, config, journal, report, reconcile.json
-    if tracker is not None and outcome.report_dir is not None:
-        tag_pareto_ranks(tracker, outcome.report_dir)
+        try:
+            catch_up_study(output_dir, cfg.name, cfg.search.objective, ray_trials)
+        except Exception as error:  # the record holds every trial; the study is a mirror
+            log.warning("Optuna study not caught up with the record: %s", error)
+        if mirror is not None:
+            mirror.close(status)  # the record, the report and its Pareto ranks
+        push(storage)  # a URI output_dir gets the record, config, journal, report
     return outcome
 
 
@@ -156,59 +152,34 @@ def write_data_notes(
     path.write_text(json.dumps(facts, indent=1) + "\n")
 
 
-def report(output_dir: Path, tracker: SearchTracker | None) -> Path | None:
-    """Write the Pareto report and attach it to the MLflow parent run; a failure only warns."""
+def report(output_dir: Path) -> Path | None:
+    """Write the Pareto report; a failure only warns."""
     from reports import write_report
 
     try:
-        folder = write_report(output_dir)
+        return write_report(output_dir)
     except Exception as e:  # the search's results stand without a report
         log.warning("no Pareto report: %s (rerun: python -m reports %s)", e, output_dir)
         return None
-    if tracker is not None:
-        tracker.log_artifacts(folder, "report")
-    return folder
 
 
-def tag_pareto_ranks(tracker: SearchTracker, report_dir: Path) -> None:
-    """Tag each trial's MLflow child run with its Pareto rank and front membership."""
-    from mlflow import MlflowClient
-    from mlflow.entities import RunTag
-
-    summary = json.loads((report_dir / "summary.json").read_text())
-    client = MlflowClient(tracker.settings.tracking_uri)
-    front = set(summary.get("front", []))
-    for trial_id, run_id in tracker.run_ids().items():
-        rank = summary.get("ranks", {}).get(trial_id)
-        if run_id is None or rank is None:
-            continue
-        try:
-            tags = {"pareto_rank": str(rank), "pareto_front": str(trial_id in front).lower()}
-            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        except Exception as e:  # tags are a convenience; the report holds the ranks
-            log.warning("could not tag run %s: %s", run_id, e)
-
-
-def make_tracker(cfg: SearchConfig, space: Space, output_dir: Path, uri: str) -> SearchTracker:
-    """The MLflow tracker of this search: parent run params, tags and artifacts."""
-    tags = default_tags() | {
+def mirror_settings(cfg: SearchConfig, space: Space, output_dir: Path, uri: str) -> MirrorSettings:
+    """What the MLflow mirror of this search sends besides the record: parent params and tags."""
+    tags = {
         "space": space.name,
         "data_preset": cfg.data["preset"],
         "searcher": cfg.search.algorithm,
         "scheduler": cfg.scheduler.name,
     }
-    return SearchTracker(
-        TrackerSettings(
-            tracking_uri=uri,
-            experiment=cfg.mlflow.experiment or space.name,
-            search_name=cfg.name,
-            output_dir=output_dir,
-            config=cfg.to_dict(),
-            tags=tags,
-            artifacts=tuple(output_dir / f for f in ("config.yaml", "space.yaml", DATA_FILE)),
-            max_epochs=cfg.train.max_epochs,
-            metric=cfg.search.metric,
-            mode=cfg.search.mode,
-            resume=bool(cfg.resume),
-        )
+    return MirrorSettings(
+        tracking_uri=uri,
+        experiment=cfg.mlflow.experiment or space.name,
+        search_name=cfg.name,
+        output_dir=output_dir,
+        config=cfg.to_dict(),
+        tags=tags,
+        artifacts=tuple(output_dir / f for f in ("config.yaml", "space.yaml", DATA_FILE)),
+        max_epochs=cfg.train.max_epochs,
+        objective=cfg.search.objective,
+        resume=bool(cfg.resume),
     )

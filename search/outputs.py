@@ -1,20 +1,21 @@
 """A search's output folder: creating it (marker, config, space), and what a search left in it.
 
 `prepare_output` writes the marker that `resume=` checks, `config.yaml` and `space.yaml`;
-`Outcome` is what a finished or interrupted search hands back; `best_trials` reads the record.
+`Outcome` is what a finished or interrupted search hands back; `best_trials` ranks the recorded trials.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from record import COMPLETED, TrialRecord
 from search.cluster import plan_storage, pull
 from search.config import SearchConfig, to_yaml
-from search.record import RECORD_FILE, read_record
 from spaces import Space
 from spaces.distributions import Constant
 from trainables.errors import UserInputError
@@ -62,20 +63,21 @@ def prepare_output(cfg: SearchConfig, space: Space) -> Path:
 
 
 def best_trials(
-    output_dir: Path, space: Space, metric: str, mode: str, n: int = 3
+    recorded: list[TrialRecord], space: Space, metric: str, mode: str, n: int = 3
 ) -> list[dict[str, Any]]:
     """The top `n` trials by their best `metric` (`mode` max or min) among those that trained the
     full budget; ties go to the smaller trial id."""
     objective = Objective(metric, mode)
-    events = read_record(output_dir / RECORD_FILE)
-    ends = {e["trial_id"]: e["state"] for e in events if e["event"] == "end"}
-    params = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
+    trials = {t.trial_id: t for t in recorded}
     best: dict[str, float] = {}
-    for e in events:
-        if e["event"] == "result" and ends.get(e["trial_id"]) == "completed":
-            v = e["metrics"].get(metric)
-            if v is not None and objective.better(v, best.get(e["trial_id"])):
-                best[e["trial_id"]] = v
+    for trial in trials.values():
+        for v in (r[metric] for r in trial.results.values() if metric in r):
+            if (
+                trial.state == COMPLETED
+                and math.isfinite(v)
+                and objective.better(v, best.get(trial.trial_id))
+            ):
+                best[trial.trial_id] = v
     top = sorted(best, key=lambda t: (objective.sign * best[t], t))[:n]
     searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}
     return [
@@ -83,7 +85,7 @@ def best_trials(
             "trial_id": t,
             "metric": metric,
             "value": best[t],
-            "params": {k: v for k, v in params.get(t, {}).items() if k in searched},
+            "params": {k: v for k, v in trials[t].params.items() if k in searched},
         }
         for t in top
     ]

@@ -9,7 +9,8 @@ from typing import TextIO
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from search.record import FAILED, end_state
+from record import FAILED
+from search.recording import end_state
 from trainables.objective import Objective
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reports.defaults import RESEED_FILE
+from record import RESEED_FILE
 from reports.reseed import read_reseeds
 from search.config import SearchConfig
 from trainables.dataset import Dataset

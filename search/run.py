@@ -11,9 +11,9 @@ import os
 import sys
 from typing import Any
 
+from record import RECORD_FILE
 from search.config import SearchConfig, flatten, load_config, to_yaml
 from search.outputs import MARKER, Outcome, local_copy
-from search.record import RECORD_FILE
 from spaces import Space, list_spaces, load_space
 from spaces.safe_yaml import read_yaml
 from trainables.errors import UserInputError

@@ -16,13 +16,13 @@ from search.cluster import EXPERIMENT_DIR, plan_storage
 from search.config import SearchConfig
 from search.guard import TrialGuard
 from search.searcher import SearcherSpec, make_searcher
+from search.trainable import tune_trial
 from spaces import Space
 from trainables.canonical import TrainFacts, canonical
 from trainables.errors import UserInputError
 from trainables.nonfinite import failed_epoch
 from trainables.objective import Objective
 from trainables.params import is_plain_ce
-from trainables.trial import tune_trial
 
 EXPERIMENT = EXPERIMENT_DIR  # Ray's experiment folder inside output_dir
 DEFAULT_NUM_SAMPLES = 32

@@ -20,8 +20,6 @@ from trainables.errors import UserInputError
 from trainables.losses import focal_alpha
 from trainables.params import PARAMS
 
-DATA_FILE = "data.json"  # in an output folder: classes, training counts, what fitting collapsed
-
 
 def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
     """(the space without the values the data cannot tell apart, one note per collapse)."""

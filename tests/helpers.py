@@ -39,6 +39,19 @@ def sqlite_store(folder: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def read_record(path: Path) -> list[dict]:
+    """The events of a record file, read directly (a cut last line skipped; no file, none)."""
+    import json
+
+    events = []
+    for line in Path(path).read_text().splitlines() if Path(path).is_file() else []:
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
 def _recorded(output_dir: Path) -> tuple[dict, dict, dict]:
     """record.jsonl read directly: ({trial: params}, {(trial, epoch): event}, {trial: end event}),
     asserting each start, result and end appears once."""
@@ -160,7 +173,7 @@ def _assert_mlflow(output_dir: Path, uri: str, starts: dict, results: dict, ends
 def assert_nothing_lost(output_dir: Path, tracking_uri: str | None = None) -> None:
     """Every result in record.jsonl is in each store exactly once and nothing extra is there: Ray's
     experiment state (once every trial ended), the Optuna journal (when the search used Optuna) and
-    MLflow (when `tracking_uri`), each read directly, not through search/reconcile.py."""
+    MLflow (when `tracking_uri`), each read directly, not through the product's readers."""
     output_dir = Path(output_dir)
     starts, results, ends = _recorded(output_dir)
     assert starts, f"{output_dir}: nothing recorded"

@@ -83,6 +83,7 @@ def test_error_from_a_fresh_process_exits_2():
 
 
 def test_best_trials_follow_the_mode_among_completed_trials(tmp_path):
+    from record import read_trials
     from search.outputs import best_trials
 
     ece = {"a": [0.30, 0.10], "b": [0.20, 0.15], "c": [0.05]}  # c stopped early: not ranked
@@ -98,9 +99,10 @@ def test_best_trials_follow_the_mode_among_completed_trials(tmp_path):
     ]
     (tmp_path / "record.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     space = load_space("elf")
-    low = best_trials(tmp_path, space, "val_ece", "min")
+    trials, _ = read_trials(tmp_path / "record.jsonl")
+    low = best_trials(trials, space, "val_ece", "min")
     assert [(b["trial_id"], b["value"]) for b in low] == [("a", 0.10), ("b", 0.15)]
-    high = best_trials(tmp_path, space, "val_ece", "max")
+    high = best_trials(trials, space, "val_ece", "max")
     assert [(b["trial_id"], b["value"]) for b in high] == [("a", 0.30), ("b", 0.20)]
 
 

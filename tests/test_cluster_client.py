@@ -6,13 +6,12 @@ import warnings
 from pathlib import Path
 
 import pytest
-from helpers import SMALL, sqlite_store
+from helpers import SMALL, read_record, sqlite_store
 from test_cluster_autoscaler import free_port
 from test_cluster_multinode import LOOPBACK, bind_to_loopback
 
 from search.cluster import connect, in_client_process, run_on_head
 from search.config import load_config
-from search.record import read_record
 from search.run import resolve
 from spaces import load_space
 

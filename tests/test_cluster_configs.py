@@ -1,5 +1,5 @@
 """Cluster pieces without a cluster: the shipped launcher configs pass Ray's own validation, the
-full-scale arithmetic, the storage check and the URI mirror (file:// stands in for s3://)."""
+full-scale arithmetic, the storage check and the URI copy (file:// stands in for s3://)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from search.cluster import (
     LAUNCHER_CONFIGS,
     Autoscaler,
     ClusterInfo,
-    MirrorCallback,
+    PushCallback,
     Storage,
     check_storage,
     plan_storage,
@@ -20,7 +20,7 @@ from search.cluster import (
     push,
 )
 from search.cluster import storage as storage_module
-from search.cluster.autoscaler import from_config, full_scale
+from search.cluster.autoscaler import from_config, full_scale, status_node_types
 from search.cluster.client import is_client
 from search.cluster.info import init_args
 from trainables.errors import UserInputError
@@ -28,6 +28,35 @@ from trainables.errors import UserInputError
 
 def load(name: str) -> dict:
     return yaml.safe_load(LAUNCHER_CONFIGS[name].read_text())
+
+
+STATUS = """\
+======== Autoscaler status: 2026-01-01 00:00:00 ========
+Node status
+-------------------------------------------------------
+Active:
+ 1 ray.head.default
+ 2 gpu_worker
+Idle:
+ 1 node_0123abcd
+Pending:
+ cpu_worker, 1 launching
+Recent failures:
+ (no failures)
+
+Resources
+-------------------------------------------------------
+Total Usage:
+ 1.0/5.0 CPU
+"""
+
+
+def test_status_node_types_reads_the_nodes_ray_status_lists():
+    assert status_node_types(STATUS) == ["ray.head.default", "gpu_worker", "node_0123abcd"]
+    assert (
+        status_node_types("Node status\nActive:\n (no active nodes)\nIdle:\n (no idle nodes)") == []
+    )
+    assert status_node_types("No cluster status. It may take a few seconds ...") == []
 
 
 def test_aws_config_passes_ray_validation():
@@ -123,7 +152,7 @@ def test_a_path_output_dir_is_used_as_is(tmp_path):
     assert push(s) == 0 and pull(s) == 0
 
 
-def test_a_uri_output_dir_is_staged_locally_and_mirrored(tmp_path, monkeypatch):
+def test_a_uri_output_dir_is_staged_locally_and_pushed(tmp_path, monkeypatch):
     monkeypatch.setattr(storage_module, "STAGING_ROOT", tmp_path / "staging")
     remote = tmp_path / "bucket" / "searches" / "elf"
     s = plan_storage(f"file://{remote}/")
@@ -142,14 +171,14 @@ def test_a_uri_output_dir_is_staged_locally_and_mirrored(tmp_path, monkeypatch):
     assert (s.local / "record.jsonl").exists() and not (s.local / "tune").exists()
 
 
-def test_mirror_callback_pushes_on_its_period_and_at_the_end(tmp_path, monkeypatch):
+def test_push_callback_pushes_on_its_period_and_at_the_end(tmp_path, monkeypatch):
     pushed = []
     monkeypatch.setattr(storage_module, "push", lambda s: pushed.append(s))
     s = Storage(tmp_path, "file:///x", "file:///x")
-    mirror = MirrorCallback(s, period_s=3600)
-    mirror.on_step_end(iteration=1, trials=[])
+    pusher = PushCallback(s, period_s=3600)
+    pusher.on_step_end(iteration=1, trials=[])
     assert pushed == []
-    mirror.on_experiment_end(trials=[])
+    pusher.on_experiment_end(trials=[])
     assert pushed == [s]
-    MirrorCallback(s, period_s=0).on_step_end(iteration=2, trials=[])
+    PushCallback(s, period_s=0).on_step_end(iteration=2, trials=[])
     assert pushed == [s, s]

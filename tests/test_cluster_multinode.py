@@ -11,12 +11,12 @@ import os
 import signal
 
 import pytest
-from helpers import descendants
+from helpers import descendants, read_record
 from mlflow import MlflowClient
 from test_search import small_search
 
 from search.cluster import connect
-from search.record import RecordCallback, read_record
+from search.recording import RecordCallback
 from trainables.errors import UserInputError
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from helpers import SMALL
+from helpers import SMALL, read_record
 
 from search.config import load_config
-from search.record import read_record
 from spaces import load_space
 
 pytestmark = pytest.mark.slow

@@ -10,12 +10,11 @@ import logging
 import math
 
 import pytest
-from helpers import SMALL, assert_nothing_lost, sqlite_store
+from helpers import SMALL, assert_nothing_lost, read_record, sqlite_store
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from search.config import load_config
-from search.record import read_record
 from search.searcher import load_study
 from search.tuner import STUDY_FILE
 from spaces import load_space

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import start_local_ray
+from helpers import read_record
 from test_search import small_search
-
-from search.record import read_record
 
 pytestmark = pytest.mark.slow
 # ~3-5 s per trial, four at once on 2 cores: longer than the spread of four actors' start-ups (a

@@ -3,7 +3,7 @@
 Two searches at once (separate processes, same name). Then three in sequence: `alpha` and `beta`,
 then a second search named `alpha` in another folder (allowed: a search is its output folder; the
 same name gets its own parent run, told apart by the `search.output_dir` tag). Then the first is
-resumed without its run map (mlflow_runs.json), so it must find its parent by name *and* folder,
+resumed without its run map (mlflow_mirror.json), so it must find its parent by name *and* folder,
 not the newer same-named one. Optuna studies never share a store: each lives in its search's own
 `optuna.journal`.
 """
@@ -17,9 +17,9 @@ import pytest
 from helpers import SMALL, assert_nothing_lost, sqlite_store
 from mlflow import MlflowClient
 
+from mirrors import STATE_FILE
 from search.config import load_config
 from search.run import resolve
-from search.tracking import STATE_FILE_NAME
 from spaces import load_space
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_searches_on_one_store_keep_their_own_runs_and_studies(ray_local, tmp_pa
     ]
 
     first = outcomes[0].output_dir
-    (first / STATE_FILE_NAME).unlink()
+    (first / STATE_FILE).unlink()
     cfg, space = resolve([f"resume={first}"], {})
     from search.driver import run
 

@@ -16,9 +16,10 @@ from mlflow import MlflowClient
 from mlflow_server import LocalServer
 from ray import tune
 
+from mirrors import MirrorSettings, MlflowMirror, check_reachable, ui_command
+from mirrors.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from search.config import load_config
-from search.tracking import SearchTracker, TrackerSettings, check_reachable, ui_command
-from search.tracking.writer import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from search.recording import RecordCallback
 from spaces import load_space
 
 pytestmark = pytest.mark.slow
@@ -59,9 +60,7 @@ def test_search_logs_over_http(server, tmp_path):
     check_reachable(server.url)
     assert ui_command(server.url) == server.url
     (tmp_path / "resolved.yaml").write_text("space: toy\n")
-    (tmp_path / "report").mkdir()
-    (tmp_path / "report" / "front.csv").write_text("trial,f1\n")
-    settings = TrackerSettings(
+    settings = MirrorSettings(
         tracking_uri=server.url,
         experiment="http-exp",
         search_name="http-search",
@@ -70,21 +69,26 @@ def test_search_logs_over_http(server, tmp_path):
         tags={"space": "toy"},
         artifacts=(tmp_path / "resolved.yaml",),
         max_epochs=EPOCHS,
-        flush_interval_s=0.2,
+        interval_s=0.2,
     )
-    with SearchTracker(settings) as tracker:
-        tune.Tuner(
-            toy_trainable,
-            param_space={"loss.kind": "ce", "loss.gamma": tune.grid_search(GAMMAS)},
-            tune_config=tune.TuneConfig(reuse_actors=True),
-            run_config=tune.RunConfig(
-                name="toy",
-                storage_path=str(tmp_path / "ray"),
-                callbacks=[tracker.callback()],
-                verbose=0,
-            ),
-        ).fit()
-        tracker.log_artifacts(tmp_path / "report", "report")
+    mirror = MlflowMirror(settings)
+    mirror.start()
+    tune.Tuner(
+        toy_trainable,
+        param_space={"loss.kind": "ce", "loss.gamma": tune.grid_search(GAMMAS)},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(
+            name="toy",
+            storage_path=str(tmp_path / "ray"),
+            callbacks=[RecordCallback(settings.output_dir, EPOCHS)],
+            verbose=0,
+        ),
+    ).fit()
+    report = settings.output_dir / "report"
+    report.mkdir()
+    (report / "front.csv").write_text("trial,f1\n")
+    (report / "summary.json").write_text('{"ranks": {}, "front": []}')
+    assert mirror.close()
 
     client = MlflowClient(server.url)
     experiment = client.get_experiment_by_name("http-exp")
@@ -195,5 +199,6 @@ def test_server_outage_mid_search_loses_nothing(server, tmp_path):
     assert server.healthy()
     assert seen["resumed_after_s"] < 20, f"the queued data reached the server late: {seen}"
     assert_nothing_lost(outcome.output_dir, server.url)
-    found = json.loads((outcome.output_dir / "reconcile.json").read_text())
-    assert found["mlflow"]["checked"] == 2 and not found["mlflow"]["duplicated"]
+    state = json.loads((outcome.output_dir / "mlflow_mirror.json").read_text())
+    assert state["offset"] == (outcome.output_dir / "record.jsonl").stat().st_size
+    assert state["inflight"] is None and all(r["ended"] for r in state["runs"].values())

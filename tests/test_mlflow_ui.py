@@ -1,6 +1,6 @@
 """The MLflow UI in headless Chromium shows a search as a parent run with its trials nested under it.
 
-Needs Debian's chromium (`apt-get install -y chromium`); the tracker writes to a real local
+Needs Debian's chromium (`apt-get install -y chromium`); the mirror writes to a real local
 `mlflow server` through its public hooks (the same calls the Ray callback makes), so no Ray here.
 """
 
@@ -13,7 +13,8 @@ from helpers import CHROMIUM, CHROMIUM_ARGS
 from mlflow import MlflowClient
 from mlflow_server import LocalServer
 
-from search.tracking import SearchTracker, TrackerSettings
+from mirrors import MirrorSettings, MlflowMirror
+from record import RecordWriter
 
 pytestmark = pytest.mark.browser
 SEARCH = "focal-vs-ce"
@@ -37,18 +38,24 @@ def server(tmp_path_factory):
 
 
 def log_search(url: str, output_dir: Path) -> str:
-    """A search of three trials logged by the tracker; returns the experiment id."""
-    settings = TrackerSettings(
+    """A search of three trials mirrored from its record; returns the experiment id."""
+    record = RecordWriter(output_dir / "record.jsonl")
+    for trial_id, gamma, epochs in TRIALS:
+        record.write({"event": "start", "trial_id": trial_id, "params": {"loss.gamma": gamma}})
+        for epoch in range(epochs):
+            metrics = {"epoch": epoch, "val_macro_f1": f1_at(gamma, epoch)}
+            record.write(
+                {"event": "result", "trial_id": trial_id, "epoch": epoch, "metrics": metrics}
+            )
+        state = "completed" if epochs == MAX_EPOCHS else "stopped_early"
+        record.write({"event": "end", "trial_id": trial_id, "state": state, "epochs": epochs})
+    record.close()
+    settings = MirrorSettings(
         url, "ui-exp", SEARCH, output_dir, config={"space": "toy"}, max_epochs=MAX_EPOCHS
     )
-    with SearchTracker(settings) as tracker:
-        for trial_id, gamma, epochs in TRIALS:
-            tracker.trial_started(trial_id, f"trial_{trial_id}", {"loss.gamma": gamma})
-            for epoch in range(epochs):
-                tracker.trial_result(
-                    trial_id, {"epoch": epoch, "val_macro_f1": f1_at(gamma, epoch)}
-                )
-            tracker.trial_completed(trial_id)
+    mirror = MlflowMirror(settings)
+    mirror.start()
+    assert mirror.close()
     return MlflowClient(url).get_experiment_by_name("ui-exp").experiment_id
 
 

@@ -11,12 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import SMALL, sqlite_store
+from helpers import SMALL, read_record, sqlite_store
 
 from reports.__main__ import main
 from reports.mlflow_run import write_mlflow_report
 from search.config import load_config
-from search.record import read_record
 from search.reseed import RESEED_FILE, new_seeds, run_reseeds
 from search.searcher import load_study
 from search.tuner import STUDY_FILE
@@ -132,7 +131,7 @@ def test_resume_reruns_only_missing_reseeds(search: dict[str, Any]) -> None:
 def test_report_from_mlflow_equals_report_from_folder(search: dict[str, Any]) -> None:
     cfg, tmp = search["cfg"], search["tmp"]
     uri = cfg.mlflow.tracking_uri
-    run_id = json.loads((search["out"] / "mlflow_runs.json").read_text())["parent_run_id"]
+    run_id = json.loads((search["out"] / "mlflow_mirror.json").read_text())["parent_run_id"]
     from_mlflow = write_mlflow_report(uri, run_id, None, tmp / "from-mlflow")
     assert main(["--mlflow-uri", uri, "--experiment", "elf", "--out", str(tmp / "cli")]) == 0
     folder_rows = read_csv(search["report"] / "trials.csv")
@@ -155,7 +154,7 @@ def test_child_runs_carry_pareto_rank_and_front(search: dict[str, Any]) -> None:
 
     summary = json.loads((search["report"] / "summary.json").read_text())
     client = MlflowClient(search["cfg"].mlflow.tracking_uri)
-    parent = json.loads((search["out"] / "mlflow_runs.json").read_text())["parent_run_id"]
+    parent = json.loads((search["out"] / "mlflow_mirror.json").read_text())["parent_run_id"]
     experiment = client.get_run(parent).info.experiment_id
     runs = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent}'")
     tags = {r.data.tags["ray.trial_id"]: r.data.tags for r in runs}

@@ -12,10 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import SMALL, assert_nothing_lost, sqlite_store
+from helpers import SMALL, assert_nothing_lost, read_record, sqlite_store
 from mlflow import MlflowClient
-
-from search.record import read_record
 
 pytestmark = pytest.mark.slow
 TRIALS = 6

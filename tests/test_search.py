@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from helpers import SMALL, sqlite_store
+from helpers import SMALL, read_record, sqlite_store
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from search.config import load_config
-from search.record import read_record
 from search.searcher import load_study
 from search.tuner import STUDY_FILE
 from spaces import load_space

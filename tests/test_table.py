@@ -394,6 +394,36 @@ def test_presets_build_and_check_options():
     assert all(name in describe_presets() for name in PRESETS)
 
 
+@pytest.mark.parametrize(
+    ("preset", "options", "message"),
+    [
+        ("synthetic", {"n_train": True}, "data.n_train: expected an integer, got True"),
+        ("synthetic", {"n_train": 2.5}, "data.n_train: expected an integer, got 2.5"),
+        ("synthetic", {"mixture": [0.5, 0.5]}, "data.mixture: expected a list of 3 values, got"),
+        ("synthetic", {"mixture": [0.5, "x", 0.2]}, "data.mixture[1]: expected a number, got 'x'"),
+        ("synthetic", {"rso_beta": [[1, 2, 3]]}, "data.rso_beta[0]: expected a list of 2 values"),
+        ("nova", {"ownership": {1: {"signal": "aco"}}}, "data.ownership key: expected a string"),
+        ("nova", {"ownership": {"c": {"norm": 3}}}, "data.ownership.c.norm: expected a string"),
+        ("nova", {"text": 3}, "data.text: expected a string or null, got 3"),
+        ("nova", {"char_ngrams": 3}, "data.char_ngrams: expected a list of integers, got 3"),
+    ],
+)
+def test_option_type_errors_name_the_key_the_value_and_the_type(preset, options, message):
+    with pytest.raises(UserInputError) as info:
+        build_dataset(preset, options)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_options_are_coerced_to_the_field_types():
+    spec = {"n_train": "300", "n_val": 100.0, "n_test": 100, "rso_beta": [[1, 20], [3, 5], [6, 2]]}
+    data = build_dataset("synthetic", spec)
+    assert len(data.train) == 300 and data.meta["spec"]["rso_beta"] == (
+        (1.0, 20.0),
+        (3.0, 5.0),
+        (6.0, 2.0),
+    )
+
+
 def test_table_preset_takes_table_keys(tmp_path):
     path = _write(_frame(), tmp_path)
     data = build_dataset(

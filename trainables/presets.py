@@ -2,17 +2,21 @@
 
 Options are the keys under `data.` (a leading "data." is accepted and stripped; a "preset" key is
 ignored): SyntheticSpec fields for the synthetic presets, TableSpec fields for the table presets.
-Values are checked against the field types; unknown presets and options name the closest keys.
+Values are validated against the field types by pydantic (lax mode: "3" → 3, lists → tuples);
+unknown presets and options name the closest keys.
 """
 
 from __future__ import annotations
 
+import functools
 import textwrap
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from trainables.dataset import Dataset
 from trainables.errors import UserInputError
@@ -148,35 +152,39 @@ def _spec(recipe: Preset, options: dict[str, Any]) -> Any:
     return replace(recipe.base, **values)
 
 
+@functools.cache
+def _adapter(hint: Any) -> TypeAdapter:
+    return TypeAdapter(hint)
+
+
 def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """`value` converted to the type `hint` (lists become tuples), or UserInputError naming `key`."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        for option in args:
-            try:
-                return _coerce(key, value, option)
-            except UserInputError:
-                continue
+    """`value` validated as `hint` by pydantic (lists become tuples), or UserInputError naming `key`."""
+    if isinstance(value, bool) and bool not in (hint, *typing.get_args(hint)):  # pydantic: True → 1
         raise UserInputError(f"{key}: expected {_describe(hint)}, got {value!r}")
-    check = SCALARS.get(hint)
-    if check is not None:
-        return check(key, value)
-    if origin is tuple:
-        if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-            raise UserInputError(f"{key}: expected {_describe(hint)}, got {value!r}")
-        kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
-        if len(kinds) != len(value):
-            raise UserInputError(f"{key}: expected {len(kinds)} values, got {value!r}")
-        return tuple(
-            _coerce(f"{key}[{i}]", v, k) for i, (v, k) in enumerate(zip(value, kinds, strict=True))
-        )
-    if origin in (Mapping, dict):
-        if not isinstance(value, Mapping):
-            raise UserInputError(f"{key}: expected a mapping, got {value!r}")
-        return {
-            _coerce(key, k, args[0]): _coerce(f"{key}.{k}", v, args[1]) for k, v in value.items()
-        }
-    raise UserInputError(f"{key}: unsupported option type {hint!r}")
+    try:
+        return _adapter(hint).validate_python(value)
+    except ValidationError as e:
+        raise UserInputError(_problem(key, value, hint, e)) from None
+
+
+def _problem(key: str, value: Any, hint: Any, error: ValidationError) -> str:
+    """Pydantic's first error in one line: where in the value (`data.ownership.share`,
+    `data.mixture[1]`), the expected type in words and the value found there."""
+    if error.error_count() > 1:  # no member of a union fits: the whole value is at fault
+        return f"{key}: expected {_describe(hint)}, got {value!r}"
+    first = error.errors()[0]
+    loc, bad_key = first["loc"], first["loc"][-1:] == ("[key]",)
+    if bad_key or first["type"] == "missing":  # a mapping's key, or a list too short
+        loc = loc[: -2 if bad_key else -1]
+    for step in loc:
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is tuple:
+            key, hint = f"{key}[{step}]", args[0] if args[-1] is Ellipsis else args[step]
+        else:
+            key, hint = f"{key}.{step}", args[1]
+    if bad_key:
+        key, hint = f"{key} key", typing.get_args(hint)[0]
+    return f"{key}: expected {_describe(hint)}, got {first['input']!r}"
 
 
 def _describe(hint: Any, plural: bool = False) -> str:
@@ -196,40 +204,11 @@ def _describe(hint: Any, plural: bool = False) -> str:
     return names[plural]
 
 
-def _int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise UserInputError(f"{key}: expected an integer, got {value!r}")
-    return int(value)
-
-
-def _float(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UserInputError(f"{key}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _str(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise UserInputError(f"{key}: expected a string, got {value!r}")
-    return value
-
-
-def _none(key: str, value: Any) -> None:
-    if value is not None:
-        raise UserInputError(f"{key}: expected null, got {value!r}")
-
-
 TYPE_NAMES: dict[Any, tuple[str, str]] = {  # (singular, plural)
     int: ("an integer", "integers"),
     float: ("a number", "numbers"),
     str: ("a string", "strings"),
     type(None): ("null", "nulls"),
-}
-SCALARS: dict[Any, Callable[[str, Any], Any]] = {
-    int: _int,
-    float: _float,
-    str: _str,
-    type(None): _none,
 }
 
 

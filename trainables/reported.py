@@ -13,6 +13,8 @@ REPORTED = (
     *("w_frac_clipped", "w_ess"),
 )
 PER_CLASS = re.compile(r"val_f1_c\d+")
+# The report's objectives unless report.objectives says otherwise (metric:max|min).
+DEFAULT_OBJECTIVES = ("val_macro_f1:max", "val_worst_recall:max", "val_ece:min", "train_time_s:min")
 
 
 def is_reported(metric: str) -> bool:

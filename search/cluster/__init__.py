@@ -3,7 +3,7 @@
 `connect(address)` starts a local Ray or joins a cluster and returns a `ClusterInfo` (nodes,
 resources now and at full scale when an autoscaler's config says); `check_storage` refuses a
 node-local output_dir on a multi-node or autoscaling cluster before any trial runs; `plan_storage`,
-`push`, `pull` and `MirrorCallback` handle an output_dir that is a URI (s3://, gs://, ...);
+`push`, `pull` and `PushCallback` handle an output_dir that is a URI (s3://, gs://, ...);
 `run_on_head` runs the driver on the head node for a Ray Client (ray://) address.
 Cluster launcher configs sit next to this file: aws.yaml (`ray up`) and kuberay.yaml (KubeRay).
 """
@@ -15,7 +15,7 @@ from search.cluster.client import in_client_process, is_client, on_head, run_on_
 from search.cluster.info import ClusterInfo, connect
 from search.cluster.storage import (
     EXPERIMENT_DIR,
-    MirrorCallback,
+    PushCallback,
     Storage,
     check_storage,
     is_uri,
@@ -33,7 +33,7 @@ __all__ = [
     "LAUNCHER_CONFIGS",
     "Autoscaler",
     "ClusterInfo",
-    "MirrorCallback",
+    "PushCallback",
     "Storage",
     "check_storage",
     "connect",

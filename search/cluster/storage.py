@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 EXPERIMENT_DIR = "tune"  # Ray's experiment folder inside output_dir: checkpoints, Tuner state
 STAGING_ROOT = Path(tempfile.gettempdir()) / "loss-search"  # staging folders of URI output_dirs
-MIRROR_PERIOD_S = 30.0  # a killed driver loses at most this much of its files' history
+PUSH_PERIOD_S = 30.0  # a killed driver loses at most this much of its files' history
 
 
 def is_uri(output_dir: str) -> bool:
@@ -64,7 +64,7 @@ class Storage:
 
     local: Path  # the driver's folder: output_dir itself, or the staging copy of a URI
     ray_path: str  # RunConfig.storage_path: the URI, or the local folder's absolute path
-    remote: str | None = None  # the output_dir URI that `push` mirrors `local` to
+    remote: str | None = None  # the output_dir URI that `push` copies `local` to
 
 
 def staging_dir(uri: str) -> Path:
@@ -123,13 +123,13 @@ def pull(storage: Storage) -> int:
     return _copy_tree(storage.remote, str(storage.local), skip=(EXPERIMENT_DIR,))
 
 
-class MirrorCallback(Callback):
+class PushCallback(Callback):
     """Pushes the driver's files to the output_dir URI every `period_s` and when the search ends.
 
     A failing push is logged and retried at the next period; it never stops the search.
     """
 
-    def __init__(self, storage: Storage, period_s: float = MIRROR_PERIOD_S) -> None:
+    def __init__(self, storage: Storage, period_s: float = PUSH_PERIOD_S) -> None:
         self.storage, self.period_s = storage, period_s
         self._last = time.monotonic()
 

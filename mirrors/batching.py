@@ -37,11 +37,12 @@ class Batch:
         return len(self.metrics) + len(self.params) + len(self.tags)
 
 
-def _size(entity: Metric | Param | RunTag) -> int:
+def entity_size(entity: Metric | Param | RunTag) -> int:
     return len(str(entity.key).encode()) + len(str(entity.value).encode()) + _ENTITY_OVERHEAD_BYTES
 
 
-def _fits(batch: Batch, kind: str, size: int) -> bool:
+def fits(batch: Batch, kind: str, size: int) -> bool:
+    """True when one more entity of `kind` (metrics, params, tags) of `size` bytes fits `batch`."""
     per_kind = MAX_METRICS_PER_BATCH if kind == "metrics" else MAX_PARAMS_TAGS_PER_BATCH
     return (
         len(getattr(batch, kind)) < per_kind
@@ -57,8 +58,8 @@ def batches(
     batch = Batch()
     for kind, entities in (("params", params), ("tags", tags), ("metrics", metrics)):
         for entity in entities:
-            size = _size(entity)
-            if batch.count and not _fits(batch, kind, size):
+            size = entity_size(entity)
+            if batch.count and not fits(batch, kind, size):
                 yield batch
                 batch = Batch()
             getattr(batch, kind).append(entity)

@@ -1,8 +1,8 @@
-"""MLflow tracking: name rules and batching by hand, then real Ray searches on a SQLite store."""
+"""The MLflow mirror (mirrors/): names and batches within MLflow's limits, the record sent once
+whatever happens to the driver or the store, and real Ray searches mirrored run for run."""
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import signal
@@ -26,22 +26,19 @@ from mlflow.utils.validation import (
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from search.record import RecordCallback
-from search.tracking import (
-    STATE_FILE_NAME,
-    SearchTracker,
-    TrackerSettings,
+from mirrors import (
+    STATE_FILE,
+    MirrorSettings,
+    MlflowMirror,
     check_reachable,
     resolve_tracking_uri,
-    sanitize_key,
-    sanitize_keys,
-    truncate,
     ui_command,
 )
-from search.tracking.batching import batches
-from search.tracking.names import TRUNCATION_MARK
-from search.tracking.record import Pending
-from search.tracking.writer import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from mirrors.batching import batches
+from mirrors.names import TRUNCATION_MARK, sanitize_key, sanitize_keys, truncate
+from mirrors.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from record import RECORD_FILE, RecordWriter
+from search.recording import RecordCallback
 from trainables.errors import UserInputError
 
 # Ray workers cannot import this test module: ship its trainable and callbacks by value.
@@ -108,7 +105,7 @@ def store(tmp_path) -> str:
     return sqlite_store(tmp_path)
 
 
-def settings_for(tmp_path: Path, **overrides) -> TrackerSettings:
+def settings_for(tmp_path: Path, **overrides) -> MirrorSettings:
     (tmp_path / "resolved.yaml").write_text("space: toy\n")
     values = dict(
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -119,11 +116,14 @@ def settings_for(tmp_path: Path, **overrides) -> TrackerSettings:
         tags={"space": "toy", "searcher": "grid", "scheduler": "asha"},
         artifacts=(tmp_path / "resolved.yaml",),
         max_epochs=MAX_EPOCHS,
-        flush_interval_s=0.2,
+        interval_s=0.2,
         retry_backoff_s=0.05,
+        close_retries=0,
+        close_retry_s=0,
     )
     values.update(overrides)
-    return TrackerSettings(**values)
+    (tmp_path / "out").mkdir(exist_ok=True)
+    return MirrorSettings(**values)
 
 
 def all_runs(client: MlflowClient, experiment: str) -> list:
@@ -232,23 +232,6 @@ def test_batches_small_input_is_one_call():
     assert [len(b.metrics) for b in out] == [1000, 1]
 
 
-def test_pending_reopen_cancels_older_status():
-    older = Pending(status="KILLED", metrics=[Metric("a", 1.0, 0, 0)])
-    merged = older.then(Pending(reopen=True, params={"p": "1"}))
-    assert merged.reopen and merged.status is None and len(merged.metrics) == 1
-    assert Pending(reopen=True).then(Pending(status="FINISHED")).status == "FINISHED"
-
-
-def test_run_record_survives_the_state_file():
-    """A resumed tracker knows all it knew: a trial reporting best_<metric> gets no extra value."""
-    from search.tracking.record import RunRecord
-
-    record = RunRecord("t1", "trial_t1", run_id="r1", epochs=3, best_epoch=1, best_value=0.5)
-    record.end_state, record.retries, record.reports_best = "completed", 1, True
-    again = RunRecord.from_json("t1", json.loads(json.dumps(record.to_json())))
-    assert again == record
-
-
 def test_resolve_tracking_uri(tmp_path):
     assert resolve_tracking_uri("http://h:5000", "sqlite:///x.db", tmp_path) == "http://h:5000"
     assert resolve_tracking_uri(None, "http://e:1", tmp_path) == "http://e:1"
@@ -279,184 +262,252 @@ def test_check_reachable_names_the_uri(tmp_path):
     )
 
 
-def test_store_failure_keeps_data_and_retries(tmp_path):
-    """A store that cannot be opened never raises into the search; data is sent once it can."""
-    folder = tmp_path / "later"
-    folder.write_text("a file where the store's folder should be")
-    settings = settings_for(
-        tmp_path, tracking_uri=f"sqlite:///{folder}/mlflow.db", close_retries=0, wait_s=20
-    )
-    tracker = SearchTracker(settings)
-    tracker.start()
-    tracker.trial_started(
-        "t1", "trial_t1", {"loss.kind": "ce", "loss.gamma": 1.0, "long": "z" * 7000}
-    )
-    for epoch in range(3):
-        tracker.trial_result("t1", {"epoch": epoch, "val_macro_f1": f1_at(1.0, epoch)})
-    tracker.trial_completed("t1")
-    assert tracker.flush() is False
-    assert tracker.parent_run_id is None
-    folder.unlink()
-    sqlite_store(folder)
-    assert tracker.flush() is True
-    tracker.close()
-    client = MlflowClient(settings.tracking_uri)
-    run = client.get_run(tracker.run_ids()["t1"])
-    assert [m.value for m in client.get_metric_history(run.info.run_id, "val_macro_f1")] == [
-        f1_at(1.0, e) for e in range(3)
-    ]
-    assert run.data.params["long"].endswith(TRUNCATION_MARK)
-    full = client.download_artifacts(run.info.run_id, "params/long.txt", str(tmp_path))
-    assert Path(full).read_text() == "z" * 7000
-    assert run.data.tags["end_state"] == "stopped_early" and run.data.tags["stopped_rung"] == "3"
+# ----- the mirror against hand-written records: no Ray ------------------------------------------
 
 
-def test_resume_finds_children_by_tag_without_state_file(tmp_path, store):
+class Record:
+    """Writes record.jsonl events as the driver's RecordCallback would."""
+
+    def __init__(self, folder: Path):
+        self.writer = RecordWriter(folder / RECORD_FILE)
+
+    def start(self, trial: str, **params) -> None:
+        self.writer.write({"event": "start", "trial_id": trial, "params": params})
+
+    def results(self, trial: str, gamma: float, epochs) -> None:
+        for epoch in epochs:
+            metrics = {"epoch": epoch, "val_macro_f1": f1_at(gamma, epoch), "val_loss": 0.5}
+            event = {"event": "result", "trial_id": trial, "epoch": epoch, "device": "cpu"}
+            self.writer.write(event | {"node": "n1", "metrics": metrics})
+
+    def end(self, trial: str, state: str, epochs: int, reason=None, error=None) -> None:
+        event = {"event": "end", "trial_id": trial, "state": state, "epochs": epochs}
+        self.writer.write(event | {"reason": reason} | ({"error": error} if error else {}))
+
+
+def history(client: MlflowClient, run, key: str = "val_macro_f1") -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+
+
+def test_a_record_is_mirrored_run_for_run(tmp_path, store):
+    """Each recorded trial becomes one child run: params, per-epoch metrics (step = epoch), the
+    end state as tags and status, the best epoch and value, the failure's reason and text."""
     settings = settings_for(tmp_path)
-    first = SearchTracker(settings)
-    first.start()
-    for trial in ("a", "b"):
-        first.trial_started(trial, f"trial_{trial}", {"loss.gamma": 1.0})
-        first.trial_result(trial, {"epoch": 0, "val_macro_f1": 0.1})
-    first.trial_completed("a")
-    first.close()  # b is interrupted -> KILLED
-    (settings.output_dir / STATE_FILE_NAME).unlink()
-
-    second = SearchTracker(settings_for(tmp_path, resume=True))
-    second.start()
-    assert second.parent_run_id == first.parent_run_id
-    assert second.run_ids() == first.run_ids()
-    second.trial_started("b", "trial_b", {"loss.gamma": 1.0})
-    for epoch in range(MAX_EPOCHS):  # restarted from scratch: epoch 0 is a replay
-        second.trial_result("b", {"epoch": epoch, "val_macro_f1": f1_at(1.0, epoch)})
-    second.trial_completed("b")
-    second.close()
-
+    record = Record(settings.output_dir)
+    record.start("a", **{"loss.gamma": 1.0, "long": "z" * 7000})
+    record.results("a", 1.0, range(MAX_EPOCHS))
+    record.end("a", "completed", MAX_EPOCHS)
+    record.start("b", **{"loss.gamma": 5.0})
+    record.results("b", 5.0, range(2))
+    record.writer.write({"event": "retry", "trial_id": "b", "attempt": 1})
+    record.end("b", "stopped_early", 2)
+    record.start("c", **{"loss.gamma": 6.0})
+    record.end("c", "failed", 0, "RuntimeError: boom", "Traceback\nRuntimeError: boom\n")
+    mirror = MlflowMirror(settings)
+    mirror.start()
+    assert mirror.close() is True
     client = MlflowClient(settings.tracking_uri)
     parents, children = split_runs(all_runs(client, settings.experiment))
-    assert len(parents) == 1 and sorted(children) == ["a", "b"]
-    b = children["b"]
-    assert b.info.run_id == first.run_ids()["b"]
-    assert (b.info.status, b.data.tags["end_state"]) == ("FINISHED", "completed")
-    steps = [m.step for m in client.get_metric_history(b.info.run_id, "val_macro_f1")]
-    assert steps == list(range(MAX_EPOCHS))
-    assert parents[0].info.status == "FINISHED"
+    (parent,) = parents
+    assert parent.info.status == "FINISHED" and parent.data.tags["end_state"] == "completed"
+    assert parent.data.params["search.max_epochs"] == str(MAX_EPOCHS)
+    assert (
+        parent.data.tags["space"] == "toy" and parent.data.tags["search.metric"] == "val_macro_f1"
+    )
+    assert (
+        client.get_experiment(parent.info.experiment_id).tags[EXPERIMENT_KIND_TAG]
+        == EXPERIMENT_KIND
+    )
+    assert [f.path for f in client.list_artifacts(parent.info.run_id)] == ["resolved.yaml"]
+    a, b, c = children["a"], children["b"], children["c"]
+    assert history(client, a) == [(e, f1_at(1.0, e)) for e in range(MAX_EPOCHS)]
+    assert a.data.params["loss.gamma"] == "1.0" and a.data.params["long"].endswith(TRUNCATION_MARK)
+    full = client.download_artifacts(a.info.run_id, "params/long.txt", str(tmp_path))
+    assert Path(full).read_text() == "z" * 7000
+    assert (a.info.status, a.data.tags["end_state"], a.data.tags["device"]) == (
+        "FINISHED",
+        "completed",
+        "cpu",
+    )
+    assert a.data.tags["best_epoch"] == str(MAX_EPOCHS - 1)
+    assert history(client, a, "best_val_macro_f1") == [(MAX_EPOCHS - 1, f1_at(1.0, MAX_EPOCHS - 1))]
+    assert (b.data.tags["end_state"], b.data.tags["stopped_rung"], b.data.tags["retries"]) == (
+        "stopped_early",
+        "2",
+        "1",
+    )
+    assert (c.info.status, c.data.tags["failure_reason"]) == ("FAILED", "RuntimeError: boom")
+    text = Path(client.download_artifacts(c.info.run_id, "error.txt", str(tmp_path))).read_text()
+    assert text == "Traceback\nRuntimeError: boom\n"
+    assert_nothing_lost(settings.output_dir, settings.tracking_uri)
 
 
-def test_a_trial_saved_before_its_run_existed_gets_a_linked_run(tmp_path, store):
-    """The state file knows trial b but not its run (the driver died first): on resume, b's run
-    is created with its trial-id and search tags and its params."""
-    settings = settings_for(tmp_path)
-    first = SearchTracker(settings)
-    first.start()
-    first.trial_started("a", "trial_a", {"loss.gamma": 1.0})
-    first.close("KILLED")
-    state = json.loads((settings.output_dir / STATE_FILE_NAME).read_text())
-    state["trials"]["b"] = {"run_id": None, "name": "trial_b", "epochs": 0}
-    (settings.output_dir / STATE_FILE_NAME).write_text(json.dumps(state))
-
-    second = SearchTracker(settings_for(tmp_path, resume=True))
-    second.start()
-    second.trial_started("b", "trial_b", {"loss.gamma": 2.0})
-    second.trial_result("b", {"epoch": 0, "val_macro_f1": 0.1})
-    second.trial_completed("b")
-    second.close()
-    _, children = split_runs(all_runs(MlflowClient(settings.tracking_uri), settings.experiment))
-    assert sorted(children) == ["a", "b"]
-    b = children["b"]
-    assert b.data.tags["search.name"] == settings.search_name
-    assert b.data.params == {"loss.gamma": "2.0"}
-
-
-def test_a_running_trial_is_sent_when_due_and_a_short_one_in_one_call(tmp_path, store, monkeypatch):
-    """An unforced flush holds a running trial's queue until it waited `flush_interval_s` or the
-    trial ended: an ended short trial reaches MLflow in one log_batch, with all its epochs."""
-    calls: dict[str, int] = {}
-    log_batch = MlflowClient.log_batch
-
-    def counted(self, run_id, *args, **kwargs):
-        calls[run_id] = calls.get(run_id, 0) + 1
-        return log_batch(self, run_id, *args, **kwargs)
-
-    monkeypatch.setattr(MlflowClient, "log_batch", counted)
-    tracker = SearchTracker(settings_for(tmp_path, flush_interval_s=0.5))
-    tracker.start()
-    syncer = tracker._syncer
-    tracker.trial_started("short", "trial_short", {"loss.gamma": 1.0})
-    tracker.trial_started("long", "trial_long", {"loss.gamma": 2.0})
-    for epoch in range(4):
-        tracker.trial_result("short", {"epoch": epoch, "val_macro_f1": f1_at(1.0, epoch)})
-        tracker.trial_result("long", {"epoch": epoch, "val_macro_f1": f1_at(2.0, epoch)})
-    assert syncer.flush(force=False) and tracker.run_ids() == {"short": None, "long": None}
-    tracker.trial_completed("short")
-    assert syncer.flush(force=False)
-    short = tracker.run_ids()["short"]
-    assert short is not None and calls[short] == 1 and tracker.run_ids()["long"] is None
-    time.sleep(0.6)  # the long trial's queue has now waited flush_interval_s since a flush held it
-    assert syncer.flush(force=False) and tracker.run_ids()["long"] is not None
-    tracker.close()
-    client = MlflowClient(tracker.settings.tracking_uri)
-    history = client.get_metric_history(short, "val_macro_f1")
-    assert [(m.step, m.value) for m in history] == [(e, f1_at(1.0, e)) for e in range(4)]
-    assert client.get_run(short).info.status == "FINISHED" and calls[short] == 1
-
-
-def test_recovery_is_announced_only_after_the_store_took_a_call(
-    tmp_path, store, monkeypatch, caplog
-):
-    """While the store fails, a flush that had nothing due asked it nothing: no "answers again"
-    until a call went through."""
-    down = True
-    log_batch = MlflowClient.log_batch
-
-    def failing(self, *args, **kwargs):
-        if down:
-            raise ConnectionError("store down")
-        return log_batch(self, *args, **kwargs)
-
-    tracker = SearchTracker(settings_for(tmp_path, flush_interval_s=60))
-    tracker.start()
-    syncer = tracker._syncer
-    monkeypatch.setattr(MlflowClient, "log_batch", failing)
-    tracker.trial_started("t", "trial_t", {"loss.gamma": 1.0})
-    tracker.trial_result("t", {"epoch": 0, "val_macro_f1": 0.1})
-    assert syncer.flush(force=True) is False
-    assert syncer.flush(force=False) is True  # the running trial's queue is held: nothing asked
-    assert "answers again" not in caplog.text
-    down = False
-    assert syncer.flush(force=True) is True
-    assert "answers again" in caplog.text
-    tracker.close()
-
-
-def test_resume_after_a_reopened_run_was_killed_logs_no_step_twice(tmp_path, store):
-    """Ctrl-C (run KILLED with epochs_trained=1), resume to epoch 2 (flushed), then a kill before
-    the state file caught up: the next resume skips what MLflow already has, not the stale tag."""
-    settings = settings_for(tmp_path)
-    first = SearchTracker(settings)
-    first.start()
-    first.trial_started("a", "trial_a", {"loss.gamma": 1.0})
-    first.trial_result("a", {"epoch": 0, "val_macro_f1": 0.1})
-    first.close("KILLED")
-    again = SearchTracker(settings_for(tmp_path, resume=True))
-    again.start()
-    again.trial_started("a", "trial_a", {"loss.gamma": 1.0})
-    for epoch in (1, 2):
-        again.trial_result("a", {"epoch": epoch, "val_macro_f1": 0.1 * (epoch + 1)})
-    assert again.flush()
-    (settings.output_dir / STATE_FILE_NAME).unlink()  # as if killed before the state was saved
-    atexit.unregister(again._at_exit)  # a SIGKILL closes nothing
-
-    last = SearchTracker(settings_for(tmp_path, resume=True))
-    last.start()
-    last.trial_started("a", "trial_a", {"loss.gamma": 1.0})
-    for epoch in (2, 3):  # restored from epoch 1's checkpoint: epoch 2 is a replay
-        last.trial_result("a", {"epoch": epoch, "val_macro_f1": 0.1 * (epoch + 1)})
-    last.trial_completed("a")
-    last.close()
+def test_a_store_that_fails_loses_nothing_and_never_raises(tmp_path):
+    """While the store cannot be opened every pass fails quietly; once it can, one pass sends the
+    whole record, and the announcement of recovery follows the first answered call."""
+    folder = tmp_path / "later"
+    folder.write_text("a file where the store's folder should be")
+    settings = settings_for(tmp_path, tracking_uri=f"sqlite:///{folder}/mlflow.db")
+    record = Record(settings.output_dir)
+    record.start("a", **{"loss.gamma": 1.0})
+    record.results("a", 1.0, range(3))
+    mirror = MlflowMirror(settings)
+    assert mirror.sync() is False and mirror.parent_run_id is None
+    record.end("a", "stopped_early", 3)
+    folder.unlink()
+    sqlite_store(folder)
+    assert mirror.sync() is True and mirror.close() is True
     client = MlflowClient(settings.tracking_uri)
-    history = client.get_metric_history(first.run_ids()["a"], "val_macro_f1")
-    assert sorted(m.step for m in history) == [0, 1, 2, 3]
+    _, children = split_runs(all_runs(client, settings.experiment))
+    assert history(client, children["a"]) == [(e, f1_at(1.0, e)) for e in range(3)]
+    assert_nothing_lost(settings.output_dir, settings.tracking_uri)
+
+
+def test_a_pass_sends_one_call_per_run(tmp_path, store, monkeypatch):
+    """All the new epochs of a trial go out in one log_batch call (the parent's params: one more)."""
+    calls: list[str] = []
+    log_batch = MlflowClient.log_batch
+    monkeypatch.setattr(
+        MlflowClient,
+        "log_batch",
+        lambda self, run_id, **kw: calls.append(run_id) or log_batch(self, run_id, **kw),
+    )
+    settings = settings_for(tmp_path)
+    record = Record(settings.output_dir)
+    mirror = MlflowMirror(settings)
+    assert mirror.sync()
+    calls.clear()
+    for trial in ("a", "b"):
+        record.start(trial, **{"loss.gamma": 1.0})
+        record.results(trial, 1.0, range(MAX_EPOCHS))
+    assert mirror.sync()
+    assert sorted(calls) == sorted(mirror.state.runs[t].run_id for t in ("a", "b"))
+    mirror.close()
+
+
+def test_interrupted_then_resumed_reopens_the_same_runs(tmp_path, store):
+    """A search stopped with trial b unfinished ends b KILLED (`interrupted`) and the parent
+    KILLED; the resumed search's mirror reopens both and sends the rest once."""
+    settings = settings_for(tmp_path)
+    record = Record(settings.output_dir)
+    for trial in ("a", "b"):
+        record.start(trial, **{"loss.gamma": 1.0})
+        record.results(trial, 1.0, range(2))
+    record.end("a", "stopped_early", 2)
+    first = MlflowMirror(settings)
+    first.start()
+    first.close("FINISHED")
+    client = MlflowClient(settings.tracking_uri)
+    parents, children = split_runs(all_runs(client, settings.experiment))
+    assert parents[0].info.status == "KILLED"
+    assert (children["b"].info.status, children["b"].data.tags["end_state"]) == (
+        "KILLED",
+        "interrupted",
+    )
+
+    record = Record(settings.output_dir)  # the resumed driver's record writer
+    record.results("b", 1.0, range(1, MAX_EPOCHS))  # epoch 1 again: a replay the record drops
+    record.end("b", "completed", MAX_EPOCHS)
+    second = MlflowMirror(settings_for(tmp_path, resume=True))
+    second.start()
+    second.close("FINISHED")
+    parents, again = split_runs(all_runs(client, settings.experiment))
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {t: r.info.run_id for t, r in again.items()} == {
+        t: r.info.run_id for t, r in children.items()
+    }
+    assert (again["b"].info.status, again["b"].data.tags["end_state"]) == ("FINISHED", "completed")
+    assert history(client, again["b"]) == [(e, f1_at(1.0, e)) for e in range(MAX_EPOCHS)]
+    assert_nothing_lost(settings.output_dir, settings.tracking_uri)
+
+
+@pytest.mark.parametrize("lost", ["state file", "last save"])
+def test_a_kill_between_a_call_and_its_state_sends_nothing_twice(tmp_path, store, lost):
+    """A SIGKILL right after a log_batch call, before the state recorded it: the state of before
+    the call (in flight), or no state at all. The resumed mirror sends each epoch exactly once."""
+    settings = settings_for(tmp_path)
+    record = Record(settings.output_dir)
+    record.start("a", **{"loss.gamma": 1.0})
+    record.results("a", 1.0, range(2))
+    mirror = MlflowMirror(settings)
+    assert mirror.sync()
+    record.results("a", 1.0, range(2, MAX_EPOCHS))
+    state_path = settings.output_dir / STATE_FILE
+    saved: list[str] = []
+    save = type(mirror.state).save
+
+    def keep_inflight(state, path):
+        save(state, path)
+        if state.inflight is not None and not saved:
+            saved.append(path.read_text())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(mirror.state), "save", keep_inflight)
+        assert mirror.sync()
+    if lost == "state file":
+        state_path.unlink()
+    else:
+        state_path.write_text(saved[0])  # as the kill left it: the call named in flight
+        assert json.loads(saved[0])["inflight"]["trial_id"] == "a"
+    record.end("a", "completed", MAX_EPOCHS)
+    sent: list[str] = []  # SQL stores drop an identical metric row: count what is sent instead
+    log_batch = MlflowClient.log_batch
+
+    def counted(self, run_id, metrics=(), **kwargs):
+        sent.extend(m.key for m in metrics)
+        return log_batch(self, run_id, metrics=metrics, **kwargs)
+
+    resumed = MlflowMirror(settings_for(tmp_path, resume=True))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MlflowClient, "log_batch", counted)
+        assert resumed.sync() and resumed.close()
+    assert sent == ["best_val_macro_f1"]  # the end's; no epoch again
+    client = MlflowClient(settings.tracking_uri)
+    parents, children = split_runs(all_runs(client, settings.experiment))
+    assert len(parents) == 1 and list(children) == ["a"]
+    assert history(client, children["a"]) == [(e, f1_at(1.0, e)) for e in range(MAX_EPOCHS)]
+    assert children["a"].data.tags["end_state"] == "completed"
+    assert_nothing_lost(settings.output_dir, settings.tracking_uri)
+
+
+def test_the_report_goes_through_the_mirror_once(tmp_path, store):
+    """The report folder becomes the parent's artifacts and its Pareto ranks tags of the runs;
+    a second pass with the same report sends nothing again."""
+    settings = settings_for(tmp_path)
+    record = Record(settings.output_dir)
+    for trial in ("a", "b"):
+        record.start(trial, **{"loss.gamma": 1.0})
+        record.results(trial, 1.0, range(1))
+        record.end(trial, "stopped_early", 1)
+    report = settings.output_dir / "report"
+    report.mkdir()
+    (report / "summary.json").write_text(json.dumps({"ranks": {"a": 0, "b": 1}, "front": ["a"]}))
+    mirror = MlflowMirror(settings)
+    mirror.start()
+    digest = mirror.state.report
+    assert digest is not None and mirror.sync() and mirror.state.report == digest
+    mirror.close()
+    client = MlflowClient(settings.tracking_uri)
+    parents, children = split_runs(all_runs(client, settings.experiment))
+    tags = {
+        t: (r.data.tags["pareto_rank"], r.data.tags["pareto_front"]) for t, r in children.items()
+    }
+    assert tags == {"a": ("0", "true"), "b": ("1", "false")}
+    listed = [f.path for f in client.list_artifacts(parents[0].info.run_id, "report")]
+    assert listed == ["report/summary.json"]
+
+
+def test_an_unpickled_record_callback_reads_what_the_record_holds(tmp_path):
+    """Tuner.restore unpickles the callbacks it saved: the record writer re-reads the file, so an
+    event already recorded is not written twice."""
+    callback = RecordCallback(tmp_path, MAX_EPOCHS)
+    blank = ray.cloudpickle.dumps(callback)
+    callback.write_end("a", "completed", MAX_EPOCHS, None)
+    callback.close()
+    restored = ray.cloudpickle.loads(blank)
+    restored.write_end("a", "completed", MAX_EPOCHS, None)
+    restored.close()
+    assert len((tmp_path / RECORD_FILE).read_text().splitlines()) == 1
 
 
 # ----- Ray searches ------------------------------------------------------------------------------
@@ -466,15 +517,17 @@ def test_resume_after_a_reopened_run_was_killed_logs_no_step_twice(tmp_path, sto
 def test_asha_search_logs_parent_and_children(ray_local, tmp_path, store):
     settings = settings_for(tmp_path)
     recorder = Recorder()
-    with SearchTracker(settings) as tracker:
-        run_search(
-            tmp_path,
-            [tracker.callback(), recorder, RecordCallback(settings.output_dir, MAX_EPOCHS)],
-            param_space={"loss.kind": "focal", "loss.gamma": tune.grid_search(GAMMAS)},
-            scheduler=ASHAScheduler(max_t=MAX_EPOCHS, grace_period=1, reduction_factor=2),
-            metric="val_macro_f1",
-            mode="max",
-        )
+    mirror = MlflowMirror(settings)
+    mirror.start()
+    run_search(
+        tmp_path,
+        [RecordCallback(settings.output_dir, MAX_EPOCHS), recorder],
+        param_space={"loss.kind": "focal", "loss.gamma": tune.grid_search(GAMMAS)},
+        scheduler=ASHAScheduler(max_t=MAX_EPOCHS, grace_period=1, reduction_factor=2),
+        metric="val_macro_f1",
+        mode="max",
+    )
+    assert mirror.close()
     client = MlflowClient(settings.tracking_uri)
     experiment = client.get_experiment_by_name(settings.experiment)
     assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
@@ -513,9 +566,9 @@ def test_asha_search_logs_parent_and_children(ray_local, tmp_path, store):
             assert run.data.tags["best_epoch"] == str(best)
             assert run.data.metrics["best_val_macro_f1"] == f1_at(config["loss.gamma"], best)
     assert ends == {"completed", "stopped_early", "failed"}
-    state = json.loads((settings.output_dir / STATE_FILE_NAME).read_text())
+    state = json.loads((settings.output_dir / STATE_FILE).read_text())
     assert state["parent_run_id"] == parent.info.run_id
-    assert {k: v["run_id"] for k, v in state["trials"].items()} == {
+    assert {k: v["run_id"] for k, v in state["runs"].items()} == {
         k: r.info.run_id for k, r in children.items()
     }
     assert_nothing_lost(settings.output_dir, settings.tracking_uri)
@@ -527,15 +580,14 @@ def test_restore_after_ctrl_c_reopens_runs_without_duplicates(ray_local, tmp_pat
     settings = settings_for(tmp_path)
     marker = tmp_path / "interrupted"
     space = {"loss.kind": "focal", "loss.gamma": tune.grid_search([3.0, 2.0, 1.0]), "sleep_s": 0.1}
-    first = SearchTracker(settings)
+    first = MlflowMirror(settings)
     first.start()
     run_search(
         tmp_path,
-        [first.callback(), Interrupter(marker)],
+        [RecordCallback(settings.output_dir, MAX_EPOCHS), Interrupter(marker)],
         param_space=space,
         max_concurrent_trials=1,
     )
-    assert first.interrupted
     first.close()  # the driver's normal exit: FINISHED becomes KILLED since trials were cut
     client = MlflowClient(settings.tracking_uri)
     parents, children = split_runs(all_runs(client, settings.experiment))
@@ -548,9 +600,9 @@ def test_restore_after_ctrl_c_reopens_runs_without_duplicates(ray_local, tmp_pat
     assert "RUNNING" not in {r.info.status for r in children.values()}
     before = {trial: run.info.run_id for trial, run in children.items()}
 
-    second = SearchTracker(settings_for(tmp_path, resume=True))  # as a new driver process would
+    second = MlflowMirror(settings_for(tmp_path, resume=True))  # as a new driver process would
     second.start()
-    restored = tune.Tuner.restore(
+    restored = tune.Tuner.restore(  # the record callback comes back unpickled
         str(tmp_path / "ray" / "toy"), trainable=toy_trainable, resume_unfinished=True
     )
     grid = restored.fit()
@@ -569,15 +621,3 @@ def test_restore_after_ctrl_c_reopens_runs_without_duplicates(ray_local, tmp_pat
         assert [m.value for m in history] == [f1_at(gamma, e) for e in range(MAX_EPOCHS)]
     assert grid.num_errors == 0
     assert {r.metrics["trial_id"] for r in grid} == set(children)
-
-
-def test_callback_pickles_as_settings_and_reattaches(tmp_path, store):
-    """Tuner pickles callbacks; unpickled, ours joins the open tracker of the same output folder."""
-    tracker = SearchTracker(settings_for(tmp_path))
-    callback = tracker.callback()
-    assert ray.cloudpickle.loads(ray.cloudpickle.dumps(callback)) is callback
-    tracker.close()
-    restored = ray.cloudpickle.loads(ray.cloudpickle.dumps(callback))
-    assert restored is not callback and restored.owns and restored.tracker.settings.resume
-    assert restored.tracker.parent_run_id == tracker.parent_run_id  # from the state file
-    restored.tracker.close()

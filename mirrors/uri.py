@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from search.tracking.names import sanitize_key
+from mirrors.names import sanitize_key
 from trainables.errors import UserInputError
 
 DEFAULT_DB_NAME = "mlflow.db"

@@ -1,0 +1,39 @@
+"""The record of a search, `<output_dir>/record.jsonl`: its schema, its one writer and its one reader.
+
+The record is the one truth of a search; Ray's state, the Optuna study and MLflow mirror it. This
+package imports nothing else of the project and no third-party library.
+"""
+
+from record.reader import TrialRecord, read_events, read_trials
+from record.schema import (
+    ABANDONED,
+    COMPLETED,
+    CONFIG_FILE,
+    DATA_FILE,
+    END_STATES,
+    FAILED,
+    INTERRUPTED,
+    RECORD_FILE,
+    RESEED_FILE,
+    SPACE_FILE,
+    STOPPED_EARLY,
+)
+from record.writer import RecordWriter
+
+__all__ = [
+    "ABANDONED",
+    "COMPLETED",
+    "CONFIG_FILE",
+    "DATA_FILE",
+    "END_STATES",
+    "FAILED",
+    "INTERRUPTED",
+    "RECORD_FILE",
+    "RESEED_FILE",
+    "SPACE_FILE",
+    "STOPPED_EARLY",
+    "RecordWriter",
+    "TrialRecord",
+    "read_events",
+    "read_trials",
+]
