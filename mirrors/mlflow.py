@@ -186,7 +186,7 @@ class MlflowMirror:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.interval_s):
-            self.sync()
+            self.sync(everything=False)
 
     def close(self, status: str = "FINISHED") -> bool:
         """Last passes (retried), then every open run ended: a trial without a recorded end
@@ -213,9 +213,10 @@ class MlflowMirror:
             )
         return ok
 
-    def sync(self) -> bool:
-        """Send what the record and the report hold and MLflow lacks; True when nothing is left."""
-        return self._guarded(self._sync)
+    def sync(self, everything: bool = True) -> bool:
+        """Send what the record and the report hold and MLflow lacks (but, unless `everything`,
+        what a running trial reported in the last `interval_s`); True when nothing due is left."""
+        return self._guarded(self._sync, everything)
 
     def _guarded(self, step: Any, *args: Any) -> bool:
         with self._lock, fail_fast():
@@ -240,17 +241,30 @@ class MlflowMirror:
 
     # ----- one pass --------------------------------------------------------------------------
 
-    def _sync(self) -> None:
+    def _sync(self, everything: bool) -> None:
         self._connect()
-        events, end = read_events(self.record_path, self.state.offset)
+        events, offset = read_events(self.record_path, self.state.offset)
         by_trial: dict[str, list[dict[str, Any]]] = {}
         for event in events:
             if event.get("event"):
                 by_trial.setdefault(str(event["trial_id"]), []).append(event)
         for trial_id, trial_events in by_trial.items():
-            self._send_trial(trial_id, trial_events)
-        self.state.offset = end
+            sent = self.state.runs.get(trial_id, RunMirror()).sent
+            unsent = [e for e in trial_events if e["_offset"] >= sent]
+            if not everything and unsent and self._held(unsent):
+                offset = min(offset, unsent[0]["_offset"])
+                continue
+            self._send_trial(trial_id, unsent)
+        self.state.offset = offset
         self._send_report()
+
+    def _held(self, unsent: list[dict[str, Any]]) -> bool:
+        """A running trial's events wait until the oldest has waited `interval_s`: a short trial
+        goes out in one call, a long one every pass or two."""
+        ended = any(e["event"] == "end" for e in unsent)
+        return (
+            not ended and time.time() - float(unsent[0].get("time") or 0) < self.settings.interval_s
+        )
 
     def _connect(self) -> None:
         state, s = self.state, self.settings

@@ -4,14 +4,19 @@ Two sources, both written by Ray itself:
 - the autoscaling config on the head node (`ray up` leaves it at ~/ray_bootstrap_config.yaml; Ray
   Tune reads the same file to tell an autoscaling cluster): its node types give the resources at
   full scale, so the search can queue enough trials for the autoscaler to see the whole demand;
-- the autoscaler's status in the GCS: an autoscaler that names node types (v1 or v2, KubeRay
-  included) manages the cluster, even while its worker groups are scaled to zero.
+- the node types an autoscaler names for the nodes it manages (v1 or v2, KubeRay included), even
+  while its worker groups are scaled to zero: the `ray.io/node-group` label Ray gives a node
+  started with its type (`ray up`, autoscaler v2, KubeRay), else the nodes `ray status` lists.
+  Ray has no public Python API for the autoscaler's status; its CLI is the public one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +26,11 @@ import yaml
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")  # where `ray up` puts it on the head
-STATUS_KEY = "__autoscaling_status"  # ray._private.ray_constants.DEBUG_AUTOSCALING_STATUS (v1)
-READONLY_PREFIX = "node_"  # ray.autoscaler._private.util.format_readonly_node_type: no autoscaler
+READONLY_PREFIX = "node_"  # the name `ray status` gives a node no autoscaler launched
+NODE_GROUP_LABEL = "ray.io/node-group"  # Ray's default label: the node type a node started as
+STATUS_TIMEOUT_S = 60.0  # `ray status` starts a Python process that imports Ray
+STATUS_SECTIONS = ("Active:", "Idle:")  # `ray status` lists the nodes it knows under these
+STATUS_NODE_LINE = re.compile(r"^ (\d+) (\S+)$")  # " <count> <node type>"
 
 
 @dataclass(frozen=True)
@@ -95,42 +103,69 @@ def read_config(path: Path) -> dict[str, Any] | None:
 
 
 def named_node_types() -> tuple[str, ...]:
-    """Node types an autoscaler reports in the GCS, readonly (no autoscaler) ones left out."""
-    names = set(_v1_node_types()) | set(_v2_node_types())
-    return tuple(sorted(n for n in names if not n.startswith(READONLY_PREFIX)))
+    """Node types an autoscaler names for the alive nodes (their labels, else `ray status`),
+    readonly (no autoscaler) ones left out."""
+    names = _named(labelled_node_types()) or _named(status_node_types(ray_status()))
+    return tuple(sorted(names))
 
 
-def _v1_node_types() -> list[str]:
-    from ray.experimental.internal_kv import _internal_kv_get
-
-    try:
-        raw = _internal_kv_get(STATUS_KEY)
-    except Exception:  # Ray Client or an old GCS: no status, no evidence of an autoscaler
-        return []
-    if not raw:
-        return []
-    report = json.loads(raw).get("autoscaler_report") or {}
-    return list((report.get("node_type_mapping") or {}).values())
+def _named(names: list[str]) -> set[str]:
+    return {n for n in names if not n.startswith(READONLY_PREFIX)}
 
 
-def _v2_node_types() -> list[str]:
+def labelled_node_types() -> list[str]:
+    """The `ray.io/node-group` label of each alive node that has one."""
     import ray
-    from ray.autoscaler.v2.utils import is_autoscaler_v2
 
     try:
-        if not is_autoscaler_v2(fetch_from_server=True):
-            return []
-        from ray.autoscaler.v2.sdk import get_cluster_status
-
-        status = get_cluster_status(ray.get_runtime_context().gcs_address)
-    except Exception:
+        nodes = ray.nodes()
+    except Exception:  # not connected: no evidence of an autoscaler
         return []
-    return [n.ray_node_type_name for n in status.active_nodes + status.idle_nodes]
+    labels = [n.get("Labels") or {} for n in nodes if n.get("Alive")]
+    return [label[NODE_GROUP_LABEL] for label in labels if NODE_GROUP_LABEL in label]
+
+
+def status_node_types(text: str) -> list[str]:
+    """The node types `ray status` lists as active or idle (`text`: its output)."""
+    names, listing = [], False
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            listing = line.strip() in STATUS_SECTIONS
+        elif listing and (match := STATUS_NODE_LINE.match(line.rstrip())):
+            names.append(match.group(2))
+    return names
+
+
+def ray_status() -> str:
+    """What `ray status` prints for the connected cluster; "" when it cannot tell (Ray Client, no
+    `ray` command, an old GCS): no evidence of an autoscaler."""
+    import ray
+
+    try:
+        address = ray.get_runtime_context().gcs_address
+    except Exception:
+        return ""
+    beside = Path(sys.executable).with_name("ray")  # this environment's CLI, activated or not
+    command = str(beside) if beside.is_file() else shutil.which("ray")
+    if not address or command is None:
+        return ""
+    try:
+        done = subprocess.run(
+            [command, "status", "--address", address],
+            capture_output=True,
+            text=True,
+            timeout=STATUS_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("cannot read the autoscaler's status (ray status): %s", e)
+        return ""
+    return done.stdout if done.returncode == 0 else ""
 
 
 def detect() -> Autoscaler | None:
     """The cluster's autoscaler: from its config (BOOTSTRAP_CONFIG) when readable, else from its
-    GCS status; None when nodes come and go only by hand."""
+    node types (labels, `ray status`); None when nodes come and go only by hand."""
     config = read_config(BOOTSTRAP_CONFIG)
     if config is not None:
         return from_config(config)

@@ -81,8 +81,9 @@ def loopback_only() -> Iterator[None]:
     """Make a local Ray bind every server to 127.0.0.1.
 
     Ray 2.x replaces `_node_ip_address="127.0.0.1"` with the host's address and listens on all
-    interfaces unless its single-node mode is on; that switch is a private constant, set only
-    while a local Ray starts.
+    interfaces unless its single-node mode is on. That switch is a private constant with no public
+    equivalent (its environment variable is read once, when Ray is imported), so it is set here
+    only, and only while a local Ray starts.
     """
     from ray._private import ray_constants
 
