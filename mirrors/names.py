@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import numbers
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
 TRUNCATION_MARK = "...[truncated]"
@@ -97,8 +95,3 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-def is_metric_value(value: object) -> bool:
-    """True for real numbers, numpy scalars included, but not bool; NaN and inf are kept."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)

@@ -70,11 +70,14 @@ def read_trials(path: str | Path) -> tuple[list[TrialRecord], list[str]]:
     """The record's trials sorted by trial id, and notes on the lines it skipped."""
     trials: dict[str, TrialRecord] = {}
     bad: list[int] = []
-    for number, event in enumerate(read_events(path)[0], start=1):
+    events, end = read_events(path)
+    for number, event in enumerate(events, start=1):
         try:
             apply(event, trials)
         except (TypeError, ValueError, KeyError, AttributeError):
             bad.append(number)
+    if Path(path).is_file() and Path(path).stat().st_size > end:
+        bad.append(len(events) + 1)  # a last line cut by a kill
     notes = [f"{Path(path).name}: skipped unreadable line(s) {bad}"] if bad else []
     return sorted(trials.values(), key=lambda t: natural_key(t.trial_id)), notes
 
