@@ -41,13 +41,24 @@ def entity_size(entity: Metric | Param | RunTag) -> int:
     return len(str(entity.key).encode()) + len(str(entity.value).encode()) + _ENTITY_OVERHEAD_BYTES
 
 
-def fits(batch: Batch, kind: str, size: int) -> bool:
+def _fits(batch: Batch, kind: str, size: int) -> bool:
     """True when one more entity of `kind` (metrics, params, tags) of `size` bytes fits `batch`."""
     per_kind = MAX_METRICS_PER_BATCH if kind == "metrics" else MAX_PARAMS_TAGS_PER_BATCH
     return (
         len(getattr(batch, kind)) < per_kind
         and batch.count < MAX_ENTITIES_PER_BATCH
         and batch.size_bytes + size <= _REQUEST_BUDGET_BYTES
+    )
+
+
+def joinable(a: Batch, b: Batch) -> bool:
+    """True when `a` and `b` together fit one `log_batch` call."""
+    return (
+        len(a.metrics) + len(b.metrics) <= MAX_METRICS_PER_BATCH
+        and len(a.params) + len(b.params) <= MAX_PARAMS_TAGS_PER_BATCH
+        and len(a.tags) + len(b.tags) <= MAX_PARAMS_TAGS_PER_BATCH
+        and a.count + b.count <= MAX_ENTITIES_PER_BATCH
+        and a.size_bytes + b.size_bytes <= _REQUEST_BUDGET_BYTES
     )
 
 
@@ -59,7 +70,7 @@ def batches(
     for kind, entities in (("params", params), ("tags", tags), ("metrics", metrics)):
         for entity in entities:
             size = entity_size(entity)
-            if batch.count and not fits(batch, kind, size):
+            if batch.count and not _fits(batch, kind, size):
                 yield batch
                 batch = Batch()
             getattr(batch, kind).append(entity)

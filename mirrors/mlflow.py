@@ -31,7 +31,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from mirrors.batching import Batch, batches, entity_size, fits
+from mirrors.batching import Batch, batches, entity_size, joinable
 from mirrors.names import flatten, param_value, sanitize_key, sanitize_keys, tag_value
 from mirrors.settings import MirrorSettings, default_tags
 from mirrors.store import (
@@ -47,12 +47,12 @@ from mirrors.store import (
     open_store,
     quiet_urls,
 )
-from record import INTERRUPTED, RECORD_FILE, STOPPED_EARLY, read_events
+from record import COMPLETED, FAILED, INTERRUPTED, RECORD_FILE, STOPPED_EARLY, read_events
 from record.schema import REPORT_DIR
 
 STATE_FILE = "mlflow_mirror.json"
 SUMMARY_FILE = "summary.json"  # the report's figures: Pareto ranks and front by trial id
-_PARENT_END_STATE = {"FINISHED": "completed", "KILLED": INTERRUPTED, "FAILED": "failed"}
+_PARENT_END_STATE = {"FINISHED": COMPLETED, "KILLED": INTERRUPTED, "FAILED": FAILED}
 log = logging.getLogger(__name__)
 
 
@@ -118,21 +118,14 @@ class Piece:
 
     def takes(self, other: Piece) -> bool:
         """True when `other` fits into this piece's one log_batch call (and this has no end)."""
-        if self.texts or self.status:
-            return False
-        trial = Batch(size_bytes=self.batch.size_bytes)
-        for kind in ("metrics", "params", "tags"):
-            getattr(trial, kind).extend(getattr(self.batch, kind))
-        for kind in ("metrics", "params", "tags"):
-            for entity in getattr(other.batch, kind):
-                size = entity_size(entity)
-                if not fits(trial, kind, size):
-                    return False
-                getattr(trial, kind).append(entity)
-                trial.size_bytes += size
-        return True
+        return not (self.texts or self.status) and joinable(self.batch, other.batch)
 
     def merge(self, other: Piece) -> None:
+        """`other` after this piece: a tag set again keeps only its later value."""
+        newer = {tag.key for tag in other.batch.tags}
+        older = [tag for tag in self.batch.tags if tag.key in newer]
+        self.batch.tags = [tag for tag in self.batch.tags if tag.key not in newer]
+        self.batch.size_bytes -= sum(entity_size(tag) for tag in older)
         for kind in ("metrics", "params", "tags"):
             getattr(self.batch, kind).extend(getattr(other.batch, kind))
         self.batch.size_bytes += other.batch.size_bytes
@@ -249,8 +242,8 @@ class MlflowMirror:
             if event.get("event"):
                 by_trial.setdefault(str(event["trial_id"]), []).append(event)
         for trial_id, trial_events in by_trial.items():
-            sent = self.state.runs.get(trial_id, RunMirror()).sent
-            unsent = [e for e in trial_events if e["_offset"] >= sent]
+            mirror = self.state.runs.get(trial_id)
+            unsent = [e for e in trial_events if mirror is None or e["_offset"] >= mirror.sent]
             if not everything and unsent and self._held(unsent):
                 offset = min(offset, unsent[0]["_offset"])
                 continue
@@ -345,7 +338,6 @@ class MlflowMirror:
 
     def _send_trial(self, trial_id: str, events: list[dict[str, Any]]) -> None:
         mirror = self.state.runs.setdefault(trial_id, RunMirror())
-        events = [e for e in events if e["_offset"] >= mirror.sent]
         if not events:
             return
         if mirror.run_id is None:

@@ -70,13 +70,9 @@ def best_trials(
     objective = Objective(metric, mode)
     trials = {t.trial_id: t for t in recorded}
     best: dict[str, float] = {}
-    for trial in trials.values():
+    for trial in (t for t in trials.values() if t.state == COMPLETED):
         for v in (r[metric] for r in trial.results.values() if metric in r):
-            if (
-                trial.state == COMPLETED
-                and math.isfinite(v)
-                and objective.better(v, best.get(trial.trial_id))
-            ):
+            if math.isfinite(v) and objective.better(v, best.get(trial.trial_id)):
                 best[trial.trial_id] = v
     top = sorted(best, key=lambda t: (objective.sign * best[t], t))[:n]
     searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}

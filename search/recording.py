@@ -76,10 +76,6 @@ class RecordCallback(Callback):
     def __init__(self, output_dir: str | Path, max_epochs: int) -> None:
         self.writer = RecordWriter(Path(output_dir) / RECORD_FILE)
         self.max_epochs = max_epochs
-        self._retries: dict[str, int] = {}  # trial id -> retries recorded so far
-        for kind, trial_id, attempt in self.writer.keys:
-            if kind == "retry":
-                self._retries[trial_id] = max(self._retries.get(trial_id, 0), attempt)
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         self.writer.write({"event": "start", "trial_id": trial.trial_id, "params": trial.config})
@@ -94,7 +90,8 @@ class RecordCallback(Callback):
         self.writer.write(event)
 
     def on_trial_recover(self, iteration, trials, trial: Trial, **info) -> None:
-        attempt = self._retries[trial.trial_id] = self._retries.get(trial.trial_id, 0) + 1
+        done = [a for kind, t, a in self.writer.keys if kind == "retry" and t == trial.trial_id]
+        attempt = max(done, default=0) + 1
         self.writer.write({"event": "retry", "trial_id": trial.trial_id, "attempt": attempt})
 
     def on_trial_complete(self, iteration, trials, trial: Trial, **info) -> None:
