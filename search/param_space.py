@@ -1,14 +1,14 @@
-"""Compile a Space into a Ray Tune `param_space` for random or grid search (BasicVariantGenerator).
+"""Compile a Space into a Ray Tune `param_space` for a space with a grid (BasicVariantGenerator).
 
 Unconditional parameters become Tune domains (choice, uniform, loguniform, randint, grid_search) or
-plain constants. A conditional parameter becomes `tune.sample_from`: Tune resolves it after its
-parents (it retries while a parent is unresolved) and it yields None when its condition does not
+plain constants. A conditional parameter becomes `tune.sample_from`: its function reads the parents
+from the config Tune passes it, raises Tune's RecursiveDependencyError while a parent is still a
+domain (Tune resolves the others and calls it again), and yields None when its condition does not
 hold. `spaces.canonical` drops those Nones (and any other inactive key) before a trial runs.
 
-Two Ray facts this relies on (ray 2.60, `tune/search/variant_generator.py`, `sample.py`): the
-function receives the whole experiment spec wrapped in `_UnresolvedAccessGuard`, whose attribute
-access raises RecursiveDependencyError while a value is still a domain; and `sample_from` does not
-receive Tune's random_state, so a conditional value is drawn from numpy's global generator.
+`sample_from` does not receive Tune's random_state, so a conditional value is drawn from numpy's
+global generator: only the grid and the unconditional draws follow search.seed. Random search runs
+through Optuna instead (search/searcher.py), which seeds every draw.
 """
 
 from __future__ import annotations
@@ -47,12 +47,9 @@ TO_RAY: dict[type, Callable[[Any], Any]] = {
 }
 
 
-def _read(mapping: Mapping[str, Any], key: str) -> Any:
-    """`mapping[key]` through Tune's access guard; RecursiveDependencyError while unresolved."""
-    try:
-        value = getattr(mapping, key)  # the guard checks resolution on attribute access
-    except AttributeError:
-        value = mapping[key]
+def _read(config: Mapping[str, Any], key: str) -> Any:
+    """`config[key]` once Tune has resolved it; RecursiveDependencyError (Tune retries) before."""
+    value = config[key]
     if isinstance(value, Domain) or (isinstance(value, dict) and "grid_search" in value):
         raise RecursiveDependencyError(f"{key} is not resolved yet")
     return value
@@ -67,7 +64,7 @@ class _WhenActive:
     domain: Any
 
     def __call__(self, spec: Mapping[str, Any]) -> Any:
-        config = _read(spec, "config") if "config" in spec else spec
+        config = spec.get("config", spec)  # Tune passes its experiment spec
         values = {p: _read(config, p) for p in self.space.ancestors(self.key)}
         if not self.space.is_active(self.key, values):
             return None

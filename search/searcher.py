@@ -1,7 +1,9 @@
-"""Searchers: Optuna (TPE, seeded) with honest bookkeeping under ASHA, or random/grid variants.
+"""Searchers: a Ray Tune `Searcher` over an Optuna study (TPE or random, seeded), or Ray's generator
+for a space with a grid.
 
-Ray's OptunaSearch tells Optuna a trial that ASHA stopped as COMPLETE with its partial score, which
-poisons TPE with low-budget values posing as finished ones. `HonestOptunaSearch` tells:
+`StudySearcher` drives the study through Optuna's ask/tell interface. Ray's OptunaSearch would tell
+a trial that ASHA stopped as COMPLETE with its partial score, which poisons TPE with low-budget
+values posing as finished ones; this searcher tells:
   COMPLETE (value = best epoch's metric) when the trial trained the full budget,
   PRUNED   when the scheduler stopped it earlier (its per-epoch values stay as intermediates),
   FAIL     when it errored or its metric is not finite.
@@ -16,74 +18,87 @@ whichever comes first: by then the record (the source of truth) already has it.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage
+from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
-from ray.tune.search.optuna import OptunaSearch
 
 from spaces import Space
 from trainables.canonical import TrainFacts, canonical
 from trainables.errors import UserInputError
 
-log = logging.getLogger(__name__)
-MAX_REDRAWS = 20  # asks per suggestion before running a repeat anyway
+MAX_REDRAWS = 20  # asks per suggestion; the last one runs even if it repeats an earlier trial
 
 
-class HonestOptunaSearch(OptunaSearch):
-    """OptunaSearch that maps a trial's end to COMPLETE / PRUNED / FAIL as described above."""
+class StudySearcher(Searcher):
+    """Asks `study` for each Ray trial (the space's define-by-run function) and tells it each end
+    as COMPLETE / PRUNED / FAIL, as described above."""
 
     def __init__(
         self,
-        *args: Any,
+        space: Space,
+        study: optuna.Study,
+        storage: BaseStorage,
+        *,
+        metric: str,
+        mode: str,
         max_epochs: int,
-        best_key: str,
         facts: TrainFacts | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(metric=metric, mode=mode)
+        self._space = space
+        self._study = study
+        self._storage = storage  # the study's; intermediate values are written through it
+        self._study_id = storage.get_study_id_from_name(study.study_name)
         self._max_epochs = max_epochs
-        self._best_key = best_key
+        self._best_key = f"best_{metric}"
         self._facts = facts  # the data's equivalences; left out of Ray's snapshots (see save)
+        self._trials: dict[str, int] = {}  # Ray trial id -> its Optuna trial number
+        self._ended: set[str] = set()  # Ray trial ids whose end is told or queued
         self._by_config: dict[str, str] = {}  # canonical config -> first Ray trial id
         self._values: dict[str, float] = {}  # Ray trial id -> value told as COMPLETE
         self._steps: dict[str, set[int]] = {}  # Ray trial id -> steps reported to Optuna
         self._deferred: list[tuple] = []  # study writes waiting for the record (see module doc)
 
-    def suggest(self, trial_id: str) -> dict | None:
-        """Ask Optuna; a config equivalent to an earlier trial's costs no trial (see `_repeat`)."""
-        self._flush()
-        for _ in range(MAX_REDRAWS):
-            config = super().suggest(trial_id)
-            ot_trial = self._ot_trials[trial_id]
-            key = config_key(config, self._facts)
-            earlier = self._by_config.get(key)
-            if earlier is None:
-                self._by_config[key] = trial_id
-                ot_trial.set_user_attr("ray_trial_id", trial_id)
-                return config
-            self._repeat(self._ot_trials.pop(trial_id), earlier)
-        return config
+    @property
+    def study(self) -> optuna.Study:
+        return self._study
 
-    def _repeat(self, ot_trial: optuna.Trial, earlier: str) -> None:
+    def suggest(self, trial_id: str) -> dict | None:
+        """A new Optuna trial's config; one equivalent to an earlier trial's is told that trial's
+        value instead of running (see `_repeat`), up to MAX_REDRAWS asks."""
+        self._flush()
+        for attempt in range(MAX_REDRAWS):
+            trial = self._study.ask()
+            constants = self._space.define_by_run(trial)  # suggests on `trial`, parents first
+            config = {**trial.params, **constants}
+            earlier = self._by_config.setdefault(config_key(config, self._facts), trial_id)
+            if earlier != trial_id and attempt < MAX_REDRAWS - 1:
+                self._repeat(trial, earlier)
+                continue
+            trial.set_user_attr("ray_trial_id", trial_id)
+            self._trials[trial_id] = trial.number
+            return config
+        return None  # not reached: the last ask always runs
+
+    def _repeat(self, trial: optuna.Trial, earlier: str) -> None:
         """Tell Optuna the earlier equivalent trial's value, or FAIL while that one is unfinished."""
-        ot_trial.set_user_attr("duplicate_of", earlier)
+        trial.set_user_attr("duplicate_of", earlier)
         value = self._values.get(earlier)
         if value is None:
-            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            self._study.tell(trial, state=TrialState.FAIL)
         else:
-            self._ot_study.tell(ot_trial, value)
+            self._study.tell(trial, value)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._flush()
-        if trial_id not in self._completed_trials and trial_id in self._ot_trials:
+        if trial_id in self._trials and trial_id not in self._ended:
             self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict) -> None:
@@ -99,7 +114,7 @@ class HonestOptunaSearch(OptunaSearch):
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
         self._flush()
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self._ended or trial_id not in self._trials:
             return
         if result and not error:  # Ray passes a stopping trial's last result only here
             self._report(trial_id, result)
@@ -107,16 +122,30 @@ class HonestOptunaSearch(OptunaSearch):
         if state == TrialState.COMPLETE:
             self._values[trial_id] = value
         self._deferred.append(("tell", trial_id, value, state))
-        self._completed_trials.add(trial_id)
+        self._ended.add(trial_id)
 
     def save(self, checkpoint_path: str) -> None:
-        """Ray's snapshot of the searcher (also its last, at the search's end): flush, then save."""
+        """Ray's snapshot of the searcher (also its last, at the search's end): flush, then write
+        the bookkeeping as JSON; the study itself is in its journal."""
         self._flush()
-        facts = self.__dict__.pop("_facts")  # the data stays out of every 2-s snapshot
-        try:
-            super().save(checkpoint_path)
-        finally:
-            self._facts = facts
+        state = {
+            "trials": self._trials,
+            "ended": sorted(self._ended),
+            "by_config": self._by_config,
+            "values": self._values,
+            "steps": {k: sorted(v) for k, v in self._steps.items()},
+        }
+        Path(checkpoint_path).write_text(json.dumps(state), encoding="utf-8")
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Tuner.restore: the bookkeeping `save` wrote; study and facts stay this instance's."""
+        state = json.loads(Path(checkpoint_path).read_text(encoding="utf-8"))
+        self._trials = state["trials"]
+        self._ended = set(state["ended"])
+        self._by_config = state["by_config"]
+        self._values = state["values"]
+        self._steps = {k: set(v) for k, v in state["steps"].items()}
+        self._deferred = []
 
     def _flush(self) -> None:
         """Write the deferred intermediate values and ends to the study, in order, skipping trials
@@ -125,15 +154,18 @@ class HonestOptunaSearch(OptunaSearch):
         twice). One journal read per flush: a trial's tell is its last deferred write."""
         if not self._deferred:
             return
-        frozen = self._ot_study.get_trials(deepcopy=False)
+        frozen = self._study.get_trials(deepcopy=False)
         for kind, trial_id, value, extra in self._deferred:
-            ot_trial = self._ot_trials[trial_id]
-            if frozen[ot_trial.number].state.is_finished():
+            number = self._trials[trial_id]
+            if frozen[number].state.is_finished():
                 continue
             if kind == "report":
-                ot_trial.report(value, extra)
+                trial = self._storage.get_trial_id_from_study_id_trial_number(
+                    self._study_id, number
+                )
+                self._storage.set_trial_intermediate_value(trial, extra, value)
             else:
-                self._ot_study.tell(ot_trial, value, state=extra)
+                self._study.tell(number, value, state=extra)
         self._deferred.clear()
 
 
@@ -175,7 +207,7 @@ class SearcherSpec:
 
 
 def make_searcher(algorithm: str, space: Space, spec: SearcherSpec) -> Searcher:
-    """The searcher named by `search.algorithm` (a registry; unknown names are caught in config)."""
+    """The searcher named by `search.algorithm`, or "grid" (a registry; config rejects others)."""
     return SEARCHERS[algorithm](space, spec)
 
 
@@ -188,23 +220,51 @@ def _journal(path: str | Path) -> JournalStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def _optuna(space: Space, s: SearcherSpec) -> Searcher:
-    searcher = HonestOptunaSearch(
-        space=space.define_by_run,
+def open_study(
+    space: Space, spec: SearcherSpec, sampler: optuna.samplers.BaseSampler, storage: BaseStorage
+) -> optuna.Study:
+    """The study in `storage`, created or (on resume) reopened; the space's points_to_evaluate
+    are enqueued only into a new study, so a resume does not ask them again."""
+    study = optuna.create_study(
+        storage=storage,
+        sampler=sampler,
+        pruner=optuna.pruners.NopPruner(),  # the scheduler (ASHA) decides when a trial stops
+        study_name=spec.study_name,
+        direction="minimize" if spec.mode == "min" else "maximize",
+        load_if_exists=True,
+    )
+    if not study.get_trials(deepcopy=False):
+        for point in space.points():
+            study.enqueue_trial(point)
+    return study
+
+
+def _study_searcher(
+    space: Space, s: SearcherSpec, sampler: optuna.samplers.BaseSampler
+) -> Searcher:
+    storage = _journal(s.study_path)
+    searcher = StudySearcher(
+        space,
+        open_study(space, s, sampler, storage),
+        storage,
         metric=s.metric,
         mode=s.mode,
-        points_to_evaluate=space.points() or None,
-        sampler=optuna.samplers.TPESampler(seed=s.seed),
-        storage=_journal(s.study_path),
-        study_name=s.study_name,
         max_epochs=s.max_epochs,
-        best_key=f"best_{s.metric}",
         facts=s.facts,
     )
     return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
 
 
+def _optuna(space: Space, s: SearcherSpec) -> Searcher:
+    return _study_searcher(space, s, optuna.samplers.TPESampler(seed=s.seed))
+
+
 def _random(space: Space, s: SearcherSpec) -> Searcher:
+    return _study_searcher(space, s, optuna.samplers.RandomSampler(seed=s.seed))
+
+
+def _grid(space: Space, s: SearcherSpec) -> Searcher:
+    """Ray's generator over `search.param_space`: every grid point, num_samples times."""
     return BasicVariantGenerator(
         points_to_evaluate=space.points() or None,
         max_concurrent=s.max_concurrent,
@@ -212,4 +272,4 @@ def _random(space: Space, s: SearcherSpec) -> Searcher:
     )
 
 
-SEARCHERS = {"optuna": _optuna, "random": _random}
+SEARCHERS = {"optuna": _optuna, "random": _random, "grid": _grid}

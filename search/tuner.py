@@ -103,7 +103,7 @@ def concurrency(cfg: SearchConfig, cluster_cpus: float, cluster_gpus: float, gpu
 
 def searcher_name(cfg: SearchConfig, space: Space) -> str:
     """search.algorithm, except that a space with a grid runs every grid point (Ray's generator)."""
-    return "random" if space.grid_size else cfg.search.algorithm
+    return "grid" if space.grid_size else cfg.search.algorithm
 
 
 def num_samples(cfg: SearchConfig, space: Space) -> int:
@@ -130,9 +130,8 @@ def tuner_parts(
         "train.checkpoint_every_s": cfg.train.checkpoint_every_s,
     }
     algorithm = searcher_name(cfg, space)
-    if algorithm == "optuna":
-        param_space = constants
-    else:
+    param_space = constants  # Optuna's searchers suggest the space itself
+    if algorithm == "grid":
         from search.param_space import to_param_space
 
         param_space = to_param_space(space) | constants

@@ -1,6 +1,6 @@
 """A validated search space: parameters in dependency order, their conditions, points to try first.
 
-`Space.define_by_run` is the Optuna define-by-run function Ray's OptunaSearch accepts: it suggests
+`Space.define_by_run` is the Optuna define-by-run function the searcher calls per trial: it suggests
 the active non-constant parameters and returns the active constants.
 """
 

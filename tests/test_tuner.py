@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
 from search.config import load_config
-from search.searcher import HonestOptunaSearch
+from search.searcher import StudySearcher
 from search.tuner import AnchoredASHA, concurrency, gpu_fraction, tuner_parts
 from spaces import load_space
 
@@ -25,7 +26,9 @@ def test_defaults_asha_optuna_limited_to_cpu_slots(tmp_path):
     assert min(t for t, _ in tc.scheduler._brackets[0]._rungs) == 3  # grace period
     assert tc.scheduler._reduction_factor == 3
     assert isinstance(tc.search_alg, ConcurrencyLimiter) and tc.search_alg.max_concurrent == 2
-    assert isinstance(tc.search_alg.searcher, HonestOptunaSearch)
+    assert isinstance(tc.search_alg.searcher, StudySearcher)
+    assert isinstance(tc.search_alg.searcher.study.sampler, optuna.samplers.TPESampler)
+    assert (tmp_path / "optuna.journal").is_file()
     assert tc.metric == "val_macro_f1" and tc.mode == "max"
     assert tc.num_samples == 32 and tc.reuse_actors is True
     assert p.param_space == {"train.max_epochs": 7, "train.checkpoint_every_s": 5.0}
@@ -43,15 +46,18 @@ def test_fifo_random_and_explicit_limits(tmp_path):
         "search.max_concurrent=3",
     )
     assert isinstance(p.tune_config.scheduler, FIFOScheduler)
-    assert isinstance(p.tune_config.search_alg, BasicVariantGenerator)
+    limiter = p.tune_config.search_alg
+    assert isinstance(limiter, ConcurrencyLimiter) and limiter.max_concurrent == 3
+    assert isinstance(limiter.searcher.study.sampler, optuna.samplers.RandomSampler)
     assert p.tune_config.num_samples == 5
-    assert "elf.strategy" in p.param_space
+    assert "elf.strategy" not in p.param_space  # Optuna suggests the space
 
 
 def test_grid_space_runs_each_point_once(tmp_path):
     _, p = parts(tmp_path, "space=baseline")
     assert isinstance(p.tune_config.search_alg, BasicVariantGenerator)
     assert p.tune_config.num_samples == 1
+    assert p.param_space["seed"] == {"grid_search": [0, 1, 2, 3, 4]}
 
 
 @pytest.mark.parametrize(
