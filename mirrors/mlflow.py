@@ -47,8 +47,16 @@ from mirrors.store import (
     open_store,
     quiet_urls,
 )
-from record import COMPLETED, FAILED, INTERRUPTED, RECORD_FILE, STOPPED_EARLY, read_events
-from record.schema import REPORT_DIR
+from record import (
+    COMPLETED,
+    CONFIRMATION,
+    FAILED,
+    INTERRUPTED,
+    RECORD_FILE,
+    STOPPED_EARLY,
+    read_events,
+)
+from record.schema import PREDICTIONS_FILE, REPORT_DIR
 
 STATE_FILE = "mlflow_mirror.json"
 SUMMARY_FILE = "summary.json"  # the report's figures: Pareto ranks and front by trial id
@@ -346,9 +354,9 @@ class MlflowMirror:
                 TRIAL_ID_TAG: trial_id,
                 SEARCH_NAME_TAG: self.settings.search_name,
             }
-            run = self.client.create_run(
-                self.state.experiment_id, run_name=f"trial_{trial_id}", tags=tags
-            )
+            confirming = events[0].get("stage") == CONFIRMATION
+            name = trial_id if confirming else f"trial_{trial_id}"
+            run = self.client.create_run(self.state.experiment_id, run_name=name, tags=tags)
             mirror.run_id = run.info.run_id
             self.state.save(self.state_path)
         if mirror.status != "RUNNING":  # a resumed trial's run was ended when its search stopped
@@ -373,6 +381,9 @@ class MlflowMirror:
         if kind == "start":
             self._params(piece, event.get("params") or {})
             piece.add("tags", RunTag("end_state", "running"))
+            for key in ("stage", "source", "role"):  # a confirmation run's (record.schema)
+                if event.get(key):
+                    piece.add("tags", RunTag(key, tag_value(event[key])))
         elif kind == "result":
             epoch, stamp = int(event["epoch"]), int(float(event.get("time") or 0) * 1000)
             for key, value in event["metrics"].items():
@@ -382,6 +393,8 @@ class MlflowMirror:
             for key, text in texts.items():
                 if text is not None:
                     piece.add("tags", RunTag(sanitize_key(key), tag_value(text)))
+            if event.get("predictions") is not None:
+                piece.texts[PREDICTIONS_FILE] = json.dumps(event["predictions"])
             self._observe(mirror, event)
         elif kind == "retry":
             piece.add("tags", RunTag("retries", str(event["attempt"])))
@@ -459,6 +472,11 @@ class MlflowMirror:
             return
         self.client.log_artifacts(self.state.parent_run_id, str(self.report_dir), REPORT_DIR)
         figures = json.loads(summary.read_text())
+        confirmation = figures.get("confirmation") or {}
+        if confirmation.get("answer"):
+            tags = {"answer": confirmation["answer"], "answer_metric": confirmation["metric"]}
+            batch = [RunTag(k, tag_value(v)) for k, v in tags.items()]
+            self.client.log_batch(self.state.parent_run_id, tags=batch, synchronous=True)
         ranks, front = figures.get("ranks", {}), set(figures.get("front", []))
         for trial_id, mirror in self.state.runs.items():
             if mirror.run_id is not None and trial_id in ranks:

@@ -7,14 +7,17 @@ package imports nothing else of the project and no third-party library.
 from record.reader import TrialRecord, read_events, read_trials
 from record.schema import (
     ABANDONED,
+    BASELINE,
+    CANDIDATE,
     COMPLETED,
     CONFIG_FILE,
+    CONFIRMATION,
     DATA_FILE,
     END_STATES,
     FAILED,
     INTERRUPTED,
     RECORD_FILE,
-    RESEED_FILE,
+    SEARCH,
     SPACE_FILE,
     STOPPED_EARLY,
 )
@@ -22,14 +25,17 @@ from record.writer import RecordWriter
 
 __all__ = [
     "ABANDONED",
+    "BASELINE",
+    "CANDIDATE",
     "COMPLETED",
     "CONFIG_FILE",
+    "CONFIRMATION",
     "DATA_FILE",
     "END_STATES",
     "FAILED",
     "INTERRUPTED",
     "RECORD_FILE",
-    "RESEED_FILE",
+    "SEARCH",
     "SPACE_FILE",
     "STOPPED_EARLY",
     "RecordWriter",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from record.schema import EVENTS
+from record.schema import EVENTS, SEARCH
 
 
 def read_events(path: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -54,6 +54,10 @@ class TrialRecord:
     state: str | None = None  # None: no end event (still running or interrupted)
     epochs: int | None = None
     reason: str | None = None
+    stage: str = SEARCH
+    source: str | None = None  # a confirmation run's search trial
+    role: str | None = None  # a confirmation run's: baseline or candidate
+    predictions: list[int] | None = None  # a confirmation run's test-split class ids
 
     @property
     def epochs_trained(self) -> int:
@@ -66,8 +70,11 @@ def natural_key(text: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
-def read_trials(path: str | Path) -> tuple[list[TrialRecord], list[str]]:
-    """The record's trials sorted by trial id, and notes on the lines it skipped."""
+def read_trials(
+    path: str | Path, stage: str | None = SEARCH
+) -> tuple[list[TrialRecord], list[str]]:
+    """The record's trials of `stage` (None: all) sorted by trial id, and notes on the lines it
+    skipped."""
     trials: dict[str, TrialRecord] = {}
     bad: list[int] = []
     events, end = read_events(path)
@@ -79,7 +86,8 @@ def read_trials(path: str | Path) -> tuple[list[TrialRecord], list[str]]:
     if Path(path).is_file() and Path(path).stat().st_size > end:
         bad.append(len(events) + 1)  # a last line cut by a kill
     notes = [f"{Path(path).name}: skipped unreadable line(s) {bad}"] if bad else []
-    return sorted(trials.values(), key=lambda t: natural_key(t.trial_id)), notes
+    kept = [t for t in trials.values() if stage is None or t.stage == stage]
+    return sorted(kept, key=lambda t: natural_key(t.trial_id)), notes
 
 
 def apply(event: Mapping[str, Any], trials: dict[str, TrialRecord]) -> None:
@@ -90,12 +98,17 @@ def apply(event: Mapping[str, Any], trials: dict[str, TrialRecord]) -> None:
     trial_id = str(event["trial_id"])
     trial = trials.setdefault(trial_id, TrialRecord(trial_id, order=len(trials)))
     if kind == "start":
-        trial.params = trial.params or dict(event.get("params") or {})
+        if not trial.params:
+            trial.params = dict(event.get("params") or {})
+            trial.stage, trial.source = str(event.get("stage") or SEARCH), event.get("source")
+            trial.role = event.get("role")
     elif kind == "result":
         epoch = int(event["epoch"])
         if epoch not in trial.results:
             trial.results[epoch] = numbers(event["metrics"])
             trial.times[epoch] = float(event.get("time") or 0.0)
+            if event.get("predictions") is not None:
+                trial.predictions = [int(p) for p in event["predictions"]]
     elif kind == "retry":
         trial.retries = max(trial.retries, int(event["attempt"]))
     elif trial.state is None:

@@ -1,12 +1,17 @@
 """What a search's output folder holds and what `record.jsonl` says, one JSON object per line:
 
-  {"event": "start",  "trial_id", "time", "params": {...}}
+  {"event": "start",  "trial_id", "time", "params": {...}, "stage", "source", "role"}
   {"event": "result", "trial_id", "time", "epoch", "device", "node", "metrics": {...numeric...},
-   "notes": {...text...}}                                  e.g. checkpoint_fallback
+   "notes": {...text...}, "predictions": [...]}            e.g. checkpoint_fallback
   {"event": "retry",  "trial_id", "time", "attempt"}       Ray restarts the trial after a crash
   {"event": "end",    "trial_id", "time", "state", "epochs", "reason", "error"}
 
 `state` is one of END_STATES; `reason` is one line, `error` the full error text of a failure.
+A search trial has no `stage`; a confirmation run (the re-training of the search's trial `source`
+with one of the paired seeds after the search; role "baseline" or "candidate") has stage
+CONFIRMATION, one result event (the epoch
+chosen on validation, with the test split's metrics `test_*` and predicted class ids `predictions`
+in test-row order) and its end, written together when it has finished.
 Each event is written once per `event_key`, also across resumes.
 """
 
@@ -18,7 +23,7 @@ RECORD_FILE = "record.jsonl"
 CONFIG_FILE = "config.yaml"
 SPACE_FILE = "space.yaml"
 DATA_FILE = "data.json"  # the classes, training counts and what the data collapsed in the space
-RESEED_FILE = "reseed.jsonl"  # re-trainings of finalists with new seeds
+PREDICTIONS_FILE = "test_predictions.json"  # a confirmation run's predictions, in MLflow
 REPORT_DIR = "report"  # the Pareto report: pareto.html, pareto.md, summary.json, trials.csv, plots
 
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
@@ -27,6 +32,8 @@ END_STATES = (COMPLETED, STOPPED_EARLY, FAILED, ABANDONED)
 INTERRUPTED = "interrupted"  # not an end: a trial the search left without one (mirrors say so)
 
 EVENTS = ("start", "result", "retry", "end")
+SEARCH, CONFIRMATION = "search", "confirmation"  # stages: a search trial, a confirmation run
+BASELINE, CANDIDATE = "baseline", "candidate"  # roles of a confirmation run
 
 
 def event_key(event: dict[str, Any]) -> tuple:

@@ -4,7 +4,6 @@ from reports.analysis import Analysis, analyse
 from reports.load import Run, load_run
 from reports.objectives import Objective, parse_objectives, to_minimisation
 from reports.pareto import hypervolume, knee, nondominated, pareto_ranks, reference_point
-from reports.reseed import reseed_summary
 from reports.write import write_report
 
 __all__ = [
@@ -19,7 +18,6 @@ __all__ = [
     "pareto_ranks",
     "parse_objectives",
     "reference_point",
-    "reseed_summary",
     "to_minimisation",
     "write_report",
 ]

@@ -126,7 +126,7 @@ def analyse(
         for j, o in enumerate(objs)
         if front
     }
-    base = find_baseline(rows)
+    base = find_baseline(rows, primary)
     if base is None:
         notes.append(
             "no plain-CE baseline trial (loss.kind=ce, no ELF, no class weights, "

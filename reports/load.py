@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from record import CONFIG_FILE, DATA_FILE, RECORD_FILE, SPACE_FILE, TrialRecord, read_trials
+from record import (
+    CONFIG_FILE,
+    CONFIRMATION,
+    DATA_FILE,
+    RECORD_FILE,
+    SPACE_FILE,
+    TrialRecord,
+    read_trials,
+)
 from reports.space import SpaceParam, narrowed, read_space
 from trainables.errors import UserInputError
 
@@ -25,6 +33,8 @@ class Run:
     config: dict[str, Any]
     space: list[SpaceParam] | None  # None when space.yaml is absent
     notes: list[str]  # what was skipped while reading, one sentence each
+    confirmations: list[TrialRecord] = field(default_factory=list)  # the confirmation's runs
+    facts: dict[str, Any] = field(default_factory=dict)  # data.json: classes, counts, test labels
 
     @property
     def max_epochs(self) -> int | None:
@@ -50,18 +60,18 @@ def load_run(output_dir: str | Path) -> Run:
     if not record.is_file():
         raise UserInputError(f"{record}: not found (expected a search output folder)")
     trials, notes = read_trials(record)
+    confirmations, _ = read_trials(record, CONFIRMATION)
     config = read_yaml(root / CONFIG_FILE)
     space_path = root / SPACE_FILE
     space = read_space(space_path) if space_path.is_file() else None
     if space is None:
         notes.append(f"{SPACE_FILE} not found: searched parameters inferred from varying params")
     data_path = root / DATA_FILE
-    if data_path.is_file():
-        fitted = json.loads(data_path.read_text())
-        notes += [f"Collapsed by the data, not searched: {n}" for n in fitted.get("collapsed", [])]
-        if space is not None:
-            space = narrowed(space, fitted.get("values_left", {}))
-    return Run(root, trials, config, space, notes)
+    facts = json.loads(data_path.read_text()) if data_path.is_file() else {}
+    notes += [f"Collapsed by the data, not searched: {n}" for n in facts.get("collapsed", [])]
+    if space is not None and facts:
+        space = narrowed(space, facts.get("values_left", {}))
+    return Run(root, trials, config, space, notes, confirmations, facts)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

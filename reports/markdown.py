@@ -9,9 +9,10 @@ from typing import Any
 import pandas as pd
 
 from reports.analysis import Analysis
+from reports.confirmation import Confirmation, note, table
 from reports.importance import Importance
-from reports.reseed import RESEED_NOTE, verdict
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
+from trainables.params import is_plain_ce
 
 KNEE_RULE = "front point closest to the ideal point after min-max scaling of the front"
 IMPORTANCE_METHOD = (
@@ -73,12 +74,27 @@ def key_figures(analysis: Analysis) -> list[str]:
     return lines
 
 
+def search_best(a: Analysis) -> str:
+    """The search's own best, labelled for what it is."""
+    metric = a.primary.metric
+    best = a.best.get(metric)
+    if best is None:
+        return "The search's own best: none (no full-budget trial)."
+    value = next(r.values[metric] for r in a.rows if r.trial_id == best)
+    plain = sum(is_plain_ce(r.params) for r in a.candidates)
+    return (
+        f"The search's own best: trial {best}, {metric} {value:.4f} (validation, one seed, "
+        f"optimistic: the maximum over the searched trials). The baseline is the best of the "
+        f"search's {plain} full-budget plain-CE trial(s) on validation."
+    )
+
+
 def render_markdown(
     analysis: Analysis,
     keys: Sequence[str],
     importances: Sequence[Importance],
     title: str,
-    reseed: pd.DataFrame | None = None,
+    confirmed: Confirmation | None = None,
 ) -> str:
     """The whole pareto.md text."""
     a = analysis
@@ -88,8 +104,16 @@ def render_markdown(
         if a.epoch_rule == "best"
         else "last reported epoch"
     )
-    parts = [
-        f"# Pareto report: {title}\n",
+    parts = [f"# Pareto report: {title}\n"]
+    if confirmed is not None:
+        parts += [
+            f"**Answer (test split, confirmed):** {confirmed.answer}\n",
+            f"{search_best(a)}\n",
+            "## Confirmation\n",
+            f"{note(confirmed)}\n",
+            markdown_table(pd.DataFrame(table(confirmed))),
+        ]
+    parts += [
         f"Objectives: {objectives}. Values count at the {counted}; train_time_s is the trial's "
         f"total. The front is computed over trials that completed all {a.max_epochs or '?'} "
         "epochs; duplicates of a front point are all on the front.\n",
@@ -105,9 +129,6 @@ def render_markdown(
         markdown_table(importance_frame(importances)),
     ]
     parts += [f"- {note}" for note in importance_notes(importances)]
-    if reseed is not None:
-        parts += ["\n## Seed robustness\n", f"{RESEED_NOTE}\n", markdown_table(reseed)]
-        parts.append(verdict(reseed))
     parts += ["\n## Stopped early and excluded trials\n", markdown_table(excluded_frame(a))]
     if a.notes:
         parts += ["## Notes\n", "\n".join(f"- {n}" for n in a.notes) + "\n"]

@@ -1,15 +1,18 @@
 """Read a search back from MLflow (no output folder needed): the parent run and its child runs.
 
 The parent run (picked by id, or the latest parent run of an experiment) holds the resolved config
-(artifact config.yaml, else its dotted params), the space file (artifact space.yaml) and, when the
-search re-trained finalists, report/reseed.jsonl. Each child run is a trial: tag `ray.trial_id`,
-params = the trial's config, metric histories with step = epoch, tags `end_state`,
-`epochs_trained` and `failure_reason`. Only the histories of the metrics the report needs are read.
+(artifact config.yaml, else its dotted params), the space file (artifact space.yaml) and the data's
+facts (artifact data.json). Each child run is a trial: tag `ray.trial_id`, params = the trial's
+config, metric histories with step = epoch, tags `end_state`, `epochs_trained` and
+`failure_reason`; only the histories of the metrics the report needs are read. A child tagged
+`stage=confirmation` is a confirmation run: its metrics, tags `source` and `role`, and its test
+predictions (artifact test_predictions.json).
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,12 +20,19 @@ from typing import Any
 
 from mirrors.store import PARENT_RUN_TAG, TRIAL_ID_TAG, child_runs, fail_fast, search_all
 from mirrors.uri import check_reachable, resolve_tracking_uri, sqlite_path
-from record import COMPLETED, CONFIG_FILE, FAILED, RESEED_FILE, SPACE_FILE, STOPPED_EARLY
+from record import (
+    COMPLETED,
+    CONFIG_FILE,
+    CONFIRMATION,
+    DATA_FILE,
+    FAILED,
+    SPACE_FILE,
+    STOPPED_EARLY,
+)
 from record.reader import TrialRecord, natural_key
-from record.schema import REPORT_DIR
+from record.schema import PREDICTIONS_FILE
 from reports.load import Run, read_yaml
 from reports.objectives import check_available, parse_objectives
-from reports.reseed import read_reseeds
 from reports.space import read_space
 from trainables.errors import UserInputError
 
@@ -101,13 +111,11 @@ def write_mlflow_report(
             parent = find_parent(client, run_id, experiment)
             folder = Path(out or f"report-{parent.info.run_id}")
             run = load_mlflow_run(client, parent, folder, Path(tmp), objectives)
-            rows = _download(client, parent.info.run_id, f"{REPORT_DIR}/{RESEED_FILE}", Path(tmp))
-            reseeds = read_reseeds(rows) if rows else None
     except MlflowException as e:
         raise UserInputError(
             f"--mlflow-uri {tracking_uri} {search}: reading MLflow failed ({_first_line(e)})"
         ) from None
-    return write_run_report(run, folder, objectives, reseeds=reseeds, **options)
+    return write_run_report(run, folder, objectives, **options)
 
 
 def load_mlflow_run(
@@ -125,7 +133,11 @@ def load_mlflow_run(
     config_path = _download(client, run_id, CONFIG_FILE, downloads)
     config = read_yaml(config_path) if config_path else nest(dict(parent.data.params))
     space_path = _download(client, run_id, SPACE_FILE, downloads)
-    children = _children(client, parent)
+    data_path = _download(client, run_id, DATA_FILE, downloads)
+    facts = json.loads(data_path.read_text()) if data_path else {}
+    runs = _children(client, parent)
+    children = [c for c in runs if c.data.tags.get("stage") != CONFIRMATION]
+    confirmations = [_confirmation(client, c, i) for i, c in enumerate(runs) if c not in children]
     notes = [] if space_path else [f"{SPACE_FILE} not logged: searched parameters inferred"]
     spec = objectives if objectives is not None else (config.get("report") or {}).get("objectives")
     wanted = [o.metric for o in parse_objectives(spec)] if spec is not None else []
@@ -136,7 +148,7 @@ def load_mlflow_run(
     trials = [_trial(client, c, i, wanted) for i, c in enumerate(children)]
     trials.sort(key=lambda t: natural_key(t.trial_id))
     space = read_space(space_path) if space_path else None
-    return Run(folder, trials, config, space, notes)
+    return Run(folder, trials, config, space, notes, confirmations, facts)
 
 
 def _trial(client: Any, run: Any, order: int, metrics: Iterable[str]) -> TrialRecord:
@@ -155,6 +167,25 @@ def _trial(client: Any, run: Any, order: int, metrics: Iterable[str]) -> TrialRe
         state=_end_state(tags.get("end_state")),
         epochs=int(epochs) if epochs and epochs.isdigit() else None,
         reason=tags.get("failure_reason"),
+    )
+
+
+def _confirmation(client: Any, run: Any, order: int) -> TrialRecord:
+    """A confirmation run back from its child run: one result with every metric it logged."""
+    tags = run.data.tags
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _download(client, run.info.run_id, PREDICTIONS_FILE, Path(tmp))
+        predictions = json.loads(path.read_text()) if path else None
+    return TrialRecord(
+        trial_id=tags[TRIAL_ID_TAG],
+        order=order,
+        params={k: parse_value(v) for k, v in run.data.params.items()},
+        results={int(tags.get("best_epoch", 0)): dict(run.data.metrics)},
+        state=_end_state(tags.get("end_state")),
+        stage=CONFIRMATION,
+        source=tags.get("source"),
+        role=tags.get("role"),
+        predictions=predictions,
     )
 
 

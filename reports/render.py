@@ -18,10 +18,10 @@ from plotly.subplots import make_subplots
 
 from record.reader import natural_key
 from reports.analysis import Analysis
+from reports.confirmation import Confirmation, note, table
 from reports.importance import Importance
-from reports.markdown import IMPORTANCE_METHOD, key_figures
+from reports.markdown import IMPORTANCE_METHOD, key_figures, search_best
 from reports.plots import coordinates, layers, objective_pairs, point_labels
-from reports.reseed import RESEED_NOTE, verdict
 from reports.rows import TrialRow
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
 
@@ -162,7 +162,7 @@ def render_html(
     keys: Sequence[str],
     importances: Sequence[Importance],
     title: str,
-    reseed: pd.DataFrame | None = None,
+    confirmed: Confirmation | None = None,
     log_keys: Collection[str] = (),
 ) -> str:
     """The whole pareto.html text; the first figure inlines plotly.js, the others reuse it."""
@@ -178,8 +178,16 @@ def render_html(
     figures_html = "".join(f'<div class="plot">{d}</div>' for d in divs)
     notes = importance_notes(importances) + analysis.notes
     bullets = "".join(f"<li>{html.escape(line[2:])}</li>" for line in key_figures(analysis))
-    parts = [
-        f"<h1>Pareto report: {html.escape(title)}</h1>",
+    parts = [f"<h1>Pareto report: {html.escape(title)}</h1>"]
+    if confirmed is not None:
+        parts += [
+            f'<p class="answer"><b>Answer (test split, confirmed):</b> '
+            f"{html.escape(confirmed.answer)}</p>",
+            f"<p>{html.escape(search_best(analysis))}</p>",
+            f"<h2>Confirmation</h2><p>{html.escape(note(confirmed))}</p>",
+            table_html(pd.DataFrame(table(confirmed))),
+        ]
+    parts += [
         f"<ul>{bullets}</ul>",
         figures_html,
         "<h2>Pareto table</h2><p>Δ columns: trial value − baseline value.</p>",
@@ -187,12 +195,6 @@ def render_html(
         f"<h2>Parameter importance</h2><p>{html.escape(IMPORTANCE_METHOD)}</p>",
         table_html(importance_frame(importances)),
     ]
-    if reseed is not None:
-        parts += [
-            f"<h2>Seed robustness</h2><p>{html.escape(RESEED_NOTE)}</p>",
-            table_html(reseed),
-            f"<p>{html.escape(verdict(reseed))}</p>",
-        ]
     parts += ["<h2>Stopped early and excluded trials</h2>", table_html(excluded_frame(analysis))]
     if notes:
         parts.append(

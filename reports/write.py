@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from record import RESEED_FILE
 from record.schema import REPORT_DIR
-from reports.analysis import analyse
+from reports.analysis import Analysis, analyse
+from reports.confirmation import Confirmation, confirm
+from reports.confirmation import figures as confirmation_figures
 from reports.defaults import EPOCH_RULE, HV_MARGIN
 from reports.importance import param_importances
 from reports.load import Run, load_run
 from reports.markdown import render_markdown
+from reports.objectives import Objective
 from reports.plots import write_front_plots
 from reports.render import render_html
-from reports.reseed import format_mean_std, read_reseeds, reseed_summary
 from reports.rows import searched_keys
 from reports.tables import summary, trials_frame
 
@@ -33,6 +34,29 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def confirmation(run: Run, analysis: Analysis) -> Confirmation | None:
+    """The confirmation stage's verdict from the run's confirmation runs (None without any)."""
+    if not run.confirmations:
+        return None
+    counts = run.facts.get("train_counts") or []
+    minority = min(range(len(counts)), key=counts.__getitem__) if counts else 0
+    search = Objective(
+        str(run.setting("search.metric") or analysis.primary.metric),
+        str(run.setting("search.mode") or analysis.primary.direction),
+    )
+    classes = len(run.facts.get("classes") or [])
+    return confirm(
+        run.confirmations,
+        analysis.objectives,
+        search,
+        run.facts.get("test_labels") if classes else None,  # None: resample seeds only
+        classes,
+        minority,
+        alpha=float(run.setting("confirm.alpha") or 0.05),
+        resamples=int(run.setting("confirm.bootstrap") or 2000),
+    )
+
+
 def write_report(
     output_dir: str | Path,
     objectives: str | Sequence[str] | None = None,
@@ -40,17 +64,12 @@ def write_report(
     reference: Mapping[str, float] | None = None,
     margin: float = HV_MARGIN,
     epoch_rule: str = EPOCH_RULE,
-    reseeds: Iterable[Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the Pareto report of the search in `output_dir`; return the report folder.
 
-    `objectives` (e.g. "val_macro_f1:max,train_time_s:min") overrides config.yaml's
-    report.objectives; `reseeds` are re-trainings of finalists for the seed-robustness table
-    (default: the rows of <output_dir>/reseed.jsonl when it exists; see reseed.py).
+    `objectives` (e.g. "val_macro_f1:max,val_ece:min") overrides config.yaml's report.objectives.
     """
     run = load_run(output_dir)
-    if reseeds is None:
-        reseeds = read_reseeds(run.output_dir / RESEED_FILE)
     return write_run_report(
         run,
         run.output_dir / REPORT_DIR,
@@ -58,7 +77,6 @@ def write_report(
         reference=reference,
         margin=margin,
         epoch_rule=epoch_rule,
-        reseeds=reseeds,
     )
 
 
@@ -70,35 +88,26 @@ def write_run_report(
     reference: Mapping[str, float] | None = None,
     margin: float = HV_MARGIN,
     epoch_rule: str = EPOCH_RULE,
-    reseeds: Iterable[Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Write the Pareto report of `run` (from a folder or from MLflow) into `folder`; return it.
-
-    The reseed rows, when given, are also copied to `folder`/reseed.jsonl, so the report folder
-    (an MLflow artifact of the parent run) carries them.
-    """
+    """Write the Pareto report of `run` (from a folder or from MLflow) into `folder`; return it."""
     analysis = analyse(run, objectives, reference=reference, margin=margin, epoch_rule=epoch_rule)
     keys = searched_keys(run)
     importances = param_importances(analysis, run.space, keys)
     folder.mkdir(parents=True, exist_ok=True)
     title = str(run.setting("space") or run.output_dir.name)
-    reseed = table = None
-    if reseeds is not None:
-        reseeds = [dict(r) for r in reseeds]
-        (folder / RESEED_FILE).write_text("".join(json.dumps(r) + "\n" for r in reseeds))
-        table = reseed_summary(reseeds, analysis.objectives)
-        table.to_csv(folder / "reseed.csv", index=False)
-        reseed = format_mean_std(table, analysis.objectives)
+    confirmed = confirmation(run, analysis)
     trials_frame(analysis, keys).to_csv(folder / "trials.csv", index=False)
-    (folder / "pareto.md").write_text(render_markdown(analysis, keys, importances, title, reseed))
+    (folder / "pareto.md").write_text(
+        render_markdown(analysis, keys, importances, title, confirmed)
+    )
     log_keys = {p.key for p in run.space or () if p.log}
-    page = render_html(analysis, keys, importances, title, reseed, log_keys)
+    page = render_html(analysis, keys, importances, title, confirmed, log_keys)
     (folder / "pareto.html").write_text(page)
     for stale in folder.glob("front_*.png"):  # from a report with other objectives
         stale.unlink()
     plots = write_front_plots(analysis, folder)
     figures = summary(analysis, importances) | {"plots": [p.name for p in plots]}
-    if table is not None:
-        figures["reseed"] = json.loads(table.to_json(orient="records"))
+    if confirmed is not None:
+        figures["confirmation"] = confirmation_figures(confirmed)
     (folder / "summary.json").write_text(json.dumps(_json_safe(figures), indent=2) + "\n")
     return folder

@@ -26,6 +26,7 @@ SCHEDULERS = ("asha", "fifo")
 FREE_FORM = ("data.", "report.reference.")  # keys checked by the data preset / the objectives
 # `data=X` and `scheduler=X` name a preset while `data.*`/`scheduler.*` set its options.
 SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name"}
+RENAMED = {"report.reseeds": "confirm.seeds"}  # old key -> the key that replaced it
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,16 @@ class ClusterSection:
 @dataclass(frozen=True)
 class ReportSection:
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # metric:max|min, any reported metric
-    reseeds: int = 0  # re-train each Pareto trial with this many new seeds (test metrics too)
     reference: dict[str, float] = field(default_factory=dict)  # hypervolume reference per metric
+
+
+@dataclass(frozen=True)
+class ConfirmSection:
+    seeds: int = 3  # paired seeds per confirmed configuration; 0 turns the stage off
+    top_k: int = 3  # the best trials by search.metric (validation), besides the Pareto front
+    front: bool = True  # also the report's Pareto-front trials
+    alpha: float = 0.05  # family-wise error of the verdicts (Bonferroni over the candidates)
+    bootstrap: int = 2000  # resamples of seeds and test rows for each difference's interval
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ class SearchConfig:
     mlflow: MlflowSection = field(default_factory=MlflowSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
     report: ReportSection = field(default_factory=ReportSection)
+    confirm: ConfirmSection = field(default_factory=ConfirmSection)
     output_dir: str = ""  # default: outputs/<space>-<timestamp>
     name: str = ""  # search name (MLflow parent run); default: the output folder's name
     resume: str = ""  # path of an interrupted search's output folder
@@ -143,6 +153,10 @@ def parse_overrides(argv: list[str]) -> list[str]:
                 "environment variables into logged params); write the value itself"
             )
         key = SHORTHANDS.get(key, key)
+        if key in RENAMED:
+            raise UserInputError(
+                f"{key} was replaced by {RENAMED[key]}: write {RENAMED[key]}={value}"
+            )
         if key not in keys and not key.startswith(FREE_FORM):
             raise UserInputError(f"unknown key {key!r}{closest(key, keys)}")
         out.append(f"{key}={value}")
@@ -239,7 +253,13 @@ def validate(cfg: SearchConfig) -> None:
     _positive("scheduler.reduction_factor", cfg.scheduler.reduction_factor, 2)
     _positive("resources.cpu_per_trial", cfg.resources.cpu_per_trial, 0.01)
     _positive("resources.max_failures", cfg.resources.max_failures, 0)
-    _positive("report.reseeds", cfg.report.reseeds, 0)
+    _positive("confirm.seeds", cfg.confirm.seeds, 0)
+    _positive("confirm.top_k", cfg.confirm.top_k, 0)
+    _positive("confirm.bootstrap", cfg.confirm.bootstrap, 100)
+    if not 0 < cfg.confirm.alpha < 1:
+        raise UserInputError(
+            f"confirm.alpha: expected a value in (0, 1), got {cfg.confirm.alpha!r}"
+        )
     _check_report(cfg.report)
     gpu = cfg.resources.gpu_per_trial
     if gpu != "auto" and (isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0):

@@ -25,10 +25,10 @@ from search.cluster import (
     run_on_head,
 )
 from search.config import SearchConfig
+from search.confirm import run_confirmation
 from search.outputs import Outcome, best_trials, prepare_output
 from search.progress import ProgressCallback
 from search.recording import RecordCallback
-from search.reseed import run_reseeds
 from search.study import abandon_orphans, catch_up_study, ray_trial_ids
 from spaces import Space
 from spaces.fit import fit_to_data, values_left
@@ -92,10 +92,11 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         mirror.start()  # the parent run exists before the first trial; a resume catches up
     if storage.remote:
         callbacks.append(PushCallback(storage))
+    searched = data.without_test()  # the test split is the confirmation stage's alone
     tuner = (
-        restore_tuner(storage.ray_path, parts, data, callbacks)
+        restore_tuner(storage.ray_path, parts, searched, callbacks)
         if cfg.resume
-        else build_tuner(parts, data, callbacks)
+        else build_tuner(parts, searched, callbacks)
     )
     status, ray_trials = "FAILED", None
     try:
@@ -117,8 +118,9 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         )
         status = "KILLED" if outcome.interrupted else "FINISHED"
         if not outcome.interrupted:
-            run_reseeds(cfg, output_dir, data)  # report.reseeds: finalists, new seeds
+            run_confirmation(cfg, output_dir, data)  # paired seeds, scored on the test split
             outcome.report_dir = report(output_dir)
+            outcome.answer = read_answer(outcome.report_dir)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -146,6 +148,7 @@ def write_data_notes(
         "preset": data.meta.get("preset"),
         "classes": list(data.classes),
         "train_counts": data.train_counts().tolist(),
+        "test_labels": data.test.y.tolist(),  # the confirmation's paired bootstrap resamples rows
         "collapsed": notes,
         "values_left": left,
     }
@@ -161,6 +164,14 @@ def report(output_dir: Path) -> Path | None:
     except Exception as e:  # the search's results stand without a report
         log.warning("no Pareto report: %s (rerun: python -m reports %s)", e, output_dir)
         return None
+
+
+def read_answer(report_dir: Path | None) -> str | None:
+    """The confirmation's one-sentence answer from the report's summary.json, if it has one."""
+    path = None if report_dir is None else report_dir / "summary.json"
+    if path is None or not path.is_file():
+        return None
+    return (json.loads(path.read_text()).get("confirmation") or {}).get("answer")
 
 
 def mirror_settings(cfg: SearchConfig, space: Space, output_dir: Path, uri: str) -> MirrorSettings:

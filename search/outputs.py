@@ -36,6 +36,7 @@ class Outcome:
     report_dir: Path | None = None
     cluster: str = ""
     interrupted: bool = False
+    answer: str | None = None  # the confirmation stage's verdict in one sentence
 
 
 def local_copy(output_dir: str) -> Path:

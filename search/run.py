@@ -150,6 +150,10 @@ def summary(o: Outcome) -> str:
         f"search {'interrupted' if o.interrupted else 'finished'}: {c.get('completed', 0)} "
         f"completed, {c.get('stopped_early', 0)} stopped early, {c.get('failed', 0)} failed",
     ]
+    if o.answer:
+        lines.append(f"answer (test split, paired seeds): {o.answer}")
+    if o.best:
+        lines.append("search's best (validation, one seed each, optimistic):")
     for i, b in enumerate(o.best, 1):
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
         lines.append(f"  #{i} {b['trial_id']}  {b['metric']} {b['value']:.4f}  {params}")

@@ -69,6 +69,12 @@ def _recorded(output_dir: Path) -> tuple[dict, dict, dict]:
     return starts, results, ends
 
 
+def _confirmation_runs(output_dir: Path) -> set[str]:
+    """Trial ids of the record's confirmation runs (start events with stage "confirmation")."""
+    events = read_record(Path(output_dir) / "record.jsonl")
+    return {e["trial_id"] for e in events if e["event"] == "start" and e.get("stage")}
+
+
 def _same_value(a: float, b: float) -> bool:
     import math
 
@@ -177,10 +183,15 @@ def assert_nothing_lost(output_dir: Path, tracking_uri: str | None = None) -> No
     output_dir = Path(output_dir)
     starts, results, ends = _recorded(output_dir)
     assert starts, f"{output_dir}: nothing recorded"
-    if (output_dir / "tune").is_dir() and set(ends) == set(starts):  # a search that finished
-        _assert_ray(output_dir, results, ends)
+    searched = set(starts) - _confirmation_runs(output_dir)  # Ray and Optuna know these only
+
+    def only(d: dict) -> dict:
+        return {k: v for k, v in d.items() if (k[0] if isinstance(k, tuple) else k) in searched}
+
+    if (output_dir / "tune").is_dir() and set(ends) >= searched:  # a search that finished
+        _assert_ray(output_dir, only(results), only(ends))
     if (output_dir / "optuna.journal").is_file():
-        _assert_optuna(output_dir, starts, results, ends)
+        _assert_optuna(output_dir, only(starts), only(results), only(ends))
     if tracking_uri is not None:
         _assert_mlflow(output_dir, tracking_uri, starts, results, ends)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -41,6 +41,15 @@ class Dataset:
     meta: dict[str, Any] = field(
         default_factory=dict
     )  # provenance: preset, seed, label mapping, notes
+
+    def without_test(self) -> Dataset:
+        """This dataset with an empty test split: what the search's trials get (the test split
+        is read by the confirmation stage only)."""
+        t = self.test
+        empty = Split(
+            t.x[:0], t.y[:0], t.aco[:0], t.rso[:0], None if t.tokens is None else t.tokens[:0]
+        )
+        return replace(self, test=empty)
 
     @property
     def num_classes(self) -> int:

@@ -50,18 +50,23 @@ def evaluate(
     model: torch.nn.Module, split: Split, num_classes: int, minority: int
 ) -> dict[str, float]:
     """Validation metrics (`val_` prefix) and plain unweighted CE, computed in chunks without grad."""
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat(
-            [
-                model(split.x[i : i + EVAL_CHUNK], _rows(split.tokens, i, i + EVAL_CHUNK)).float()
-                for i in range(0, len(split), EVAL_CHUNK)
-            ]
-        )  # (N, C)
+    logits = predict(model, split)
     metrics = classification_metrics(logits, split.y, num_classes, minority)
     out = {f"val_{k}": float(v) for k, v in metrics.items()}
     out["val_loss"] = float(plain_ce(logits, split.y))
     return out
+
+
+def predict(model: torch.nn.Module, split: Split) -> torch.Tensor:
+    """(N, C) float logits of `split`, in chunks, in eval mode without grad."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model(split.x[i : i + EVAL_CHUNK], _rows(split.tokens, i, i + EVAL_CHUNK)).float()
+                for i in range(0, len(split), EVAL_CHUNK)
+            ]
+        )
 
 
 def _rows(t: torch.Tensor | None, lo: int, hi: int) -> torch.Tensor | None:

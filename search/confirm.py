@@ -1,0 +1,214 @@
+"""The confirmation stage: after the search, re-train its candidates and the plain-CE baseline with
+the same paired seeds, choose each run's epoch on validation and score that epoch on the test split.
+
+Candidates: the `confirm.top_k` best full-budget trials by search.metric (validation) and, with
+`confirm.front`, the report's Pareto front. Baseline: the best full-budget plain-CE trial by
+search.metric, its train.* values searched by the same sampler as every candidate's; a search without
+one uses the top candidate's plain-CE twin (its train.* values, plain-CE loss). Every configuration
+trains with seeds 1..`confirm.seeds` (the search's trials use their own `seed`, 0 by default) for
+the full budget, without early stopping, as Ray tasks with a trial's resources. A finished run goes
+to record.jsonl as a confirmation run (record.schema): MLflow mirrors it like a trial, the report
+reads it, and a resumed search re-trains only the runs the record has not ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from record import (
+    BASELINE,
+    CANDIDATE,
+    COMPLETED,
+    CONFIRMATION,
+    FAILED,
+    RECORD_FILE,
+    RecordWriter,
+    read_trials,
+)
+from search.config import SearchConfig
+from trainables.dataset import Dataset
+from trainables.objective import Objective
+from trainables.params import PLAIN_CE, is_plain_ce
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One confirmation run to train."""
+
+    run_id: str
+    source: str  # the search trial whose configuration it re-trains
+    role: str
+    seed: int
+    config: dict[str, Any]
+
+
+def paired_seeds(n: int) -> list[int]:
+    """The seeds every confirmed configuration trains with."""
+    return list(range(1, n + 1))
+
+
+def run_id(source: str, seed: int) -> str:
+    return f"confirm_{source}_s{seed}"
+
+
+def choose(output_dir: Path, cfg: SearchConfig) -> dict[str, tuple[str, dict[str, Any]]]:
+    """{source label: (role, params)} of the configurations to confirm, baseline first."""
+    from reports import analyse, load_run
+
+    objective = cfg.search.objective
+    trials, _ = read_trials(output_dir / RECORD_FILE)
+    scored = {t.trial_id: t for t in trials if t.state == COMPLETED}
+    best = {tid: _best(t.results, objective) for tid, t in scored.items()}
+    ranked = sorted(
+        (t for t in best if best[t] is not None), key=lambda t: objective.sign * best[t]
+    )
+    plain = [t for t in ranked if is_plain_ce(scored[t].params)]
+    chosen = [t for t in ranked if t not in plain[:1]][: cfg.confirm.top_k]
+    if cfg.confirm.front:
+        front = analyse(load_run(output_dir), list(cfg.report.objectives)).front
+        chosen += [t for t in front if t not in chosen and t not in plain[:1]]
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    if plain:
+        out[plain[0]] = (BASELINE, dict(scored[plain[0]].params))
+    elif chosen:
+        out[f"{chosen[0]}_plain_ce"] = (BASELINE, dict(scored[chosen[0]].params) | PLAIN_CE)
+    for tid in chosen:
+        out[tid] = (CANDIDATE, dict(scored[tid].params))
+    return out
+
+
+def _best(results: Mapping[int, Mapping[str, float]], objective: Objective) -> float | None:
+    values = [r[objective.metric] for r in results.values() if objective.metric in r]
+    finite = [v for v in values if math.isfinite(v)]
+    return finite[objective.best_index(finite)] if finite else None
+
+
+def plan(output_dir: Path, cfg: SearchConfig) -> list[Planned]:
+    """Every confirmation run the record has not ended, baseline first, seed by seed."""
+    ended = {t.trial_id for t in read_trials(output_dir / RECORD_FILE, CONFIRMATION)[0] if t.state}
+    todo = []
+    for source, (role, params) in choose(output_dir, cfg).items():
+        for seed in paired_seeds(cfg.confirm.seeds):
+            rid = run_id(source, seed)
+            if rid not in ended:
+                config = params | {"seed": seed, "train.max_epochs": cfg.train.max_epochs}
+                todo.append(Planned(rid, source, role, seed, config))
+    return todo
+
+
+def retrain(
+    config: dict[str, Any], data: Dataset, objective: Objective, gpu: bool
+) -> dict[str, Any]:
+    """Train `config` for its full budget; return the epoch with the best validation
+    `objective`, its metrics, the test split's metrics (test_*) and predicted class ids of the
+    model at that epoch. Totals such as train_time_s are the whole run's. Raises what training
+    raises."""
+    import torch
+
+    from trainables.metrics import classification_metrics, plain_ce
+    from trainables.models import build_model
+    from trainables.trial import pick_device, predict, prepare_params, train
+
+    params = prepare_params(dict(config), data)
+    device = pick_device(gpu)
+    history: list[dict[str, Any]] = []
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep(metrics: dict[str, Any], ckpt: dict[str, Any]) -> None:
+        history.append(dict(metrics))
+        if objective.best_index([h[objective.metric] for h in history]) == len(history) - 1:
+            kept.clear()
+            kept.update({k: v.detach().clone() for k, v in ckpt["model"].items()})
+
+    train(params, data, keep, device, objective=objective)
+    chosen = objective.best_index([h[objective.metric] for h in history])
+    model = build_model(data.num_features, data.num_classes, data.vocab_size, params).to(device)
+    model.load_state_dict(kept)
+    test = data.test.to(device)
+    logits = predict(model, test)
+    minority = int(torch.argmin(data.train_counts()))
+    scores = classification_metrics(logits, test.y, data.num_classes, minority)
+    metrics = {k: v for k, v in history[chosen].items() if k.startswith("val_")}
+    metrics |= {f"test_{k}": float(v) for k, v in scores.items()}
+    metrics |= {"test_loss": plain_ce(logits, test.y), "train_time_s": history[-1]["train_time_s"]}
+    return {
+        "epoch": chosen,
+        "epochs": len(history),
+        "metrics": metrics,
+        "predictions": logits.argmax(1).cpu().tolist(),
+        "device": device.type,
+    }
+
+
+def run_confirmation(cfg: SearchConfig, output_dir: Path, data: Dataset) -> int:
+    """Train what `plan` says (nothing when confirm.seeds is 0 or the data has no test split);
+    the number of runs trained. A failing run is recorded as failed, never fatal; Ctrl-C cancels
+    the runs still training and keeps the finished ones."""
+    if cfg.confirm.seeds <= 0 or not len(data.test):
+        return 0
+    todo = plan(output_dir, cfg)
+    if not todo:
+        return 0
+    configs = len({p.source for p in todo})
+    log.info("confirming %d configuration(s) on the test split: %d run(s)", configs, len(todo))
+    writer = RecordWriter(output_dir / RECORD_FILE)
+    try:
+        _run_tasks(cfg, todo, data, writer)
+    finally:
+        writer.close()
+    return len(todo)
+
+
+def _run_tasks(cfg: SearchConfig, todo: list[Planned], data: Dataset, writer: RecordWriter) -> None:
+    import ray
+
+    from search.tuner import gpu_fraction
+
+    gpu = gpu_fraction(cfg.resources.gpu_per_trial, ray.cluster_resources().get("GPU", 0))
+    task = ray.remote(retrain).options(num_cpus=cfg.resources.cpu_per_trial, num_gpus=gpu)
+    data_ref = ray.put(data)
+    objective = cfg.search.objective
+    pending = {task.remote(p.config, data_ref, objective, gpu > 0): p for p in todo}
+    try:
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            _write(writer, pending.pop(ref), ref)
+    finally:
+        for ref in pending:
+            ray.cancel(ref)
+
+
+def _write(writer: RecordWriter, p: Planned, ref: Any) -> None:
+    """The finished run's start, result and end events (a failure: start and a failed end)."""
+    import ray
+
+    start = time.time()
+    head = {"trial_id": p.run_id}
+    writer.write(
+        head
+        | {"event": "start", "time": start, "params": p.config, "stage": CONFIRMATION}
+        | {"source": p.source, "role": p.role}
+    )
+    try:
+        out = ray.get(ref)
+    except Exception as error:  # a failing run never takes the others down
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(error).__name__
+        writer.write(
+            head | {"event": "end", "state": FAILED, "reason": reason, "error": str(error)}
+        )
+        return
+    writer.write(
+        head
+        | {"event": "result", "epoch": out["epoch"], "device": out["device"]}
+        | {"metrics": out["metrics"], "predictions": out["predictions"]}
+    )
+    writer.write(head | {"event": "end", "state": COMPLETED, "epochs": out["epochs"]})
