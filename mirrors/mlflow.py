@@ -1,6 +1,8 @@
 """The MLflow mirror of a search: its record (`record.jsonl`) and report, sent to MLflow.
 
-One parent run per search, one child run per recorded trial. `sync()` reads the record from the
+One parent run per search, one child run per recorded trial and per confirmation run (run name
+its id, tags `stage`, `source`, `role`, its test predictions as an artifact); the report's answer
+becomes the parent's `answer` tag. `sync()` reads the record from the
 offset the mirror's state file saved, turns the new events into batched `log_batch` calls per run
 and saves the state after each call: the same pass runs every `interval_s` during the search (a
 background thread), and catches up after a kill, an outage or a resume. `close(status)` runs it a

@@ -28,9 +28,16 @@ class RecordWriter:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", buffering=1)
+            if self._file.tell() and not self._ends_with_newline():
+                self._file.write("\n")  # a line cut by a kill stays apart (readers skip it)
         line = json.dumps({"time": time.time()} | event, default=str, allow_nan=True)
         self._file.write(line + "\n")
         return True
+
+    def _ends_with_newline(self) -> bool:
+        with self.path.open("rb") as f:
+            f.seek(-1, 2)
+            return f.read(1) == b"\n"
 
     def close(self) -> None:
         if self._file is not None:

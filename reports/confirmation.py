@@ -232,6 +232,7 @@ def confirm(
     if head.metric not in {o.metric for o in tests}:
         tests = (head, *tests)
     baseline = next((c for c in configs if c.role == BASELINE), None)
+    configs.sort(key=lambda c: (c is not baseline, _order(c, head), c.label))
     candidates = [c for c in configs if c.role != BASELINE and c.seeds]
     y = None if labels is None else np.asarray(labels, dtype=np.int64)
     level = 1 - alpha / max(1, len(candidates))
@@ -249,6 +250,12 @@ def confirm(
     result = Confirmation(configs, baseline, tests, head, comparisons, alpha, "")
     result.answer = answer(result)
     return result
+
+
+def _order(c: Config, objective: Objective) -> float:
+    """Best mean first in the tables; configurations without a finished run last."""
+    mean = t_interval(c.column(objective.metric))[0]
+    return objective.sign * mean if math.isfinite(mean) else math.inf
 
 
 def describe(params: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> str:
@@ -305,7 +312,7 @@ def table(c: Confirmation) -> list[dict[str, Any]]:
     candidate each metric's Δ [corrected interval] and verdict."""
     base_params = None if c.baseline is None else c.baseline.params
     rows = []
-    for cfg in sorted(c.configs, key=lambda x: x is not c.baseline):
+    for cfg in c.configs:
         row: dict[str, Any] = {
             "config": cfg.label,
             "role": cfg.role,

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,8 +153,8 @@ def retrain(
 
 def run_confirmation(cfg: SearchConfig, output_dir: Path, data: Dataset) -> int:
     """Train what `plan` says (nothing when confirm.seeds is 0 or the data has no test split);
-    the number of runs trained. A failing run is recorded as failed, never fatal; Ctrl-C cancels
-    the runs still training and keeps the finished ones."""
+    the number of runs trained. A failing run is recorded as failed, never fatal; Ctrl-C stops
+    the stage and keeps the finished runs."""
     if cfg.confirm.seeds <= 0 or not len(data.test):
         return 0
     todo = plan(output_dir, cfg)
@@ -161,10 +164,25 @@ def run_confirmation(cfg: SearchConfig, output_dir: Path, data: Dataset) -> int:
     log.info("confirming %d configuration(s) on the test split: %d run(s)", configs, len(todo))
     writer = RecordWriter(output_dir / RECORD_FILE)
     try:
-        _run_tasks(cfg, todo, data, writer)
+        with interruptible():
+            _run_tasks(cfg, todo, data, writer)
     finally:
         writer.close()
     return len(todo)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here: Ray Tune's fit leaves its own SIGINT handler behind,
+    which only flags a stop for a Tuner that has ended (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_tasks(cfg: SearchConfig, todo: list[Planned], data: Dataset, writer: RecordWriter) -> None:
@@ -177,13 +195,9 @@ def _run_tasks(cfg: SearchConfig, todo: list[Planned], data: Dataset, writer: Re
     data_ref = ray.put(data)
     objective = cfg.search.objective
     pending = {task.remote(p.config, data_ref, objective, gpu > 0): p for p in todo}
-    try:
-        while pending:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            _write(writer, pending.pop(ref), ref)
-    finally:
-        for ref in pending:
-            ray.cancel(ref)
+    while pending:  # on Ctrl-C the tasks end with the driver's job (ray.cancel races completion)
+        [ref], _ = ray.wait(list(pending), num_returns=1)
+        _write(writer, pending.pop(ref), ref)
 
 
 def _write(writer: RecordWriter, p: Planned, ref: Any) -> None:

@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from sklearn.metrics import f1_score
 
-from reports import analyse, load_run, reseed_summary, write_report
+from reports import analyse, load_run, write_report
 from reports.__main__ import main
 from reports.importance import param_importances
-from reports.reseed import read_reseeds
 from reports.rows import searched_keys
-from trainables.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTIVES = ["val_macro_f1:max", "val_worst_recall:max", "val_ece:min", "train_time_s:min"]
@@ -489,77 +488,42 @@ def test_importance_skipped_with_note_below_four_trials(tmp_path: Path) -> None:
     assert imps and all(not i.values and "need 4" in i.note for i in imps)
 
 
-def test_reseed_summary_mean_std_and_front() -> None:
-    rows = [
-        {"config": "a", "val_macro_f1": 0.70, "train_time_s": 30.0},
-        {"config": "a", "val_macro_f1": 0.60, "train_time_s": 34.0},
-        {"config": "b", "val_macro_f1": 0.50, "train_time_s": 20.0},
-        {"config": "b", "val_macro_f1": 0.54, "train_time_s": 22.0},
-        {"config": "c", "val_macro_f1": 0.55, "train_time_s": 40.0},
-    ]
-    table = reseed_summary(rows, "val_macro_f1:max,train_time_s:min").set_index("config")
-    assert table.loc["a", "n_seeds"] == 2
-    assert table.loc["a", "val_macro_f1_mean"] == pytest.approx(0.65)
-    assert table.loc["a", "val_macro_f1_std"] == pytest.approx(np.std([0.7, 0.6], ddof=1))
-    assert math.isnan(table.loc["c", "val_macro_f1_std"])
-    # means: a (0.65, 32), b (0.52, 21), c (0.55, 40): c is dominated by a
-    assert table["nondominated"].to_dict() == {"a": True, "b": True, "c": False}
-
-
-def test_reseed_summary_failed_rows_and_test_metrics() -> None:
-    rows = [
-        {"config": "a", "seed": 1, "val_macro_f1": 0.70, "test_macro_f1": 0.66, "train_time_s": 3},
-        {"config": "a", "seed": 2, "val_macro_f1": 0.60, "test_macro_f1": 0.61, "train_time_s": 4},
-        {"config": "a", "seed": 3, "error": "NonFiniteError: loss at epoch 1"},
-        {"config": "b", "seed": 1, "error": "boom"},
-        {"config": "c", "seed": 1, "val_macro_f1": 0.50, "test_macro_f1": 0.52, "train_time_s": 2},
-    ]
-    table = reseed_summary(rows, "val_macro_f1:max,train_time_s:min").set_index("config")
-    assert table["n_seeds"].to_dict() == {"a": 2, "b": 0, "c": 1}
-    assert table["n_failed"].to_dict() == {"a": 1, "b": 1, "c": 0}
-    assert table.loc["a", "test_macro_f1_mean"] == pytest.approx(np.mean([0.66, 0.61]))
-    assert table.loc["a", "test_macro_f1_std"] == pytest.approx(np.std([0.66, 0.61], ddof=1))
-    assert "test_train_time_s_mean" not in table  # only validation metrics have a test twin
-    assert math.isnan(table.loc["b", "val_macro_f1_mean"])
-    # a (0.65, 3.5) and c (0.50, 2) trade off; b has no mean, so it is on no front
-    assert table["nondominated"].to_dict() == {"a": True, "b": False, "c": True}
-
-
-def test_read_reseeds_strict_or_tolerant_of_a_cut_last_line(tmp_path: Path) -> None:
-    path = tmp_path / "reseed.jsonl"
-    assert read_reseeds(path) is None
-    path.write_text('{"config": "a", "seed": 1}\n\n{"config": "a", "se')
-    assert read_reseeds(path, tolerant=True) == [{"config": "a", "seed": 1}]
-    with pytest.raises(UserInputError, match="reseed.jsonl:3: expected one JSON object"):
-        read_reseeds(path)
-    path.write_text('{"config": "a", "se\n{"config": "a", "seed": 1}\n')
-    with pytest.raises(UserInputError, match="reseed.jsonl:1"):  # only the last line may be cut
-        read_reseeds(path, tolerant=True)
-
-
-def test_reseed_jsonl_is_picked_up(tmp_path: Path) -> None:
-    folder = standard_run(tmp_path / "run")
-    rows = [
-        {
-            "config": "t2",
-            "seed": s,
-            "val_macro_f1": 0.70 + d,
-            "val_worst_recall": 0.5,
-            "val_ece": 0.06,
-            "train_time_s": 36.0,
-        }
-        for s, d in [(1, 0.01), (2, -0.01)]
-    ]
-    (folder / "reseed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    report = write_report(folder)
-    table = read_csv(report / "reseed.csv")
-    assert [r["config"] for r in table] == ["t2"] and table[0]["n_seeds"] == "2"
-    assert float(table[0]["val_macro_f1_mean"]) == pytest.approx(0.70)
-    md = (report / "pareto.md").read_text()
-    assert "## Seed robustness" in md and "Non-dominated on the means: t2 (1 of 1" in md
-    assert "Non-dominated on the means: t2" in (report / "pareto.html").read_text()
-    assert [json.loads(line) for line in (report / "reseed.jsonl").read_text().splitlines()] == rows
-    assert json.loads((report / "summary.json").read_text())["reseed"][0]["nondominated"] is True
+def test_confirmation_runs_in_the_record_make_the_answer(tmp_path: Path) -> None:
+    """Hand-written confirmation runs: a candidate right on every test row beats a baseline that
+    is wrong on a third of them; the answer opens pareto.md and is in summary.json."""
+    labels = [0, 1, 2] * 10
+    baseline = [(y + 1) % 3 if i % 3 == 0 else y for i, y in enumerate(labels)]
+    runs = []
+    for source, role, preds in (("t1", "baseline", baseline), ("t2", "candidate", labels)):
+        f1 = f1_score(labels, preds, average="macro")
+        for seed in (1, 2):
+            rid = f"confirm_{source}_s{seed}"
+            params = {"seed": seed, "elf.strategy": "none" if role == "baseline" else "rso"}
+            start = {"stage": "confirmation", "source": source, "role": role}
+            runs += [
+                {"event": "start", "trial_id": rid, "params": params} | start,
+                {"event": "result", "trial_id": rid, "epoch": 2, "predictions": preds}
+                | {"metrics": {"test_macro_f1": f1, "test_worst_recall": 0.5, "test_ece": 0.1}},
+                {"event": "end", "trial_id": rid, "state": "completed", "epochs": 3},
+            ]
+    folder = write_run(tmp_path / "run", STANDARD_TRIALS, extra_lines=[json.dumps(e) for e in runs])
+    (folder / "record.jsonl").write_text((folder / "record.jsonl").read_text() + "\n")
+    (folder / "data.json").write_text(
+        json.dumps({"classes": ["a", "b", "c"], "train_counts": [5, 3, 9], "test_labels": labels})
+    )
+    out = write_report(folder)
+    figures = json.loads((out / "summary.json").read_text())["confirmation"]
+    assert figures["baseline"] == "t1" and figures["metric"] == "test_macro_f1"
+    (cand,) = [c for c in figures["configs"] if c["config"] == "t2"]
+    assert cand["test"]["test_macro_f1"]["mean"] == 1.0
+    delta = cand["vs_baseline"]["test_macro_f1"]
+    want = 1.0 - f1_score(labels, baseline, average="macro")
+    assert (
+        delta["delta"] == pytest.approx(want) and delta["low"] > 0 and delta["verdict"] == "better"
+    )
+    assert figures["answer"].startswith("elf.strategy=rso (trial t2): test_macro_f1 1.000")
+    assert (out / "pareto.md").read_text().splitlines()[2].endswith(figures["answer"])
+    assert len(analyse(load_run(folder)).rows) == len(STANDARD_TRIALS)  # not search trials
 
 
 def test_importance_groups_follow_nested_branches(tmp_path: Path) -> None:

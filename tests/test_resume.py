@@ -96,8 +96,9 @@ def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path):
     )
     assert final.returncode == 0, final.stderr[-2000:]
     after = read_record(out / "record.jsonl")
-    starts = [e["trial_id"] for e in after if e["event"] == "start"]
+    starts = [e["trial_id"] for e in after if e["event"] == "start" and not e.get("stage")]
     ends = {e["trial_id"]: e["state"] for e in after if e["event"] == "end"}
+    ends = {t: state for t, state in ends.items() if t in starts}  # the search's trials
     assert len(starts) == len(set(starts)) and sorted(ends) == sorted(starts)
     # trials started after Ray's last snapshot were replaced by Ray and are closed as abandoned
     assert sum(state == "completed" for state in ends.values()) == TRIALS
@@ -107,5 +108,60 @@ def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path):
             assert e == finished[key(e)]
     assert checkpoints(out, done) == saved
     assert f"search finished: {TRIALS} completed" in final.stdout
+    assert not open_runs(uri)
+    assert_nothing_lost(out, uri)
+
+
+def confirmation_ends(out: Path) -> set[str]:
+    events = read_record(out / "record.jsonl")
+    confirming = {e["trial_id"] for e in events if e["event"] == "start" and e.get("stage")}
+    return {e["trial_id"] for e in events if e["event"] == "end" and e["trial_id"] in confirming}
+
+
+def test_ctrl_c_during_confirmation_then_resume_retrains_only_the_rest(tmp_path):
+    out, uri = tmp_path / "out", sqlite_store(tmp_path)
+    search = start(
+        "space=elf",
+        f"output_dir={out}",
+        "search.num_samples=3",
+        "scheduler=fifo",
+        "train.max_epochs=15",
+        "confirm.seeds=4",
+        "confirm.top_k=2",
+        f"mlflow.tracking_uri={uri}",
+        *(f"data.{k}={v}" for k, v in SMALL.items()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 240
+    while not confirmation_ends(out) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(search.pid, signal.SIGINT)
+    stdout, stderr = search.communicate(timeout=180)
+    assert search.returncode == 130, stderr[-2000:]
+    assert f"resume={out}" in stdout
+    assert not open_runs(uri), "a run left RUNNING after Ctrl-C"
+    before = read_record(out / "record.jsonl")
+    done = confirmation_ends(out)
+    planned = 3 * 4  # baseline + top 2, 4 seeds each (the front is among them or adds runs)
+    assert 1 <= len(done) < planned, "Ctrl-C must land mid-confirmation"
+    finished = {key(e): e for e in before if e["trial_id"] in done}
+
+    final = subprocess.run(
+        [sys.executable, "-m", "search.run", f"resume={out}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert "answer (test split, paired seeds):" in final.stdout
+    after = read_record(out / "record.jsonl")
+    for e in after:  # a run that finished before Ctrl-C is as it was, and was not trained again
+        if e["trial_id"] in done:
+            assert e == finished[key(e)]
+    total = confirmation_ends(out)
+    assert done < total and len(total) >= planned
+    summary = json.loads((out / "report" / "summary.json").read_text())["confirmation"]
+    assert sum(len(c["seeds"]) for c in summary["configs"]) == len(total)
     assert not open_runs(uri)
     assert_nothing_lost(out, uri)

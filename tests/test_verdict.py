@@ -165,7 +165,9 @@ def test_confirm_end_to_end_on_hand_built_runs():
     assert good.verdict == BETTER and good.delta.low > 0 and good.seeds == 3
     assert (same.verdict, same.delta.estimate, same.delta.low, same.delta.high) == (SAME, 0, 0, 0)
     assert c.comparisons["c1"]["test_ece"].verdict == SAME  # equal ECE on every seed
-    assert c.answer.startswith("elf.strategy=rso (trial c1): test_macro_f1 1.000 ± 0.000 vs plain CE")
+    assert c.answer.startswith(
+        "elf.strategy=rso (trial c1): test_macro_f1 1.000 ± 0.000 vs plain CE"
+    )
     assert "Bonferroni over 2" in c.answer and "3 paired seeds" in c.answer
     assert answer(c) == c.answer
 

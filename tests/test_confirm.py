@@ -1,0 +1,177 @@
+"""A tiny tracked search with its confirmation stage (`confirm.seeds=2`): paired seeds, the
+baseline, test metrics only there, the figures against numpy, MLflow children and the parent's
+answer, resume without re-training, and the report rebuilt from MLflow. One Ray start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import SMALL, assert_nothing_lost, read_record, sqlite_store
+
+from reports.mlflow_run import write_mlflow_report
+from search.config import load_config
+from search.confirm import run_confirmation
+from search.searcher import load_study
+from search.tuner import STUDY_FILE
+from spaces import load_space
+from trainables.params import is_plain_ce
+from trainables.presets import build_dataset
+
+pytestmark = pytest.mark.slow
+TEST_METRICS = ["test_macro_f1", "test_worst_recall", "test_ece"]
+
+
+@pytest.fixture(scope="module")
+def search(ray_local, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from search.driver import run
+
+    tmp = tmp_path_factory.mktemp("confirm")
+    cfg = load_config(
+        [
+            "space=elf",
+            f"output_dir={tmp / 'out'}",
+            "search.num_samples=5",
+            "train.max_epochs=3",
+            "scheduler.grace_period=1",
+            "scheduler.reduction_factor=2",
+            "confirm.seeds=2",
+            "confirm.top_k=2",
+            "verbose=0",
+            f"mlflow.tracking_uri={sqlite_store(tmp)}",
+            *(f"data.{k}={v}" for k, v in SMALL.items()),
+        ]
+    )
+    outcome = run(cfg, load_space(cfg.space))
+    assert outcome.report_dir is not None
+    return {"cfg": cfg, "outcome": outcome, "out": outcome.output_dir, "tmp": tmp}
+
+
+def events(out: Path) -> list[dict[str, Any]]:
+    return read_record(out / "record.jsonl")
+
+
+def confirmation_runs(out: Path) -> dict[str, dict[str, Any]]:
+    """run id -> {start, result, end} of the record's confirmation runs."""
+    runs: dict[str, dict[str, Any]] = {}
+    confirming = {e["trial_id"] for e in events(out) if e["event"] == "start" and e.get("stage")}
+    for e in events(out):
+        if e["trial_id"] in confirming:
+            runs.setdefault(e["trial_id"], {})[e["event"]] = e
+    return runs
+
+
+def summary(search: dict[str, Any]) -> dict[str, Any]:
+    return json.loads((search["out"] / "report" / "summary.json").read_text())
+
+
+def test_every_configuration_trains_the_same_seeds_for_the_full_budget(search):
+    out = search["out"]
+    runs = confirmation_runs(out)
+    searched = {
+        e["trial_id"]: e for e in events(out) if e["event"] == "start" and not e.get("stage")
+    }
+    by_source: dict[str, set[int]] = {}
+    for run_id, r in runs.items():
+        start = r["start"]
+        assert start["stage"] == "confirmation" and r["end"]["state"] == "completed", run_id
+        assert r["end"]["epochs"] == 3  # full budget, no early stopping
+        by_source.setdefault(start["source"], set()).add(start["params"]["seed"])
+        for m in TEST_METRICS:
+            assert 0.0 <= r["result"]["metrics"][m] <= 1.0
+        assert len(r["result"]["predictions"]) == SMALL["n_test"]
+    assert all(seeds == {1, 2} for seeds in by_source.values())  # paired
+    roles = {r["start"]["source"]: r["start"]["role"] for r in runs.values()}
+    (baseline,) = [s for s, role in roles.items() if role == "baseline"]
+    assert is_plain_ce(searched[baseline]["params"])
+    completed = {
+        e["trial_id"]
+        for e in events(out)
+        if e["event"] == "end" and e["state"] == "completed" and e["trial_id"] in searched
+    }
+    results = [e for e in events(out) if e["event"] == "result"]
+    best = {
+        t: max(e["metrics"]["val_macro_f1"] for e in results if e["trial_id"] == t)
+        for t in completed
+    }
+    plain = [t for t in best if is_plain_ce(searched[t]["params"])]
+    assert best[baseline] == max(best[t] for t in plain)  # the best plain-CE trial on validation
+    others = sorted((t for t in best if t != baseline), key=lambda t: -best[t])[:2]
+    assert set(others) <= set(roles)  # the top 2 by the search metric
+
+
+def test_the_search_never_sees_the_test_split(search):
+    """Search trials report no test metric and the study holds the 5 trials only."""
+    out = search["out"]
+    for e in events(out):
+        if e["event"] == "result" and not e["trial_id"].startswith("confirm_"):
+            assert not [k for k in e["metrics"] if k.startswith("test_")], e["trial_id"]
+    assert len(load_study(out / STUDY_FILE, search["cfg"].name).trials) == 5
+    assert_nothing_lost(out, search["cfg"].mlflow.tracking_uri)
+
+
+def test_figures_against_numpy_and_the_answer_everywhere(search):
+    out, figures = search["out"], summary(search)["confirmation"]
+    runs = confirmation_runs(out)
+    for config in figures["configs"]:
+        mine = [r for r in runs.values() if r["start"]["source"] == config["config"]]
+        for m in TEST_METRICS:
+            values = np.array([r["result"]["metrics"][m] for r in mine])
+            assert config["test"][m]["mean"] == pytest.approx(values.mean(), abs=1e-12)
+            assert config["test"][m]["sd"] == pytest.approx(values.std(ddof=1), abs=1e-12)
+    answer = figures["answer"]
+    assert answer and search["outcome"].answer == answer
+    md = (out / "report" / "pareto.md").read_text()
+    assert md.splitlines()[2] == f"**Answer (test split, confirmed):** {answer}"
+    assert "(validation, one seed, optimistic" in md
+    assert answer in (out / "report" / "pareto.html").read_text().replace("&#x27;", "'")
+
+
+def test_mlflow_children_and_parent_answer(search):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(search["cfg"].mlflow.tracking_uri)
+    parent_id = json.loads((search["out"] / "mlflow_mirror.json").read_text())["parent_run_id"]
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["answer"] == summary(search)["confirmation"]["answer"]
+    runs = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    )
+    confirming = [r for r in runs if r.data.tags.get("stage") == "confirmation"]
+    assert sorted(r.info.run_name for r in confirming) == sorted(confirmation_runs(search["out"]))
+    for r in confirming:
+        assert r.info.status == "FINISHED" and "test_macro_f1" in r.data.metrics
+        assert r.data.tags["role"] in ("baseline", "candidate")
+
+
+def test_resume_retrains_only_what_the_record_has_not_ended(search):
+    cfg, out = search["cfg"], search["out"]
+    data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
+    assert run_confirmation(cfg, out, data) == 0  # everything there: nothing re-trained
+    record = out / "record.jsonl"
+    lines = record.read_text().splitlines(keepends=True)
+    last = json.loads(lines[-2])  # the last run's result (its end follows)
+    record.write_text("".join(lines[:-2]) + lines[-2][:40])  # result cut by a kill, no end
+    assert run_confirmation(cfg, out, data) == 1
+    redone = confirmation_runs(out)[last["trial_id"]]
+    assert redone["end"]["state"] == "completed"
+    again, before = redone["result"]["metrics"], last["metrics"]
+    assert again.pop("train_time_s") > 0 and before.pop("train_time_s") > 0  # wall time differs
+    assert again == before and redone["result"]["predictions"] == last["predictions"]  # same seed
+
+
+def test_report_from_mlflow_has_the_same_confirmation(search):
+    from search.driver import report
+
+    report(search["out"])  # after the resume test's re-training, the folder's report again
+    uri = search["cfg"].mlflow.tracking_uri
+    run_id = json.loads((search["out"] / "mlflow_mirror.json").read_text())["parent_run_id"]
+    rebuilt = write_mlflow_report(uri, run_id, None, search["tmp"] / "from-mlflow")
+    mine = json.loads((rebuilt / "summary.json").read_text())["confirmation"]
+    theirs = summary(search)["confirmation"]
+    assert mine["answer"] == theirs["answer"]
+    by_config = lambda f: {c["config"]: (c["role"], c["seeds"], c["test"]) for c in f["configs"]}  # noqa: E731
+    assert by_config(mine) == by_config(theirs)
