@@ -79,6 +79,7 @@ class Confirmation:
     comparisons: dict[str, dict[str, Comparison]]  # candidate label -> metric -> comparison
     alpha: float
     answer: str
+    options: int  # plain-CE configurations the baseline was chosen from
 
 
 def note(c: Confirmation) -> str:
@@ -89,7 +90,9 @@ def note(c: Confirmation) -> str:
         f"Each configuration re-trained with the same paired seeds for the full budget; the epoch "
         f"is chosen on validation ({c.primary.metric.replace('test_', 'val_')}), the figures are "
         f"the test split's at it: mean ± sd [95% t-interval over seeds]. Δ: candidate − plain CE "
-        f"baseline (trial {base}, the best plain-CE trial of the search on validation), with a "
+        f"baseline ({base}: of {c.options} plain-CE configuration(s), the search's best plain-CE "
+        f"trial and the candidates' plain-CE twins with their train.* values, the one with the "
+        f"best mean validation {c.primary.metric.replace('test_', 'val_')}), with a "
         f"{1 - c.alpha:.0%} family-wise interval (Bonferroni over {k} candidate(s)) from a paired "
         f"bootstrap over seeds and test rows; verdict {BETTER!r} or {WORSE!r} when that interval "
         f"excludes 0, else {SAME!r}."
@@ -136,73 +139,83 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, I
     return mean, sd, Interval(mean, mean - half, mean + half)
 
 
-def label_scores(
-    metric: str, y: np.ndarray, preds: np.ndarray, rows: np.ndarray, k: int, minority: int
-) -> np.ndarray:
-    """(S, B) values of `metric` for S prediction vectors `preds` (S, n) on B row resamples
-    `rows` (B, n); definitions as trainables.metrics (F1 with zero_division=0, worst recall over
-    the classes present)."""
-    s_count, b_count = preds.shape[0], rows.shape[0]
-    truth = y[rows]  # (B, n)
-    cells = (np.arange(s_count * b_count).reshape(s_count, b_count, 1) * k * k).astype(np.int64)
-    index = cells + truth[None] * k + preds[:, rows]  # (S, B, n)
-    confusion = np.bincount(index.ravel(), minlength=s_count * b_count * k * k)
-    confusion = confusion.reshape(s_count, b_count, k, k).astype(float)  # true × predicted
-    tp = np.diagonal(confusion, axis1=2, axis2=3)
-    support, predicted = confusion.sum(3), confusion.sum(2)
+def confusions(weights: np.ndarray, y: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
+    """(B, S, k, k) true × predicted counts of S prediction vectors `preds` (S, n) under B row
+    resamples given as row multiplicities `weights` (B, n): one matrix product."""
+    s_count, n = preds.shape
+    cells = np.arange(s_count)[None, :] * k * k + y[:, None] * k + preds.T  # (n, S)
+    onehot = np.zeros((n, s_count * k * k), dtype=np.float32)
+    onehot[np.arange(n)[:, None], cells] = 1.0
+    return (weights @ onehot).reshape(len(weights), s_count, k, k)
+
+
+def label_scores(metric: str, confusion: np.ndarray, minority: int) -> np.ndarray:
+    """`metric` from confusion matrices (..., k, k) as trainables.metrics defines it: F1 with
+    zero_division=0, worst recall over the classes present."""
+    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
+    support, predicted = confusion.sum(-1), confusion.sum(-2)
     denom = support + predicted
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
     if metric == "macro_f1":
-        return f1.mean(2)
+        return f1.mean(-1)
     if metric == "accuracy":
-        return tp.sum(2) / truth.shape[1]
+        return tp.sum(-1) / support.sum(-1)
     if metric == "worst_recall":
         recall = np.divide(tp, support, out=np.full_like(tp, np.inf), where=support > 0)
-        return recall.min(2)
+        return recall.min(-1)
     if metric == "minority_f1":
         return f1[..., minority]
     return f1[..., int(metric.removeprefix("f1_c"))]
 
 
-def paired_difference(
+def paired_differences(
     cand: Config,
     base: Config,
-    metric: str,
+    metrics: Sequence[str],
     labels: np.ndarray | None,
     classes: int,
     minority: int,
     resamples: int,
     level: float,
     seed: int = 0,
-) -> tuple[Interval, int]:
-    """Δ of `metric` (a test_* name) between `cand` and `base` over their common seeds, with the
-    two-level bootstrap interval described in the module docstring; and the number of seeds."""
+) -> dict[str, tuple[Interval, int]]:
+    """{metric: (Δ, paired seeds)} for the test_* `metrics` between `cand` and `base` over their
+    common seeds, with the two-level bootstrap interval of the module docstring (the same
+    resamples for every metric)."""
     common = sorted(set(cand.seeds) & set(base.seeds))
     if not common:
-        return Interval(math.nan, math.nan, math.nan), 0
+        return {m: (Interval(math.nan, math.nan, math.nan), 0) for m in metrics}
     ci = [cand.seeds.index(s) for s in common]
     bi = [base.seeds.index(s) for s in common]
-    diff = cand.column(metric)[ci] - base.column(metric)[bi]  # per seed, on all test rows
+    per_seed = {m: cand.column(m)[ci] - base.column(m)[bi] for m in metrics}  # on all rows
+    recorded = labels is not None and all(
+        len(p) == len(labels) for p in cand.predictions + base.predictions
+    )  # else (no predictions recorded) seeds only
+    on_rows = [m for m in metrics if recorded and LABEL_METRICS.fullmatch(m.removeprefix("test_"))]
+    pc = np.stack([cand.predictions[i] for i in ci]) if on_rows else None
+    pb = np.stack([base.predictions[i] for i in bi]) if on_rows else None
     rng = np.random.default_rng(seed)
-    name = metric.removeprefix("test_")
-    by_rows = labels is not None and LABEL_METRICS.fullmatch(name) is not None
-    draws = []
+    draws: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
     for start in range(0, resamples, ROW_CHUNK):
         b = min(ROW_CHUNK, resamples - start)
-        seeds = rng.integers(0, len(common), size=(b, len(common)))
-        if by_rows:
-            rows = rng.integers(0, len(labels), size=(b, len(labels)))
-            pc = np.stack([cand.predictions[i] for i in ci])
-            pb = np.stack([base.predictions[i] for i in bi])
-            d = label_scores(name, labels, pc, rows, classes, minority)
-            d = d - label_scores(name, labels, pb, rows, classes, minority)  # (S, B)
-            draws.append(d[seeds, np.arange(b)[:, None]].mean(1))
-        else:
-            draws.append(diff[seeds].mean(1))
-    sample = np.concatenate(draws)
+        picked = (np.arange(b)[:, None], rng.integers(0, len(common), size=(b, len(common))))
+        if on_rows:
+            n = len(labels)
+            weights = rng.multinomial(n, np.full(n, 1 / n), size=b).astype(np.float32)
+            cc, cb = (confusions(weights, labels, p, classes) for p in (pc, pb))
+        for m in metrics:
+            if m in on_rows:
+                name = m.removeprefix("test_")
+                d = label_scores(name, cc, minority) - label_scores(name, cb, minority)  # (b, S)
+            else:
+                d = np.broadcast_to(per_seed[m], (b, len(common)))
+            draws[m].append(d[picked].mean(1))
     tail = (1 - level) / 2
-    low, high = np.quantile(sample, [tail, 1 - tail])
-    return Interval(float(diff.mean()), float(low), float(high)), len(common)
+    out = {}
+    for m in metrics:
+        low, high = np.quantile(np.concatenate(draws[m]), [tail, 1 - tail])
+        out[m] = (Interval(float(per_seed[m].mean()), float(low), float(high)), len(common))
+    return out
 
 
 def verdict(delta: Interval, objective: Objective) -> str:
@@ -231,23 +244,22 @@ def confirm(
     head = Objective(test_name(primary.metric), primary.direction)
     if head.metric not in {o.metric for o in tests}:
         tests = (head, *tests)
-    baseline = next((c for c in configs if c.role == BASELINE), None)
-    configs.sort(key=lambda c: (c is not baseline, _order(c, head), c.label))
+    options = [c for c in configs if c.role == BASELINE and c.seeds]
+    baseline = min(options, key=lambda c: (_order(c, primary), c.label), default=None)  # on val
+    configs.sort(key=lambda c: (c is not baseline, c.role == BASELINE, _order(c, head), c.label))
     candidates = [c for c in configs if c.role != BASELINE and c.seeds]
     y = None if labels is None else np.asarray(labels, dtype=np.int64)
     level = 1 - alpha / max(1, len(candidates))
     comparisons: dict[str, dict[str, Comparison]] = {}
-    if baseline is not None and baseline.seeds:
-        for i, cand in enumerate(candidates):
-            comparisons[cand.label] = {}
-            for o in tests:
-                delta, n = paired_difference(
-                    cand, baseline, o.metric, y, classes, minority, resamples, level, seed=i
-                )
-                comparisons[cand.label][o.metric] = Comparison(
-                    o.metric, delta, n, verdict(delta, o)
-                )
-    result = Confirmation(configs, baseline, tests, head, comparisons, alpha, "")
+    for cand in candidates if baseline is not None else ():  # the same resamples for each
+        deltas = paired_differences(
+            cand, baseline, [o.metric for o in tests], y, classes, minority, resamples, level
+        )
+        comparisons[cand.label] = {
+            o.metric: Comparison(o.metric, *deltas[o.metric], verdict(deltas[o.metric][0], o))
+            for o in tests
+        }
+    result = Confirmation(configs, baseline, tests, head, comparisons, alpha, "", len(options))
     result.answer = answer(result)
     return result
 
@@ -264,6 +276,12 @@ def describe(params: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> s
     if baseline is not None:
         keys = [k for k in keys if params.get(k) != baseline.get(k)]
     return ", ".join(f"{k}={_short(params[k])}" for k in keys) or "the baseline's settings"
+
+
+def plain_ce(params: Mapping[str, Any]) -> str:
+    """A plain-CE configuration by what can differ between them: its train.* values."""
+    train = sorted(k for k in params if k.startswith("train.") and k not in IGNORED)
+    return ", ".join(["plain CE", *(f"{k}={_short(params[k])}" for k in train)])
 
 
 def _short(value: Any) -> str:
@@ -291,16 +309,32 @@ def answer(c: Confirmation) -> str:
         f"Δ {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}] ({corrected}), {cmp.seeds} paired seeds"
     )
     if not better:
-        return (
+        worse = sum(cmp.verdict == WORSE for cmp in compared.values())
+        head = (
             f"no configuration beats plain CE on {metric} beyond seed and test-set noise "
             f"(best: trial {best}, {delta})"
+        ) + (f"; {worse} of {len(compared)} worse" if worse else "")
+    else:
+        mean, sd, _ = t_interval(cand.column(metric))
+        bmean, bsd, _ = t_interval(base.column(metric))
+        head = (
+            f"{describe(cand.params, base.params)} (trial {best}): {metric} {mean:.3f} ± "
+            f"{_sd(sd)} vs plain CE {bmean:.3f} ± {_sd(bsd)}, {delta}"
         )
-    mean, sd, _ = t_interval(cand.column(metric))
-    bmean, bsd, _ = t_interval(base.column(metric))
-    return (
-        f"{describe(cand.params, base.params)} (trial {best}): {metric} {mean:.3f} ± {_sd(sd)} "
-        f"vs plain CE {bmean:.3f} ± {_sd(bsd)}, {delta}"
-    )
+    return head + _elsewhere(c)
+
+
+def _elsewhere(c: Confirmation) -> str:
+    """ "; on test_ece: 4 of 4 candidates better" for the objectives other than the answer's."""
+    parts = []
+    for o in c.objectives:
+        if o.metric == c.primary.metric:
+            continue
+        verdicts = [m[o.metric].verdict for m in c.comparisons.values() if o.metric in m]
+        counts = [f"{verdicts.count(v)} {v}" for v in (BETTER, WORSE) if verdicts.count(v)]
+        if counts:
+            parts.append(f"{o.metric}: {' and '.join(counts)} of {len(verdicts)}")
+    return f"; other objectives: {', '.join(parts)}" if parts else ""
 
 
 def _sd(sd: float) -> str:
@@ -313,10 +347,13 @@ def table(c: Confirmation) -> list[dict[str, Any]]:
     base_params = None if c.baseline is None else c.baseline.params
     rows = []
     for cfg in c.configs:
+        role = cfg.role if cfg is c.baseline or cfg.role != BASELINE else "plain-CE option"
         row: dict[str, Any] = {
             "config": cfg.label,
-            "role": cfg.role,
-            "settings": describe(cfg.params, None if cfg is c.baseline else base_params),
+            "role": role,
+            "settings": plain_ce(cfg.params)
+            if cfg.role == BASELINE
+            else describe(cfg.params, base_params),
             "seeds": len(cfg.seeds),
             "failed": cfg.failed,
         }

@@ -12,7 +12,6 @@ from reports.analysis import Analysis
 from reports.confirmation import Confirmation, note, table
 from reports.importance import Importance
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
-from trainables.params import is_plain_ce
 
 KNEE_RULE = "front point closest to the ideal point after min-max scaling of the front"
 IMPORTANCE_METHOD = (
@@ -81,11 +80,9 @@ def search_best(a: Analysis) -> str:
     if best is None:
         return "The search's own best: none (no full-budget trial)."
     value = next(r.values[metric] for r in a.rows if r.trial_id == best)
-    plain = sum(is_plain_ce(r.params) for r in a.candidates)
     return (
         f"The search's own best: trial {best}, {metric} {value:.4f} (validation, one seed, "
-        f"optimistic: the maximum over the searched trials). The baseline is the best of the "
-        f"search's {plain} full-budget plain-CE trial(s) on validation."
+        "optimistic: the maximum over the searched trials)."
     )
 
 

@@ -2,9 +2,11 @@
 the same paired seeds, choose each run's epoch on validation and score that epoch on the test split.
 
 Candidates: the `confirm.top_k` best full-budget trials by search.metric (validation) and, with
-`confirm.front`, the report's Pareto front. Baseline: the best full-budget plain-CE trial by
-search.metric, its train.* values searched by the same sampler as every candidate's; a search without
-one uses the top candidate's plain-CE twin (its train.* values, plain-CE loss). Every configuration
+`confirm.front`, the report's Pareto front, plain CE left out. Baseline options: the best
+full-budget plain-CE trial of the search and each candidate's plain-CE twin (its train.* values with
+a plain-CE loss); the report takes as the baseline the option with the best mean validation value
+over the paired seeds, so the baseline's learning rate is tuned over as many values as the
+candidates' and a Δ measures the loss configuration. Every configuration
 trains with seeds 1..`confirm.seeds` (the search's trials use their own `seed`, 0 by default) for
 the full budget, without early stopping, as Ray tasks with a trial's resources. A finished run goes
 to record.jsonl as a confirmation run (record.schema): MLflow mirrors it like a trial, the report
@@ -63,8 +65,12 @@ def run_id(source: str, seed: int) -> str:
 
 
 def choose(output_dir: Path, cfg: SearchConfig) -> dict[str, tuple[str, dict[str, Any]]]:
-    """{source label: (role, params)} of the configurations to confirm, baseline first."""
+    """{source label: (role, params)} of the configurations to confirm: the candidates (top-k by
+    the search metric and the front, loss settings other than plain CE) and the plain-CE options
+    the baseline is chosen from (the best plain-CE search trial, and each candidate's plain-CE
+    twin: its params with a plain-CE loss), equivalent configurations once."""
     from reports import analyse, load_run
+    from search.searcher import config_key
 
     objective = cfg.search.objective
     trials, _ = read_trials(output_dir / RECORD_FILE)
@@ -74,15 +80,19 @@ def choose(output_dir: Path, cfg: SearchConfig) -> dict[str, tuple[str, dict[str
         (t for t in best if best[t] is not None), key=lambda t: objective.sign * best[t]
     )
     plain = [t for t in ranked if is_plain_ce(scored[t].params)]
-    chosen = [t for t in ranked if t not in plain[:1]][: cfg.confirm.top_k]
+    chosen = [t for t in ranked if t not in plain][: cfg.confirm.top_k]
     if cfg.confirm.front:
         front = analyse(load_run(output_dir), list(cfg.report.objectives)).front
-        chosen += [t for t in front if t not in chosen and t not in plain[:1]]
+        chosen += [t for t in front if t not in chosen and t not in plain]
+    options = {tid: dict(scored[tid].params) for tid in plain[:1]}
+    options |= {f"{tid}_plain_ce": dict(scored[tid].params) | PLAIN_CE for tid in chosen}
     out: dict[str, tuple[str, dict[str, Any]]] = {}
-    if plain:
-        out[plain[0]] = (BASELINE, dict(scored[plain[0]].params))
-    elif chosen:
-        out[f"{chosen[0]}_plain_ce"] = (BASELINE, dict(scored[chosen[0]].params) | PLAIN_CE)
+    seen: set[str] = set()
+    for label, params in options.items():
+        key = config_key(params)
+        if key not in seen:
+            seen.add(key)
+            out[label] = (BASELINE, params)
     for tid in chosen:
         out[tid] = (CANDIDATE, dict(scored[tid].params))
     return out
@@ -95,11 +105,13 @@ def _best(results: Mapping[int, Mapping[str, float]], objective: Objective) -> f
 
 
 def plan(output_dir: Path, cfg: SearchConfig) -> list[Planned]:
-    """Every confirmation run the record has not ended, baseline first, seed by seed."""
+    """Every confirmation run the record has not ended, seed by seed (an interrupted stage leaves
+    whole pairs behind as far as it can)."""
     ended = {t.trial_id for t in read_trials(output_dir / RECORD_FILE, CONFIRMATION)[0] if t.state}
+    chosen = choose(output_dir, cfg)
     todo = []
-    for source, (role, params) in choose(output_dir, cfg).items():
-        for seed in paired_seeds(cfg.confirm.seeds):
+    for seed in paired_seeds(cfg.confirm.seeds):
+        for source, (role, params) in chosen.items():
             rid = run_id(source, seed)
             if rid not in ended:
                 config = params | {"seed": seed, "train.max_epochs": cfg.train.max_epochs}

@@ -85,8 +85,7 @@ def test_every_configuration_trains_the_same_seeds_for_the_full_budget(search):
         assert len(r["result"]["predictions"]) == SMALL["n_test"]
     assert all(seeds == {1, 2} for seeds in by_source.values())  # paired
     roles = {r["start"]["source"]: r["start"]["role"] for r in runs.values()}
-    (baseline,) = [s for s, role in roles.items() if role == "baseline"]
-    assert is_plain_ce(searched[baseline]["params"])
+    params = {r["start"]["source"]: r["start"]["params"] for r in runs.values()}
     completed = {
         e["trial_id"]
         for e in events(out)
@@ -98,9 +97,26 @@ def test_every_configuration_trains_the_same_seeds_for_the_full_budget(search):
         for t in completed
     }
     plain = [t for t in best if is_plain_ce(searched[t]["params"])]
-    assert best[baseline] == max(best[t] for t in plain)  # the best plain-CE trial on validation
-    others = sorted((t for t in best if t != baseline), key=lambda t: -best[t])[:2]
-    assert set(others) <= set(roles)  # the top 2 by the search metric
+    candidates = sorted(set(best) - set(plain), key=lambda t: -best[t])[:2]
+    assert set(candidates) <= {s for s, role in roles.items() if role == "candidate"}
+    options = {s for s, role in roles.items() if role == "baseline"}
+    assert all(is_plain_ce(params[s]) for s in options)
+    assert max(plain, key=best.get) in options  # the best plain-CE trial on validation
+    for c in (s for s, role in roles.items() if role == "candidate"):  # and every plain-CE twin
+        twin = {k: v for k, v in params[c].items() if k.startswith("train.")}
+        assert any({k: params[o].get(k) for k in twin} == twin for o in options), c
+    chosen = summary(search)["confirmation"]["baseline"]
+    mean_val = {
+        s: np.mean(
+            [
+                r["result"]["metrics"]["val_macro_f1"]
+                for r in runs.values()
+                if r["start"]["source"] == s
+            ]
+        )
+        for s in options
+    }
+    assert mean_val[chosen] == max(mean_val.values())  # chosen on validation
 
 
 def test_the_search_never_sees_the_test_split(search):

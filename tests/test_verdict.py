@@ -20,8 +20,9 @@ from reports.confirmation import (
     Interval,
     answer,
     confirm,
+    confusions,
     label_scores,
-    paired_difference,
+    paired_differences,
     t_interval,
     verdict,
 )
@@ -65,7 +66,8 @@ def test_label_scores_match_sklearn_on_each_resample(metric):
     y = rng.integers(0, K, 60)
     preds = np.stack([np.where(rng.random(60) < 0.7, y, rng.integers(0, K, 60)) for _ in range(2)])
     rows = rng.integers(0, 60, size=(5, 60))
-    got = label_scores(metric, y, preds, rows, K, minority=1)
+    weights = np.stack([np.bincount(r, minlength=60) for r in rows]).astype(np.float32)
+    got = label_scores(metric, confusions(weights, y, preds, K), minority=1)  # (B, S)
     for s, b in itertools.product(range(2), range(5)):
         t, p = y[rows[b]], preds[s, rows[b]]
         if metric == "macro_f1":
@@ -77,7 +79,11 @@ def test_label_scores_match_sklearn_on_each_resample(metric):
         else:
             klass = 1 if metric == "minority_f1" else 2
             want = f1_score(t, p, labels=[klass], average=None, zero_division=0)[0]
-        assert got[s, b] == pytest.approx(want), (s, b)
+        assert got[b, s] == pytest.approx(want), (s, b)
+
+
+def paired_difference(cand, base, metric, labels, resamples, level):
+    return paired_differences(cand, base, [metric], labels, K, 0, resamples, level)[metric]
 
 
 def test_one_seed_row_bootstrap_agrees_with_scipy_paired_bootstrap():
@@ -93,7 +99,7 @@ def test_one_seed_row_bootstrap_agrees_with_scipy_paired_bootstrap():
 
     cand = config("c", [1], [{"test_macro_f1": f1(y, better)}], [better])
     base = config("b", [1], [{"test_macro_f1": f1(y, worse)}], [worse])
-    delta, n = paired_difference(cand, base, "test_macro_f1", y, K, 0, 4000, 0.95)
+    delta, n = paired_difference(cand, base, "test_macro_f1", y, 4000, 0.95)
     ref = stats.bootstrap(
         (y, better, worse),
         lambda t, a, b: f1(t, a) - f1(t, b),
@@ -120,18 +126,18 @@ def test_seed_bootstrap_against_exact_enumeration_and_bonferroni_level():
     def exact(q: float) -> float:
         return float(np.quantile(means, q, method="inverted_cdf"))
 
-    delta, n = paired_difference(cand, base, "test_ece", None, K, 0, 20000, 0.95)
+    delta, n = paired_difference(cand, base, "test_ece", None, 20000, 0.95)
     assert (n, delta.estimate) == (3, pytest.approx(d.mean()))
     assert exact(0.025) - 1e-3 <= delta.low <= exact(0.05) + 1e-3
     assert exact(0.95) - 1e-3 <= delta.high <= exact(0.975) + 1e-3
-    strict, _ = paired_difference(cand, base, "test_ece", None, K, 0, 20000, 1 - 0.05 / 3)
+    strict, _ = paired_difference(cand, base, "test_ece", None, 20000, 1 - 0.05 / 3)
     assert strict.low <= delta.low and strict.high >= delta.high
 
 
 def test_only_common_seeds_are_paired():
     cand = config("c", [1, 2, 3], [{"test_ece": v} for v in (0.1, 0.2, 0.3)])
     base = config("b", [2, 3], [{"test_ece": v} for v in (0.1, 0.1)])
-    delta, n = paired_difference(cand, base, "test_ece", None, K, 0, 500, 0.95)
+    delta, n = paired_difference(cand, base, "test_ece", None, 500, 0.95)
     assert n == 2 and delta.estimate == pytest.approx(((0.2 - 0.1) + (0.3 - 0.1)) / 2)
 
 
