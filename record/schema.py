@@ -7,11 +7,11 @@
   {"event": "end",    "trial_id", "time", "state", "epochs", "reason", "error"}
 
 `state` is one of END_STATES; `reason` is one line, `error` the full error text of a failure.
-A search trial has no `stage`; a confirmation run (the re-training of the search's trial `source`
+A search trial has no `stage`. A confirmation run (the re-training of the search's trial `source`
 with one of the paired seeds after the search; role "baseline" or "candidate") has stage
-CONFIRMATION, one result event (the epoch
-chosen on validation, with the test split's metrics `test_*` and predicted class ids `predictions`
-in test-row order) and its end, written together when it has finished.
+CONFIRMATION, one result event (the epoch chosen on validation, with the test split's metrics
+`test_*` and predicted class ids `predictions` in test-row order) and its end, all three written
+when it has finished.
 Each event is written once per `event_key`, also across resumes.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 RECORD_FILE = "record.jsonl"
 CONFIG_FILE = "config.yaml"
 SPACE_FILE = "space.yaml"
-DATA_FILE = "data.json"  # the classes, training counts and what the data collapsed in the space
+DATA_FILE = "data.json"  # classes, training counts, test labels, what the data collapsed
 PREDICTIONS_FILE = "test_predictions.json"  # a confirmation run's predictions, in MLflow
 REPORT_DIR = "report"  # the Pareto report: pareto.html, pareto.md, summary.json, trials.csv, plots
 

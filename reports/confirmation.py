@@ -296,6 +296,8 @@ def answer(c: Confirmation) -> str:
         return "no confirmed answer: the plain-CE baseline has no finished confirmation run"
     compared = {label: m[metric] for label, m in c.comparisons.items() if metric in m}
     if not compared:
+        if not any(cfg.role == CANDIDATE for cfg in c.configs):
+            return "no candidate to confirm: the search's full-budget trials are all plain CE"
         return "no confirmed answer: no candidate configuration finished its confirmation runs"
     by_label = {cfg.label: cfg for cfg in c.configs}
     sign = -c.primary.sign  # larger is better

@@ -49,7 +49,8 @@ def local_copy(output_dir: str) -> Path:
 def prepare_output(cfg: SearchConfig, space: Space) -> Path:
     """Create output_dir with the marker, the resolved config and a copy of the space file."""
     out = local_copy(cfg.output_dir)
-    if cfg.resume:
+    if cfg.resume:  # the config as resumed (only resume's RESUMABLE keys can differ)
+        (out / "config.yaml").write_text(to_yaml(cfg))
         return out
     if (out / MARKER).exists():
         raise UserInputError(

@@ -9,10 +9,11 @@ import gc
 import json
 import os
 import sys
+from dataclasses import fields
 from typing import Any
 
 from record import RECORD_FILE
-from search.config import SearchConfig, flatten, load_config, to_yaml
+from search.config import ConfirmSection, SearchConfig, flatten, load_config, to_yaml
 from search.outputs import MARKER, Outcome, local_copy
 from spaces import Space, list_spaces, load_space
 from spaces.safe_yaml import read_yaml
@@ -100,7 +101,14 @@ def _check_preset(name: str) -> None:
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 # the experiment's runs table: MLflow 3 opens an experiment on its GenAI overview otherwise
 RUNS_VIEW = "runs?workflowType=machine_learning"
-RESUMABLE = ("verbose", "mlflow.tracking_uri", "dry_run")  # may differ from the saved config
+# May differ from the saved config: how the run is shown and logged, and the confirmation stage
+# (more seeds on resume re-train only the new ones).
+RESUMABLE = (
+    "verbose",
+    "mlflow.tracking_uri",
+    "dry_run",
+    *(f"confirm.{f.name}" for f in fields(ConfirmSection)),
+)
 
 
 def _as_overrides(saved: dict[str, Any], prefix: str = "") -> list[str]:

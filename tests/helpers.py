@@ -55,11 +55,9 @@ def read_record(path: Path) -> list[dict]:
 def _recorded(output_dir: Path) -> tuple[dict, dict, dict]:
     """record.jsonl read directly: ({trial: params}, {(trial, epoch): event}, {trial: end event}),
     asserting each start, result and end appears once."""
-    import json
     from collections import Counter
 
-    lines = (output_dir / "record.jsonl").read_text().splitlines()
-    events = [json.loads(line) for line in lines if line.strip()]
+    events = read_record(output_dir / "record.jsonl")  # a line a kill cut stays apart: skipped
     keys = Counter((e["event"], e["trial_id"], e.get("epoch")) for e in events)
     assert not [k for k, n in keys.items() if n > 1], "record.jsonl repeats events"
     starts = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}

@@ -5,6 +5,7 @@ answer, resume without re-training, and the report rebuilt from MLflow. One Ray 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from helpers import SMALL, assert_nothing_lost, read_record, sqlite_store
 from reports.mlflow_run import write_mlflow_report
 from search.config import load_config
 from search.confirm import run_confirmation
+from search.run import summary as cli_summary
 from search.searcher import load_study
 from search.tuner import STUDY_FILE
 from spaces import load_space
@@ -140,6 +142,9 @@ def test_figures_against_numpy_and_the_answer_everywhere(search):
             assert config["test"][m]["sd"] == pytest.approx(values.std(ddof=1), abs=1e-12)
     answer = figures["answer"]
     assert answer and search["outcome"].answer == answer
+    printed = cli_summary(search["outcome"])
+    assert f"answer (test split, paired seeds): {answer}" in printed
+    assert "search's best (validation, one seed each, optimistic):" in printed
     md = (out / "report" / "pareto.md").read_text()
     assert md.splitlines()[2] == f"**Answer (test split, confirmed):** {answer}"
     assert "(validation, one seed, optimistic" in md
@@ -163,8 +168,31 @@ def test_mlflow_children_and_parent_answer(search):
         assert r.data.tags["role"] in ("baseline", "candidate")
 
 
+def test_resume_with_more_seeds_trains_only_the_new_ones(search):
+    """A finished search resumed with confirm.seeds=3 trains seed 3 of every configuration."""
+    from search.driver import run
+    from search.run import resolve
+
+    out = search["out"]
+    before = confirmation_runs(out)
+    sources = {r["start"]["source"] for r in before.values()}
+    cfg, space = resolve([f"resume={out}", "confirm.seeds=3", "verbose=0"], {})
+    outcome = run(cfg, space)
+    after = confirmation_runs(out)
+    new = set(after) - set(before)
+    assert {after[r]["start"]["params"]["seed"] for r in new} == {3}
+    assert {after[r]["start"]["source"] for r in new} == sources
+    for rid, r in before.items():  # untouched
+        assert after[rid]["result"]["metrics"] == r["result"]["metrics"]
+    figures = json.loads((out / "report" / "summary.json").read_text())["confirmation"]
+    assert all(c["seeds"] == [1, 2, 3] for c in figures["configs"])
+    assert outcome.answer == figures["answer"] and "3 paired seeds" in outcome.answer
+    assert_nothing_lost(out, search["cfg"].mlflow.tracking_uri)
+
+
 def test_resume_retrains_only_what_the_record_has_not_ended(search):
     cfg, out = search["cfg"], search["out"]
+    cfg = replace(cfg, confirm=replace(cfg.confirm, seeds=3))  # as the test above resumed it
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     assert run_confirmation(cfg, out, data) == 0  # everything there: nothing re-trained
     record = out / "record.jsonl"

@@ -1,4 +1,5 @@
-"""Same config and seed → the same sampled configurations and the same metrics, bit for bit (CPU)."""
+"""Same config and seed → the same sampled configurations and the same metrics, bit for bit (CPU),
+and the same confirmation."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ pytestmark = pytest.mark.slow
 TIMES = {"epoch_time_s", "train_time_s"}
 
 
-def trials(out) -> list[tuple[dict, list[dict]]]:
-    """(params, per-epoch metrics without timings) per trial, in start order."""
+def trials(out, confirmation: bool = False) -> list[tuple[dict, list[dict]]]:
+    """(params, per-epoch metrics without timings) per search trial, in start order; or per
+    confirmation run (written in the order they finish)."""
     events = read_record(out / "record.jsonl")
-    order = [e["trial_id"] for e in events if e["event"] == "start"]
-    params = {e["trial_id"]: e["params"] for e in events if e["event"] == "start"}
+    starts = [e for e in events if e["event"] == "start" and bool(e.get("stage")) == confirmation]
+    order = [e["trial_id"] for e in starts]
+    params = {e["trial_id"]: e["params"] for e in starts}
     metrics = {t: [] for t in order}
     for e in events:
-        if e["event"] == "result":
+        if e["event"] == "result" and e["trial_id"] in metrics:
             metrics[e["trial_id"]].append({k: v for k, v in e["metrics"].items() if k not in TIMES})
     return [(params[t], metrics[t]) for t in order]
 
@@ -47,3 +50,5 @@ def test_two_runs_sample_and_score_identically(ray_local, tmp_path):
     assert len(first) == 5
     assert [p for p, _ in first] == [p for p, _ in second]
     assert [m for _, m in first] == [m for _, m in second]
+    confirmed = [sorted(trials(o, confirmation=True), key=repr) for o in outs]  # ids are Ray's
+    assert confirmed[0] and confirmed[0] == confirmed[1]

@@ -189,25 +189,29 @@ def test_baseline_is_earliest_plain_ce_and_deltas(tmp_path: Path) -> None:
         assert not is_plain_ce(plain(**extra))
 
 
-def row(tid: str, order: int, state: str | None, **params: object) -> TrialRow:
-    """A hand-built report row (only id, order, state and params matter to the baseline)."""
-    return TrialRow(tid, order, state, 3, 1, plain(**params), {}, CANDIDATE, "")
+def row(tid: str, order: int, state: str | None, f1: float = 0.5, **params: object) -> TrialRow:
+    """A hand-built report row (id, order, state, params and val_macro_f1 matter to the baseline)."""
+    values = {"val_macro_f1": f1}
+    return TrialRow(tid, order, state, 3, 1, plain(**params), values, CANDIDATE, "")
 
 
-def test_baseline_prefers_a_completed_plain_ce_trial() -> None:
+def test_baseline_is_the_best_completed_plain_ce_trial() -> None:
+    f1 = Objective("val_macro_f1", "max")
     rows = [
-        row("a", 0, "failed"),
-        row("b", 1, "stopped_early"),
-        row("c", 2, "completed", **{"elf.strategy": "aco"}),  # completed, but not plain CE
-        row("d", 3, "completed"),
-        row("e", 4, "completed"),
+        row("a", 0, "failed", 0.9),
+        row("b", 1, "stopped_early", 0.9),
+        row("c", 2, "completed", 0.9, **{"elf.strategy": "aco"}),  # completed, but not plain CE
+        row("d", 3, "completed", 0.6),
+        row("e", 4, "completed", 0.7),
+        row("f", 5, "completed", 0.7),
     ]
-    base = find_baseline(rows)
-    assert base is not None and base.trial_id == "d"
+    base = find_baseline(rows, f1)
+    assert base is not None and base.trial_id == "e"  # the best; a tie goes to the earlier
+    assert find_baseline(rows, Objective("val_macro_f1", "min")).trial_id == "d"
     # no completed plain-CE trial: the earliest plain-CE one of any state, shown with its note
-    base = find_baseline([rows[1], rows[0], rows[2]])
+    base = find_baseline([rows[1], rows[0], rows[2]], f1)
     assert base is not None and base.trial_id == "a"
-    assert find_baseline([rows[2]]) is None
+    assert find_baseline([rows[2]], f1) is None
 
 
 def test_no_baseline_is_a_note(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import SMALL, read_record, sqlite_store
 from mlflow import MlflowClient
@@ -33,6 +35,7 @@ def small_search(tmp_path, *extra: str):
         "scheduler.reduction_factor=2",
         f"mlflow.tracking_uri={sqlite_store(tmp_path)}",
         *(f"data.{k}={v}" for k, v in SMALL.items()),
+        "confirm.seeds=0",  # the search is under test; the val_ece test confirms too
         *extra,
     ]
     cfg = load_config(args)
@@ -104,6 +107,7 @@ def test_a_table_search_drops_what_the_data_cannot_tell_apart(ray_local, tmp_pat
         "search.num_samples=4",
         "train.max_epochs=2",
         "mlflow.enabled=false",
+        "confirm.seeds=0",
         "data=table",
         f"data.path={tmp_path / 't.csv'}",
         "data.label=label",
@@ -135,8 +139,12 @@ def test_one_definition_of_best_when_lower_is_better(ray_local, tmp_path, capsys
     from reports.analysis import analyse
     from reports.load import load_run
 
-    cfg, outcome = small_search(tmp_path, "search.metric=val_ece", "search.mode=min")
-    events = read_record(outcome.output_dir / "record.jsonl")
+    cfg, outcome = small_search(
+        tmp_path, "search.metric=val_ece", "search.mode=min", "confirm.seeds=2"
+    )
+    everything = read_record(outcome.output_dir / "record.jsonl")
+    confirming = {e["trial_id"] for e in everything if e["event"] == "start" and e.get("stage")}
+    events = [e for e in everything if e["trial_id"] not in confirming]
     ends = {e["trial_id"]: e["state"] for e in events if e["event"] == "end"}
     smallest: dict[str, float] = {}
     for e in (e for e in events if e["event"] == "result"):
@@ -155,3 +163,13 @@ def test_one_definition_of_best_when_lower_is_better(ray_local, tmp_path, capsys
     assert lines[-1].split("best val_ece ")[1].split()[0] == f"{min(smallest.values()):.4f}"
     rows = analyse(load_run(outcome.output_dir)).rows
     assert {r.trial_id: r.values["val_ece"] for r in rows if r.trial_id in completed} == completed
+    figures = json.loads((outcome.output_dir / "report" / "summary.json").read_text())
+    confirmation = figures["confirmation"]  # chosen and judged with lower-is-better too
+    assert confirmation["metric"] == "test_ece" and confirming
+    runs = [e for e in everything if e["event"] == "result" and e["trial_id"] in confirming]
+    options = {c["config"] for c in confirmation["configs"] if c["role"] == "baseline"}
+    mean_val = {
+        s: sum(e["metrics"]["val_ece"] for e in runs if e["trial_id"].startswith(f"confirm_{s}_s"))
+        for s in options
+    }
+    assert confirmation["baseline"] == min(mean_val, key=mean_val.get)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -18,6 +19,7 @@ from trainables.checkpoints import (
     restore,
     truncate_newest,
 )
+from trainables.dataset import Split
 from trainables.nonfinite import (
     FAILED_EPOCH,
     REASON,
@@ -104,6 +106,20 @@ def test_deterministic_bit_for_bit(small_data):
     assert [{k: v for k, v in m.items() if k not in drop} for m in a] == [
         {k: v for k, v in m.items() if k not in drop} for m in b
     ]
+
+
+def test_training_never_reads_the_test_split(small_data):
+    """What the search's trials get (`without_test`) and a test split of garbage (NaN features,
+    impossible labels) train exactly as the real one: only the confirmation stage reads it."""
+    t = small_data.test
+    garbage = Split(t.x * math.nan, t.y * 0 + 99, t.aco * math.nan, t.rso * math.nan, t.tokens)
+    drop = {"epoch_time_s", "train_time_s"}
+    runs = [
+        [{k: v for k, v in m.items() if k not in drop} for m, _ in run(data, FULL)]
+        for data in (small_data, small_data.without_test(), replace(small_data, test=garbage))
+    ]
+    assert runs[0] == runs[1] == runs[2]
+    assert len(small_data.without_test().test) == 0 and len(small_data.test) > 0
 
 
 def test_resume_from_checkpoint_matches_uninterrupted(small_data):
