@@ -1,8 +1,9 @@
 """pareto.html: one self-contained page (plotly.js inlined once, no CDN) that works offline.
 
-Sections: key figures, pairwise objective scatter (front highlighted, points labelled by trial
-id), parallel coordinates of parameters → objectives, the Pareto table with baseline deltas,
-importances, seed robustness (when given), stopped-early and excluded trials.
+Sections: the confirmation's answer and table (when the search confirmed), key figures, pairwise
+objective scatter (front highlighted, points labelled by trial id), parallel coordinates of
+parameters → objectives, the Pareto table with baseline deltas, importances, stopped-early and
+excluded trials.
 """
 
 from __future__ import annotations

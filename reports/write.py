@@ -8,9 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from record.schema import REPORT_DIR
 from reports.analysis import Analysis, analyse
-from reports.confirmation import Confirmation, confirm
+from reports.confirmation import Confirmation, confirm, table
 from reports.confirmation import figures as confirmation_figures
 from reports.defaults import EPOCH_RULE, HV_MARGIN
 from reports.importance import param_importances
@@ -109,5 +111,6 @@ def write_run_report(
     figures = summary(analysis, importances) | {"plots": [p.name for p in plots]}
     if confirmed is not None:
         figures["confirmation"] = confirmation_figures(confirmed)
+        pd.DataFrame(table(confirmed)).to_csv(folder / "confirmation.csv", index=False)
     (folder / "summary.json").write_text(json.dumps(_json_safe(figures), indent=2) + "\n")
     return folder
