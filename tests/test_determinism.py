@@ -42,6 +42,9 @@ def test_two_runs_sample_and_score_identically(ray_local, tmp_path):
                 "scheduler=fifo",
                 "train.max_epochs=2",
                 "mlflow.enabled=false",
+                "confirm.seeds=1",
+                "confirm.top_k=1",
+                "confirm.front=false",
                 *(f"data.{k}={v}" for k, v in SMALL.items()),
             ]
         )

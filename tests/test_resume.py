@@ -126,7 +126,7 @@ def test_ctrl_c_during_confirmation_then_resume_retrains_only_the_rest(tmp_path)
         f"output_dir={out}",
         "search.num_samples=3",
         "scheduler=fifo",
-        "train.max_epochs=10",
+        "train.max_epochs=8",
         "confirm.seeds=3",
         "confirm.top_k=2",
         f"mlflow.tracking_uri={uri}",
