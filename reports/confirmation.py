@@ -83,7 +83,7 @@ class Confirmation:
 
 
 def note(c: Confirmation) -> str:
-    """How the figures were computed, in two sentences (the report prints it under the table)."""
+    """How the figures were computed (the report prints it above the table)."""
     base = c.baseline.label if c.baseline is not None else "none"
     k = len(c.comparisons)
     return (
@@ -311,7 +311,7 @@ def answer(c: Confirmation) -> str:
         f"Δ {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}] ({corrected}), {cmp.seeds} paired seeds"
     )
     if not better:
-        worse = sum(cmp.verdict == WORSE for cmp in compared.values())
+        worse = sum(x.verdict == WORSE for x in compared.values())
         head = (
             f"no configuration beats plain CE on {metric} beyond seed and test-set noise "
             f"(best: trial {best}, {delta})"
@@ -327,7 +327,8 @@ def answer(c: Confirmation) -> str:
 
 
 def _elsewhere(c: Confirmation) -> str:
-    """ "; on test_ece: 4 of 4 candidates better" for the objectives other than the answer's."""
+    """The answer's closing clause for the other objectives, e.g. "; other objectives: test_ece:
+    4 better of 4"; empty when no candidate differs from the baseline on any of them."""
     parts = []
     for o in c.objectives:
         if o.metric == c.primary.metric:
