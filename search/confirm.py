@@ -16,30 +16,24 @@ reads it, and a resumed search re-trains only the runs the record has not ended.
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from record import (
-    BASELINE,
-    CANDIDATE,
-    COMPLETED,
-    CONFIRMATION,
-    FAILED,
-    RECORD_FILE,
-    RecordWriter,
-    read_trials,
-)
+from record import BASELINE, CANDIDATE, COMPLETED, CONFIRMATION, FAILED, RECORD_FILE, RecordWriter
 from search.config import SearchConfig
+from search.outputs import ranked
 from trainables.dataset import Dataset
 from trainables.objective import Objective
 from trainables.params import PLAIN_CE, is_plain_ce
+
+if TYPE_CHECKING:  # reports pulls in plotting: imported where the stage runs, not at startup
+    from reports.load import Run
 
 log = logging.getLogger(__name__)
 
@@ -64,51 +58,43 @@ def run_id(source: str, seed: int) -> str:
     return f"confirm_{source}_s{seed}"
 
 
-def choose(output_dir: Path, cfg: SearchConfig) -> dict[str, tuple[str, dict[str, Any]]]:
+def choose(run: Run, cfg: SearchConfig) -> dict[str, tuple[str, dict[str, Any]]]:
     """{source label: (role, params)} of the configurations to confirm: the candidates (top-k by
     the search metric and the front, loss settings other than plain CE) and the plain-CE options
     the baseline is chosen from (the best plain-CE search trial, and each candidate's plain-CE
     twin: its params with a plain-CE loss), equivalent configurations once."""
-    from reports import analyse, load_run
+    from reports import analyse
     from search.searcher import config_key
 
-    objective = cfg.search.objective
-    trials, _ = read_trials(output_dir / RECORD_FILE)
-    scored = {t.trial_id: t for t in trials if t.state == COMPLETED}
-    best = {tid: _best(t.results, objective) for tid, t in scored.items()}
-    ranked = sorted(
-        (t for t in best if best[t] is not None), key=lambda t: objective.sign * best[t]
-    )
-    plain = [t for t in ranked if is_plain_ce(scored[t].params)]
-    chosen = [t for t in ranked if t not in plain][: cfg.confirm.top_k]
+    params = {t.trial_id: dict(t.params) for t in run.trials}
+    order = [tid for tid, _ in ranked(run.trials, cfg.search.objective)]
+    plain = [t for t in order if is_plain_ce(params[t])]
+    chosen = [t for t in order if t not in plain][: cfg.confirm.top_k]
     if cfg.confirm.front:
-        front = analyse(load_run(output_dir), list(cfg.report.objectives)).front
+        front = analyse(run, list(cfg.report.objectives)).front
         chosen += [t for t in front if t not in chosen and t not in plain]
-    options = {tid: dict(scored[tid].params) for tid in plain[:1]}
-    options |= {f"{tid}_plain_ce": dict(scored[tid].params) | PLAIN_CE for tid in chosen}
+    options = {tid: params[tid] for tid in plain[:1]}
+    options |= {f"{tid}_plain_ce": params[tid] | PLAIN_CE for tid in chosen}
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     seen: set[str] = set()
-    for label, params in options.items():
-        key = config_key(params)
+    for label, option in options.items():
+        key = config_key(option)
         if key not in seen:
             seen.add(key)
-            out[label] = (BASELINE, params)
+            out[label] = (BASELINE, option)
     for tid in chosen:
-        out[tid] = (CANDIDATE, dict(scored[tid].params))
+        out[tid] = (CANDIDATE, params[tid])
     return out
-
-
-def _best(results: Mapping[int, Mapping[str, float]], objective: Objective) -> float | None:
-    values = [r[objective.metric] for r in results.values() if objective.metric in r]
-    finite = [v for v in values if math.isfinite(v)]
-    return finite[objective.best_index(finite)] if finite else None
 
 
 def plan(output_dir: Path, cfg: SearchConfig) -> list[Planned]:
     """Every confirmation run the record has not ended, seed by seed (an interrupted stage leaves
     whole pairs behind as far as it can)."""
-    ended = {t.trial_id for t in read_trials(output_dir / RECORD_FILE, CONFIRMATION)[0] if t.state}
-    chosen = choose(output_dir, cfg)
+    from reports import load_run
+
+    run = load_run(output_dir)  # the record read once: the search's trials and the runs so far
+    ended = {t.trial_id for t in run.confirmations if t.state}
+    chosen = choose(run, cfg)
     todo = []
     for seed in paired_seeds(cfg.confirm.seeds):
         for source, (role, params) in chosen.items():
@@ -122,15 +108,14 @@ def plan(output_dir: Path, cfg: SearchConfig) -> list[Planned]:
 def retrain(
     config: dict[str, Any], data: Dataset, objective: Objective, gpu: bool
 ) -> dict[str, Any]:
-    """Train `config` for its full budget; return the epoch with the best validation
-    `objective`, its metrics, the test split's metrics (test_*) and predicted class ids of the
-    model at that epoch. Totals such as train_time_s are the whole run's. Raises what training
-    raises."""
+    """Train `config` for its full budget; return the epoch with the best validation `objective`
+    (the trial's own `best_epoch`), its validation metrics, the test split's metrics (test_*) and
+    predicted class ids of the model at that epoch. train_time_s is the whole run's. Raises what
+    training raises."""
     import torch
 
-    from trainables.metrics import classification_metrics, plain_ce
     from trainables.models import build_model
-    from trainables.trial import pick_device, predict, prepare_params, train
+    from trainables.trial import pick_device, predict, prepare_params, scores, train
 
     params = prepare_params(dict(config), data)
     device = pick_device(gpu)
@@ -139,21 +124,20 @@ def retrain(
 
     def keep(metrics: dict[str, Any], ckpt: dict[str, Any]) -> None:
         history.append(dict(metrics))
-        if objective.best_index([h[objective.metric] for h in history]) == len(history) - 1:
+        if metrics["best_epoch"] == metrics["epoch"]:
             kept.clear()
             kept.update({k: v.detach().clone() for k, v in ckpt["model"].items()})
 
     train(params, data, keep, device, objective=objective)
-    chosen = objective.best_index([h[objective.metric] for h in history])
+    chosen = history[-1]["best_epoch"]
     model = build_model(data.num_features, data.num_classes, data.vocab_size, params).to(device)
     model.load_state_dict(kept)
     test = data.test.to(device)
     logits = predict(model, test)
     minority = int(torch.argmin(data.train_counts()))
-    scores = classification_metrics(logits, test.y, data.num_classes, minority)
     metrics = {k: v for k, v in history[chosen].items() if k.startswith("val_")}
-    metrics |= {f"test_{k}": float(v) for k, v in scores.items()}
-    metrics |= {"test_loss": plain_ce(logits, test.y), "train_time_s": history[-1]["train_time_s"]}
+    metrics |= scores(logits, test, data.num_classes, minority, "test_")
+    metrics["train_time_s"] = history[-1]["train_time_s"]
     return {
         "epoch": chosen,
         "epochs": len(history),

@@ -69,21 +69,25 @@ def best_trials(
 ) -> list[dict[str, Any]]:
     """The top `n` trials by their best `metric` (`mode` max or min) among those that trained the
     full budget; ties go to the smaller trial id."""
-    objective = Objective(metric, mode)
     trials = {t.trial_id: t for t in recorded}
-    best: dict[str, float] = {}
-    for trial in (t for t in trials.values() if t.state == COMPLETED):
-        for v in (r[metric] for r in trial.results.values() if metric in r):
-            if math.isfinite(v) and objective.better(v, best.get(trial.trial_id)):
-                best[trial.trial_id] = v
-    top = sorted(best, key=lambda t: (objective.sign * best[t], t))[:n]
+    top = ranked(recorded, Objective(metric, mode))[:n]
     searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}
     return [
         {
             "trial_id": t,
             "metric": metric,
-            "value": best[t],
+            "value": value,
             "params": {k: v for k, v in trials[t].params.items() if k in searched},
         }
-        for t in top
+        for t, value in top
     ]
+
+
+def ranked(recorded: list[TrialRecord], objective: Objective) -> list[tuple[str, float]]:
+    """(trial id, best finite value) of every completed trial, best first; ties: smaller id."""
+    best: dict[str, float] = {}
+    for trial in (t for t in recorded if t.state == COMPLETED):
+        for v in (r[objective.metric] for r in trial.results.values() if objective.metric in r):
+            if math.isfinite(v) and objective.better(v, best.get(trial.trial_id)):
+                best[trial.trial_id] = v
+    return sorted(best.items(), key=lambda item: (objective.sign * item[1], item[0]))

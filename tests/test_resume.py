@@ -37,6 +37,18 @@ def wait_for_ends(out: Path, n: int, timeout: float = 240) -> set[str]:
     raise AssertionError(f"fewer than {n} trials ended in {timeout} s")
 
 
+def resume_to_the_end(out: Path) -> subprocess.CompletedProcess:
+    """`python -m search.run resume=out` in the foreground; it must finish with exit 0."""
+    final = subprocess.run(
+        [sys.executable, "-m", "search.run", f"resume={out}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert final.returncode == 0, final.stderr[-2000:]
+    return final
+
+
 def key(event: dict) -> tuple:
     return event["event"], event["trial_id"], event.get("epoch")
 
@@ -89,13 +101,7 @@ def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path):
     finished = {key(e): e for e in before if e["trial_id"] in done}
     saved = checkpoints(out, done)
 
-    final = subprocess.run(
-        [sys.executable, "-m", "search.run", f"resume={out}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert final.returncode == 0, final.stderr[-2000:]
+    final = resume_to_the_end(out)
     after = read_record(out / "record.jsonl")
     starts = [e["trial_id"] for e in after if e["event"] == "start" and not e.get("stage")]
     ends = {e["trial_id"]: e["state"] for e in after if e["event"] == "end"}
@@ -148,13 +154,7 @@ def test_ctrl_c_during_confirmation_then_resume_retrains_only_the_rest(tmp_path)
     assert 1 <= len(done) < planned, "Ctrl-C must land mid-confirmation"
     finished = {key(e): e for e in before if e["trial_id"] in done}
 
-    final = subprocess.run(
-        [sys.executable, "-m", "search.run", f"resume={out}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert final.returncode == 0, final.stderr[-2000:]
+    final = resume_to_the_end(out)
     assert "answer (test split, paired seeds):" in final.stdout
     after = read_record(out / "record.jsonl")
     for e in after:  # a run that finished before Ctrl-C is as it was, and was not trained again

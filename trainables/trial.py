@@ -50,10 +50,16 @@ def evaluate(
     model: torch.nn.Module, split: Split, num_classes: int, minority: int
 ) -> dict[str, float]:
     """Validation metrics (`val_` prefix) and plain unweighted CE, computed in chunks without grad."""
-    logits = predict(model, split)
+    return scores(predict(model, split), split, num_classes, minority, "val_")
+
+
+def scores(
+    logits: torch.Tensor, split: Split, num_classes: int, minority: int, prefix: str
+) -> dict[str, float]:
+    """`split`'s classification metrics and plain unweighted CE of `logits`, names prefixed."""
     metrics = classification_metrics(logits, split.y, num_classes, minority)
-    out = {f"val_{k}": float(v) for k, v in metrics.items()}
-    out["val_loss"] = float(plain_ce(logits, split.y))
+    out = {f"{prefix}{k}": float(v) for k, v in metrics.items()}
+    out[f"{prefix}loss"] = float(plain_ce(logits, split.y))
     return out
 
 
