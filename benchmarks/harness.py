@@ -215,18 +215,15 @@ def one_thread() -> Iterator[None]:
 
 
 def _train(rows: int, epochs: int) -> tuple[float, list[float]]:
-    """(wall seconds, seconds of each epoch) of one `train` call here: no checkpoint, no Ray."""
-    from trainables.params import TrialParams
+    """(wall seconds, seconds of each epoch) of one built-in trial here: no checkpoint, no Ray."""
     from trainables.presets import build_dataset
-    from trainables.trial import train
+    from trainables.trial import run_local
 
     data = build_dataset("synthetic", {"n_train": rows})
-    params = TrialParams.from_flat(BASE_CONFIG | {"train.max_epochs": epochs})
-    times: list[float] = []
     with one_thread():
         t0 = time.perf_counter()
-        train(params, data, lambda m, _: times.append(m["epoch_time_s"]), torch.device("cpu"))
-        return time.perf_counter() - t0, times
+        results = run_local(BASE_CONFIG | {"train.max_epochs": epochs}, data)
+        return time.perf_counter() - t0, [r["epoch_time_s"] for r in results]
 
 
 def warm_trial_s(work: Workload) -> float:

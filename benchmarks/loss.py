@@ -26,7 +26,7 @@ from benchmarks import Figures
 from trainables.dataset import Split
 from trainables.losses import class_weights, combined_loss, focal_alpha
 from trainables.params import TrialParams
-from trainables.trial import applied_weights
+from trainables.trial_loss import applied_weights
 from trainables.weights import adaptive_scale, train_weights, warmup_ramp
 
 BATCH = 256
@@ -76,7 +76,7 @@ def _data(gen: torch.Generator) -> Split:
 
 def _model(params: TrialParams) -> tuple[nn.Module, str]:
     try:
-        from trainables.models import build_model
+        from trainables.models import ModelInputs, mlp
     except ImportError:
         net = nn.Sequential(
             nn.Linear(FEATURES, 128),
@@ -86,7 +86,7 @@ def _model(params: TrialParams) -> tuple[nn.Module, str]:
             nn.Linear(128, CLASSES),
         )
         return _Features(net), "local nn.Sequential MLP 32-128-128-5"
-    return build_model(FEATURES, CLASSES, 0, params), "trainables.models.build_model"
+    return mlp(ModelInputs(FEATURES, CLASSES), params), "trainables.models.mlp"
 
 
 class _Features(nn.Module):

@@ -19,13 +19,15 @@ from omegaconf.errors import OmegaConfBaseException
 from trainables.errors import UserInputError
 from trainables.objective import Objective
 from trainables.params import closest
+from trainables.plugins import DEFAULT_ENCODER, Plugins
 from trainables.reported import DEFAULT_OBJECTIVES, REPORTED, is_reported
 
 SEARCHERS = ("optuna", "random")
+TEXT_MODES = ("frozen", "finetune")
 SCHEDULERS = ("asha", "fifo")
 FREE_FORM = ("data.", "report.reference.")  # keys checked by the data preset / the objectives
-# `data=X` and `scheduler=X` name a preset while `data.*`/`scheduler.*` set its options.
-SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name"}
+# `data=X`, `scheduler=X` and `model=X` name a choice while `data.*` etc. set its options.
+SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name", "model": "model.name"}
 RENAMED = {"report.reseeds": "confirm.seeds"}  # old key -> the key that replaced it
 
 
@@ -93,6 +95,15 @@ class ConfirmSection:
 
 
 @dataclass(frozen=True)
+class ModelSection:
+    name: str = "mlp"  # mlp, text or package.module:factory
+    encoder: str = DEFAULT_ENCODER  # model=text: a sentence-transformers name or folder
+    mode: str = "frozen"  # model=text: frozen (embed once, train a head) or finetune
+    batch_size: int = 64  # model=text frozen: sentences embedded per batch
+    cache_dir: str = ""  # model=text frozen: embedding cache; default ~/.cache/loss-search
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     space: str = "elf"  # a name in spaces/ or a path to a YAML file
     data: dict[str, Any] = field(default_factory=lambda: {"preset": "synthetic"})
@@ -104,11 +115,18 @@ class SearchConfig:
     cluster: ClusterSection = field(default_factory=ClusterSection)
     report: ReportSection = field(default_factory=ReportSection)
     confirm: ConfirmSection = field(default_factory=ConfirmSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    trainable: str = ""  # package.module:function; empty: the built-in loop
     output_dir: str = ""  # default: outputs/<space>-<timestamp>
     name: str = ""  # search name (MLflow parent run); default: the output folder's name
     resume: str = ""  # path of an interrupted search's output folder
     dry_run: bool = False
     verbose: int = 1  # 0: quiet; 1: a live progress line while the search runs
+
+    @property
+    def plugins(self) -> Plugins:
+        """What the trials train: model= and trainable= (the driver adds a finetuned encoder)."""
+        return Plugins(self.model.name, self.trainable)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), for YAML and MLflow params."""
@@ -239,7 +257,9 @@ def validate(cfg: SearchConfig) -> None:
     """Cross-field checks OmegaConf's typing cannot express."""
     _choice("search.algorithm", cfg.search.algorithm, SEARCHERS)
     _choice("search.mode", cfg.search.mode, ("max", "min"))
-    if not is_reported(cfg.search.metric):
+    _choice("model.mode", cfg.model.mode, TEXT_MODES)
+    _positive("model.batch_size", cfg.model.batch_size)
+    if not cfg.trainable and not is_reported(cfg.search.metric):  # a trainable's: the preflight
         raise UserInputError(
             f"search.metric: {cfg.search.metric!r} is not a metric trials report"
             f"{closest(cfg.search.metric, REPORTED)}; expected e.g. val_macro_f1 or val_ece"

@@ -31,6 +31,7 @@ from search.outputs import ranked
 from trainables.dataset import Dataset
 from trainables.objective import Objective
 from trainables.params import PLAIN_CE, is_plain_ce
+from trainables.plugins import BUILT_IN, Plugins
 
 if TYPE_CHECKING:  # reports pulls in plotting: imported where the stage runs, not at startup
     from reports.load import Run
@@ -106,35 +107,37 @@ def plan(output_dir: Path, cfg: SearchConfig) -> list[Planned]:
 
 
 def retrain(
-    config: dict[str, Any], data: Dataset, objective: Objective, gpu: bool
+    config: dict[str, Any], data: Dataset, objective: Objective, gpu: bool, plugins: Plugins
 ) -> dict[str, Any]:
     """Train `config` for its full budget; return the epoch with the best validation `objective`
     (the trial's own `best_epoch`), its validation metrics, the test split's metrics (test_*) and
-    predicted class ids of the model at that epoch. train_time_s is the whole run's. Raises what
-    training raises."""
+    predicted class ids of the model at that epoch (the trainable passes it to `ctx.report`).
+    train_time_s is the whole run's. Raises what training raises."""
     import torch
 
-    from trainables.models import build_model
-    from trainables.trial import pick_device, predict, prepare_params, scores, train
+    from trainables.context import TrialContext, scores
+    from trainables.trial import pick_device, prepare_params
 
+    function = plugins.load()
     params = prepare_params(dict(config), data)
     device = pick_device(gpu)
     history: list[dict[str, Any]] = []
-    kept: dict[str, torch.Tensor] = {}
-
-    def keep(metrics: dict[str, Any], ckpt: dict[str, Any]) -> None:
-        history.append(dict(metrics))
-        if metrics["best_epoch"] == metrics["epoch"]:
-            kept.clear()
-            kept.update({k: v.detach().clone() for k, v in ckpt["model"].items()})
-
-    train(params, data, keep, device, objective=objective)
+    ctx = TrialContext(
+        params,
+        data.without_test(),
+        device,
+        lambda metrics, state: history.append(metrics),
+        plugins=plugins,
+        objective=objective,
+        test=data.test,
+    )
+    function(ctx)
+    logits = ctx.best_test_logits
+    if logits is None:
+        raise RuntimeError("the trainable never passed model= to ctx.report: nothing to test")
     chosen = history[-1]["best_epoch"]
-    model = build_model(data.num_features, data.num_classes, data.vocab_size, params).to(device)
-    model.load_state_dict(kept)
-    test = data.test.to(device)
-    logits = predict(model, test)
     minority = int(torch.argmin(data.train_counts()))
+    test = data.test.to(device)
     metrics = {k: v for k, v in history[chosen].items() if k.startswith("val_")}
     metrics |= scores(logits, test, data.num_classes, minority, "test_")
     metrics["train_time_s"] = history[-1]["train_time_s"]
@@ -147,7 +150,9 @@ def retrain(
     }
 
 
-def run_confirmation(cfg: SearchConfig, output_dir: Path, data: Dataset) -> int:
+def run_confirmation(
+    cfg: SearchConfig, output_dir: Path, data: Dataset, plugins: Plugins = BUILT_IN
+) -> int:
     """Train what `plan` says (nothing when confirm.seeds is 0 or the data has no test split);
     the number of runs trained. A failing run is recorded as failed, never fatal; Ctrl-C stops
     the stage and keeps the finished runs."""
@@ -161,7 +166,7 @@ def run_confirmation(cfg: SearchConfig, output_dir: Path, data: Dataset) -> int:
     writer = RecordWriter(output_dir / RECORD_FILE)
     try:
         with interruptible():
-            _run_tasks(cfg, todo, data, writer)
+            _run_tasks(cfg, todo, data, plugins, writer)
     finally:
         writer.close()
     return len(todo)
@@ -181,7 +186,9 @@ def interruptible() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_tasks(cfg: SearchConfig, todo: list[Planned], data: Dataset, writer: RecordWriter) -> None:
+def _run_tasks(
+    cfg: SearchConfig, todo: list[Planned], data: Dataset, plugins: Plugins, writer: RecordWriter
+) -> None:
     import ray
 
     from search.tuner import gpu_fraction
@@ -190,7 +197,7 @@ def _run_tasks(cfg: SearchConfig, todo: list[Planned], data: Dataset, writer: Re
     task = ray.remote(retrain).options(num_cpus=cfg.resources.cpu_per_trial, num_gpus=gpu)
     data_ref = ray.put(data)
     objective = cfg.search.objective
-    pending = {task.remote(p.config, data_ref, objective, gpu > 0): p for p in todo}
+    pending = {task.remote(p.config, data_ref, objective, gpu > 0, plugins): p for p in todo}
     while pending:  # on Ctrl-C the tasks end with the driver's job (ray.cancel races completion)
         [ref], _ = ray.wait(list(pending), num_returns=1)
         _write(writer, pending.pop(ref), ref)

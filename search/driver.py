@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from search.study import abandon_orphans, catch_up_study, ray_trial_ids
 from spaces import Space
 from spaces.fit import fit_to_data, values_left
 from trainables.canonical import TrainFacts
+from trainables.dataset import Dataset
+from trainables.plugins import Plugins
+from trainables.preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     from trainables.presets import build_dataset
 
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
+    data, plugins = model_inputs(cfg, data)
+    preflight(plugins, data, cfg.search.objective)  # a plug-in that cannot train costs no cluster
     facts = TrainFacts.of(data)
     fitted, notes = fit_to_data(space, facts)  # before Ray: a point the data refuses costs nothing
     left, space = values_left(space, fitted), fitted
@@ -81,7 +87,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     output_dir = prepare_output(cfg, space)
     write_data_notes(output_dir, data, notes, left)
     parts = tuner_parts(
-        cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node, facts=facts
+        cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node, facts, plugins
     )
     record = RecordCallback(output_dir, cfg.train.max_epochs)
     callbacks: list[Any] = [record]
@@ -118,7 +124,9 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         )
         status = "KILLED" if outcome.interrupted else "FINISHED"
         if not outcome.interrupted:
-            run_confirmation(cfg, output_dir, data)  # paired seeds, scored on the test split
+            run_confirmation(
+                cfg, output_dir, data, plugins
+            )  # paired seeds, scored on the test split
             outcome.report_dir = report(output_dir)
             outcome.answer = read_answer(outcome.report_dir)
     except KeyboardInterrupt:
@@ -134,6 +142,23 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             mirror.close(status)  # the record, the report and its Pareto ranks
         push(storage)  # a URI output_dir gets the record, config, journal, report
     return outcome
+
+
+def model_inputs(cfg: SearchConfig, data: Dataset) -> tuple[Dataset, Plugins]:
+    """The data as the `model=` choice reads it, and the plug-ins the trials load: model=text
+    embeds the texts once (frozen) or tokenizes them for the encoder (finetune)."""
+    plugins = cfg.plugins
+    if cfg.model.name != "text":
+        return data.without_texts(), plugins
+    from trainables.encoder import embed_frozen, tokenize
+
+    if cfg.model.mode == "frozen":
+        cache = Path(cfg.model.cache_dir or Path.home() / ".cache" / "loss-search") / "embeddings"
+        return embed_frozen(
+            data, cfg.model.encoder, cache, cfg.model.batch_size, cfg.verbose > 0
+        ), plugins
+    data, folder = tokenize(data, cfg.model.encoder)
+    return data, replace(plugins, encoder=folder)
 
 
 def write_data_notes(

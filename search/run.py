@@ -46,6 +46,7 @@ def usage() -> str:
     defaults = flatten(SearchConfig().to_dict())
     defaults["data"] = defaults.pop("data.preset")
     defaults["scheduler"] = defaults.pop("scheduler.name")
+    defaults["model"] = defaults.pop("model.name")
     width = max(map(len, defaults))
     keys = [f"{k:<{width}}  default: {v!r}" for k, v in sorted(defaults.items())]
     keys.append(f"{'data.*':<{width}}  options of the data preset (below)")
@@ -65,8 +66,11 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
         saved = read_yaml(folder / "config.yaml", str(folder / "config.yaml"))
         if not isinstance(saved, dict):
             raise UserInputError(f"{folder / 'config.yaml'}: expected a mapping of config keys")
-        return _resumed(cfg.resume, saved, argv, env), load_space(str(folder / "space.yaml"))
+        cfg = _resumed(cfg.resume, saved, argv, env)
+        cfg.plugins.load()  # their declared keys are trial keys the space may search
+        return cfg, load_space(str(folder / "space.yaml"))
     _check_preset(cfg.data["preset"])
+    cfg.plugins.load()
     return cfg, load_space(cfg.space)
 
 

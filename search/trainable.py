@@ -1,4 +1,4 @@
-"""`tune_trial(config, data)`: the built-in trial (trainables.trial.train) as a Ray Tune function
+"""`tune_trial(config, data)`: a trainable (the built-in or `trainable=`) as a Ray Tune function
 trainable: device choice, per-epoch reports with Ray's iteration, checkpoints and restores."""
 
 from __future__ import annotations
@@ -13,18 +13,13 @@ import ray
 import torch
 from ray import tune
 
-from trainables.checkpoints import CHECKPOINT_FILE, Restored, restore, truncate_newest
+from trainables.checkpoints import CHECKPOINT_FILE, Restored, restore
+from trainables.context import TrialContext
 from trainables.dataset import Dataset
 from trainables.nonfinite import NonFiniteError, flagged_result
-from trainables.objective import Objective
-from trainables.trial import (
-    DEFAULT_OBJECTIVE,
-    InjectedFault,
-    pick_device,
-    prepare_params,
-    restore_metrics,
-    train,
-)
+from trainables.objective import DEFAULT_OBJECTIVE, Objective
+from trainables.plugins import BUILT_IN, Plugins
+from trainables.trial import pick_device, prepare_params, restore_metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +54,18 @@ def _iteration(epoch: int) -> dict[str, int]:
 
 
 def tune_trial(
-    config: dict[str, Any], data: Dataset, objective: Objective = DEFAULT_OBJECTIVE
+    config: dict[str, Any],
+    data: Dataset,
+    objective: Objective = DEFAULT_OBJECTIVE,
+    plugins: Plugins = BUILT_IN,
 ) -> None:
-    """Ray Tune function trainable: validate the flat config, train, report each epoch and
-    checkpoint at most every `train.checkpoint_every_s` seconds.
+    """Ray Tune function trainable: validate the flat config, run the trainable, report each epoch
+    and checkpoint at most every `train.checkpoint_every_s` seconds.
 
     Resumes from the newest loadable checkpoint (`trainables.checkpoints.restore`); a non-finite
     loss or metric reports a flagged last result and raises (`trainables.nonfinite`).
     """
+    function = plugins.load()  # before validation: registers the plug-ins' keys here too
     params = prepare_params(config, data)
     gpu = bool(tune.get_context().get_trial_resources().required_resources.get("GPU", 0))
     device = pick_device(gpu)  # Ray narrows CUDA_VISIBLE_DEVICES to its GPU, so "cuda" is that one
@@ -75,27 +74,29 @@ def tune_trial(
     log.info("trial %s runs on %s of node %s", trial_id, device, node)
     restored = _restore(tune.get_checkpoint())
     extra = restore_metrics(restored) | {"device": device.type, "node": node}
-
     due = CheckpointClock(params["train.checkpoint_every_s"])
 
-    def report(metrics: dict[str, Any], ckpt: dict[str, Any]) -> None:
+    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         result = metrics | extra | _iteration(metrics["epoch"])
-        if not due():
+        if state is None or not due():
             tune.report(result)
             return
         with tempfile.TemporaryDirectory() as d:
-            torch.save(ckpt, Path(d) / CHECKPOINT_FILE)
+            torch.save(state, Path(d) / CHECKPOINT_FILE)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
 
+    ctx = TrialContext(
+        params,
+        data,
+        device,
+        report,
+        plugins=plugins,
+        objective=objective,
+        restored=None if restored is None else restored.state,
+    )
     try:
-        state = None if restored is None else restored.state
-        train(params, data, report, device, state, objective)
+        function(ctx)
     except NonFiniteError as error:
         log.warning("trial %s: %s; the trial fails without a retry", trial_id, error)
         tune.report(flagged_result(error) | _iteration(error.epoch))
-        raise
-    except InjectedFault:
-        newest = tune.get_checkpoint()
-        if params["fault.kind"] == "corrupt" and newest is not None:
-            truncate_newest(newest.filesystem, newest.path)
         raise

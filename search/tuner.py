@@ -23,6 +23,7 @@ from trainables.errors import UserInputError
 from trainables.nonfinite import failed_epoch
 from trainables.objective import Objective
 from trainables.params import is_plain_ce
+from trainables.plugins import BUILT_IN, Plugins
 
 EXPERIMENT = EXPERIMENT_DIR  # Ray's experiment folder inside output_dir
 DEFAULT_NUM_SAMPLES = 32
@@ -36,6 +37,7 @@ class TunerParts:
     tune_config: tune.TuneConfig
     run_config: tune.RunConfig
     objective: Objective
+    plugins: Plugins
 
 
 def make_scheduler(cfg: SearchConfig) -> TrialScheduler:
@@ -120,6 +122,7 @@ def tuner_parts(
     cluster_gpus: float,
     multi_node: bool = False,
     facts: TrainFacts | None = None,
+    plugins: Plugins = BUILT_IN,
 ) -> TunerParts:
     """Every Tuner argument derived from the config, the space and the cluster's resources
     (at full scale for an autoscaling cluster, so the autoscaler sees every trial's request)."""
@@ -169,7 +172,9 @@ def tuner_parts(
         log_to_file=True,
     )
     resources = {"cpu": cfg.resources.cpu_per_trial, "gpu": gpu}
-    return TunerParts(resources, param_space, tune_config, run_config, cfg.search.objective)
+    return TunerParts(
+        resources, param_space, tune_config, run_config, cfg.search.objective, plugins
+    )
 
 
 def _trial_name(trial: Any) -> str:
@@ -178,7 +183,9 @@ def _trial_name(trial: Any) -> str:
 
 def trainable(parts: TunerParts, data_ref: Any) -> Any:
     """The trial function with its resources and the dataset (shipped once via the object store)."""
-    fn = tune.with_parameters(tune_trial, data=data_ref, objective=parts.objective)
+    fn = tune.with_parameters(
+        tune_trial, data=data_ref, objective=parts.objective, plugins=parts.plugins
+    )
     return tune.with_resources(fn, parts.trainable_resources)
 
 

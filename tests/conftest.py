@@ -37,3 +37,14 @@ def ray_local():
     start_local_ray(ray, num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _trial_keys():
+    """Plug-ins register their keys in the process-wide registry; each test starts without them."""
+    from trainables.params import PARAMS
+
+    saved = dict(PARAMS)
+    yield
+    PARAMS.clear()
+    PARAMS.update(saved)

@@ -234,3 +234,18 @@ def listening(pids: set[int]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Addr
 def loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     mapped = getattr(address, "ipv4_mapped", None)
     return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def train_with(params, data, sink, state=None, objective=None) -> None:
+    """The built-in trainable on CPU in this process: `sink(result, checkpoint | None)` per epoch;
+    `state` (a checkpoint it passed) resumes after that checkpoint's epoch."""
+    import torch
+
+    from trainables.context import TrialContext
+    from trainables.objective import DEFAULT_OBJECTIVE
+    from trainables.trial import train
+
+    objective = objective or DEFAULT_OBJECTIVE
+    train(
+        TrialContext(params, data, torch.device("cpu"), sink, objective=objective, restored=state)
+    )

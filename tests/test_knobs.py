@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-import torch
+from helpers import train_with
 
 from search.searcher import config_key
 from spaces import list_spaces, load_space
@@ -30,7 +30,7 @@ from trainables.errors import UserInputError
 from trainables.params import TrialParams
 from trainables.synthetic import SyntheticSpec, make_synthetic
 from trainables.table import TableSpec, load_table
-from trainables.trial import prepare_params, train
+from trainables.trial import prepare_params
 from trainables.weights import train_weights
 
 TINY = SyntheticSpec(n_train=512, n_val=256, n_test=64, reviewers=40, features=12, informative=6)
@@ -62,7 +62,7 @@ def curve(data: Dataset, cfg: dict[str, Any], cache: dict[tuple, Curve] | None =
         return cache[key]
     reports: list[tuple[tuple[str, float], ...]] = []
     params = TrialParams.from_flat(FIXTURE | cfg)
-    train(params, data, lambda m, _: reports.append(_numbers(m)), torch.device("cpu"))
+    train_with(params, data, lambda m, _: reports.append(_numbers(m)))
     if cache is not None:
         cache[key] = tuple(reports)
     return tuple(reports)
@@ -81,7 +81,7 @@ def product_curve(data: Dataset, cfg: dict[str, Any]) -> Curve:
     """What a search's trial trains for `cfg`: validated and canonicalised first."""
     reports: list[tuple[tuple[str, float], ...]] = []
     params = prepare_params(FIXTURE | cfg, data)
-    train(params, data, lambda m, _: reports.append(_numbers(m)), torch.device("cpu"))
+    train_with(params, data, lambda m, _: reports.append(_numbers(m)))
     return tuple(reports)
 
 
@@ -404,7 +404,7 @@ def test_weight_stats_describe_the_applied_weights(data: Dataset) -> None:
     reports: list[dict[str, Any]] = []
     cfg = {"elf.strategy": "aco", "elf.warmup_frac": 0.4, "elf.missing": "skip"}
     params = TrialParams.from_flat(FIXTURE | cfg)
-    train(params, data, lambda m, _: reports.append(m), torch.device("cpu"))
+    train_with(params, data, lambda m, _: reports.append(m))
     raw = train_weights(data.train, params)[0].double().numpy()
     kept = raw[raw > 0]
     # epoch 0: ramp 0, every kept sample at the mean weight; skipped ones stay 0
@@ -418,7 +418,7 @@ def test_weight_stats_describe_the_applied_weights(data: Dataset) -> None:
     # batch norm maps every weight into 1.25 ± 0.75; before it they are e^(1+o) ≥ e
     bn: list[dict[str, Any]] = []
     normed = TrialParams.from_flat(FIXTURE | {"elf.strategy": "aco", "elf.batch_norm": True})
-    train(normed, data, lambda m, _: bn.append(m), torch.device("cpu"))
+    train_with(normed, data, lambda m, _: bn.append(m))
     assert all(m["w_min"] > 0.5 and m["w_max"] < 2.0 for m in bn) and kept.min() > math.e - 1e-6
 
 

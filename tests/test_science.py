@@ -10,11 +10,10 @@ from __future__ import annotations
 import statistics
 
 import pytest
-import torch
+from helpers import train_with
 
 from trainables.params import TrialParams
 from trainables.synthetic import SyntheticSpec, make_synthetic
-from trainables.trial import train
 
 pytestmark = pytest.mark.slow
 SEEDS = range(6)
@@ -30,7 +29,7 @@ def final_f1(data, strategy: str, seed: int) -> float:
         }
     )
     out: list[float] = []
-    train(params, data, lambda m, s: out.append(m["val_macro_f1"]), torch.device("cpu"))
+    train_with(params, data, lambda m, s: out.append(m["val_macro_f1"]))
     return out[-1]
 
 

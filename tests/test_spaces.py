@@ -18,7 +18,7 @@ import optuna
 import pytest
 
 from spaces import SPACES_DIR, Space, canonical, list_spaces, load_space, relevant
-from trainables.canonical import DEFAULTS, validate
+from trainables.canonical import defaults, validate
 from trainables.errors import UserInputError
 from trainables.params import PARAMS, TrialParams
 
@@ -246,7 +246,7 @@ def test_clip_collapse_bounds_hold_in_float32() -> None:
 
 def test_canonical_fill_defaults_equates_equivalent_configs() -> None:
     full = canonical({}, fill_defaults=True)
-    assert set(full) == {k for k in PARAMS if relevant(k, DEFAULTS)}
+    assert set(full) == {k for k in PARAMS if relevant(k, defaults())}
     assert "loss.gamma" not in full and "elf.granularity" not in full and "cw.beta" not in full
     same = [
         {"elf.strategy": "aco", "elf.clip_max": 100.0},

@@ -11,13 +11,14 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 import torch
+from fault_trainable import truncate
+from helpers import train_with
 
 from trainables.checkpoints import (
     CHECKPOINT_FILE,
     NoLoadableCheckpoint,
     candidates,
     restore,
-    truncate_newest,
 )
 from trainables.dataset import Split
 from trainables.nonfinite import (
@@ -28,8 +29,9 @@ from trainables.nonfinite import (
     flagged_result,
 )
 from trainables.params import TrialParams
+from trainables.plugins import Plugins
 from trainables.reported import REPORTED
-from trainables.trial import pick_device, restore_metrics, train
+from trainables.trial import pick_device, restore_metrics, run_local
 
 EXPECTED = {
     "val_macro_f1",
@@ -75,12 +77,8 @@ FULL = {
 
 def run(data, flat, state=None):
     reports = []
-    train(
-        TrialParams.from_flat(flat),
-        data,
-        lambda m, s: reports.append((m, copy.deepcopy(s))),
-        torch.device("cpu"),
-        state,
+    train_with(
+        TrialParams.from_flat(flat), data, lambda m, s: reports.append((m, copy.deepcopy(s))), state
     )
     return reports
 
@@ -129,7 +127,10 @@ def test_resume_from_checkpoint_matches_uninterrupted(small_data):
     resumed = run(small_data, flat, state)
     assert [m["epoch"] for m, _ in resumed] == [2, 3]
     assert resumed[-1][0]["val_macro_f1"] == full[-1][0]["val_macro_f1"]
-    assert torch.equal(resumed[-1][1]["model"]["head.weight"], full[-1][1]["model"]["head.weight"])
+    assert torch.equal(
+        resumed[-1][1]["state"]["model"]["head.weight"],
+        full[-1][1]["state"]["model"]["head.weight"],
+    )
 
 
 def test_non_finite_loss_fails_with_epoch(small_data):
@@ -162,13 +163,9 @@ def test_nan_and_inf_faults_fail_at_their_epoch(small_data, kind, target, messag
     """NaN, +inf and -inf in the loss or in a validation metric are all one failure, at the epoch."""
     reports = []
     flat = {"train.max_epochs": 3, "fault.kind": kind, "fault.target": target, "fault.epoch": 1}
+    faulty = Plugins(trainable="tests.fault_trainable:train")
     with pytest.raises(NonFiniteError) as caught:
-        train(
-            TrialParams.from_flat(flat),
-            small_data,
-            lambda m, s: reports.append(m),
-            torch.device("cpu"),
-        )
+        run_local(flat, small_data, plugins=faulty, sink=lambda m, s: reports.append(m))
     assert message in str(caught.value) and caught.value.epoch == 1
     assert [m["epoch"] for m in reports] == [0]  # the bad epoch is never reported as a result
 
@@ -215,7 +212,8 @@ def test_good_newest_checkpoint_loads_without_fallback(three_epochs, tmp_path):
     restored = restore(pafs.LocalFileSystem(), newest)
     assert restored.epoch == 2 and restored.path == newest and restored.skipped == ()
     assert torch.equal(
-        restored.state["model"]["head.weight"], three_epochs[2][1]["model"]["head.weight"]
+        restored.state["state"]["model"]["head.weight"],
+        three_epochs[2][1]["state"]["model"]["head.weight"],
     )
     assert restore_metrics(restored) == {"restored_from_epoch": 2, "checkpoints_skipped": 0}
     assert restore_metrics(None) == {}
@@ -224,7 +222,7 @@ def test_good_newest_checkpoint_loads_without_fallback(three_epochs, tmp_path):
 @pytest.mark.parametrize(
     "damage, reason",
     [
-        (lambda fs, d: truncate_newest(fs, d), "zip archive"),
+        (lambda fs, d: truncate(fs, d, CHECKPOINT_FILE), "zip archive"),
         (lambda fs, d: fs.open_output_stream(f"{d}/{CHECKPOINT_FILE}").close(), "Error"),
         (lambda fs, d: _write(fs, f"{d}/{CHECKPOINT_FILE}", b"garbage" * 100), "Error"),
         (lambda fs, d: fs.delete_file(f"{d}/{CHECKPOINT_FILE}"), "no state.pt"),
@@ -252,7 +250,7 @@ def test_damaged_newest_falls_back_to_the_previous_with_a_warning(
 def test_fallback_goes_back_to_the_oldest_and_resumes_exactly(three_epochs, small_data, tmp_path):
     fs = pafs.LocalFileSystem()
     newest = write_checkpoints(tmp_path, [s for _, s in three_epochs])
-    truncate_newest(fs, newest)
+    truncate(fs, newest, CHECKPOINT_FILE)
     _write(fs, f"{tmp_path}/checkpoint_000001/{CHECKPOINT_FILE}", b"\x00" * 10)
     (tmp_path / "checkpoint_000009").mkdir()  # newer than Ray's newest: not a candidate
     (tmp_path / "events.out").write_text("not a checkpoint folder")
@@ -271,7 +269,7 @@ def test_no_loadable_checkpoint_is_an_error_naming_each(three_epochs, tmp_path):
     fs = pafs.LocalFileSystem()
     newest = write_checkpoints(tmp_path, [s for _, s in three_epochs])
     for i in range(3):
-        truncate_newest(fs, f"{tmp_path}/checkpoint_{i:06d}")
+        truncate(fs, f"{tmp_path}/checkpoint_{i:06d}", CHECKPOINT_FILE)
     with pytest.raises(NoLoadableCheckpoint, match="3 tried") as caught:
         restore(fs, newest)
     for i in range(3):
@@ -285,7 +283,7 @@ def test_fallback_works_on_a_non_local_filesystem(three_epochs):
     assert candidates(fs, newest) == [
         f"bucket/search/tune/t1/checkpoint_{i:06d}" for i in (2, 1, 0)
     ]
-    truncate_newest(fs, newest)
+    truncate(fs, newest, CHECKPOINT_FILE)
     assert restore(fs, newest).epoch == 1
 
 

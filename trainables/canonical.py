@@ -47,7 +47,13 @@ FLOAT32_SLACK = 1e-6
 ELF_MIN, ELF_MAX = math.e * (1 - FLOAT32_SLACK), math.e**2 * (1 + FLOAT32_SLACK)
 FILLS = ("default", "impute", "min")  # missing policies that can read elf.default_aco/rso
 SIGNALS_READ = {"aco": ("aco",), "rso": ("rso",), "avg": ("aco", "rso"), "max": ("aco", "rso")}
-DEFAULTS = {k: p.default for k, p in PARAMS.items()}
+
+
+def defaults() -> dict[str, Any]:
+    """Every trial key's default, plug-ins' registered keys included."""
+    return {k: p.default for k, p in PARAMS.items()}
+
+
 MAX_PASSES = 8  # each pass can only remove keys or apply a one-way rewrite; 2 suffice in practice
 
 # key -> {parent: values under which key matters}; all entries must hold and parents be relevant
@@ -290,7 +296,7 @@ def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict
     raises for it: a bad value, clip_min above clip_max, and with the data a focal α that does not
     fit its classes or class weights for a class without training rows."""
     out = _checked(params)
-    v = DEFAULTS | out
+    v = defaults() | out
     check_clip_bounds(v["elf.clip_min"], v["elf.clip_max"])
     if facts is not None:
         counts = facts.counts()
@@ -316,9 +322,9 @@ def canonical(
     facts = TrainFacts.of(data) if isinstance(data, Dataset) else data
     out = validate(params, facts)
     if fill_defaults:
-        out = {k: out.get(k, d) for k, d in DEFAULTS.items()}
+        out = {k: out.get(k, d) for k, d in defaults().items()}
     for _ in range(MAX_PASSES):
-        full = DEFAULTS | out
+        full = defaults() | out
         updates = {k: v for rule in REWRITES for k, v in rule(full, facts).items() if full[k] != v}
         full |= updates
         kept = {k: full[k] for k in out | updates if relevant(k, full, facts)}

@@ -24,16 +24,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "state.pt"
 FALLBACK = "checkpoint_fallback"  # result key: the note after restoring an older checkpoint
-REQUIRED_KEYS = (
-    "model",
-    "optim",
-    "gen",
-    "torch_rng",
-    "epoch",
-    "best",
-    "best_epoch",
-    "train_time_s",
-)
+REQUIRED_KEYS = ("state", "epoch", "best", "best_epoch", "train_time_s")  # state: the trainable's
 _FOLDER = re.compile(r"^checkpoint_(\d+)$")  # Ray's checkpoint folder names
 
 
@@ -133,12 +124,3 @@ def restore(fs: pafs.FileSystem, newest: str) -> Restored:
         f"no loadable checkpoint ({len(skipped)} tried, newest first): {tried}; "
         "not restarting from scratch"
     )
-
-
-def truncate_newest(fs: pafs.FileSystem, folder: str) -> None:
-    """Cut `folder`'s checkpoint file to half its size (fault injection: `fault.kind=corrupt`)."""
-    path = f"{folder.rstrip('/')}/{CHECKPOINT_FILE}"
-    with fs.open_input_stream(path) as f:
-        data = f.read()
-    with fs.open_output_stream(path) as f:
-        f.write(data[: len(data) // 2])

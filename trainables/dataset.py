@@ -18,7 +18,8 @@ class Split:
     y: torch.Tensor  # (n,) int64 class ids
     aco: torch.Tensor  # (n, 3) float32 authoring ownership in [0, 1] or NaN
     rso: torch.Tensor  # (n, 3) float32 reviewing ownership in [0, 1] or NaN
-    tokens: torch.Tensor | None = None  # (n, L) int64 hashed text ids, 0 = padding
+    tokens: torch.Tensor | None = None  # (n, L) int64 text ids, 0 = padding
+    texts: list[str] | None = None  # the raw text column (model=text embeds or tokenizes it)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -26,7 +27,16 @@ class Split:
     def to(self, device: torch.device | str) -> Split:
         """A copy with every tensor on `device`."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Split(move(self.x), move(self.y), move(self.aco), move(self.rso), move(self.tokens))
+        return replace(
+            self, **{k: move(getattr(self, k)) for k in ("x", "y", "aco", "rso", "tokens")}
+        )
+
+    def take(self, rows: slice) -> Split:
+        """The rows `rows` of every column."""
+        cut = lambda t: None if t is None else t[rows]  # noqa: E731
+        return replace(
+            self, **{k: cut(getattr(self, k)) for k in ("x", "y", "aco", "rso", "tokens", "texts")}
+        )
 
 
 @dataclass
@@ -45,11 +55,12 @@ class Dataset:
     def without_test(self) -> Dataset:
         """This dataset with an empty test split: what the search's trials get (the test split
         is read by the confirmation stage only)."""
-        t = self.test
-        empty = Split(
-            t.x[:0], t.y[:0], t.aco[:0], t.rso[:0], None if t.tokens is None else t.tokens[:0]
-        )
-        return replace(self, test=empty)
+        return replace(self, test=self.test.take(slice(0, 0)))
+
+    def without_texts(self) -> Dataset:
+        """This dataset without the raw texts (only model=text reads them)."""
+        drop = {k: replace(getattr(self, k), texts=None) for k in ("train", "val", "test")}
+        return replace(self, **drop)
 
     @property
     def num_classes(self) -> int:

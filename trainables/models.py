@@ -1,11 +1,34 @@
-"""The default classifier: an MLP over numeric features, joined with an EmbeddingBag over text ids."""
+"""The models a trial can train: a registry of factories, `model=` names one (or `pkg.mod:factory`).
+
+A factory is `factory(inputs: ModelInputs, params: Mapping[str, Any]) -> nn.Module`; the module is
+called as `model(x, tokens)` with x (N, F) float features and tokens (N, L) int64 ids (0 = padding)
+or None, and returns float logits (N, C). It may declare its own trial keys (`trainables.plugins`).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from trainables.params import TrialParams
+from trainables.plugins import is_reference, load_object
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a factory sizes its model from: the data's feature width, text-id vocabulary (0: no
+    text column), class count, and (model=text, finetune) the sentence encoder's folder."""
+
+    num_features: int
+    num_classes: int
+    vocab_size: int = 0
+    encoder: str = ""
+
+
+Factory = Callable[[ModelInputs, Mapping[str, Any]], nn.Module]
 
 
 class MLPClassifier(nn.Module):
@@ -42,16 +65,40 @@ class MLPClassifier(nn.Module):
         return self.head(self.body(x))
 
 
-def build_model(
-    num_features: int, num_classes: int, vocab_size: int, params: TrialParams
-) -> MLPClassifier:
-    """The default model sized from the data and the trial's `model.*` parameters."""
+def mlp(inputs: ModelInputs, params: Mapping[str, Any]) -> MLPClassifier:
+    """The default model sized from the data and the trial's `model.*` keys."""
     return MLPClassifier(
-        num_features,
-        num_classes,
-        vocab_size,
+        inputs.num_features,
+        inputs.num_classes,
+        inputs.vocab_size,
         hidden=params["model.hidden"],
         layers=params["model.layers"],
         dropout=params["model.dropout"],
         embed_dim=params["model.embed_dim"],
     )
+
+
+def text(inputs: ModelInputs, params: Mapping[str, Any]) -> nn.Module:
+    """model=text: frozen, the MLP head over the precomputed sentence embeddings (the features);
+    finetune, the sentence encoder itself under a linear head."""
+    if not inputs.encoder:
+        return mlp(inputs, params)
+    from trainables.encoder import EncoderClassifier
+
+    return EncoderClassifier(inputs.encoder, inputs.num_features, inputs.num_classes, params)
+
+
+MODELS: dict[str, Factory] = {"mlp": mlp, "text": text}
+
+
+def model_factory(name: str) -> Factory:
+    """The factory `model=name` names: a registry entry or an imported `pkg.mod:factory`."""
+    if is_reference(name):
+        return load_object(name, "model")
+    if name not in MODELS:
+        from trainables.errors import UserInputError
+
+        raise UserInputError(
+            f"model={name}: expected one of {sorted(MODELS)} or package.module:factory"
+        )
+    return MODELS[name]

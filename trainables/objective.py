@@ -43,3 +43,6 @@ class Objective:
 
     def __str__(self) -> str:
         return f"{self.metric}:{self.direction}"
+
+
+DEFAULT_OBJECTIVE = Objective()  # val_macro_f1, max: search.metric and search.mode's defaults

@@ -210,29 +210,13 @@ PARAMS: dict[str, Param] = {
         _p("model.layers", 2, "int", "Hidden layers of the MLP.", low=1, high=8),
         _p("model.dropout", 0.1, "float", "Dropout probability.", low=0, high=0.9),
         _p("model.embed_dim", 32, "int", "EmbeddingBag width for text ids.", low=1),
-        # Fault injection, for testing the harness's failure handling (off by default)
         _p(
-            "fault.kind",
-            "none",
-            "str",
-            "Inject a fault: raise an error, truncate the newest checkpoint and raise "
-            "(corrupt), or turn the fault.target into NaN, +inf or -inf.",
-            choices=("none", "raise", "corrupt", "nan", "inf", "-inf"),
-        ),
-        _p(
-            "fault.target",
-            "loss",
-            "str",
-            "Where a nan/inf/-inf fault lands: the training loss or a validation metric (val_ece).",
-            choices=("loss", "metric"),
-        ),
-        _p("fault.epoch", 0, "int", "Epoch at which the fault strikes.", low=0),
-        _p(
-            "fault.marker",
-            "",
-            "text",
-            "If set, strike only while this file does not exist "
-            "(the fault creates it: a one-off failure); empty: strike every time.",
+            "model.encoder_lr",
+            2e-5,
+            "float",
+            "Learning rate of the sentence encoder (model=text mode=finetune; the head: train.lr).",
+            low=1e-8,
+            high=1.0,
         ),
     ]
 }

@@ -508,8 +508,8 @@ def _split(
 ) -> Split:
     """The Split of `rows`; text is encoded per split so the token matrix is never copied."""
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a[rows]))  # noqa: E731
-    tokens = None
-    if texts is not None:
-        ids = encode_texts(texts.take(rows), spec.text_buckets, spec.max_tokens, spec.char_ngrams)
-        tokens = torch.from_numpy(ids)
-    return Split(t(x), t(y), t(aco), t(rso), tokens)
+    if texts is None:
+        return Split(t(x), t(y), t(aco), t(rso))
+    mine = texts.take(rows)
+    ids = encode_texts(mine, spec.text_buckets, spec.max_tokens, spec.char_ngrams)
+    return Split(t(x), t(y), t(aco), t(rso), torch.from_numpy(ids), mine.to_pylist())

@@ -1,0 +1,142 @@
+"""The public loss API: everything a trial config says about the loss, for any PyTorch loop.
+
+    loss = TrialLoss(params, data.train, data.classes)
+    for epoch in range(params["train.max_epochs"]):
+        order = loss.order(gen)                      # permutation, or class-balanced draws
+        step = loss.epoch(epoch, order)              # this epoch's weights, in batch order
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo : lo + batch_size]
+            step(model(x[idx]), y[idx], lo).backward()
+        stats = step.stats()                         # w_* of the weights applied this epoch
+
+Per sample i at batch position p: ℓ_i·ω_p·cw[y_i], ℓ cross-entropy or focal (γ, α); ω the ELF
+weight e^(1+o) after the missing policy and clipping (once), then per epoch batch-normalised over
+runs of train.batch_size (elf.batch_norm) and warmed up (elf.warmup_frac); the mean over the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trainables.dataset import Split
+from trainables.errors import UserInputError
+from trainables.losses import class_weights, combined_loss, focal_alpha, warn_double_correction
+from trainables.params import TrialParams
+from trainables.weights import (
+    adaptive_scale,
+    batch_normalize_epoch,
+    train_weights,
+    warmup_ramp,
+    weight_stats,
+)
+
+
+def epoch_order(y: Tensor, balanced: bool, gen: torch.Generator) -> Tensor:
+    """Sample indices for one epoch: a permutation, or class-balanced draws with replacement."""
+    n = y.shape[0]
+    if not balanced:
+        return torch.randperm(n, generator=gen, device="cpu").to(y.device)
+    counts = torch.bincount(y).float()
+    probs = (1.0 / counts)[y]  # (n,) each class gets equal total mass
+    return torch.multinomial(probs.cpu(), n, replacement=True, generator=gen).to(y.device)
+
+
+def applied_weights(w: Tensor, order: Tensor, bn_batch: int, ramp: float) -> Tensor:
+    """The ELF weights the loss applies in one epoch, in batch order: w[order], batch-normalised
+    per run of `bn_batch` (0 = off), then warmed up (`adaptive_scale` at `ramp`)."""
+    out = w[order]
+    if bn_batch:
+        out = batch_normalize_epoch(out, bn_batch)
+    return adaptive_scale(out, ramp)
+
+
+class TrialLoss:
+    """The loss of one trial config over one training split (on the split's device)."""
+
+    def __init__(
+        self,
+        params: TrialParams | Mapping[str, Any],
+        train: Split,
+        classes: Sequence[str],
+    ) -> None:
+        p = params if isinstance(params, TrialParams) else TrialParams.from_flat(dict(params))
+        self.params, self.y, self.num_classes = p, train.y, len(classes)
+        device, counts = train.y.device, torch.bincount(train.y, minlength=len(classes)).cpu()
+        self.elf = p["elf.strategy"] != "none"  # no ELF: no weight transforms either (exact CE)
+        self.base_w = self.clipped = None
+        if self.elf:
+            self.base_w, self.clipped = (t.to(device) for t in train_weights(train, p))
+        warn_double_correction(p["train.balanced_sampling"], p["cw.method"])
+        self.cw = None  # None takes the loss's exact, cheapest unweighted path
+        if p["cw.method"] != "none":
+            cw = class_weights(counts, p["cw.method"], p["cw.beta"], p["cw.cap"], classes)
+            self.cw = None if bool((cw == 1).all()) else cw.to(device)
+        self.alpha = None
+        if p["loss.kind"] == "focal":
+            self.alpha = focal_alpha(p["loss.alpha"], counts, classes)
+        self.bn_batch = p["train.batch_size"] if self.elf and p["elf.batch_norm"] else 0
+
+    def order(self, gen: torch.Generator) -> Tensor:
+        """One epoch's sample indices (train.balanced_sampling: class-balanced draws)."""
+        return epoch_order(self.y, self.params["train.balanced_sampling"], gen)
+
+    def epoch(self, epoch: int, order: Tensor) -> EpochLoss:
+        """The loss for epoch `epoch` (from 0) drawing samples in `order`."""
+        elf_w = None
+        if self.elf:
+            p = self.params
+            ramp = warmup_ramp(epoch, p["train.max_epochs"], p["elf.warmup_frac"])
+            elf_w = applied_weights(self.base_w, order, self.bn_batch, ramp)
+        batch_w = elf_w
+        if self.cw is not None:
+            cwy = self.cw[self.y[order]]
+            batch_w = cwy if elf_w is None else elf_w * cwy
+        clipped = None if self.clipped is None else self.clipped[order]
+        return EpochLoss(self, order, elf_w, batch_w, clipped)
+
+
+class EpochLoss:
+    """One epoch of a TrialLoss: `step(logits, y, lo)` is the loss of the batch that starts at
+    position `lo` of the epoch's order; `stats()` the w_* of the ELF weights it applies."""
+
+    def __init__(
+        self,
+        loss: TrialLoss,
+        order: Tensor,
+        elf_w: Tensor | None,
+        batch_w: Tensor | None,
+        clipped: Tensor | None,
+    ) -> None:
+        self.loss, self.order = loss, order
+        self.elf_w, self.batch_w, self.clipped = elf_w, batch_w, clipped
+
+    def __call__(self, logits: Tensor, y: Tensor, lo: int) -> Tensor:
+        """Scalar loss of logits (B, C) for labels y (B,), the samples order[lo : lo + B]."""
+        p = self.loss.params
+        if logits.shape != (y.shape[0], self.loss.num_classes) or not logits.is_floating_point():
+            raise UserInputError(
+                f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)} for a "
+                f"batch of {y.shape[0]}; expected float logits (N, C) = "
+                f"({y.shape[0]}, {self.loss.num_classes})"
+            )
+        w = None if self.batch_w is None else self.batch_w[lo : lo + y.shape[0]]
+        return combined_loss(
+            logits.float(),
+            y,
+            w,
+            None,
+            kind=p["loss.kind"],
+            gamma=p["loss.gamma"],
+            alpha=self.loss.alpha,
+        )
+
+    def stats(self) -> dict[str, float]:
+        """w_mean … w_ess of the ELF weights applied this epoch (all 1 without ELF)."""
+        if self.elf_w is None:
+            n = self.order.shape[0]
+            return weight_stats(torch.ones(n), torch.zeros(n, dtype=torch.bool))
+        return weight_stats(self.elf_w, self.clipped)
