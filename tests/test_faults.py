@@ -72,6 +72,7 @@ def search(tmp_path, space_text: str, *extra: str):
             *extra,
         ]
     )
+    cfg.plugins.load()  # registers the fault trainable's keys before the space names them
     return cfg, run(cfg, load_space(cfg.space))
 
 

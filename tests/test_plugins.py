@@ -166,7 +166,11 @@ BAD = {
             """
         },
         ["model=wrong_shape:factory"],
-        ("preflight of model=wrong_shape:factory", "shape (64, 6)", "(N, C) = (64, 5)"),
+        (
+            "preflight of model=wrong_shape:factory",
+            "shape (64, 6)",
+            "expected float logits (64, 5)",
+        ),
     ),
     "model_integer_output": (
         {
@@ -224,6 +228,11 @@ BAD = {
         },
         ["trainable=clash:train"],
         ("trainable=clash:train", "declares 'train.lr', which is already a trial key"),
+    ),
+    "text_without_a_text_column": (
+        {},
+        ["model=text"],
+        ("model=text needs a text column: data.text=<column>",),
     ),
     "unknown_model_name": (
         {},

