@@ -280,7 +280,7 @@ def validate(cfg: SearchConfig) -> None:
         raise UserInputError(
             f"confirm.alpha: expected a value in (0, 1), got {cfg.confirm.alpha!r}"
         )
-    _check_report(cfg.report)
+    _check_report(cfg.report, any_metric=bool(cfg.trainable))
     gpu = cfg.resources.gpu_per_trial
     if gpu != "auto" and (isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0):
         raise UserInputError(
@@ -295,8 +295,9 @@ def validate(cfg: SearchConfig) -> None:
         )
 
 
-def _check_report(report: ReportSection) -> None:
-    """Objectives parse and name metrics every trial reports; reference keys are objectives."""
+def _check_report(report: ReportSection, any_metric: bool = False) -> None:
+    """Objectives parse and name metrics every trial reports (`any_metric`, a trainable's: the
+    preflight checks them); reference keys are objectives."""
     from reports.objectives import parse_objectives  # here: the reports package imports plotting
 
     try:
@@ -304,7 +305,7 @@ def _check_report(report: ReportSection) -> None:
     except UserInputError as e:
         raise UserInputError(f"report.objectives: {e}") from None
     for o in objectives:
-        if not is_reported(o.metric):
+        if not any_metric and not is_reported(o.metric):
             raise UserInputError(
                 f"report.objectives: {o.metric!r} is not a metric trials report"
                 f"{closest(o.metric, REPORTED)}; expected e.g. val_ece:min or val_f1_c0:max"

@@ -70,7 +70,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
 
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     data, plugins = model_inputs(cfg, data)
-    preflight(plugins, data, cfg.search.objective)  # a plug-in that cannot train costs no cluster
+    objectives = [o.partition(":")[0] for o in cfg.report.objectives]
+    preflight(plugins, data, cfg.search.objective, objectives)  # a bad plug-in costs no cluster
     facts = TrainFacts.of(data)
     fitted, notes = fit_to_data(space, facts)  # before Ray: a point the data refuses costs nothing
     left, space = values_left(space, fitted), fitted

@@ -232,11 +232,14 @@ def test_checkpoints_load_weights_only(tmp_path):
     optim = torch.optim.AdamW(model.parameters())
     model(torch.ones(4, 3)).sum().backward()
     optim.step()
-    state = {
+    trainable = {
         "model": model.state_dict(),
         "optim": optim.state_dict(),
         "gen": torch.Generator().manual_seed(1).get_state(),
         "torch_rng": torch.get_rng_state(),
+    }
+    state = {
+        "state": trainable,
         "epoch": 3,
         "best": 0.5,
         "best_epoch": 2,
@@ -245,10 +248,10 @@ def test_checkpoints_load_weights_only(tmp_path):
     torch.save(state, tmp_path / CHECKPOINT_FILE)
     loaded = load_state(tmp_path)
     assert loaded["epoch"] == 3
-    assert torch.equal(loaded["model"]["weight"], model.state_dict()["weight"])
+    assert torch.equal(loaded["state"]["model"]["weight"], model.state_dict()["weight"])
 
     sentinel = tmp_path / "executed"
-    torch.save({"model": _Evil(sentinel)}, tmp_path / CHECKPOINT_FILE)
+    torch.save({"state": _Evil(sentinel)}, tmp_path / CHECKPOINT_FILE)
     with pytest.raises(pickle.UnpicklingError, match="[Ww]eights only"):
         load_state(tmp_path)
     assert not sentinel.exists()

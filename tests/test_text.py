@@ -72,7 +72,7 @@ def test_frozen_embeddings_are_the_encoders_and_cached(data, tmp_path, monkeypat
         assert torch.equal(got.x[:, :1], split.x)  # the features first, as they were
         assert torch.allclose(got.x[:, 1:], want, atol=1e-5)
         assert got.tokens is None and got.texts is None
-    assert out.vocab_size == 0 and len(list(tmp_path.glob("*.pt"))) == 3
+    assert out.vocab_size == 0 and len(list(tmp_path.glob("*.safetensors"))) == 3
 
     def no_encoder(*args, **kwargs):
         raise AssertionError("the cache was not used")

@@ -94,6 +94,8 @@ def embed_frozen(
 ) -> Dataset:
     """`data` with each split's features followed by its texts' sentence embeddings, and no
     text ids (vocab_size 0)."""
+    from safetensors.torch import load_file, save_file  # tensors only: no pickle in the cache
+
     _texts(data)
     folder = locate(encoder)
     model = None
@@ -101,9 +103,9 @@ def embed_frozen(
     for name in ("train", "val", "test"):
         split: Split = getattr(data, name)
         key = _cache_key(folder, split.texts or [])
-        path = cache_dir / f"{key}.pt"
+        path = cache_dir / f"{key}.safetensors"
         if path.is_file():
-            emb = torch.load(path, weights_only=True)
+            emb = load_file(path)["embeddings"]
         else:
             if model is None:
                 model = load(folder, "cuda" if torch.cuda.is_available() else "cpu")
@@ -115,7 +117,7 @@ def embed_frozen(
                 show_progress_bar=progress,
             ).cpu()
             cache_dir.mkdir(parents=True, exist_ok=True)
-            torch.save(emb, path)
+            save_file({"embeddings": emb.contiguous()}, path)
         x = torch.cat([split.x, emb.to(split.x.dtype)], dim=1)
         parts[name] = replace(split, x=x, tokens=None, texts=None)
     return replace(data, **parts, vocab_size=0)

@@ -3,17 +3,15 @@ before Ray starts, so a plug-in that cannot train fails with one line instead of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import torch
-
-from trainables.context import TrialContext
 from trainables.dataset import Dataset
 from trainables.errors import UserInputError
 from trainables.objective import Objective
 from trainables.plugins import Plugins
-from trainables.trial import prepare_params
+from trainables.trial import run_local
 
 ROWS = 64  # training and validation rows: one batch
 
@@ -22,39 +20,39 @@ class _Reported(Exception):
     """The first report arrived: the preflight has seen what it needs."""
 
 
-def preflight(plugins: Plugins, data: Dataset, objective: Objective) -> None:
+def preflight(
+    plugins: Plugins, data: Dataset, objective: Objective, metrics: Sequence[str] = ()
+) -> None:
     """Run `plugins`' trainable for one epoch of the default config on the first ROWS training
     and validation rows (one batch); a UserInputError naming the plug-in when it fails, returns
-    logits that are not (N, C) float, or never reports `objective.metric`."""
-    function = plugins.load()
+    logits that are not (N, C) float, or never reports `objective.metric` and `metrics`."""
     rows = slice(0, ROWS)
-    small = replace(data, train=data.train.take(rows), val=data.val.take(rows))
-    small = small.without_test()
-    config = {"train.max_epochs": 1, "train.batch_size": ROWS}
-    ctx = TrialContext(
-        prepare_params(config, small),
-        small,
-        torch.device("cpu"),
-        _stop,
-        plugins=plugins,
-        objective=objective,
-    )
+    small = replace(data, train=data.train.take(rows), val=data.val.take(rows)).without_test()
     what = f"model={plugins.model}" + (
         f" trainable={plugins.trainable}" if plugins.trainable else ""
     )
+    first: dict[str, Any] = {}
+
+    def stop(result: dict[str, Any], state: dict[str, Any] | None) -> None:
+        first.update(result)
+        raise _Reported
+
     try:
-        function(ctx)
+        config = {"train.max_epochs": 1, "train.batch_size": ROWS}
+        run_local(config, small, plugins=plugins, objective=objective, sink=stop)
     except _Reported:
+        missing = [m for m in metrics if m not in first]
+        if missing:
+            raise UserInputError(
+                f"preflight of {what}: the trainable does not report {missing} "
+                f"(report.objectives); it reports {sorted(first)}"
+            ) from None
         return
     except UserInputError as e:
         raise UserInputError(f"preflight of {what} on one batch: {e}") from None
     except Exception as e:  # the plug-in's own bug, said in one line before any trial runs
-        first = " ".join(str(e).split())[:300]
+        line = " ".join(str(e).split())[:300]
         raise UserInputError(
-            f"preflight of {what} on one batch: {type(e).__name__}: {first}"
+            f"preflight of {what} on one batch: {type(e).__name__}: {line}"
         ) from None
     raise UserInputError(f"preflight of {what}: the trainable returned without calling ctx.report")
-
-
-def _stop(result: dict[str, Any], state: dict[str, Any] | None) -> None:
-    raise _Reported
