@@ -512,4 +512,5 @@ def _split(
         return Split(t(x), t(y), t(aco), t(rso))
     mine = texts.take(rows)
     ids = encode_texts(mine, spec.text_buckets, spec.max_tokens, spec.char_ngrams)
-    return Split(t(x), t(y), t(aco), t(rso), torch.from_numpy(ids), mine.to_pylist())
+    raw = ["" if text is None else text for text in mine.to_pylist()]  # a null text is empty
+    return Split(t(x), t(y), t(aco), t(rso), torch.from_numpy(ids), raw)
