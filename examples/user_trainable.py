@@ -5,7 +5,8 @@
 It trains what `model=` chooses with AdamW on the loss the trial config describes (ELF weights,
 class weights, focal: `ctx.loss()`), and reports each epoch with the model, so the harness
 computes the validation metrics, keeps the best epoch and checkpoints. Seeded as the built-in
-loop is, it reports the same numbers bit for bit.
+loop is, it reports the same numbers bit for bit on CPU with train.optimizer=adamw (the built-in
+also steps SGD, follows a model's param_groups() and autocasts to bf16 on CUDA).
 """
 
 from __future__ import annotations

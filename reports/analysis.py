@@ -43,6 +43,7 @@ class Analysis:
     baseline: TrialRow | None
     deltas: dict[str, dict[str, float]]  # trial id -> metric -> value − baseline value
     notes: list[str] = field(default_factory=list)
+    constant: dict[str, float] = field(default_factory=dict)  # objective -> its only value
 
     def row(self, trial_id: str) -> TrialRow:
         return next(r for r in self.rows if r.trial_id == trial_id)
@@ -126,6 +127,13 @@ def analyse(
         for j, o in enumerate(objs)
         if front
     }
+    constant = constant_objectives(rows, objs)
+    for metric, value in constant.items():
+        notes.append(
+            f"{metric} is {value:g} for every trial: it carries no information about which "
+            "configuration is better (a class too small to recall, say); consider dropping it "
+            "from report.objectives"
+        )
     base = find_baseline(rows, primary)
     if base is None:
         notes.append(
@@ -149,7 +157,23 @@ def analyse(
         baseline=base,
         deltas={r.trial_id: deltas(r, base, objs) for r in rows} if base else {},
         notes=notes,
+        constant=constant,
     )
+
+
+def constant_objectives(
+    rows: Sequence[TrialRow], objectives: Sequence[Objective]
+) -> dict[str, float]:
+    """Objectives whose finite value is the same for every trial with one (at least two trials)."""
+    out = {}
+    for o in objectives:
+        values = {
+            r.values[o.metric] for r in rows if math.isfinite(r.values.get(o.metric, math.nan))
+        }
+        counted = sum(math.isfinite(r.values.get(o.metric, math.nan)) for r in rows)
+        if len(values) == 1 and counted >= 2:
+            out[o.metric] = values.pop()
+    return out
 
 
 def reference_point(

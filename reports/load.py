@@ -68,6 +68,7 @@ def load_run(output_dir: str | Path) -> Run:
         notes.append(f"{SPACE_FILE} not found: searched parameters inferred from varying params")
     data_path = root / DATA_FILE
     facts = json.loads(data_path.read_text()) if data_path.is_file() else {}
+    notes += [f"Labels: {n}" for n in facts.get("labels", [])]
     notes += [f"Collapsed by the data, not searched: {n}" for n in facts.get("collapsed", [])]
     if space is not None and facts:
         space = narrowed(space, facts.get("values_left", {}))

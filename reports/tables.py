@@ -153,6 +153,7 @@ def summary(analysis: Analysis, importances: Sequence[Importance]) -> dict[str, 
         "hypervolume_share": analysis.hypervolume_share,
         "knee": analysis.knee,
         "best": analysis.best,
+        "constant_objectives": analysis.constant,
         "baseline": None
         if base is None
         else {

@@ -100,7 +100,7 @@ class ModelSection:
     encoder: str = DEFAULT_ENCODER  # model=text: a sentence-transformers name or folder
     mode: str = "frozen"  # model=text: frozen (embed once, train a head) or finetune
     batch_size: int = 64  # model=text frozen: sentences embedded per batch
-    cache_dir: str = ""  # model=text frozen: embedding cache; default ~/.cache/loss-search
+    cache_dir: str = ""  # model=text frozen: embedding cache; "": ~/.cache/loss-search/embeddings
 
 
 @dataclass(frozen=True)

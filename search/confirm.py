@@ -134,7 +134,9 @@ def retrain(
     function(ctx)
     logits = ctx.best_test_logits
     if logits is None:
-        raise RuntimeError("the trainable never passed model= to ctx.report: nothing to test")
+        raise RuntimeError(
+            "the trainable reported its best validation epoch without model=: nothing to test"
+        )
     chosen = history[-1]["best_epoch"]
     minority = int(torch.argmin(data.train_counts()))
     test = data.test.to(device)

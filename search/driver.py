@@ -70,7 +70,9 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
 
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     data, plugins = model_inputs(cfg, data)
-    objectives = [o.partition(":")[0] for o in cfg.report.objectives]
+    from reports.objectives import parse_objectives  # already imported: the config checked them
+
+    objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]
     preflight(plugins, data, cfg.search.objective, objectives)  # a bad plug-in costs no cluster
     facts = TrainFacts.of(data)
     fitted, notes = fit_to_data(space, facts)  # before Ray: a point the data refuses costs nothing
@@ -125,9 +127,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         )
         status = "KILLED" if outcome.interrupted else "FINISHED"
         if not outcome.interrupted:
-            run_confirmation(
-                cfg, output_dir, data, plugins
-            )  # paired seeds, scored on the test split
+            # paired seeds, scored on the test split
+            run_confirmation(cfg, output_dir, data, plugins)
             outcome.report_dir = report(output_dir)
             outcome.answer = read_answer(outcome.report_dir)
     except KeyboardInterrupt:
@@ -154,12 +155,12 @@ def model_inputs(cfg: SearchConfig, data: Dataset) -> tuple[Dataset, Plugins]:
     from trainables.encoder import embed_frozen, tokenize
 
     if cfg.model.mode == "frozen":
-        cache = Path(cfg.model.cache_dir or Path.home() / ".cache" / "loss-search") / "embeddings"
-        return embed_frozen(
+        cache = Path(cfg.model.cache_dir or Path.home() / ".cache" / "loss-search" / "embeddings")
+        embedded = embed_frozen(
             data, cfg.model.encoder, cache, cfg.model.batch_size, cfg.verbose > 0
-        ), plugins
-    data, folder = tokenize(data, cfg.model.encoder)
-    return data, replace(plugins, encoder=folder)
+        )
+        return embedded, plugins
+    return tokenize(data, cfg.model.encoder), replace(plugins, encoder=cfg.model.encoder)
 
 
 def write_data_notes(
@@ -175,6 +176,7 @@ def write_data_notes(
         "classes": list(data.classes),
         "train_counts": data.train_counts().tolist(),
         "test_labels": data.test.y.tolist(),  # the confirmation's paired bootstrap resamples rows
+        "labels": data.meta.get("label_notes", []),  # what loading did to the label column
         "collapsed": notes,
         "values_left": left,
     }

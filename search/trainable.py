@@ -13,13 +13,13 @@ import ray
 import torch
 from ray import tune
 
-from trainables.checkpoints import CHECKPOINT_FILE, Restored, restore
+from trainables.checkpoints import CHECKPOINT_FILE, FALLBACK, Restored, restore
 from trainables.context import TrialContext
 from trainables.dataset import Dataset
 from trainables.nonfinite import NonFiniteError, flagged_result
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.plugins import BUILT_IN, Plugins
-from trainables.trial import pick_device, prepare_params, restore_metrics
+from trainables.trial import pick_device, prepare_params
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,20 @@ class CheckpointClock:
             return False
         self.last = now
         return True
+
+
+def restore_metrics(restored: Restored | None) -> dict[str, Any]:
+    """Reported with every epoch after a restore: from which epoch, how many newer checkpoints
+    were unusable, and (after a fallback) the one-line note naming them and why."""
+    if restored is None:
+        return {}
+    out: dict[str, Any] = {
+        "restored_from_epoch": restored.epoch,
+        "checkpoints_skipped": len(restored.skipped),
+    }
+    if restored.skipped:
+        out[FALLBACK] = restored.note()
+    return out
 
 
 def _iteration(epoch: int) -> dict[str, int]:

@@ -50,6 +50,33 @@ def test_a_user_loop_on_the_public_api_matches_the_built_in_bit_for_bit(small_da
         assert built_in[-1]["w_std"] > 0
 
 
+@pytest.mark.filterwarnings("ignore:train.balanced_sampling=true with cw.method")
+def test_a_user_trainable_resumes_from_its_checkpoint_as_if_never_stopped(small_data):
+    """The harness hands back what the trainable saved (`ctx.checkpoint`, `ctx.start_epoch`)."""
+    import copy
+
+    import torch
+
+    from trainables.context import TrialContext
+    from trainables.trial import prepare_params
+
+    user = Plugins(trainable=USER_TRAINABLE)
+    function = user.load()
+    params = prepare_params(CONFIGS[1] | {"train.max_epochs": 4}, small_data)
+
+    def trial(restored=None) -> list[tuple[dict, dict]]:
+        out: list[tuple[dict, dict]] = []
+        sink = lambda m, s: out.append((m, copy.deepcopy(s)))  # noqa: E731
+        function(TrialContext(params, small_data, torch.device("cpu"), sink, restored=restored))
+        return out
+
+    full = trial()
+    resumed = trial(restored=full[1][1])  # the checkpoint after epoch 1
+    assert [m["epoch"] for m, _ in resumed] == [2, 3]
+    drop = lambda m: {k: v for k, v in m.items() if k not in TIMING}  # noqa: E731
+    assert [drop(m) for m, _ in resumed] == [drop(m) for m, _ in full[2:]]
+
+
 def test_a_user_factory_gets_its_declared_keys_validated(small_data):
     factory = Plugins(model=USER_MODEL)
     out = run_local(
@@ -168,7 +195,7 @@ BAD = {
         (
             "preflight of model=wrong_shape:factory",
             "shape (64, 6)",
-            "expected float logits (64, 5)",
+            "(N, C) = (64, 5)",
         ),
     ),
     "model_integer_output": (
@@ -201,6 +228,19 @@ BAD = {
         {"one_metric": "def train(ctx):\n    ctx.report({'val_macro_f1': 0.5})\n"},
         ["trainable=one_metric:train"],
         ("does not report ['val_worst_recall', 'val_ece'] (report.objectives)",),
+    ),
+    "checkpoint_not_restorable": (
+        {
+            "numpy_state": """
+            import numpy as np
+
+            def train(ctx):
+                ctx.report({"val_macro_f1": 0.5, "val_worst_recall": 0.1, "val_ece": 0.2},
+                           checkpoint={"rng": np.random.default_rng(0)})
+            """
+        },
+        ["trainable=numpy_state:train"],
+        ("the checkpoint passed to ctx.report cannot be restored", "tensors and plain values"),
     ),
     "trainable_raises": (
         {"raises": "def train(ctx):\n    raise ValueError('boom at step 3')\n"},

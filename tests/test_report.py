@@ -554,3 +554,27 @@ def test_importance_groups_follow_nested_branches(tmp_path: Path) -> None:
         "elf.strategy=aco": (8, ["elf.normalize", "train.lr"]),
         "elf.strategy=aco & elf.normalize=none": (4, ["elf.clip_max", "train.lr"]),
     }
+
+
+def test_a_constant_objective_is_flagged_as_carrying_no_information(tmp_path: Path) -> None:
+    """Worst-class recall 0 in every trial (a class too small to recall) ranks nothing."""
+    trials = [
+        trial(f"t{i}", plain(**{"train.lr": lr}), epochs(f1, 0.0, ece, 1.0 + i))
+        for i, (lr, f1, ece) in enumerate([(1e-3, 0.5, 0.2), (2e-3, 0.6, 0.1), (3e-3, 0.7, 0.3)])
+    ]
+    for t in trials:  # the recall is 0 at every epoch, not only at the counted one
+        for row in t["epochs"]:
+            row["val_worst_recall"] = 0.0
+    report = write_report(write_run(tmp_path / "run", trials))
+    s = json.loads((report / "summary.json").read_text())
+    assert s["constant_objectives"] == {"val_worst_recall": 0.0}
+    assert (
+        "val_worst_recall is 0 for every trial: it carries no information"
+        in (report / "pareto.md").read_text()
+    )
+    assert (
+        json.loads((write_report(standard_run(tmp_path / "std")) / "summary.json").read_text())[
+            "constant_objectives"
+        ]
+        == {}
+    )

@@ -457,3 +457,43 @@ def test_nova_preset_loads_end_to_end():
         assert shown.min() >= 0 and shown.max() <= 1
     assert not torch.isnan(data.train.x).any()
     assert build_dataset("nova", {"label": "manual_rating"}).classes == ("0", "1", "2")
+
+
+def _labelled(tmp_path: Path, labels: list[str]) -> str:
+    frame = _frame(len(labels))
+    frame["label"] = labels
+    return _write(frame, tmp_path)
+
+
+def test_case_variants_are_reported_and_folded_only_when_asked(tmp_path, caplog):
+    labels = ["Bug"] * 40 + ["bug"] * 5 + [" doc "] * 3 + ["doc"] * 37 + ["style"] * 35
+    path = _labelled(tmp_path, labels)
+    kept = load_table(_spec(path))
+    assert kept.classes == ("Bug", "bug", "doc", "style")  # whitespace stripped, case kept
+    notes = kept.meta["label_notes"]
+    assert any("differ from another only in surrounding whitespace" in n for n in notes)
+    assert any("'Bug' / 'bug'" in n and "data.fold_labels=true folds them" in n for n in notes)
+    assert any("'Bug' / 'bug'" in r.getMessage() for r in caplog.records)  # said, not silent
+    folded = load_table(_spec(path, fold_labels=True))
+    assert folded.classes == ("Bug", "doc", "style")  # into the most frequent spelling
+    counts = sum(torch.bincount(s.y, minlength=3) for s in (folded.train, folded.val, folded.test))
+    assert counts.tolist() == [45, 40, 35]
+
+
+def test_rare_classes_merge_into_other_or_drop(tmp_path):
+    labels = ["bug"] * 50 + ["doc"] * 40 + ["typo"] * 4 + ["nit"] * 6
+    path = _labelled(tmp_path, labels)
+    merged = load_table(_spec(path, min_class_rows=10))
+    assert merged.classes == ("bug", "doc", "other")
+    total = sum(len(s) for s in (merged.train, merged.val, merged.test))
+    assert total == 100
+    assert (
+        "classes {'nit': 6, 'typo': 4} have fewer than data.min_class_rows=10"
+        in (merged.meta["label_notes"][0])
+    )
+    dropped = load_table(_spec(path, min_class_rows=5, rare_classes="drop"))
+    assert dropped.classes == ("bug", "doc", "nit")
+    assert sum(len(s) for s in (dropped.train, dropped.val, dropped.test)) == 96
+    assert "4 row(s) dropped" in dropped.meta["label_notes"][0]
+    with pytest.raises(UserInputError, match="data.min_class_rows=N with data.rare_classes"):
+        load_table(_spec(_labelled(tmp_path, ["bug"] * 50 + ["doc"] * 48 + ["x"] * 2)))

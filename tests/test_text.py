@@ -17,6 +17,7 @@ from trainables.encoder import (
     PUBLISHED_SHA256,
     embed_frozen,
     locate,
+    strings,
     tokenize,
     verified,
 )
@@ -67,7 +68,7 @@ def test_frozen_embeddings_are_the_encoders_and_cached(data, tmp_path, monkeypat
     ref = SentenceTransformer(locate(DEFAULT_ENCODER), device="cpu")
     for name in ("train", "val", "test"):
         split, got = getattr(data, name), getattr(out, name)
-        want = ref.encode(split.texts, convert_to_tensor=True)
+        want = ref.encode(strings(split), convert_to_tensor=True)
         assert got.x.shape == (len(split), 1 + 384)
         assert torch.equal(got.x[:, :1], split.x)  # the features first, as they were
         assert torch.allclose(got.x[:, 1:], want, atol=1e-5)
@@ -83,14 +84,14 @@ def test_frozen_embeddings_are_the_encoders_and_cached(data, tmp_path, monkeypat
 
 
 def test_finetune_trains_the_encoder_at_its_own_learning_rate(data):
-    tokens, folder = tokenize(data, DEFAULT_ENCODER)
+    tokens = tokenize(data, DEFAULT_ENCODER)
     ids = tokens.train.tokens
     assert ids.dtype == torch.int64 and bool((ids[:, 0] == 101).all())  # [CLS] first, 0 pads
     states = []
     results = run_local(
         {"train.max_epochs": 1, "train.batch_size": 32, "train.lr": 1e-3},
         tokens,
-        plugins=Plugins(model="text", encoder=folder),
+        plugins=Plugins(model="text", encoder=DEFAULT_ENCODER),
         sink=lambda result, state: states.append(state),
     )
     assert 0 <= results[0]["val_macro_f1"] <= 1
@@ -98,6 +99,7 @@ def test_finetune_trains_the_encoder_at_its_own_learning_rate(data):
     assert [g["lr"] for g in groups] == [2e-5, 1e-3]  # the encoder, then the head
     from sentence_transformers import SentenceTransformer
 
+    folder = locate(DEFAULT_ENCODER)
     before = SentenceTransformer(folder, device="cpu")[0].auto_model.embeddings.word_embeddings
     trained = states[0]["state"]["model"]
     [key] = [k for k in trained if k.endswith("embeddings.word_embeddings.weight")]

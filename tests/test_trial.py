@@ -14,6 +14,7 @@ import torch
 from fault_trainable import truncate
 from helpers import train_with
 
+from search.trainable import restore_metrics
 from trainables.checkpoints import (
     CHECKPOINT_FILE,
     NoLoadableCheckpoint,
@@ -31,7 +32,7 @@ from trainables.nonfinite import (
 from trainables.params import TrialParams
 from trainables.plugins import Plugins
 from trainables.reported import REPORTED
-from trainables.trial import pick_device, restore_metrics, run_local
+from trainables.trial import pick_device, run_local
 
 EXPECTED = {
     "val_macro_f1",

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "state.pt"
 FALLBACK = "checkpoint_fallback"  # result key: the note after restoring an older checkpoint
 REQUIRED_KEYS = ("state", "epoch", "best", "best_epoch", "train_time_s")  # state: the trainable's
+BUILT_IN_KEYS = {"model", "optim", "gen", "torch_rng"}  # the built-in loop's state
 _FOLDER = re.compile(r"^checkpoint_(\d+)$")  # Ray's checkpoint folder names
 
 
@@ -85,6 +86,8 @@ def load_file(fs: pafs.FileSystem, folder: str) -> dict[str, Any]:
     with fs.open_input_stream(path) as f:
         data = f.read()
     state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state" not in state and state.keys() >= BUILT_IN_KEYS:
+        state = {"state": {k: state.pop(k) for k in BUILT_IN_KEYS}} | state  # before plug-ins
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise ValueError(f"not a trial checkpoint (missing {', '.join(missing)})")

@@ -33,16 +33,17 @@ Sink = Callable[[dict[str, Any], dict[str, Any] | None], None]  # (result, check
 
 
 def predict(model: nn.Module, split: Split) -> torch.Tensor:
-    """(N, C) float logits of `split`, in chunks, without grad; the model's mode is kept."""
-    training = model.training
+    """(N, C) float logits of `split`, in chunks of the model's `eval_batch_size` (default
+    EVAL_CHUNK rows), without grad; the model's train/eval mode is kept."""
+    training, chunk = model.training, getattr(model, "eval_batch_size", EVAL_CHUNK)
     model.eval()
     with torch.no_grad():
-        chunks = [
-            model(split.x[i : i + EVAL_CHUNK], _rows(split.tokens, i, i + EVAL_CHUNK)).float()
-            for i in range(0, len(split), EVAL_CHUNK)
+        parts = [
+            model(split.x[i : i + chunk], _rows(split.tokens, i, i + chunk)).float()
+            for i in range(0, len(split), chunk)
         ]
     model.train(training)
-    return torch.cat(chunks)
+    return torch.cat(parts)
 
 
 def _rows(t: torch.Tensor | None, lo: int, hi: int) -> torch.Tensor | None:
@@ -53,19 +54,19 @@ def scores(
     logits: torch.Tensor, split: Split, num_classes: int, minority: int, prefix: str
 ) -> dict[str, float]:
     """`split`'s classification metrics and plain unweighted CE of `logits`, names prefixed."""
-    _check_logits(logits, len(split), num_classes)
+    if logits.shape != (len(split), num_classes) or not logits.is_floating_point():
+        raise UserInputError(
+            f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)}; expected "
+            f"float logits (N, C) = ({len(split)}, {num_classes})"
+        )
     metrics = classification_metrics(logits, split.y, num_classes, minority)
     out = {f"{prefix}{k}": float(v) for k, v in metrics.items()}
     out[f"{prefix}loss"] = float(plain_ce(logits, split.y))
     return out
 
 
-def _check_logits(logits: torch.Tensor, rows: int, num_classes: int) -> None:
-    if logits.shape != (rows, num_classes) or not logits.is_floating_point():
-        raise UserInputError(
-            f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)}; expected "
-            f"float logits (N, C) = ({rows}, {num_classes})"
-        )
+class MissingMetric(UserInputError):
+    """A report without the search metric (and no model to compute it from)."""
 
 
 class TrialContext:
@@ -83,18 +84,17 @@ class TrialContext:
         restored: dict[str, Any] | None = None,
         test: Split | None = None,
     ) -> None:
-        self.params, self.data, self.device, self.objective = params, data, device, objective
-        self.plugins, self._sink, self._test = plugins, sink, test
-        self._val: Split | None = None
+        self.params, self.data, self.device = params, data, device
+        self.plugins, self.objective, self._sink = plugins, objective, sink
+        self._on_device: dict[str, Split] = {}
+        self._test = test
         self._minority = int(torch.argmin(data.train_counts()))
-        self.checkpoint: Any = None
-        self.start_epoch, self._best, self._best_epoch, self._train_time = 0, None, -1, 0.0
-        if restored is not None:
-            self.checkpoint, self.start_epoch = restored["state"], restored["epoch"] + 1
-            self._best, self._best_epoch = restored["best"], restored["best_epoch"]
-            self._train_time = restored["train_time_s"]
-        self._epoch = self.start_epoch
-        self.best_test_logits: torch.Tensor | None = None
+        restored = restored or {"state": None, "epoch": -1, "best": None, "best_epoch": -1}
+        self.checkpoint: Any = restored["state"]
+        self.start_epoch = self._epoch = restored["epoch"] + 1
+        self._best, self._best_epoch = restored["best"], restored["best_epoch"]
+        self._train_time = restored.get("train_time_s", 0.0)
+        self.best_test_logits: torch.Tensor | None = None  # with `test`: at the best epoch
         self._clock = time.perf_counter()
 
     @property
@@ -104,17 +104,15 @@ class TrialContext:
 
     def build_model(self) -> nn.Module:
         """The `model=` choice, sized from the data and the params, on the trial's device."""
+        data = self.data
         inputs = ModelInputs(
-            self.data.num_features,
-            self.data.num_classes,
-            self.data.vocab_size,
-            self.plugins.encoder,
+            data.num_features, data.num_classes, data.vocab_size, self.plugins.encoder
         )
         return model_factory(self.plugins.model)(inputs, self.params).to(self.device)
 
     def loss(self, train: Split | None = None) -> TrialLoss:
         """The config's loss over `train` (default: the training split on the trial's device)."""
-        split = self.data.train.to(self.device) if train is None else train
+        split = self._split("train") if train is None else train
         return TrialLoss(self.params, split, self.data.classes)
 
     def report(
@@ -125,32 +123,16 @@ class TrialContext:
         checkpoint: Any = None,
     ) -> None:
         """End an epoch: with `model`, its validation metrics (val_*) are computed here; then
-        `metrics` (which win over computed ones), epoch, timing and the best value so far.
-        `checkpoint` (any torch.save-able state) comes back as `ctx.checkpoint` after a restore.
-        Raises NonFiniteError when train_loss or a val_ metric is NaN or ±inf."""
-        out: dict[str, Any] = {}
-        if model is not None:
-            out = scores(
-                predict(model, self._val_split()),
-                self._val_split(),
-                self.data.num_classes,
-                self._minority,
-                "val_",
-            )
+        `metrics` (which win over computed ones), epoch, timing (epoch_time_s: since the last
+        report; the first includes the trainable's set-up) and the best value so far.
+        `checkpoint` (tensors and plain values) comes back as `ctx.checkpoint` after a restore.
+        Raises NonFiniteError when train_loss, the search metric or a val_ metric is not finite."""
+        out = {} if model is None else self._validation(model)
         out |= metrics or {}
         epoch, now = self._epoch, time.perf_counter()
         out |= {"epoch": epoch, "epoch_time_s": now - self._clock}
-        _check_finite(out, epoch)
-        if self.objective.metric not in out:
-            raise MissingMetric(
-                f"the trainable reported {sorted(out)} without search.metric "
-                f"{self.objective.metric!r}: report it, or pass model= to ctx.report"
-            )
-        value = out[self.objective.metric]
-        if self.objective.better(value, self._best):
-            self._best, self._best_epoch = value, epoch
-            if self._test is not None and model is not None:
-                self.best_test_logits = predict(model, self._test.to(self.device))
+        self._check(out)
+        self._track_best(out[self.objective.metric], model)
         self._train_time += out["epoch_time_s"]
         out |= {self.objective.best_key: self._best, "best_epoch": self._best_epoch}
         out["train_time_s"] = self._train_time
@@ -162,25 +144,41 @@ class TrialContext:
         self._epoch += 1
         self._clock = time.perf_counter()
 
-    def _val_split(self) -> Split:
-        if self._val is None:
-            self._val = self.data.val.to(self.device)
-        return self._val
+    def _validation(self, model: nn.Module) -> dict[str, float]:
+        val = self._split("val")
+        return scores(predict(model, val), val, self.data.num_classes, self._minority, "val_")
 
+    def _check(self, out: dict[str, Any]) -> None:
+        metric = self.objective.metric
+        if metric not in out:
+            raise MissingMetric(
+                f"the trainable reported {sorted(out)} without search.metric {metric!r}: "
+                "report it, or pass model= to ctx.report"
+            )
+        loss = out.get("train_loss", 0.0)
+        watched = [k for k in out if k == metric or k.startswith("val_")]
+        bad = [k for k in watched if not math.isfinite(out[k])]
+        reason = None
+        if not math.isfinite(loss):
+            reason = f"non-finite training loss ({loss}) at epoch {out['epoch']}"
+        elif bad:
+            reason = f"non-finite validation metric {bad[0]} at epoch {out['epoch']}"
+        if reason is not None:
+            raise NonFiniteError(reason, out["epoch"], out)
 
-class MissingMetric(UserInputError):
-    """A report without the search metric (and no model to compute it from)."""
+    def _track_best(self, value: float, model: nn.Module | None) -> None:
+        """A new best epoch; in the confirmation stage, the test logits of its model (None when
+        the trainable reported that epoch without one)."""
+        if not self.objective.better(value, self._best):
+            return
+        self._best, self._best_epoch = value, self._epoch
+        if self._test is not None:
+            test = self._split("test", self._test)
+            self.best_test_logits = None if model is None else predict(model, test)
 
-
-def _check_finite(metrics: dict[str, Any], epoch: int) -> None:
-    """Raise NonFiniteError when train_loss or a validation metric is NaN or ±inf."""
-    loss = metrics.get("train_loss", 0.0)
-    reason = None
-    if not math.isfinite(loss):
-        reason = f"non-finite training loss ({loss}) at epoch {epoch}"
-    else:
-        bad = [k for k, v in metrics.items() if k.startswith("val_") and not math.isfinite(v)]
-        if bad:
-            reason = f"non-finite validation metric {bad[0]} at epoch {epoch}"
-    if reason is not None:
-        raise NonFiniteError(reason, epoch, metrics)
+    def _split(self, name: str, split: Split | None = None) -> Split:
+        """`name`'s split on the trial's device, moved once."""
+        if name not in self._on_device:
+            source = getattr(self.data, name) if split is None else split
+            self._on_device[name] = source.to(self.device)
+        return self._on_device[name]

@@ -19,7 +19,7 @@ class Split:
     aco: torch.Tensor  # (n, 3) float32 authoring ownership in [0, 1] or NaN
     rso: torch.Tensor  # (n, 3) float32 reviewing ownership in [0, 1] or NaN
     tokens: torch.Tensor | None = None  # (n, L) int64 text ids, 0 = padding
-    texts: list[str] | None = None  # the raw text column (model=text embeds or tokenizes it)
+    texts: Any = None  # the raw text column, a pyarrow string array (model=text reads it)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

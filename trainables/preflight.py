@@ -3,10 +3,15 @@ before Ray starts, so a plug-in that cannot train fails with one line instead of
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import torch
+
+from trainables.checkpoints import CHECKPOINT_FILE, load_state
 from trainables.dataset import Dataset
 from trainables.errors import UserInputError
 from trainables.objective import Objective
@@ -16,7 +21,7 @@ from trainables.trial import run_local
 ROWS = 64  # training and validation rows: one batch
 
 
-class _Reported(Exception):
+class _Reported(BaseException):  # not an Exception: a trainable's `except Exception` lets it by
     """The first report arrived: the preflight has seen what it needs."""
 
 
@@ -35,6 +40,8 @@ def preflight(
 
     def stop(result: dict[str, Any], state: dict[str, Any] | None) -> None:
         first.update(result)
+        if state is not None:
+            _round_trip(state, what)
         raise _Reported
 
     try:
@@ -56,3 +63,18 @@ def preflight(
             f"preflight of {what} on one batch: {type(e).__name__}: {line}"
         ) from None
     raise UserInputError(f"preflight of {what}: the trainable returned without calling ctx.report")
+
+
+def _round_trip(state: dict[str, Any], what: str) -> None:
+    """The checkpoint saved and read back as a restore reads it (`trainables.checkpoints`); a
+    UserInputError when it holds anything but tensors and plain values."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            torch.save(state, Path(folder) / CHECKPOINT_FILE)
+            load_state(folder)
+        except Exception as e:
+            line = " ".join(str(e).split())[:200]
+            raise UserInputError(
+                f"preflight of {what}: the checkpoint passed to ctx.report cannot be restored "
+                f"(tensors and plain values only): {type(e).__name__}: {line}"
+            ) from None

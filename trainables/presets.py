@@ -198,6 +198,8 @@ def _describe(hint: Any, plural: bool = False) -> str:
         return f"{'lists' if plural else 'a list'} of {len(args)} values"
     if origin in (Mapping, dict):
         return "mappings" if plural else "a mapping"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, args))
     names = TYPE_NAMES.get(hint)
     if names is None:
         return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

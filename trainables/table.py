@@ -17,11 +17,12 @@ Rules (all fitted on the training split only):
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ from trainables.errors import UserInputError
 from trainables.params import GRANULARITIES, closest
 from trainables.text import encode_texts
 
+log = logging.getLogger(__name__)
 SIGNALS = ("aco", "rso")
 MIN_CLASS_ROWS = 3  # one row each for train, validation and test
 OWNERSHIP_KEYS = ("signal", "granularity", "norm")
@@ -56,6 +58,11 @@ class TableSpec:
     text_buckets: int = 1 << 17  # ids in [1, buckets): 131072·embed_dim floats, few collisions
     max_tokens: int = 64  # per row: unigrams, then bigrams, then char n-grams, truncated
     char_ngrams: tuple[int, ...] = (3,)  # character n-gram sizes (empty: words only)
+    fold_labels: bool = False  # labels equal up to case become one: their most frequent spelling
+    min_class_rows: int = 0  # classes with fewer rows go the rare_classes way (0: none)
+    rare_classes: Literal["merge", "drop"] = (
+        "merge"  # merge: into one class "other"; drop: rows out
+    )
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,13 @@ def load_table(spec: TableSpec) -> Dataset:
     frame = _read(spec.path, names, needed, spec.text)
     if len(frame) == 0:
         raise UserInputError(f"{spec.path}: the table has no data rows")
+    labels, keep, label_notes = clean_labels(spec, frame[spec.label])
+    if not keep.all():
+        frame, labels = frame[keep].reset_index(drop=True), labels[keep].reset_index(drop=True)
+    for note in label_notes:
+        log.warning("%s: %s", spec.path, note)
     features = _feature_names(spec, frame, owners)
-    y, classes = _labels(spec, frame[spec.label])
+    y, classes = _labels(spec, labels)
     train, val, test = stratified_split(y, spec.val_frac, spec.test_frac, spec.seed)
     x, kept, stats = _standardise(spec, frame, features, train)
     if not kept and spec.text is None:
@@ -107,6 +119,7 @@ def load_table(spec: TableSpec) -> Dataset:
         "ownership_source": source,
         "seed": spec.seed,
         "rows": {"train": train, "val": val, "test": test},
+        "label_notes": label_notes,
     }
     vocab = spec.text_buckets if spec.text is not None else 0
     return Dataset(*parts, classes=tuple(classes), vocab_size=vocab, meta=meta)
@@ -135,6 +148,8 @@ def _check_spec(spec: TableSpec) -> None:
         raise UserInputError(f"data.text_buckets must be >= 2, got {spec.text_buckets!r}")
     if spec.max_tokens < 1:
         raise UserInputError(f"data.max_tokens must be >= 1, got {spec.max_tokens!r}")
+    if spec.min_class_rows < 0:
+        raise UserInputError(f"data.min_class_rows must be >= 0, got {spec.min_class_rows!r}")
     if any(n < 1 for n in spec.char_ngrams):
         raise UserInputError(f"data.char_ngrams must be sizes >= 1, got {spec.char_ngrams!r}")
 
@@ -342,9 +357,67 @@ def _numeric(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
 
 
-def _labels(spec: TableSpec, column: pd.Series) -> tuple[np.ndarray, list[str]]:
+def clean_labels(spec: TableSpec, column: pd.Series) -> tuple[pd.Series, np.ndarray, list[str]]:
+    """The label column as it is factorised, the rows kept, and one sentence per change or
+    suspicion: surrounding whitespace (always stripped), spellings that differ only in case
+    (folded with fold_labels), classes under min_class_rows (merged into "other" or dropped)."""
+    notes: list[str] = []
+    values = column
+    if not _numeric(column):
+        values = column.where(column.isna(), column.astype("str").str.strip())
+        raw, stripped = column.dropna().unique(), values.dropna().unique()
+        if len(raw) != len(stripped):
+            notes.append(
+                f"label column {spec.label!r}: {len(raw) - len(stripped)} label(s) differ from "
+                "another only in surrounding whitespace; stripped"
+            )
+        values, folded = _fold_case(values, spec.fold_labels)
+        if folded:
+            done = (
+                "folded into the most frequent spelling"
+                if spec.fold_labels
+                else ("kept apart (data.fold_labels=true folds them)")
+            )
+            notes.append(
+                f"label column {spec.label!r}: spellings that differ only in case, {done}: "
+                + "; ".join(" / ".join(map(repr, g)) for g in folded)
+            )
+    keep = np.ones(len(values), dtype=bool)
+    counts = values.value_counts()
+    rare = sorted(map(str, counts[counts < spec.min_class_rows].index))
+    if rare:
+        mask = values.astype("str").isin(rare).to_numpy() & values.notna().to_numpy()
+        sizes = {k: int(counts[counts.index.astype("str") == k].iloc[0]) for k in rare}
+        if spec.rare_classes == "drop":
+            keep = ~mask
+            what = f"{int(mask.sum())} row(s) dropped"
+        else:
+            values = values.astype("object").where(~mask, "other")
+            what = "merged into class 'other'"
+        notes.append(
+            f"label column {spec.label!r}: classes {sizes} have fewer than "
+            f"data.min_class_rows={spec.min_class_rows} rows: {what}"
+        )
+    return values, keep, notes
+
+
+def _fold_case(values: pd.Series, fold: bool) -> tuple[pd.Series, list[list[str]]]:
+    """`values` with case variants mapped to their most frequent spelling when `fold`, and the
+    groups of variants (each sorted by frequency, then spelling)."""
+    counts = values.value_counts()
+    groups: dict[str, list[str]] = {}
+    for label in sorted(counts.index, key=lambda v: (-counts[v], v)):
+        groups.setdefault(label.casefold(), []).append(label)
+    variants = [g for g in groups.values() if len(g) > 1]
+    if fold and variants:
+        to = {v: g[0] for g in variants for v in g[1:]}
+        values = values.replace(to)
+    return values, variants
+
+
+def _labels(spec: TableSpec, values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """(n,) int64 class ids and the class names, sorted (numerically for numeric labels)."""
-    values = column if _numeric(column) else column.astype("str").str.strip()
+    column = values
     missing = values.isna().to_numpy()
     if not _numeric(column):
         missing = missing | (values == "").fillna(True).to_numpy(dtype=bool)
@@ -366,7 +439,8 @@ def _labels(spec: TableSpec, column: pd.Series) -> tuple[np.ndarray, list[str]]:
         small = {classes[k]: int(c) for k, c in enumerate(counts) if c < MIN_CLASS_ROWS}
         raise UserInputError(
             f"{spec.path}: label column {spec.label!r}: classes {small} have fewer than "
-            f"{MIN_CLASS_ROWS} rows, too few for a stratified train/val/test split"
+            f"{MIN_CLASS_ROWS} rows, too few for a stratified train/val/test split; "
+            "data.min_class_rows=N with data.rare_classes=merge or drop handles them"
         )
     return codes.astype(np.int64), classes
 
@@ -512,5 +586,4 @@ def _split(
         return Split(t(x), t(y), t(aco), t(rso))
     mine = texts.take(rows)
     ids = encode_texts(mine, spec.text_buckets, spec.max_tokens, spec.char_ngrams)
-    raw = ["" if text is None else text for text in mine.to_pylist()]  # a null text is empty
-    return Split(t(x), t(y), t(aco), t(rso), torch.from_numpy(ids), raw)
+    return Split(t(x), t(y), t(aco), t(rso), torch.from_numpy(ids), mine)

@@ -7,14 +7,12 @@ user's) under Ray Tune, and `run_local` runs it in this process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from trainables.canonical import canonical
-from trainables.checkpoints import FALLBACK, Restored
-from trainables.context import TrialContext
+from trainables.context import Sink, TrialContext
 from trainables.dataset import Dataset
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.params import TrialParams
@@ -95,10 +93,10 @@ def run_local(
     plugins: Plugins = BUILT_IN,
     objective: Objective = DEFAULT_OBJECTIVE,
     device: torch.device | None = None,
-    sink: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
+    sink: Sink | None = None,
 ) -> list[dict[str, Any]]:
     """Run a trainable (`plugins.trainable`, default the built-in) on `config` in this process,
-    without Ray; the list of per-epoch results (each also passed to `sink`)."""
+    without Ray and without `data`'s test split; the per-epoch results (each also to `sink`)."""
     function = plugins.load()
     results: list[dict[str, Any]] = []
 
@@ -109,7 +107,7 @@ def run_local(
 
     ctx = TrialContext(
         prepare_params(config, data),
-        data,
+        data.without_test(),
         device or torch.device("cpu"),
         keep,
         plugins=plugins,
@@ -117,17 +115,3 @@ def run_local(
     )
     function(ctx)
     return results
-
-
-def restore_metrics(restored: Restored | None) -> dict[str, Any]:
-    """Reported with every epoch after a restore: from which epoch, how many newer checkpoints
-    were unusable, and (after a fallback) the one-line note naming them and why."""
-    if restored is None:
-        return {}
-    out: dict[str, Any] = {
-        "restored_from_epoch": restored.epoch,
-        "checkpoints_skipped": len(restored.skipped),
-    }
-    if restored.skipped:
-        out[FALLBACK] = restored.note()
-    return out

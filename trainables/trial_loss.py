@@ -115,15 +115,13 @@ class EpochLoss:
         self.elf_w, self.batch_w, self.clipped = elf_w, batch_w, clipped
 
     def __call__(self, logits: Tensor, y: Tensor, lo: int) -> Tensor:
-        """Scalar loss of logits (B, C) for labels y (B,), the samples order[lo : lo + B]; or
-        of (B, T, C) for per-token labels (B, T) padded with -100 (each sequence's weight)."""
+        """Scalar loss of logits (B, C) for labels y (B,), the samples order[lo : lo + B]."""
         p = self.loss.params
         classes = self.loss.num_classes
-        if not (logits.is_floating_point() and logits.shape == (*y.shape, classes)):
+        if not (logits.is_floating_point() and logits.shape == (y.shape[0], classes)):
             raise UserInputError(
-                f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)} for "
-                f"labels of shape {tuple(y.shape)}; expected float logits "
-                f"{(*y.shape, classes)} (N, C), or (N, T, C) for per-token labels (N, T)"
+                f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)} for a "
+                f"batch of {y.shape[0]}; expected float logits (N, C) = ({y.shape[0]}, {classes})"
             )
         w = None if self.batch_w is None else self.batch_w[lo : lo + y.shape[0]]
         return combined_loss(

@@ -80,4 +80,5 @@ def _run_here(cfg: SearchConfig, filename: str, text: str) -> Outcome:
 
     path = Path(tempfile.mkdtemp(prefix="loss-search-space-")) / filename
     path.write_text(text)
+    cfg.plugins.load()  # their declared keys are trial keys on the head too
     return run(cfg, load_space(str(path)))
