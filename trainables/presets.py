@@ -207,6 +207,7 @@ def _describe(hint: Any, plural: bool = False) -> str:
 
 
 TYPE_NAMES: dict[Any, tuple[str, str]] = {  # (singular, plural)
+    bool: ("true or false", "true or false values"),
     int: ("an integer", "integers"),
     float: ("a number", "numbers"),
     str: ("a string", "strings"),
