@@ -35,6 +35,7 @@ from spaces import Space
 from spaces.fit import fit_to_data, values_left
 from trainables.canonical import TrainFacts
 from trainables.dataset import Dataset
+from trainables.models import ignored_keys
 from trainables.plugins import Plugins
 from trainables.preflight import preflight
 
@@ -74,7 +75,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
 
     objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]
     preflight(plugins, data, cfg.search.objective, objectives)  # a bad plug-in costs no cluster
-    facts = TrainFacts.of(data)
+    facts = TrainFacts.of(data, ignored_keys(plugins.model, plugins.encoder, data.vocab_size))
     fitted, notes = fit_to_data(space, facts)  # before Ray: a point the data refuses costs nothing
     left, space = values_left(space, fitted), fitted
     for note in notes:

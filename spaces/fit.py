@@ -25,6 +25,10 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
     """(the space without the values the data cannot tell apart, one note per collapse)."""
     check_against(space, facts)
     notes: list[str] = []
+    for key, why in facts.ignored.items():
+        if key in space.params:
+            space = unsearched(space, key)
+            notes.append(f"{key} is not searched: {why}, so it trains as its default")
     unreal = [s for s in _values(space, "elf.strategy") if s in ELF_ON and not facts.reads_any(s)]
     if unreal:
         space = without(space, "elf.strategy", unreal)
@@ -123,6 +127,25 @@ def collapse(space: Space, key: str, mapping: dict[Any, Any]) -> Space:
 
 def _unique(values: Any) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(values))
+
+
+def unsearched(space: Space, key: str) -> Space:
+    """`space` without `key` (the trials take its default): gone from the parameters, the
+    conditions (a condition on it holds for its default only) and the points."""
+    default = PARAMS[key].default
+    params = {}
+    for k, p in space.params.items():
+        if k == key:
+            continue
+        when = tuple((parent, allowed) for parent, allowed in p.when if parent != key)
+        if all(default in allowed for parent, allowed in p.when if parent == key):
+            params[k] = ParamSpec(k, p.dist, when, p.description)
+    points: list[dict[str, Any]] = []
+    for point in space.points_to_evaluate:
+        kept = {k: v for k, v in point.items() if k in params}
+        if kept not in points:
+            points.append(kept)
+    return replace(space, params=params, points_to_evaluate=tuple(points))
 
 
 def without(space: Space, key: str, dropped: list[Any]) -> Space:

@@ -433,3 +433,39 @@ def test_sgd_sees_the_loss_scale_that_adamw_ignores(
     assert canon({"train.momentum": 0.5}, facts) == canon({}, facts)  # AdamW has no momentum key
     sgd = {"train.optimizer": "sgd"}
     assert canon(sgd | {"train.momentum": 0.5}, facts) != canon(sgd, facts)
+
+
+def test_model_keys_the_model_never_reads_are_not_searched(tmp_path: Path, data: Dataset) -> None:
+    """model.embed_dim without text ids and model.encoder_lr for the MLP train bit-identically
+    (measured), so the data's fit drops them from a space and canonical merges them; with a text
+    column the bag's width trains differently and stays."""
+    from trainables.models import ignored_keys
+
+    assert curve(data, {"model.embed_dim": 8}) == curve(data, {"model.embed_dim": 64})
+    assert curve(data, {"model.encoder_lr": 1e-6}) == curve(data, {"model.encoder_lr": 0.5})
+    ignored = ignored_keys("mlp", "", data.vocab_size)
+    assert set(ignored) == {"model.embed_dim", "model.encoder_lr"}
+    facts = TrainFacts.of(data, ignored)
+    path = tmp_path / "model.yaml"
+    path.write_text(
+        "params:\n  model.embed_dim: {choice: [8, 64]}\n  model.encoder_lr: {loguniform: "
+        "[1.0e-6, 1.0e-3]}\n  model.dropout: {choice: [0.0, 0.3]}\n"
+    )
+    space, notes = fit_to_data(load_space(str(path)), facts)
+    assert set(space.params) == {"model.dropout"}
+    assert any(n.startswith("model.embed_dim is not searched: the data has no text") for n in notes)
+    assert canon({"model.embed_dim": 8}, facts) == canon({"model.embed_dim": 64}, facts)
+    assert canon({"model.dropout": 0.0}, facts) != canon({"model.dropout": 0.3}, facts)
+
+    frame = pd.DataFrame(
+        {
+            "a": np.random.default_rng(0).normal(size=120),
+            "msg": [f"{['typo', 'leak', 'name'][i % 3]} in line {i}" for i in range(120)],
+            "label": [["x", "y", "z"][i % 3] for i in range(120)],
+        }
+    )
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    text = load_table(TableSpec(path=str(tmp_path / "t.csv"), label="label", text="msg"))
+    assert "model.embed_dim" not in ignored_keys("mlp", "", text.vocab_size)
+    assert curve(text, {"model.embed_dim": 8}) != curve(text, {"model.embed_dim": 64})
+    assert set(ignored_keys("examples.user_model:factory", "", 0)) == set()  # a factory: any key

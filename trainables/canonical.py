@@ -77,17 +77,19 @@ RELEVANT_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
 @dataclass
 class TrainFacts:
     """What of the data decides equivalences: the training split's ownership columns and labels
-    (no features, so it is small enough to travel inside the searcher) and the class names."""
+    (no features, so it is small enough to travel inside the searcher), the class names, and the
+    keys the chosen model never reads (`trainables.models.ignored_keys`), with the reason."""
 
     train: Split
     classes: tuple[str, ...]
+    ignored: Mapping[str, str] = field(default_factory=dict)
     _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, data: Dataset) -> TrainFacts:
+    def of(cls, data: Dataset, ignored: Mapping[str, str] | None = None) -> TrainFacts:
         t = data.train
         light = Split(t.x.new_empty((len(t), 0)), t.y, t.aco, t.rso)
-        return cls(light, data.classes)
+        return cls(light, data.classes, dict(ignored or {}))
 
     def counts(self) -> torch.Tensor:
         return torch.bincount(self.train.y, minlength=len(self.classes))
@@ -182,6 +184,8 @@ def _nothing_missing(values: Mapping[str, Any], facts: TrainFacts) -> bool:
 
 def relevant(key: str, values: Mapping[str, Any], facts: TrainFacts | None = None) -> bool:
     """True when `key` can affect training given the complete flat config `values` (and data)."""
+    if facts is not None and key in facts.ignored:
+        return False
     if facts is not None and key in NEEDS_MISSING and _nothing_missing(values, facts):
         return False
     return all(

@@ -96,6 +96,22 @@ def text(inputs: ModelInputs, params: Mapping[str, Any]) -> nn.Module:
 
 
 MODELS: dict[str, Factory] = {"mlp": mlp, "text": text}
+MLP_KEYS = ("model.hidden", "model.layers", "model.dropout", "model.embed_dim")
+
+
+def ignored_keys(model: str, encoder: str, vocab_size: int) -> dict[str, str]:
+    """The built-in model.* keys that `model=` (with `encoder` for model=text finetune, on data
+    with `vocab_size` text ids) never reads, each with the reason; none for a user's factory,
+    which may read any key."""
+    if is_reference(model):
+        return {}
+    if model == "text" and encoder:
+        why = "model=text mode=finetune trains the encoder under a linear head"
+        return {k: why for k in ("model.hidden", "model.layers", "model.embed_dim")}
+    out = {"model.encoder_lr": "only model=text mode=finetune trains an encoder"}
+    if not vocab_size:
+        out["model.embed_dim"] = "the data has no text ids for the MLP's EmbeddingBag"
+    return out
 
 
 def model_factory(name: str) -> Factory:
