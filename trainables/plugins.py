@@ -64,7 +64,7 @@ def register(params: Any, owner: str) -> None:
 @dataclass(frozen=True)
 class Plugins:
     """What trains a trial: `model=` (a registry name or pkg.mod:factory), `trainable=` (empty:
-    the built-in loop) and, for model=text finetune, the sentence encoder's folder."""
+    the built-in loop) and, for model=text finetune, the sentence encoder's name."""
 
     model: str = "mlp"
     trainable: str = ""
