@@ -32,7 +32,7 @@ from search.progress import ProgressCallback
 from search.recording import RecordCallback
 from search.study import abandon_orphans, catch_up_study, ray_trial_ids
 from spaces import Space
-from spaces.fit import fit_to_data, values_left
+from spaces.fit import double_correction, fit_to_data, values_left
 from trainables.canonical import TrainFacts
 from trainables.dataset import Dataset
 from trainables.models import ignored_keys
@@ -80,6 +80,9 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     left, space = values_left(space, fitted), fitted
     for note in notes:
         log.warning("data %s: %s", cfg.data["preset"], note)
+    twice = double_correction(space)
+    if twice:  # said once here; the trials' own warnings stay in their logs
+        log.warning(twice)
     uri = None
     if cfg.mlflow.enabled:
         uri = resolve_tracking_uri(cfg.mlflow.tracking_uri, None, Path.cwd())

@@ -63,6 +63,18 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
     return space, notes
 
 
+def double_correction(space: Space) -> str | None:
+    """One sentence when the space can pair class-balanced sampling with class weights (the
+    imbalance corrected twice in those trials), else None."""
+    methods = [m for m in _values(space, "cw.method") if m != "none"]
+    if True not in _values(space, "train.balanced_sampling") or not methods:
+        return None
+    return (
+        f"{space.name}: trials that pair train.balanced_sampling=true with cw.method in "
+        f"{methods} correct class imbalance twice; they are searched (and measured) as written"
+    )
+
+
 def values_left(before: Space, after: Space) -> dict[str, list[Any]]:
     """For each parameter whose distribution fitting changed: the values it can still take ([]
     when it went), as data.json records them for the report."""

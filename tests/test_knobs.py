@@ -469,3 +469,14 @@ def test_model_keys_the_model_never_reads_are_not_searched(tmp_path: Path, data:
     assert "model.embed_dim" not in ignored_keys("mlp", "", text.vocab_size)
     assert curve(text, {"model.embed_dim": 8}) != curve(text, {"model.embed_dim": 64})
     assert set(ignored_keys("examples.user_model:factory", "", 0)) == set()  # a factory: any key
+
+
+def test_a_space_that_corrects_imbalance_twice_is_said_once(facts: TrainFacts) -> None:
+    from spaces.fit import double_correction
+
+    said = double_correction(fit_to_data(load_space("class_weights"), facts)[0])
+    assert (
+        said and "train.balanced_sampling=true with cw.method in ['balanced', 'effective']" in said
+    )
+    assert double_correction(load_space("elf")) is None
+    assert double_correction(load_space("baseline")) is None
