@@ -104,12 +104,13 @@ def embed_frozen(
     text ids (vocab_size 0); each split's embeddings are read from, or written to, `cache_dir`."""
     _require_texts(data)
     folder = locate(encoder)
+    identity = _encoder_digest(folder)
     model = None
     parts = {}
     for name in ("train", "val", "test"):
         split: Split = getattr(data, name)
         texts = strings(split)
-        path = cache_dir / f"{_cache_key(folder, texts)}.safetensors"
+        path = cache_dir / f"{_cache_key(identity, texts)}.safetensors"
         emb = _cached(path)
         if emb is None:
             if model is None:
@@ -148,9 +149,9 @@ def _store(path: Path, emb: torch.Tensor) -> None:
     os.replace(partial, path)
 
 
-def _cache_key(encoder: str, texts: list[str]) -> str:
-    """SHA-256 over the encoder (every file of its folder, else its name), the
-    sentence-transformers version and every text."""
+def _encoder_digest(encoder: str) -> bytes:
+    """SHA-256 over the encoder (every file of its folder, else its name) and the
+    sentence-transformers version."""
     from sentence_transformers import __version__
 
     digest = hashlib.sha256(f"sentence-transformers {__version__}\n".encode())
@@ -160,6 +161,12 @@ def _cache_key(encoder: str, texts: list[str]) -> str:
             digest.update(f"{file.relative_to(folder)} {sha256(file)}\n".encode())
     else:
         digest.update(encoder.encode())
+    return digest.digest()
+
+
+def _cache_key(encoder_digest: bytes, texts: list[str]) -> str:
+    """SHA-256 over the encoder's digest and every text."""
+    digest = hashlib.sha256(encoder_digest)
     for text in texts:
         digest.update(len(text).to_bytes(8, "little"))
         digest.update(text.encode())

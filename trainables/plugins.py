@@ -70,21 +70,17 @@ class Plugins:
     trainable: str = ""
     encoder: str = ""
 
-    def function(self) -> Trainable:
-        """The trainable function (imported, its declared keys registered)."""
-        if not self.trainable:
-            from trainables.trial import train
-
-            return train
-        return load_object(self.trainable, "trainable")
-
     def load(self) -> Trainable:
         """Import both plug-ins, registering their declared keys (a UserInputError if one fails);
         the trainable function."""
         from trainables.models import model_factory
 
         model_factory(self.model)
-        return self.function()
+        if not self.trainable:
+            from trainables.trial import train
+
+            return train
+        return load_object(self.trainable, "trainable")
 
 
 BUILT_IN = Plugins()  # the MLP trained by the built-in loop

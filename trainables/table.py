@@ -383,11 +383,10 @@ def clean_labels(spec: TableSpec, column: pd.Series) -> tuple[pd.Series, np.ndar
                 + "; ".join(" / ".join(map(repr, g)) for g in folded)
             )
     keep = np.ones(len(values), dtype=bool)
-    counts = values.value_counts()
-    rare = sorted(map(str, counts[counts < spec.min_class_rows].index))
-    if rare:
-        mask = values.astype("str").isin(rare).to_numpy() & values.notna().to_numpy()
-        sizes = {k: int(counts[counts.index.astype("str") == k].iloc[0]) for k in rare}
+    counts = {str(k): int(n) for k, n in values.value_counts().items()}
+    sizes = {k: n for k, n in sorted(counts.items()) if n < spec.min_class_rows}
+    if sizes:
+        mask = values.astype("str").isin(list(sizes)).to_numpy() & values.notna().to_numpy()
         if spec.rare_classes == "drop":
             keep = ~mask
             what = f"{int(mask.sum())} row(s) dropped"
@@ -417,9 +416,8 @@ def _fold_case(values: pd.Series, fold: bool) -> tuple[pd.Series, list[list[str]
 
 def _labels(spec: TableSpec, values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """(n,) int64 class ids and the class names, sorted (numerically for numeric labels)."""
-    column = values
     missing = values.isna().to_numpy()
-    if not _numeric(column):
+    if not _numeric(values):
         missing = missing | (values == "").fillna(True).to_numpy(dtype=bool)
     if missing.any():
         rows = np.flatnonzero(missing)[:5].tolist()
