@@ -11,7 +11,9 @@ the same rows and seeds for both, and recomputes Δ. The interval is the (α/2k,
 percentiles of the resampled Δ: Bonferroni-corrected for the k candidates, so that all k intervals
 hold together with probability ≥ 1 − α. Metrics computed from predicted classes (macro_f1,
 accuracy, worst_recall, minority_f1, f1_c<k>) resample rows and seeds; the others (ece, loss need
-probabilities) resample seeds only, from the values each run recorded.
+probabilities) resample seeds only, from the values each run recorded. Multi-task data: a task's
+metric (test_<task>_macro_f1, …) from that task's labels and predictions; a combined one
+(test_macro_f1, …) is the mean over tasks, each resample drawing the same rows for every task.
 
 Verdict: "better" when the whole interval lies on the metric's good side of 0, "worse" when it lies
 on the bad side, else "not distinguishable".
@@ -51,6 +53,46 @@ class Config:
 
     def column(self, metric: str) -> np.ndarray:
         return np.array([v.get(metric, math.nan) for v in self.values], dtype=float)
+
+
+@dataclass(frozen=True)
+class TaskLabels:
+    """One task's test labels: its name ("" for single-task data), class ids (n,), class count and
+    minority class (the fewest training rows)."""
+
+    name: str
+    y: np.ndarray
+    classes: int
+    minority: int
+
+
+def task_labels(facts: Mapping[str, Any]) -> list[TaskLabels] | None:
+    """The test labels of data.json's `facts` per task; None without recorded labels."""
+    labels, counts = facts.get("test_labels"), facts.get("train_counts") or []
+    tasks = facts.get("tasks") or {"": facts.get("classes") or []}
+    if not labels or not all(tasks.values()):
+        return None
+    y = np.asarray(labels, dtype=np.int64).reshape(len(labels), -1)
+    out, start = [], 0
+    for t, (name, classes) in enumerate(tasks.items()):
+        mine = counts[start : start + len(classes)]
+        minority = min(range(len(mine)), key=mine.__getitem__) if mine else 0
+        out.append(TaskLabels(name, y[:, t], len(classes), minority))
+        start += len(classes)
+    return out
+
+
+def _route(metric: str, tasks: Sequence[TaskLabels]) -> tuple[list[int], str] | None:
+    """(the tasks, the label metric) a test_* metric is computed from; None: seeds only."""
+    name = metric.removeprefix("test_")
+    for t, task in enumerate(tasks):
+        own = name.removeprefix(f"{task.name}_")
+        if task.name and own != name and LABEL_METRICS.fullmatch(own):
+            return [t], own
+    multi = len(tasks) > 1
+    if LABEL_METRICS.fullmatch(name) and not (multi and name.startswith("f1_c")):
+        return list(range(len(tasks))), name
+    return None
 
 
 @dataclass(frozen=True)
@@ -172,9 +214,7 @@ def paired_differences(
     cand: Config,
     base: Config,
     metrics: Sequence[str],
-    labels: np.ndarray | None,
-    classes: int,
-    minority: int,
+    labels: Sequence[TaskLabels] | None,
     resamples: int,
     level: float,
     seed: int = 0,
@@ -188,25 +228,37 @@ def paired_differences(
     ci = [cand.seeds.index(s) for s in common]
     bi = [base.seeds.index(s) for s in common]
     per_seed = {m: cand.column(m)[ci] - base.column(m)[bi] for m in metrics}  # on all rows
-    recorded = labels is not None and all(
-        len(p) == len(labels) for p in cand.predictions + base.predictions
+    tasks = labels or []
+    n = len(tasks[0].y) if tasks else 0
+    recorded = bool(tasks) and all(
+        p.reshape(len(p), -1).shape == (n, len(tasks)) for p in cand.predictions + base.predictions
     )  # else (no predictions recorded) seeds only
-    on_rows = [m for m in metrics if recorded and LABEL_METRICS.fullmatch(m.removeprefix("test_"))]
-    pc = np.stack([cand.predictions[i] for i in ci]) if on_rows else None
-    pb = np.stack([base.predictions[i] for i in bi]) if on_rows else None
+    routes = {m: _route(m, tasks) for m in metrics} if recorded else {}
+    on_rows = [m for m, r in routes.items() if r is not None]
+    needed = sorted({t for m in on_rows for t in routes[m][0]})
+
+    def stacked(config: Config, idx: list[int], t: int) -> np.ndarray:
+        return np.stack([config.predictions[i].reshape(n, -1)[:, t] for i in idx])
+
+    pc = {t: stacked(cand, ci, t) for t in needed}
+    pb = {t: stacked(base, bi, t) for t in needed}
     rng = np.random.default_rng(seed)
     draws: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
     for start in range(0, resamples, ROW_CHUNK):
         b = min(ROW_CHUNK, resamples - start)
         picked = (np.arange(b)[:, None], rng.integers(0, len(common), size=(b, len(common))))
         if on_rows:
-            n = len(labels)
             weights = rng.multinomial(n, np.full(n, 1 / n), size=b).astype(np.float32)
-            cc, cb = (confusions(weights, labels, p, classes) for p in (pc, pb))
+            cc = {t: confusions(weights, tasks[t].y, pc[t], tasks[t].classes) for t in needed}
+            cb = {t: confusions(weights, tasks[t].y, pb[t], tasks[t].classes) for t in needed}
         for m in metrics:
             if m in on_rows:
-                name = m.removeprefix("test_")
-                d = label_scores(name, cc, minority) - label_scores(name, cb, minority)  # (b, S)
+                which, name = routes[m]
+                d = sum(
+                    label_scores(name, cc[t], tasks[t].minority)
+                    - label_scores(name, cb[t], tasks[t].minority)
+                    for t in which
+                ) / len(which)  # (b, S)
             else:
                 d = np.broadcast_to(per_seed[m], (b, len(common)))
             draws[m].append(d[picked].mean(1))
@@ -230,9 +282,7 @@ def confirm(
     runs: Sequence[TrialRecord],
     objectives: Sequence[Objective],
     primary: Objective,
-    labels: Sequence[int] | None,
-    classes: int,
-    minority: int,
+    labels: Sequence[TaskLabels] | None,
     alpha: float = 0.05,
     resamples: int = 2000,
 ) -> Confirmation | None:
@@ -248,12 +298,11 @@ def confirm(
     baseline = min(options, key=lambda c: (_order(c, primary), c.label), default=None)  # on val
     configs.sort(key=lambda c: (c is not baseline, c.role == BASELINE, _order(c, head), c.label))
     candidates = [c for c in configs if c.role != BASELINE and c.seeds]
-    y = None if labels is None else np.asarray(labels, dtype=np.int64)
     level = 1 - alpha / max(1, len(candidates))
     comparisons: dict[str, dict[str, Comparison]] = {}
     for cand in candidates if baseline is not None else ():  # the same resamples for each
         deltas = paired_differences(
-            cand, baseline, [o.metric for o in tests], y, classes, minority, resamples, level
+            cand, baseline, [o.metric for o in tests], labels, resamples, level
         )
         comparisons[cand.label] = {
             o.metric: Comparison(o.metric, *deltas[o.metric], verdict(deltas[o.metric][0], o))

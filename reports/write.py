@@ -12,7 +12,7 @@ import pandas as pd
 
 from record.schema import REPORT_DIR
 from reports.analysis import Analysis, analyse
-from reports.confirmation import Confirmation, confirm, table
+from reports.confirmation import Confirmation, confirm, table, task_labels
 from reports.confirmation import figures as confirmation_figures
 from reports.defaults import EPOCH_RULE, HV_MARGIN
 from reports.importance import param_importances
@@ -40,20 +40,18 @@ def confirmation(run: Run, analysis: Analysis) -> Confirmation | None:
     """The confirmation stage's verdict from the run's confirmation runs (None without any)."""
     if not run.confirmations:
         return None
-    counts = run.facts.get("train_counts") or []
-    minority = min(range(len(counts)), key=counts.__getitem__) if counts else 0
     search = Objective(
         str(run.setting("search.metric") or analysis.primary.metric),
         str(run.setting("search.mode") or analysis.primary.direction),
     )
-    classes = len(run.facts.get("classes") or [])
+    per_task = [Objective(f"val_{t}_macro_f1", "max") for t in run.facts.get("tasks") or {}]
+    shown = {o.metric for o in analysis.objectives}
+    objectives = [*analysis.objectives, *(o for o in per_task if o.metric not in shown)]
     return confirm(
         run.confirmations,
-        analysis.objectives,
+        objectives,
         search,
-        run.facts.get("test_labels") if classes else None,  # None: resample seeds only
-        classes,
-        minority,
+        task_labels(run.facts),  # None: resample seeds only
         alpha=float(run.setting("confirm.alpha") or 0.05),
         resamples=int(run.setting("confirm.bootstrap") or 2000),
     )

@@ -30,7 +30,7 @@ from search.config import SearchConfig
 from search.outputs import ranked
 from trainables.dataset import Dataset
 from trainables.objective import Objective
-from trainables.params import PLAIN_CE, is_plain_ce
+from trainables.params import as_plain_ce, is_plain_ce
 from trainables.plugins import BUILT_IN, Plugins
 
 if TYPE_CHECKING:  # reports pulls in plotting: imported where the stage runs, not at startup
@@ -75,7 +75,7 @@ def choose(run: Run, cfg: SearchConfig) -> dict[str, tuple[str, dict[str, Any]]]
         front = analyse(run, list(cfg.report.objectives)).front
         chosen += [t for t in front if t not in chosen and t not in plain]
     options = {tid: params[tid] for tid in plain[:1]}
-    options |= {f"{tid}_plain_ce": params[tid] | PLAIN_CE for tid in chosen}
+    options |= {f"{tid}_plain_ce": as_plain_ce(params[tid]) for tid in chosen}
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     seen: set[str] = set()
     for label, option in options.items():
@@ -115,7 +115,7 @@ def retrain(
     train_time_s is the whole run's. Raises what training raises."""
     import torch
 
-    from trainables.context import TrialContext, scores
+    from trainables.context import TrialContext, evaluate
     from trainables.trial import pick_device, prepare_params
 
     function = plugins.load()
@@ -138,16 +138,17 @@ def retrain(
             "the trainable reported its best validation epoch without model=: nothing to test"
         )
     chosen = history[-1]["best_epoch"]
-    minority = int(torch.argmin(data.train_counts()))
     test = data.test.to(device)
     metrics = {k: v for k, v in history[chosen].items() if k.startswith("val_")}
-    metrics |= scores(logits, test, data.num_classes, minority, "test_")
+    metrics |= evaluate(logits, test, data, "test_")
+    blocks = logits.split([len(c) for c in data.tasks.values()] or [data.num_classes], dim=1)
+    predicted = torch.stack([b.argmax(1) for b in blocks], dim=1)
     metrics["train_time_s"] = history[-1]["train_time_s"]
     return {
         "epoch": chosen,
         "epochs": len(history),
         "metrics": metrics,
-        "predictions": logits.argmax(1).cpu().tolist(),
+        "predictions": (predicted if data.tasks else predicted[:, 0]).cpu().tolist(),
         "device": device.type,
     }
 

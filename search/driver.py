@@ -178,8 +178,9 @@ def write_data_notes(
     facts = {
         "preset": data.meta.get("preset"),
         "classes": list(data.classes),
+        "tasks": {name: list(classes) for name, classes in data.tasks.items()},
         "train_counts": data.train_counts().tolist(),
-        "test_labels": data.test.y.tolist(),  # the confirmation's paired bootstrap resamples rows
+        "test_labels": data.test.y.tolist(),  # (n,) or (n, T): the paired bootstrap resamples rows
         "labels": data.meta.get("label_notes", []),  # what loading did to the label column
         "collapsed": notes,
         "values_left": left,

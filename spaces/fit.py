@@ -18,7 +18,7 @@ from spaces.space import ParamSpec, Space
 from trainables.canonical import ELF_ON, TrainFacts, validate
 from trainables.errors import UserInputError
 from trainables.losses import focal_alpha
-from trainables.params import PARAMS
+from trainables.params import param, task_key, task_of
 
 
 def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
@@ -88,12 +88,21 @@ def values_left(before: Space, after: Space) -> dict[str, list[Any]]:
 def check_against(space: Space, facts: TrainFacts) -> None:
     """Raise UserInputError naming the space file for a point, or a focal α value, that the data
     cannot take (e.g. a two-class α on five classes)."""
-    counts = facts.counts()
-    for value in _values(space, "loss.alpha"):
-        try:
-            focal_alpha(value, counts, facts.classes)
-        except UserInputError as e:
-            raise UserInputError(f"{space.path}: loss.alpha: {e}") from None
+    for key in space.params:
+        task = task_of(key)
+        if task is not None and task[0] not in facts.tasks:
+            tasks = ", ".join(facts.tasks) or "none: the data has one label column"
+            raise UserInputError(
+                f"{space.path}: {key}: not a task of the data (its tasks: {tasks})"
+            )
+    for name, counts, classes in facts.labels():
+        key = task_key(name, "alpha") if name and task_key(name, "alpha") in space.params else None
+        for value in _values(space, key or "loss.alpha"):
+            try:
+                focal_alpha(value, counts, classes)
+            except UserInputError as e:
+                where = f" (task {name})" if name else ""
+                raise UserInputError(f"{space.path}: {key or 'loss.alpha'}{where}: {e}") from None
     for i, point in enumerate(space.points_to_evaluate):
         try:
             validate(point, facts)
@@ -105,7 +114,7 @@ def _values(space: Space, key: str) -> list[Any]:
     """The finite values `key` takes in `space` (its default when the space does not set it)."""
     spec = space.params.get(key)
     if spec is None:
-        return [PARAMS[key].default]
+        return [param(key).default]
     return list(spec.dist.finite or ())
 
 
@@ -144,7 +153,7 @@ def _unique(values: Any) -> tuple[Any, ...]:
 def unsearched(space: Space, key: str) -> Space:
     """`space` without `key` (the trials take its default): gone from the parameters, the
     conditions (a condition on it holds for its default only) and the points."""
-    default = PARAMS[key].default
+    default = param(key).default
     params = {}
     for k, p in space.params.items():
         if k == key:

@@ -14,7 +14,7 @@ from spaces.entries import At, check_value, line_of, parse_entry
 from spaces.safe_yaml import read_yaml
 from spaces.space import Condition, ParamSpec, Space
 from trainables.errors import UserInputError
-from trainables.params import PARAMS, closest
+from trainables.params import PARAMS, closest, param
 
 SPACES_DIR = Path(__file__).resolve().parent
 TOP_LEVEL = ("description", "params", "points_to_evaluate")
@@ -34,7 +34,7 @@ def _condition(at: At, key: str, raw: Any, dists: dict[str, Distribution]) -> Co
         if parent not in dists:
             known = (
                 "is a trial key this space does not define: add it to params"
-                if (parent in PARAMS)
+                if param(str(parent)) is not None
                 else f"is not a parameter{closest(str(parent), tuple(dists))}"
             )
             here.fail(f"condition on undefined parameter {parent!r}: it {known}")
@@ -47,7 +47,7 @@ def _condition(at: At, key: str, raw: Any, dists: dict[str, Distribution]) -> Co
         values = allowed if isinstance(allowed, list) else [allowed]
         if not values:
             here.fail("needs at least one value")
-        checked = tuple(check_value(here, PARAMS[parent], v) for v in values)
+        checked = tuple(check_value(here, param(parent), v) for v in values)
         for v in checked:
             if v not in finite:
                 here.fail(
@@ -89,9 +89,10 @@ def _params(at: At, raw: Any) -> dict[str, ParamSpec]:
     parsed: dict[str, tuple[Distribution, Any, str]] = {}
     for key, entry in raw.items():
         here = at.sub(str(key), line_of(raw, key))
-        if not isinstance(key, str) or key not in PARAMS:
+        known = param(key) if isinstance(key, str) else None
+        if known is None:
             here.fail(f"unknown trial key{closest(str(key), tuple(PARAMS))}")
-        parsed[key] = parse_entry(here, PARAMS[key], entry)
+        parsed[key] = parse_entry(here, known, entry)
     dists = {k: d for k, (d, _, _) in parsed.items()}
     specs = {}
     for key, (dist, when, description) in parsed.items():
@@ -115,11 +116,11 @@ def _point(at: At, raw: Any, specs: dict[str, ParamSpec]) -> dict[str, Any]:
         if key not in specs:
             known = (
                 "is a trial key this space does not search"
-                if key in PARAMS
+                if param(str(key)) is not None
                 else (f"is not a parameter of this space{closest(str(key), tuple(specs))}")
             )
             here.fail(f"unknown point key: it {known}")
-        value = check_value(here, PARAMS[key], value)
+        value = check_value(here, param(key), value)
         if not specs[key].dist.contains(value):
             here.fail(f"{fmt(value)} lies outside the distribution {specs[key].dist}")
         point[key] = value

@@ -18,6 +18,7 @@ from reports.confirmation import (
     WORSE,
     Config,
     Interval,
+    TaskLabels,
     answer,
     confirm,
     confusions,
@@ -83,7 +84,8 @@ def test_label_scores_match_sklearn_on_each_resample(metric):
 
 
 def paired_difference(cand, base, metric, labels, resamples, level):
-    return paired_differences(cand, base, [metric], labels, K, 0, resamples, level)[metric]
+    tasks = None if labels is None else [TaskLabels("", np.asarray(labels), K, 0)]
+    return paired_differences(cand, base, [metric], tasks, resamples, level)[metric]
 
 
 def test_one_seed_row_bootstrap_agrees_with_scipy_paired_bootstrap():
@@ -165,7 +167,7 @@ def test_confirm_end_to_end_on_hand_built_runs():
         copy = {"test_macro_f1": f1_score(y, noisy, average="macro"), "test_ece": 0.1}
         runs.append(run("c2", CANDIDATE, seed, copy, noisy))
     objectives = [Objective("val_macro_f1", "max"), Objective("val_ece", "min")]
-    c = confirm(runs, objectives, objectives[0], y.tolist(), K, 0, resamples=1000)
+    c = confirm(runs, objectives, objectives[0], [TaskLabels("", y, K, 0)], resamples=1000)
     assert c is not None and c.baseline.label == "b0"
     good, same = c.comparisons["c1"]["test_macro_f1"], c.comparisons["c2"]["test_macro_f1"]
     assert good.verdict == BETTER and good.delta.low > 0 and good.seeds == 3
@@ -182,6 +184,6 @@ def test_no_better_candidate_says_so():
     runs = [run("b0", BASELINE, s, {"test_macro_f1": 0.8}) for s in (1, 2)]
     runs += [run("c1", CANDIDATE, s, {"test_macro_f1": 0.8 + 0.01 * (-1) ** s}) for s in (1, 2)]
     objectives = [Objective("val_macro_f1", "max")]
-    c = confirm(runs, objectives, objectives[0], None, K, 0, resamples=500)
+    c = confirm(runs, objectives, objectives[0], None, resamples=500)
     assert c.answer.startswith("no configuration beats plain CE on test_macro_f1")
     assert "best: trial c1" in c.answer

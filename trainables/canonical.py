@@ -21,7 +21,10 @@ With the data (`Dataset`, see `TrainFacts`), also:
   min, skip): e.g. a granularity whose ownership columns copy another's, every policy where no
   training sample lacks ownership, or fills that a clip bound moves to the same value;
 - where no training sample lacks that ownership, elf.missing and elf.default_* are dropped;
-- a class-weight cap that the weights never reach (max/min ≤ cap) is null.
+- a class-weight cap that the weights never reach (max/min ≤ cap) is null;
+- multi-task data: every task's loss.<task>.kind/gamma/alpha is written out (absent ones take
+  loss.kind/gamma/alpha, which then go) and the focal rules apply per task; single-task data
+  drops task.weighting.
 A None for a key that cannot be None is the inactive marker of `search.param_space` and is dropped.
 """
 
@@ -37,7 +40,17 @@ import torch
 from trainables.dataset import Dataset, Split, granularity_index
 from trainables.errors import UserInputError
 from trainables.losses import class_weights, focal_alpha
-from trainables.params import GRANULARITIES, PARAMS, STRATEGIES, TrialParams, closest
+from trainables.params import (
+    GRANULARITIES,
+    PARAMS,
+    STRATEGIES,
+    TASK_FIELDS,
+    TrialParams,
+    closest,
+    param,
+    task_key,
+    task_of,
+)
 from trainables.weights import check_clip_bounds, train_weights
 
 ELF_ON = tuple(s for s in STRATEGIES if s != "none")
@@ -83,16 +96,29 @@ class TrainFacts:
     train: Split
     classes: tuple[str, ...]
     ignored: Mapping[str, str] = field(default_factory=dict)
+    tasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # multi-task data
     _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, data: Dataset, ignored: Mapping[str, str] | None = None) -> TrainFacts:
         t = data.train
         light = Split(t.x.new_empty((len(t), 0)), t.y, t.aco, t.rso)
-        return cls(light, data.classes, dict(ignored or {}))
+        ignored = dict(ignored or {})
+        if not data.tasks:
+            ignored.setdefault("task.weighting", "the data has one label column")
+        return cls(light, data.classes, ignored, dict(data.tasks))
 
     def counts(self) -> torch.Tensor:
         return torch.bincount(self.train.y, minlength=len(self.classes))
+
+    def labels(self) -> list[tuple[str, torch.Tensor, tuple[str, ...]]]:
+        """(task, training counts, classes) per task; ("", counts, classes) for a single task."""
+        if not self.tasks:
+            return [("", self.counts(), self.classes)]
+        return [
+            (name, torch.bincount(self.train.y[:, t], minlength=len(c)), c)
+            for t, (name, c) in enumerate(self.tasks.items())
+        ]
 
     def _memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -161,11 +187,15 @@ class TrainFacts:
 
     def cap_binds(self, method: str, beta: float, cap: float) -> bool:
         """True when cw.cap changes the class weights of the training counts."""
-        counts = self.counts()
 
         def compute() -> bool:
-            capped = class_weights(counts, method, beta, cap, self.classes)
-            return not torch.equal(capped, class_weights(counts, method, beta, None))
+            return any(
+                not torch.equal(
+                    class_weights(counts, method, beta, cap, classes),
+                    class_weights(counts, method, beta, None),
+                )
+                for _, counts, classes in self.labels()
+            )
 
         return self._memo(("cap", method, beta, cap), compute)
 
@@ -186,6 +216,9 @@ def relevant(key: str, values: Mapping[str, Any], facts: TrainFacts | None = Non
     """True when `key` can affect training given the complete flat config `values` (and data)."""
     if facts is not None and key in facts.ignored:
         return False
+    task = task_of(key)
+    if task is not None and task[1] != "kind":  # a task's γ and α: with its focal loss only
+        return values.get(task_key(task[0], "kind"), values["loss.kind"]) == "focal"
     if facts is not None and key in NEEDS_MISSING and _nothing_missing(values, facts):
         return False
     return all(
@@ -198,8 +231,12 @@ Rule = Callable[[Mapping[str, Any], TrainFacts | None], dict[str, Any]]
 
 
 def _focal_is_ce(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
-    collapse = v["loss.kind"] == "focal" and v["loss.gamma"] == 0 and v["loss.alpha"] is None
-    return {"loss.kind": "ce"} if collapse else {}
+    out = {}
+    for prefix in ["loss.", *{f"loss.{t[0]}." for k in v if (t := task_of(k))}]:
+        kind, gamma, alpha = (v.get(prefix + f) for f in TASK_FIELDS)
+        if kind == "focal" and gamma == 0 and alpha is None:
+            out[prefix + "kind"] = "ce"
+    return out
 
 
 def _effective_beta_zero(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
@@ -281,15 +318,16 @@ REWRITES: tuple[Rule, ...] = (
 def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in params.items():
-        if key not in PARAMS:
+        known = param(key)
+        if known is None:
             hint = closest(key, tuple(PARAMS))
             raise UserInputError(f"unknown trial key {key!r}{hint}")
-        if value is None and PARAMS[key].kind not in ("float_or_none", "alpha"):
+        if value is None and known.kind not in ("float_or_none", "alpha"):
             continue
         if isinstance(value, float) and math.isnan(value):
             raise UserInputError(f"{key}: expected a number, got nan")
         try:
-            out[key] = PARAMS[key].check(value)
+            out[key] = known.check(value)
         except ValueError as e:
             raise UserInputError(str(e)) from e
     return out
@@ -302,13 +340,35 @@ def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict
     out = _checked(params)
     v = defaults() | out
     check_clip_bounds(v["elf.clip_min"], v["elf.clip_max"])
-    if facts is not None:
-        counts = facts.counts()
-        if v["loss.kind"] == "focal":
-            focal_alpha(v["loss.alpha"], counts, facts.classes)
-        if v["cw.method"] != "none":
-            class_weights(counts, v["cw.method"], v["cw.beta"], v["cw.cap"], facts.classes)
+    if facts is None:
+        return out
+    unknown = [k for k in out if (t := task_of(k)) and t[0] not in facts.tasks]
+    if unknown:
+        tasks = ", ".join(facts.tasks) or "none: the data has one label column"
+        raise UserInputError(f"{unknown[0]}: not a task of the data (its tasks: {tasks})")
+    for name, counts, classes in facts.labels():
+        own = {f: v.get(task_key(name, f), v[f"loss.{f}"]) for f in TASK_FIELDS}
+        where = f"task {name}: " if name else ""
+        try:
+            if own["kind"] == "focal":
+                focal_alpha(own["alpha"], counts, classes)
+            if v["cw.method"] != "none":
+                class_weights(counts, v["cw.method"], v["cw.beta"], v["cw.cap"], classes)
+        except UserInputError as e:
+            raise UserInputError(f"{where}{e}") from None
     return out
+
+
+def per_task(params: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` with every task's loss.<task>.* written out (absent: loss.*) and loss.* gone."""
+    v = defaults() | dict(params)
+    own = {
+        task_key(t, f): v.get(task_key(t, f), v[f"loss.{f}"]) for t in tasks for f in TASK_FIELDS
+    }
+    return {k: x for k, x in params.items() if k not in LOSS_KEYS} | own
+
+
+LOSS_KEYS = tuple(f"loss.{f}" for f in TASK_FIELDS)
 
 
 def canonical(
@@ -327,6 +387,8 @@ def canonical(
     out = validate(params, facts)
     if fill_defaults:
         out = {k: out.get(k, d) for k, d in defaults().items()}
+    if facts is not None and facts.tasks:
+        out = per_task(out, facts.tasks)
     for _ in range(MAX_PASSES):
         full = defaults() | out
         updates = {k: v for rule in REWRITES for k, v in rule(full, facts).items() if full[k] != v}

@@ -22,6 +22,7 @@ from trainables.dataset import Dataset, Split
 from trainables.errors import UserInputError
 from trainables.metrics import classification_metrics, plain_ce
 from trainables.models import ModelInputs, model_factory
+from trainables.multitask import MultiTaskLoss
 from trainables.nonfinite import NonFiniteError
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.params import TrialParams
@@ -65,6 +66,32 @@ def scores(
     return out
 
 
+COMBINED = ("macro_f1", "accuracy", "worst_recall", "minority_f1", "ece", "loss")
+
+
+def evaluate(logits: torch.Tensor, split: Split, data: Dataset, prefix: str) -> dict[str, float]:
+    """`scores` of `split`; multi-task data: each task's as <prefix><task>_<metric> and their mean
+    over tasks as <prefix><metric> for the COMBINED metrics (mean macro-F1 and the others)."""
+    minority = lambda d: int(torch.argmin(d.train_counts()))  # noqa: E731
+    if not data.tasks:
+        return scores(logits, split, data.num_classes, minority(data), prefix)
+    if logits.shape != (len(split), data.num_classes) or not logits.is_floating_point():
+        raise UserInputError(
+            f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)}; expected "
+            f"float logits (N, C) = ({len(split)}, {data.num_classes}): the tasks' side by side"
+        )
+    blocks = logits.split([len(c) for c in data.tasks.values()], dim=1)
+    out: dict[str, float] = {}
+    for t, ((name, view), block) in enumerate(zip(data.views(), blocks, strict=True)):
+        each = scores(block, split.task(t), view.num_classes, minority(view), "")
+        out |= {f"{prefix}{name}_{k}": v for k, v in each.items()}
+    for metric in COMBINED:
+        out[f"{prefix}{metric}"] = sum(out[f"{prefix}{n}_{metric}"] for n in data.tasks) / len(
+            data.tasks
+        )
+    return out
+
+
 class MissingMetric(UserInputError):
     """A report without the search metric (and no model to compute it from)."""
 
@@ -88,7 +115,6 @@ class TrialContext:
         self.plugins, self.objective, self._sink = plugins, objective, sink
         self._on_device: dict[str, Split] = {}
         self._test = test
-        self._minority = int(torch.argmin(data.train_counts()))
         restored = restored or {"state": None, "epoch": -1, "best": None, "best_epoch": -1}
         self.checkpoint: Any = restored["state"]
         self.start_epoch = self._epoch = restored["epoch"] + 1
@@ -105,14 +131,18 @@ class TrialContext:
     def build_model(self) -> nn.Module:
         """The `model=` choice, sized from the data and the params, on the trial's device."""
         data = self.data
+        sizes = tuple(len(c) for c in data.tasks.values())
         inputs = ModelInputs(
-            data.num_features, data.num_classes, data.vocab_size, self.plugins.encoder
+            data.num_features, data.num_classes, data.vocab_size, self.plugins.encoder, sizes
         )
         return model_factory(self.plugins.model)(inputs, self.params).to(self.device)
 
-    def loss(self, train: Split | None = None) -> TrialLoss:
-        """The config's loss over `train` (default: the training split on the trial's device)."""
+    def loss(self, train: Split | None = None) -> TrialLoss | MultiTaskLoss:
+        """The config's loss over `train` (default: the training split on the trial's device); a
+        MultiTaskLoss for multi-task data (its `parameters()` belong in the optimizer)."""
         split = self._split("train") if train is None else train
+        if self.data.tasks:
+            return MultiTaskLoss(self.params, split, self.data.tasks)
         return TrialLoss(self.params, split, self.data.classes)
 
     def report(
@@ -146,7 +176,7 @@ class TrialContext:
 
     def _validation(self, model: nn.Module) -> dict[str, float]:
         val = self._split("val")
-        return scores(predict(model, val), val, self.data.num_classes, self._minority, "val_")
+        return evaluate(predict(model, val), val, self.data, "val_")
 
     def _check(self, out: dict[str, Any]) -> None:
         metric = self.objective.metric

@@ -15,7 +15,7 @@ class Split:
     """One split. Ownership columns follow GRANULARITIES order; NaN marks missing ownership."""
 
     x: torch.Tensor  # (n, F) float32, standardised on the training split
-    y: torch.Tensor  # (n,) int64 class ids
+    y: torch.Tensor  # (n,) int64 class ids; multi-task data: (n, T), column t task t's ids
     aco: torch.Tensor  # (n, 3) float32 authoring ownership in [0, 1] or NaN
     rso: torch.Tensor  # (n, 3) float32 reviewing ownership in [0, 1] or NaN
     tokens: torch.Tensor | None = None  # (n, L) int64 text ids, 0 = padding
@@ -30,6 +30,10 @@ class Split:
         return replace(
             self, **{k: move(getattr(self, k)) for k in ("x", "y", "aco", "rso", "tokens")}
         )
+
+    def task(self, t: int) -> Split:
+        """This split with task `t`'s labels as y (n,)."""
+        return replace(self, y=self.y[:, t])
 
     def take(self, rows: slice) -> Split:
         """The rows `rows` of every column."""
@@ -46,11 +50,12 @@ class Dataset:
     train: Split
     val: Split
     test: Split
-    classes: tuple[str, ...]  # class id -> label name
+    classes: tuple[str, ...]  # class id -> label name; multi-task: "task:label", task by task
     vocab_size: int = 0  # number of text-id buckets including padding id 0; 0 when no text
     meta: dict[str, Any] = field(
         default_factory=dict
     )  # provenance: preset, seed, label mapping, notes
+    tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # multi-task: name -> classes
 
     def without_test(self) -> Dataset:
         """This dataset with an empty test split: what the search's trials get (the test split
@@ -64,15 +69,29 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """Logit columns: the class count, for multi-task data the sum over tasks."""
         return len(self.classes)
+
+    def task(self, t: int) -> Dataset:
+        """Task `t` of multi-task data as single-task data (its labels, classes)."""
+        name, classes = list(self.tasks.items())[t]
+        views = {k: getattr(self, k).task(t) for k in ("train", "val", "test")}
+        meta = self.meta | {"task": name}
+        return replace(self, **views, classes=classes, tasks={}, meta=meta)
+
+    def views(self) -> list[tuple[str, Dataset]]:
+        """(task name, single-task data) per task; [("", self)] for single-task data."""
+        return [(n, self.task(t)) for t, n in enumerate(self.tasks)] or [("", self)]
 
     @property
     def num_features(self) -> int:
         return int(self.train.x.shape[1])
 
     def train_counts(self) -> torch.Tensor:
-        """(K,) int64 number of training examples per class."""
-        return torch.bincount(self.train.y, minlength=self.num_classes)
+        """(K,) int64 number of training examples per class (multi-task: task by task)."""
+        return torch.cat(
+            [torch.bincount(d.train.y, minlength=len(d.classes)) for _, d in self.views()]
+        )
 
 
 def granularity_index(granularity: str) -> int:

@@ -2,7 +2,8 @@
 
 A factory is `factory(inputs: ModelInputs, params: Mapping[str, Any]) -> nn.Module`; the module is
 called as `model(x, tokens)` with x (N, F) float features and tokens (N, L) int64 ids (0 = padding)
-or None, and returns float logits (N, C). It may declare its own trial keys (`trainables.plugins`),
+or None, and returns float logits (N, C) (multi-task data: (N, Σ C_t), the tasks' blocks side by
+side, `ModelInputs.task_sizes`). It may declare its own trial keys (`trainables.plugins`),
 `param_groups()` (torch.optim parameter groups) and `eval_batch_size` (rows per prediction pass).
 """
 
@@ -21,20 +22,25 @@ from trainables.plugins import is_reference, load_object
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """What a factory sizes its model from: the data's feature width, text-id vocabulary (0: no
-    text column), class count, and (model=text, finetune) the sentence encoder's name."""
+    """What a factory sizes its model from: the data's feature width, class count (multi-task: the
+    sum over tasks), text-id vocabulary (0: no text column), (model=text, finetune) the sentence
+    encoder's name, and for multi-task data each task's class count (the logits' blocks, in
+    order; () for a single task)."""
 
     num_features: int
     num_classes: int
     vocab_size: int = 0
     encoder: str = ""
+    task_sizes: tuple[int, ...] = ()
 
 
 Factory = Callable[[ModelInputs, Mapping[str, Any]], nn.Module]
 
 
 class MLPClassifier(nn.Module):
-    """logits = MLP([x ; mean-bag(tokens)]); the bag is present only when the data has text."""
+    """logits = head(body([x ; mean-bag(tokens)])); the bag is present only when the data has
+    text. For multi-task data the head's rows for each task's classes are that task's linear head
+    over the shared body."""
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 GRANULARITIES = ("repository", "subsystem", "package")
@@ -16,6 +16,8 @@ ALPHA_RULES = ("inverse_frequency", "sqrt_inverse_frequency")  # and "effective:
 STRATEGIES = ("none", "aco", "rso", "avg", "max")
 MISSING_POLICIES = ("default", "impute", "min", "skip")
 OPTIMIZERS = ("adamw", "sgd")
+WEIGHTINGS = ("uniform", "inverse_accuracy", "inverse_f1", "difficulty", "uncertainty")
+TASK_FIELDS = ("kind", "gamma", "alpha")  # loss.<task>.<field>: one task's loss (multi-task data)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,13 @@ PARAMS: dict[str, Param] = {
             "(∝ 1/√n_k) or effective:β (∝ (1 − β)/(1 − β^n_k)), each summing to 1; or a list of "
             "one value per class.",
         ),
+        _p(
+            "task.weighting",
+            "uniform",
+            "str",
+            "Multi-task data: how the tasks' losses are weighed (trainables.multitask).",
+            choices=WEIGHTINGS,
+        ),
         # Experience-aware (ELF) sample weights
         _p(
             "elf.strategy",
@@ -232,8 +241,49 @@ PLAIN_CE = {
 
 
 def is_plain_ce(params: Mapping[str, Any]) -> bool:
-    """True when flat `params` train with unweighted, unsampled cross-entropy (absent: defaults)."""
-    return all(params.get(k, PARAMS[k].default) == v for k, v in PLAIN_CE.items())
+    """True when flat `params` train with unweighted, unsampled cross-entropy (absent: defaults),
+    every task's loss.<task>.kind included."""
+    tasks = [v for k, v in params.items() if (task_of(k) or ("", ""))[1] == "kind"]
+    plain = all(params.get(k, PARAMS[k].default) == v for k, v in PLAIN_CE.items())
+    return plain and all(v == "ce" for v in tasks)
+
+
+def as_plain_ce(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` with the plain cross-entropy recipe (and every loss.<task>.kind ce)."""
+    tasks = {k: "ce" for k in params if (task_of(k) or ("", ""))[1] == "kind"}
+    return dict(params) | PLAIN_CE | tasks
+
+
+def task_key(task: str, name: str) -> str:
+    """The key of task `task`'s own loss setting `name` (kind, gamma or alpha)."""
+    return f"loss.{task}.{name}"
+
+
+def task_of(key: str) -> tuple[str, str] | None:
+    """(task, field) of a loss.<task>.<field> key, else None."""
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "loss" and parts[1] and parts[2] in TASK_FIELDS:
+        return parts[1], parts[2]
+    return None
+
+
+def param(key: str) -> Param | None:
+    """The registered parameter `key`, or for loss.<task>.<field> one task's copy of loss.<field>
+    (absent, the task takes loss.<field>); None for an unknown key."""
+    if key in PARAMS:
+        return PARAMS[key]
+    found = task_of(key)
+    if found is None:
+        return None
+    base = PARAMS[f"loss.{found[1]}"]
+    return replace(base, key=key, doc=f"Task {found[0]} only (else loss.{found[1]}): {base.doc}")
+
+
+def task_params(params: TrialParams, task: str) -> TrialParams:
+    """`params` with task `task`'s own loss.<task>.* values as loss.kind, loss.gamma, loss.alpha."""
+    keys = {f"loss.{f}": task_key(task, f) for f in TASK_FIELDS}
+    own = {k: params.values[t] for k, t in keys.items() if t in params.values}
+    return TrialParams(params.values | own)
 
 
 def closest(name: str, names: list[str] | tuple[str, ...]) -> str:
@@ -256,7 +306,8 @@ class TrialParams:
         """Validate `flat` (unknown keys are an error) and fill defaults for missing keys."""
         values = {k: p.default for k, p in PARAMS.items()}
         for key, value in flat.items():
-            if key not in PARAMS:
+            known = param(key)
+            if known is None:
                 raise ValueError(f"unknown trial parameter {key!r}{closest(key, tuple(PARAMS))}")
-            values[key] = PARAMS[key].check(value)
+            values[key] = known.check(value)
         return cls(values)

@@ -109,6 +109,12 @@ PRESETS: dict[str, Preset] = {
         TableSpec,
         load_table,
     ),
+    "nova-multitask": Preset(
+        f"the Nova comments ({NOVA_PATH}) with two tasks: comment_group and manual_rating",
+        replace(NOVA, label=("comment_group", "manual_rating")),
+        TableSpec,
+        load_table,
+    ),
 }
 
 

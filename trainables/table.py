@@ -1,8 +1,10 @@
 """Load a CSV or Parquet table into a Dataset: labels, standardised features, ownership, text ids.
 
 Rules (all fitted on the training split only):
-- split: stratified by label with a fixed seed; each class needs >= 3 rows (one per split).
+- split: stratified by label (the first, for several label columns) with a fixed seed; each class
+  needs >= 3 rows (one per split).
 - labels: sorted (numerically when the column is numeric) and numbered 0..K−1; meta["label_map"].
+  Several label columns (multi-task): one task each, y (n, T), Dataset.tasks their classes.
 - features: ±inf is treated as NaN; `log_features` get sign(x)·log1p(|x|) first; then
   x' = (x − mean) / std (population std); NaN becomes 0 (the training mean). Columns that are
   constant or all-NaN on the training split are dropped (meta["dropped_features"]).
@@ -47,7 +49,7 @@ class TableSpec:
     """Where the table is and how to read it; every default is here."""
 
     path: str  # .csv/.tsv (UTF-8, header row) or .parquet/.pq; relative to the current directory
-    label: str  # class column; its distinct values become the classes
+    label: str | tuple[str, ...]  # class column(s); their distinct values become the classes
     text: str | None = None  # optional free-text column, hashed into EmbeddingBag ids
     features: tuple[str, ...] | str = "auto"  # numeric feature columns, or "auto"
     ownership: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # column -> mapping
@@ -84,14 +86,23 @@ def load_table(spec: TableSpec) -> Dataset:
     frame = _read(spec.path, names, needed, spec.text)
     if len(frame) == 0:
         raise UserInputError(f"{spec.path}: the table has no data rows")
-    labels, keep, label_notes = clean_labels(spec, frame[spec.label])
+    columns = label_columns(spec)
+    cleaned = [clean_labels(spec, c, frame[c]) for c in columns]
+    keep = np.logical_and.reduce([k for _, k, _ in cleaned])
+    label_notes = [note for _, _, notes in cleaned for note in notes]
+    values = [v[keep].reset_index(drop=True) for v, _, _ in cleaned]
     if not keep.all():
-        frame, labels = frame[keep].reset_index(drop=True), labels[keep].reset_index(drop=True)
+        frame = frame[keep].reset_index(drop=True)
     for note in label_notes:
         log.warning("%s: %s", spec.path, note)
     features = _feature_names(spec, frame, owners)
-    y, classes = _labels(spec, labels)
-    train, val, test = stratified_split(y, spec.val_frac, spec.test_frac, spec.seed)
+    coded = [_labels(spec, c, v) for c, v in zip(columns, values, strict=True)]
+    train, val, test = stratified_split(coded[0][0], spec.val_frac, spec.test_frac, spec.seed)
+    y = coded[0][0] if len(coded) == 1 else np.stack([ids for ids, _ in coded], axis=1)
+    tasks = {c: tuple(names) for c, (_, names) in zip(columns, coded, strict=True)}
+    classes = (
+        coded[0][1] if len(coded) == 1 else [f"{t}:{k}" for t, ks in tasks.items() for k in ks]
+    )
     x, kept, stats = _standardise(spec, frame, features, train)
     if not kept and spec.text is None:
         raise UserInputError(_nothing_to_learn(spec.path, features))
@@ -110,6 +121,7 @@ def load_table(spec: TableSpec) -> Dataset:
         "path": spec.path,
         "label": spec.label,
         "label_map": {name: i for i, name in enumerate(classes)},
+        "label_maps": {t: {k: i for i, k in enumerate(ks)} for t, ks in tasks.items()},
         "text": spec.text,
         "features": kept,
         "dropped_features": [f for f in features if f not in kept],
@@ -122,7 +134,22 @@ def load_table(spec: TableSpec) -> Dataset:
         "label_notes": label_notes,
     }
     vocab = spec.text_buckets if spec.text is not None else 0
-    return Dataset(*parts, classes=tuple(classes), vocab_size=vocab, meta=meta)
+    multi = tasks if len(tasks) > 1 else {}
+    return Dataset(*parts, classes=tuple(classes), vocab_size=vocab, meta=meta, tasks=multi)
+
+
+def label_columns(spec: TableSpec) -> tuple[str, ...]:
+    """The label column(s) of `spec`: one per task, distinct, without dots (loss.<task>.* keys)."""
+    columns = (spec.label,) if isinstance(spec.label, str) else tuple(spec.label)
+    if not columns or len(set(columns)) != len(columns):
+        raise UserInputError(f"data.label: expected a column or distinct columns, got {columns}")
+    dotted = [c for c in columns if len(columns) > 1 and "." in c]
+    if dotted:
+        raise UserInputError(
+            f"data.label: task column {dotted[0]!r} has a dot, which loss.<task>.* keys cannot "
+            "name; rename the column"
+        )
+    return columns
 
 
 def _nothing_to_learn(path: str, features: list[str]) -> str:
@@ -263,7 +290,7 @@ def _needed_columns(
     spec: TableSpec, names: list[str], owners: list[OwnershipColumn]
 ) -> list[str] | None:
     """Columns to read (None: all, for features="auto"); every named column must exist."""
-    wanted = [("label", spec.label)]
+    wanted = [("label", c) for c in label_columns(spec)]
     if spec.text is not None:
         wanted.append(("text", spec.text))
     if spec.features != "auto":
@@ -326,14 +353,15 @@ def _feature_names(
     spec: TableSpec, frame: pd.DataFrame, owners: list[OwnershipColumn]
 ) -> list[str]:
     if spec.features == "auto":
-        skip = {spec.label, spec.text, *(o.column for o in owners)}
+        skip = {*label_columns(spec), spec.text, *(o.column for o in owners)}
         names = [c for c in frame.columns if c not in skip and _numeric(frame[c])]
     else:
         names = list(spec.features)
-        if spec.label in names:
-            raise UserInputError(
-                f"data.features: the label column {spec.label!r} cannot also be a feature"
-            )
+        for label in label_columns(spec):
+            if label in names:
+                raise UserInputError(
+                    f"data.features: the label column {label!r} cannot also be a feature"
+                )
     named = [] if spec.features == "auto" else [("feature", n) for n in names]
     for role, name in [*named, *(("ownership", o.column) for o in owners)]:
         if frame[name].isna().all():
@@ -357,7 +385,9 @@ def _numeric(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
 
 
-def clean_labels(spec: TableSpec, column: pd.Series) -> tuple[pd.Series, np.ndarray, list[str]]:
+def clean_labels(
+    spec: TableSpec, name: str, column: pd.Series
+) -> tuple[pd.Series, np.ndarray, list[str]]:
     """The label column as it is factorised, the rows kept, and one sentence per change or
     suspicion: surrounding whitespace (always stripped), spellings that differ only in case
     (folded with fold_labels), classes under min_class_rows (merged into "other" or dropped)."""
@@ -368,7 +398,7 @@ def clean_labels(spec: TableSpec, column: pd.Series) -> tuple[pd.Series, np.ndar
         raw, stripped = column.dropna().unique(), values.dropna().unique()
         if len(raw) != len(stripped):
             notes.append(
-                f"label column {spec.label!r}: {len(raw) - len(stripped)} label(s) differ from "
+                f"label column {name!r}: {len(raw) - len(stripped)} label(s) differ from "
                 "another only in surrounding whitespace; stripped"
             )
         values, folded = _fold_case(values, spec.fold_labels)
@@ -379,7 +409,7 @@ def clean_labels(spec: TableSpec, column: pd.Series) -> tuple[pd.Series, np.ndar
                 else ("kept apart (data.fold_labels=true folds them)")
             )
             notes.append(
-                f"label column {spec.label!r}: spellings that differ only in case, {done}: "
+                f"label column {name!r}: spellings that differ only in case, {done}: "
                 + "; ".join(" / ".join(map(repr, g)) for g in folded)
             )
     keep = np.ones(len(values), dtype=bool)
@@ -394,7 +424,7 @@ def clean_labels(spec: TableSpec, column: pd.Series) -> tuple[pd.Series, np.ndar
             values = values.astype("object").where(~mask, "other")
             what = "merged into class 'other'"
         notes.append(
-            f"label column {spec.label!r}: classes {sizes} have fewer than "
+            f"label column {name!r}: classes {sizes} have fewer than "
             f"data.min_class_rows={spec.min_class_rows} rows: {what}"
         )
     return values, keep, notes
@@ -414,7 +444,7 @@ def _fold_case(values: pd.Series, fold: bool) -> tuple[pd.Series, list[list[str]
     return values, variants
 
 
-def _labels(spec: TableSpec, values: pd.Series) -> tuple[np.ndarray, list[str]]:
+def _labels(spec: TableSpec, name: str, values: pd.Series) -> tuple[np.ndarray, list[str]]:
     """(n,) int64 class ids and the class names, sorted (numerically for numeric labels)."""
     missing = values.isna().to_numpy()
     if not _numeric(values):
@@ -422,21 +452,21 @@ def _labels(spec: TableSpec, values: pd.Series) -> tuple[np.ndarray, list[str]]:
     if missing.any():
         rows = np.flatnonzero(missing)[:5].tolist()
         raise UserInputError(
-            f"{spec.path}: label column {spec.label!r} has {int(missing.sum())} empty/NaN values "
+            f"{spec.path}: label column {name!r} has {int(missing.sum())} empty/NaN values "
             f"(first rows {rows}); every row needs a label"
         )
     codes, uniques = pd.factorize(values, sort=True)
     classes = [_label_name(v) for v in uniques]
     if len(classes) < 2:
         raise UserInputError(
-            f"{spec.path}: label column {spec.label!r} has a single class {classes!r}; "
+            f"{spec.path}: label column {name!r} has a single class {classes!r}; "
             "expected at least two"
         )
     counts = np.bincount(codes, minlength=len(classes))
     if counts.min() < MIN_CLASS_ROWS:
         small = {classes[k]: int(c) for k, c in enumerate(counts) if c < MIN_CLASS_ROWS}
         raise UserInputError(
-            f"{spec.path}: label column {spec.label!r}: classes {small} have fewer than "
+            f"{spec.path}: label column {name!r}: classes {small} have fewer than "
             f"{MIN_CLASS_ROWS} rows, too few for a stratified train/val/test split; "
             "data.min_class_rows=N with data.rare_classes=merge or drop handles them"
         )

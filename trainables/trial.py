@@ -26,11 +26,18 @@ def pick_device(gpu_assigned: bool) -> torch.device:
     )
 
 
-def make_optimizer(model: torch.nn.Module, params: TrialParams) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: torch.nn.Module, params: TrialParams, extra: list[torch.Tensor] = ()
+) -> torch.optim.Optimizer:
     """The torch.optim optimizer `train.optimizer` names, at `train.lr` and `train.weight_decay`,
-    over the model's `param_groups()` where it has them (e.g. its own lr for an encoder)."""
+    over the model's `param_groups()` where it has them (e.g. its own lr for an encoder), and
+    `extra` tensors (a loss's own, e.g. uncertainty weighting's s_t) at train.lr without decay."""
     groups = getattr(model, "param_groups", None)
-    parameters = groups() if callable(groups) else model.parameters()
+    parameters = list(groups() if callable(groups) else model.parameters())
+    if extra:
+        if parameters and not isinstance(parameters[0], dict):
+            parameters = [{"params": parameters}]
+        parameters.append({"params": list(extra), "weight_decay": 0.0})
     lr, decay = params["train.lr"], params["train.weight_decay"]
     if params["train.optimizer"] == "sgd":
         return torch.optim.SGD(
@@ -53,10 +60,11 @@ def train(ctx: TrialContext) -> None:
     gen = torch.Generator().manual_seed(params["seed"])
     split = ctx.data.train.to(device)
     model = ctx.build_model()
-    optim = make_optimizer(model, params)
     loss_of = ctx.loss(split)
+    optim = make_optimizer(model, params, loss_of.parameters())
     if ctx.checkpoint is not None:
         model.load_state_dict(ctx.checkpoint["model"])
+        loss_of.load(ctx.checkpoint.get("loss", {}))
         optim.load_state_dict(ctx.checkpoint["optim"])
         gen.set_state(ctx.checkpoint["gen"])
         torch.set_rng_state(ctx.checkpoint["torch_rng"])
@@ -81,6 +89,7 @@ def train(ctx: TrialContext) -> None:
             "optim": optim.state_dict(),
             "gen": gen.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "loss": loss_of.state(),
         }
         metrics = {"train_loss": float(total) / order.shape[0]} | step.stats()
         ctx.report(metrics, model=model, checkpoint=state)

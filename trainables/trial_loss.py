@@ -84,6 +84,17 @@ class TrialLoss:
         """One epoch's sample indices (train.balanced_sampling: class-balanced draws)."""
         return epoch_order(self.y, self.params["train.balanced_sampling"], gen)
 
+    def parameters(self) -> list[Tensor]:
+        """The loss's own trainable tensors: none (multi-task uncertainty weighting has some)."""
+        return []
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the loss: nothing (see `MultiTaskLoss.state`)."""
+        return {}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Resume from `state()`: nothing to restore."""
+
     def epoch(self, epoch: int, order: Tensor) -> EpochLoss:
         """The loss for epoch `epoch` (from 0) drawing samples in `order`."""
         elf_w = None
