@@ -57,7 +57,7 @@ class TrialRecord:
     stage: str = SEARCH
     source: str | None = None  # a confirmation run's search trial
     role: str | None = None  # a confirmation run's: baseline or candidate
-    predictions: list[int] | None = None  # a confirmation run's test-split class ids
+    predictions: list[Any] | None = None  # a confirmation run's test-split class ids (per task)
 
     @property
     def epochs_trained(self) -> int:
@@ -108,7 +108,10 @@ def apply(event: Mapping[str, Any], trials: dict[str, TrialRecord]) -> None:
             trial.results[epoch] = numbers(event["metrics"])
             trial.times[epoch] = float(event.get("time") or 0.0)
             if event.get("predictions") is not None:
-                trial.predictions = [int(p) for p in event["predictions"]]
+                trial.predictions = [
+                    [int(x) for x in p] if isinstance(p, list) else int(p)
+                    for p in event["predictions"]
+                ]
     elif kind == "retry":
         trial.retries = max(trial.retries, int(event["attempt"]))
     elif trial.state is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from reports.objectives import (
     to_minimisation,
 )
 from reports.rows import CANDIDATE, EXCLUDED, STOPPED, TrialRow, trial_rows
+from reports.tasks import dominance_notes, task_rows
 from trainables.errors import UserInputError
 
 
@@ -44,6 +46,7 @@ class Analysis:
     deltas: dict[str, dict[str, float]]  # trial id -> metric -> value − baseline value
     notes: list[str] = field(default_factory=list)
     constant: dict[str, float] = field(default_factory=dict)  # objective -> its only value
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # multi-task balance (reports.tasks)
 
     def row(self, trial_id: str) -> TrialRow:
         return next(r for r in self.rows if r.trial_id == trial_id)
@@ -134,6 +137,7 @@ def analyse(
             "configuration is better (a class too small to recall, say); consider dropping it "
             "from report.objectives"
         )
+    notes += dominance_notes(run, rows)
     base = find_baseline(rows, primary)
     if base is None:
         notes.append(
@@ -158,6 +162,7 @@ def analyse(
         deltas={r.trial_id: deltas(r, base, objs) for r in rows} if base else {},
         notes=notes,
         constant=constant,
+        tasks=task_rows(run, rows, [r.trial_id for r in front] + ([base.trial_id] if base else [])),
     )
 
 

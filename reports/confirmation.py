@@ -231,7 +231,7 @@ def paired_differences(
     tasks = labels or []
     n = len(tasks[0].y) if tasks else 0
     recorded = bool(tasks) and all(
-        p.reshape(len(p), -1).shape == (n, len(tasks)) for p in cand.predictions + base.predictions
+        len(p) == n and p.size == n * len(tasks) for p in cand.predictions + base.predictions
     )  # else (no predictions recorded) seeds only
     routes = {m: _route(m, tasks) for m in metrics} if recorded else {}
     on_rows = [m for m, r in routes.items() if r is not None]

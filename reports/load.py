@@ -62,12 +62,13 @@ def load_run(output_dir: str | Path) -> Run:
     trials, notes = read_trials(record)
     confirmations, _ = read_trials(record, CONFIRMATION)
     config = read_yaml(root / CONFIG_FILE)
-    space_path = root / SPACE_FILE
-    space = read_space(space_path) if space_path.is_file() else None
-    if space is None:
-        notes.append(f"{SPACE_FILE} not found: searched parameters inferred from varying params")
     data_path = root / DATA_FILE
     facts = json.loads(data_path.read_text()) if data_path.is_file() else {}
+    space_path = root / SPACE_FILE
+    tasks = tuple(facts.get("tasks") or ())
+    space = read_space(space_path, tasks) if space_path.is_file() else None
+    if space is None:
+        notes.append(f"{SPACE_FILE} not found: searched parameters inferred from varying params")
     notes += [f"Labels: {n}" for n in facts.get("labels", [])]
     notes += [f"Collapsed by the data, not searched: {n}" for n in facts.get("collapsed", [])]
     if space is not None and facts:

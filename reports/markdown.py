@@ -22,6 +22,11 @@ IMPORTANCE_METHOD = (
     "assessed within their branch."
 )
 
+TASK_BALANCE = (
+    "Per task of the front and baseline trials at the counted epoch: its weight (task.weighting), "
+    "its share of the weighted training loss, its training loss and validation macro-F1.\n"
+)
+
 
 def cell(value: Any) -> str:
     """One table cell: floats to 4 significant digits, missing as empty, pipes escaped."""
@@ -126,6 +131,8 @@ def render_markdown(
         markdown_table(importance_frame(importances)),
     ]
     parts += [f"- {note}" for note in importance_notes(importances)]
+    if a.tasks:
+        parts += ["\n## Task balance\n", TASK_BALANCE, markdown_table(pd.DataFrame(a.tasks))]
     parts += ["\n## Stopped early and excluded trials\n", markdown_table(excluded_frame(a))]
     if a.notes:
         parts += ["## Notes\n", "\n".join(f"- {n}" for n in a.notes) + "\n"]

@@ -21,7 +21,7 @@ from record.reader import natural_key
 from reports.analysis import Analysis
 from reports.confirmation import Confirmation, note, table
 from reports.importance import Importance
-from reports.markdown import IMPORTANCE_METHOD, key_figures, search_best
+from reports.markdown import IMPORTANCE_METHOD, TASK_BALANCE, key_figures, search_best
 from reports.plots import coordinates, layers, objective_pairs, point_labels
 from reports.rows import TrialRow
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
@@ -196,6 +196,11 @@ def render_html(
         f"<h2>Parameter importance</h2><p>{html.escape(IMPORTANCE_METHOD)}</p>",
         table_html(importance_frame(importances)),
     ]
+    if analysis.tasks:
+        parts += [
+            f"<h2>Task balance</h2><p>{html.escape(TASK_BALANCE)}</p>",
+            table_html(pd.DataFrame(analysis.tasks)),
+        ]
     parts += ["<h2>Stopped early and excluded trials</h2>", table_html(excluded_frame(analysis))]
     if notes:
         parts.append(

@@ -21,6 +21,7 @@ from optuna.distributions import (
 
 from spaces import ParamSpec, Space, load_space
 from spaces.distributions import Choice, Constant, IntRange, LogUniform, Uniform
+from spaces.fit import for_tasks
 
 Condition = tuple[tuple[str, tuple[Any, ...]], ...]  # ((key, allowed values), ...)
 
@@ -69,9 +70,10 @@ def searched(space: Space) -> list[SpaceParam]:
     return [_param(spec) for spec in space.params.values() if not isinstance(spec.dist, Constant)]
 
 
-def read_space(path: Path) -> list[SpaceParam]:
-    """The searched parameters of the space file at `path` (a UserInputError when invalid)."""
-    return searched(load_space(str(path)))
+def read_space(path: Path, tasks: tuple[str, ...] = ()) -> list[SpaceParam]:
+    """The searched parameters of the space file at `path` (a UserInputError when invalid), its
+    loss.<task>.* keys once per task of the data (`tasks`)."""
+    return searched(for_tasks(load_space(str(path)), tasks)[0])
 
 
 def _param(spec: ParamSpec) -> SpaceParam:

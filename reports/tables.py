@@ -178,5 +178,6 @@ def summary(analysis: Analysis, importances: Sequence[Importance]) -> dict[str, 
             }
             for i in importances
         ],
+        "task_balance": analysis.tasks,
         "notes": analysis.notes,
     }

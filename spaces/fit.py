@@ -20,11 +20,13 @@ from trainables.errors import UserInputError
 from trainables.losses import focal_alpha
 from trainables.params import param, task_key, task_of
 
+TASK = "<task>"  # in a space key: one key per task of the data (loss.<task>.kind, …)
+
 
 def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
     """(the space without the values the data cannot tell apart, one note per collapse)."""
+    space, notes = for_tasks(space, tuple(facts.tasks))
     check_against(space, facts)
-    notes: list[str] = []
     for key, why in facts.ignored.items():
         if key in space.params:
             space = unsearched(space, key)
@@ -61,6 +63,34 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
             f"lacks the ownership the strategies read, so no policy ever applies"
         )
     return space, notes
+
+
+def for_tasks(space: Space, tasks: tuple[str, ...]) -> tuple[Space, list[str]]:
+    """`space` with each key that names TASK (loss.<task>.kind, …) searched once per task of the
+    data, in its conditions and points too; on single-task data such keys go, with a note."""
+    templated = [k for k in space.params if TASK in k]
+    if not templated:
+        return space, []
+    if not tasks:  # the templated keys go, and what is conditioned on them
+        params = {
+            k: p
+            for k, p in space.params.items()
+            if TASK not in k and all(TASK not in parent for parent, _ in p.when)
+        }
+        points = ({k: v for k, v in pt.items() if k in params} for pt in space.points_to_evaluate)
+        space = replace(space, params=params, points_to_evaluate=tuple(p for p in points if p))
+        return space, [f"{', '.join(templated)} not searched: the data has one label column"]
+    each = lambda key: [key.replace(TASK, t) for t in tasks] if TASK in key else [key]  # noqa: E731
+    params = {}
+    for key, spec in space.params.items():
+        for t, name in enumerate(each(key)):
+            when = tuple((p if TASK not in p else each(p)[t], allowed) for p, allowed in spec.when)
+            params[name] = ParamSpec(name, spec.dist, when, spec.description)
+    points = tuple(
+        {name: v for k, v in point.items() for name in each(k)}
+        for point in space.points_to_evaluate
+    )
+    return replace(space, params=params, points_to_evaluate=points), []
 
 
 def double_correction(space: Space) -> str | None:

@@ -237,6 +237,7 @@ PLAIN_CE = {
     "elf.strategy": "none",
     "cw.method": "none",
     "train.balanced_sampling": False,
+    "task.weighting": "uniform",
 }
 
 
