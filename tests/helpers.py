@@ -249,3 +249,23 @@ def train_with(params, data, sink, state=None, objective=None) -> None:
     train(
         TrialContext(params, data, torch.device("cpu"), sink, objective=objective, restored=state)
     )
+
+
+def two_tasks(data):
+    """`data` (single-task) with a second, three-class task from its first two features:
+    [x0 > 0] + [x1 > 0.5], so that both tasks can be learned from x."""
+    from dataclasses import replace
+
+    import torch
+
+    first = "label"
+    second = ("low", "mid", "high")
+
+    def split(s):
+        y2 = (s.x[:, 0] > 0).long() + (s.x[:, 1] > 0.5).long()
+        return replace(s, y=torch.stack([s.y, y2], dim=1))
+
+    tasks = {first: tuple(data.classes), "level": second}
+    classes = tuple(f"{t}:{c}" for t, cs in tasks.items() for c in cs)
+    parts = {k: split(getattr(data, k)) for k in ("train", "val", "test")}
+    return replace(data, **parts, classes=classes, tasks=tasks)

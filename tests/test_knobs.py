@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from helpers import train_with
+from helpers import train_with, two_tasks
 
 from search.searcher import config_key
 from spaces import list_spaces, load_space
@@ -87,6 +87,10 @@ def product_curve(data: Dataset, cfg: dict[str, Any]) -> Curve:
 
 @pytest.fixture(scope="module")
 def floor(data: Dataset, runs: dict[tuple, Curve]) -> float:
+    return noise_floor(data, runs)
+
+
+def noise_floor(data: Dataset, runs: dict[tuple, Curve]) -> float:
     """The val_loss gap of a pure loss-scale change (every weight clipped to 3, then to 4): what
     AdamW's ε alone makes of it."""
     at = {c: {"elf.strategy": "aco", "elf.clip_min": c, "elf.clip_max": c} for c in (3.0, 4.0)}
@@ -159,6 +163,31 @@ def test_every_searched_key_changes_training_or_is_merged(
     space, _ = fit_to_data(load_space(name), facts)  # what the driver searches
     if key not in space.params or len(values_of(space, key)) < 2:
         return  # collapsed by the data: nothing left to search
+    changes_training(space, key, data, facts, floor, runs)
+
+
+TWO_TASKS = two_tasks(make_synthetic(TINY))
+MULTITASK = fit_to_data(load_space("multitask"), TrainFacts.of(TWO_TASKS))[0]
+
+
+@pytest.fixture(scope="module")
+def multitask() -> tuple[Dataset, TrainFacts, dict[tuple, Curve], float]:
+    """Two-task data, its facts, its own run cache and its loss-scale noise floor."""
+    runs: dict[tuple, Curve] = {}
+    return TWO_TASKS, TrainFacts.of(TWO_TASKS), runs, noise_floor(TWO_TASKS, runs)
+
+
+@pytest.mark.parametrize("key", [k for k in MULTITASK.params if len(values_of(MULTITASK, k)) > 1])
+def test_every_multitask_key_changes_two_task_training_or_is_merged(key: str, multitask) -> None:
+    data, facts, runs, noise = multitask
+    changes_training(MULTITASK, key, data, facts, noise, runs)
+
+
+def changes_training(
+    space: Space, key: str, data: Dataset, facts: TrainFacts, floor: float, runs: dict
+) -> None:
+    """Each value of `key` trains differently from the others (beyond `floor`) or canonicalises
+    to the same config, over bases covering every other finite value."""
     values = values_of(space, key)
     compared = 0
     for base in bases(space, key, samples(space, 40)):
@@ -173,7 +202,7 @@ def test_every_searched_key_changes_training_or_is_merged(
             gap = val_loss_gap(curve(data, a, runs), curve(data, b, runs))
             assert gap > 10 * floor, (key, a[key], b[key], base, gap, floor)
             compared += 1
-    assert compared > 0, f"{name}: {key} never trains differently"
+    assert compared > 0, f"{space.name}: {key} never trains differently"
 
 
 # what the issue measured as training alike on the code before it (each pair: one key changed)

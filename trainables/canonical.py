@@ -386,7 +386,7 @@ def canonical(
     facts = TrainFacts.of(data) if isinstance(data, Dataset) else data
     out = validate(params, facts)
     if fill_defaults:
-        out = {k: out.get(k, d) for k, d in defaults().items()}
+        out = {k: out.get(k, d) for k, d in defaults().items()} | out
     if facts is not None and facts.tasks:
         out = per_task(out, facts.tasks)
     for _ in range(MAX_PASSES):
