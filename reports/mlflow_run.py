@@ -34,6 +34,7 @@ from record.schema import PREDICTIONS_FILE
 from reports.load import Run, read_yaml
 from reports.objectives import check_available, parse_objectives
 from reports.space import read_space
+from reports.tasks import balance_metrics
 from trainables.errors import UserInputError
 
 END_STATES = {COMPLETED, STOPPED_EARLY, FAILED}  # `end_state` tags of finished trials
@@ -145,9 +146,10 @@ def load_mlflow_run(
         check_available(parse_objectives(spec), {m for c in children for m in c.data.metrics})
     metric = (config.get("search") or {}).get("metric")
     wanted += [metric] if metric and metric not in wanted else []
+    wanted += [m for t in facts.get("tasks") or () for m in balance_metrics(t) if m not in wanted]
     trials = [_trial(client, c, i, wanted) for i, c in enumerate(children)]
     trials.sort(key=lambda t: natural_key(t.trial_id))
-    space = read_space(space_path) if space_path else None
+    space = read_space(space_path, tuple(facts.get("tasks") or ())) if space_path else None
     return Run(folder, trials, config, space, notes, confirmations, facts)
 
 

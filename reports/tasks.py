@@ -8,7 +8,13 @@ from typing import Any
 from reports.load import Run
 from reports.rows import TrialRow
 
+COLUMNS = ("weight", "share", "train_loss", "val_macro_f1")
 DOMINANT = 0.9  # a task whose share of the weighted training loss reaches this dominates
+
+
+def balance_metrics(task: str) -> list[str]:
+    """The per-epoch metrics of `task` the Task balance table shows."""
+    return [f"train_{task}_{m}" for m in ("weight", "share", "loss")] + [f"val_{task}_macro_f1"]
 
 
 def task_rows(run: Run, rows: list[TrialRow], shown: list[str]) -> list[dict[str, Any]]:
@@ -22,15 +28,9 @@ def task_rows(run: Run, rows: list[TrialRow], shown: list[str]) -> list[dict[str
             continue
         metrics = by_id[row.trial_id].results.get(row.epoch, {})
         for task in tasks:
+            values = [metrics.get(m) for m in balance_metrics(task)]
             out.append(
-                {
-                    "trial_id": row.trial_id,
-                    "task": task,
-                    "weight": metrics.get(f"train_{task}_weight"),
-                    "share": metrics.get(f"train_{task}_share"),
-                    "train_loss": metrics.get(f"train_{task}_loss"),
-                    "val_macro_f1": metrics.get(f"val_{task}_macro_f1"),
-                }
+                {"trial_id": row.trial_id, "task": task} | dict(zip(COLUMNS, values, strict=True))
             )
     return out
 

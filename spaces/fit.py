@@ -67,20 +67,19 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
 
 def for_tasks(space: Space, tasks: tuple[str, ...]) -> tuple[Space, list[str]]:
     """`space` with each key that names TASK (loss.<task>.kind, …) searched once per task of the
-    data, in its conditions and points too; on single-task data such keys go, with a note."""
+    data, in its conditions and points too; on single-task data it is the loss.* key itself."""
     templated = [k for k in space.params if TASK in k]
     if not templated:
         return space, []
-    if not tasks:  # the templated keys go, and what is conditioned on them
-        params = {
-            k: p
-            for k, p in space.params.items()
-            if TASK not in k and all(TASK not in parent for parent, _ in p.when)
-        }
-        points = ({k: v for k, v in pt.items() if k in params} for pt in space.points_to_evaluate)
-        space = replace(space, params=params, points_to_evaluate=tuple(p for p in points if p))
-        return space, [f"{', '.join(templated)} not searched: the data has one label column"]
-    each = lambda key: [key.replace(TASK, t) for t in tasks] if TASK in key else [key]  # noqa: E731
+
+    def each(key: str) -> list[str]:
+        if TASK not in key:
+            return [key]
+        return [key.replace(TASK, t) for t in tasks] if tasks else [key.replace(f".{TASK}", "")]
+
+    clash = [n for k in templated for n in each(k) if n in space.params]
+    if clash:
+        raise UserInputError(f"{space.path}: {clash[0]} is searched twice (also as a <task> key)")
     params = {}
     for key, spec in space.params.items():
         for t, name in enumerate(each(key)):

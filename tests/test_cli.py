@@ -38,7 +38,7 @@ def test_help_lists_spaces_presets_and_keys(capsys):
         assert word in out
     # every data.* option of every preset, with its type and default
     assert re.search(r"data\.path +a string, required", out)
-    assert re.search(r"data\.label +a string, required", out)
+    assert re.search(r"data\.label +a string or a list of strings, required", out)
     assert re.search(r"data\.n_train +an integer, default 6000", out)
     assert re.search(r"data\.rare_classes +one of merge, drop, default 'merge'", out)
     assert re.search(r"data\.fold_labels +true or false, default False", out)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers import SMALL, assert_nothing_lost, read_record, sqlite_store
+from sklearn.metrics import f1_score
 
 from reports.mlflow_run import write_mlflow_report
 from search.config import load_config
@@ -219,3 +220,84 @@ def test_report_from_mlflow_has_the_same_confirmation(search):
     assert mine["answer"] == theirs["answer"]
     by_config = lambda f: {c["config"]: (c["role"], c["seeds"], c["test"]) for c in f["configs"]}  # noqa: E731
     assert by_config(mine) == by_config(theirs)
+
+
+@pytest.fixture(scope="module")
+def multitask(ray_local, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A multi-task table (tasks a: 2 classes, b: 3) searched with space=multitask, confirmed."""
+    import pandas as pd
+
+    from search.driver import run
+
+    tmp = tmp_path_factory.mktemp("multitask")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    table = pd.DataFrame(x, columns=[f"x{i}" for i in range(4)])
+    table["a"] = (x[:, 0] + 0.5 * rng.normal(size=400) > 0).astype(int)
+    table["b"] = np.digitize(x[:, 1] + 0.5 * rng.normal(size=400), [-0.5, 0.5])
+    table.to_csv(tmp / "t.csv", index=False)
+    cfg = load_config(
+        [
+            "space=multitask",
+            "data=table",
+            f"data.path={tmp / 't.csv'}",
+            "data.label=[a,b]",
+            f"output_dir={tmp / 'out'}",
+            "search.num_samples=3",
+            "train.max_epochs=3",
+            "confirm.seeds=2",
+            "confirm.top_k=1",
+            "confirm.front=false",
+            "verbose=0",
+            f"mlflow.tracking_uri={sqlite_store(tmp)}",
+        ]
+    )
+    outcome = run(cfg, load_space(cfg.space))
+    return {"cfg": cfg, "out": outcome.output_dir, "tmp": tmp, "rows": table}
+
+
+def test_a_multitask_search_confirms_each_task_and_their_mean(multitask):
+    out = multitask["out"]
+    searched = [e for e in events(out) if e["event"] == "result" and "stage" not in e]
+    for e in searched:
+        m = e["metrics"]
+        assert m["val_macro_f1"] == pytest.approx((m["val_a_macro_f1"] + m["val_b_macro_f1"]) / 2)
+        assert m["train_a_share"] + m["train_b_share"] == pytest.approx(1.0)
+    runs = confirmation_runs(out)
+    facts = json.loads((out / "data.json").read_text())
+    labels = np.array(facts["test_labels"])
+    assert facts["tasks"] == {"a": ["0", "1"], "b": ["0", "1", "2"]} and labels.shape[1] == 2
+    for r in runs.values():
+        result = r["result"]
+        predictions = np.array(result["predictions"])
+        assert predictions.shape == labels.shape
+        for t, name in enumerate("ab"):
+            f1 = f1_score(labels[:, t], predictions[:, t], average="macro", zero_division=0)
+            assert result["metrics"][f"test_{name}_macro_f1"] == pytest.approx(f1)
+        baseline = r["start"]["role"] == "baseline"
+        assert not baseline or r["start"]["params"].get("task.weighting", "uniform") == "uniform"
+    figures = json.loads((out / "report" / "summary.json").read_text())
+    compared = next(iter(figures["confirmation"]["comparisons"].values()))
+    assert {"test_macro_f1", "test_a_macro_f1", "test_b_macro_f1"} <= set(compared)
+    assert {row["task"] for row in figures["task_balance"]} == {"a", "b"}
+    assert "## Task balance" in (out / "report" / "pareto.md").read_text()
+
+
+def test_multitask_balance_reaches_mlflow_and_its_report(multitask):
+    from mlflow import MlflowClient
+
+    uri = multitask["cfg"].mlflow.tracking_uri
+    parent_id = json.loads((multitask["out"] / "mlflow_mirror.json").read_text())["parent_run_id"]
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    )
+    searched = [c for c in children if c.data.tags.get("stage") != "confirmation"]
+    for c in searched:
+        assert {"train_a_share", "train_b_weight", "val_b_macro_f1"} <= set(c.data.metrics)
+    rebuilt = write_mlflow_report(uri, parent_id, None, multitask["tmp"] / "from-mlflow")
+    mine = json.loads((rebuilt / "summary.json").read_text())
+    theirs = json.loads((multitask["out"] / "report" / "summary.json").read_text())
+    assert mine["task_balance"] == theirs["task_balance"]
+    assert mine["confirmation"]["answer"] == theirs["confirmation"]["answer"]

@@ -247,8 +247,10 @@ def test_the_multitask_space_searches_each_task_and_refuses_a_stranger(data, tmp
     assert space.params["loss.level.gamma"].when == (("loss.level.kind", ("focal",)),)
     assert space.points_to_evaluate[0]["loss.label.kind"] == "ce" and not notes
     single, notes = fit_to_data(load_space("multitask"), TrainFacts.of(make_synthetic(TINY)))
-    assert not any(k.startswith("loss.") or k == "task.weighting" for k in single.params)
-    assert any("one label column" in n for n in notes)
+    assert {"loss.kind", "loss.gamma", "loss.alpha"} <= set(single.params)  # the one task's loss
+    assert single.params["loss.gamma"].when == (("loss.kind", ("focal",)),)
+    assert "task.weighting" not in single.params
+    assert any("task.weighting is not searched: the data has one label column" in n for n in notes)
     mine = tmp_path / "mine.yaml"
     mine.write_text("params:\n  loss.nope.kind: {choice: [ce, focal]}\n")
     with pytest.raises(UserInputError, match=r"mine.yaml: loss.nope.kind: not a task of the data"):

@@ -13,6 +13,12 @@ REPORTED = (
     *("w_frac_clipped", "w_ess"),
 )
 PER_CLASS = re.compile(r"val_f1_c\d+")
+# Multi-task data adds each task's (val_<task>_macro_f1, …; train_<task>_share, …): which tasks
+# there are is known once the data is loaded, where the preflight checks the names.
+PER_TASK = re.compile(
+    r"val_.+_(macro_f1|accuracy|worst_recall|minority_f1|ece|loss|f1_c\d+)"
+    r"|train_.+_(loss|weight|share|accuracy|macro_f1)"
+)
 # The report's objectives unless report.objectives says otherwise (metric:max|min). No wall time:
 # it depends on the machine's load, so scheduling noise would decide part of the front; every front
 # trial trained the full budget, so epochs are equal there (train_time_s stays a reported column).
@@ -20,5 +26,5 @@ DEFAULT_OBJECTIVES = ("val_macro_f1:max", "val_worst_recall:max", "val_ece:min")
 
 
 def is_reported(metric: str) -> bool:
-    """True when every trial reports `metric` (one of REPORTED, or val_f1_c<k>)."""
-    return metric in REPORTED or PER_CLASS.fullmatch(metric) is not None
+    """True when trials can report `metric`: one of REPORTED, val_f1_c<k>, or a task's metric."""
+    return metric in REPORTED or any(p.fullmatch(metric) for p in (PER_CLASS, PER_TASK))
