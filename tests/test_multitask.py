@@ -309,3 +309,18 @@ def test_confirmation_bootstraps_each_task_and_their_mean() -> None:
         assert delta.estimate == pytest.approx(values(better)[metric] - values(worse)[metric])
         assert delta.low == pytest.approx(ref.low, abs=0.015), metric
         assert delta.high == pytest.approx(ref.high, abs=0.015), metric
+
+
+def test_task_metrics_are_objectives_and_the_preflight_checks_their_names(data) -> None:
+    from search.config import load_config
+    from trainables.objective import Objective
+    from trainables.plugins import BUILT_IN
+    from trainables.preflight import preflight
+
+    objectives = "[val_label_macro_f1:max,val_level_macro_f1:max]"
+    cfg = load_config([f"report.objectives={objectives}", "search.metric=val_level_macro_f1"])
+    assert list(cfg.report.objectives) == ["val_label_macro_f1:max", "val_level_macro_f1:max"]
+    level = Objective("val_level_macro_f1", "max")
+    preflight(BUILT_IN, data, level, ["val_label_macro_f1", "train_level_share"])
+    with pytest.raises(UserInputError, match=r"does not report \['val_nope_macro_f1'\]"):
+        preflight(BUILT_IN, data, level, ["val_nope_macro_f1"])

@@ -359,6 +359,9 @@ def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict
     return out
 
 
+LOSS_KEYS = tuple(f"loss.{f}" for f in TASK_FIELDS)
+
+
 def per_task(params: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
     """`params` with every task's loss.<task>.* written out (absent: loss.*) and loss.* gone."""
     v = defaults() | dict(params)
@@ -366,9 +369,6 @@ def per_task(params: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, A
         task_key(t, f): v.get(task_key(t, f), v[f"loss.{f}"]) for t in tasks for f in TASK_FIELDS
     }
     return {k: x for k, x in params.items() if k not in LOSS_KEYS} | own
-
-
-LOSS_KEYS = tuple(f"loss.{f}" for f in TASK_FIELDS)
 
 
 def canonical(

@@ -244,15 +244,18 @@ PLAIN_CE = {
 def is_plain_ce(params: Mapping[str, Any]) -> bool:
     """True when flat `params` train with unweighted, unsampled cross-entropy (absent: defaults),
     every task's loss.<task>.kind included."""
-    tasks = [v for k, v in params.items() if (task_of(k) or ("", ""))[1] == "kind"]
     plain = all(params.get(k, PARAMS[k].default) == v for k, v in PLAIN_CE.items())
-    return plain and all(v == "ce" for v in tasks)
+    return plain and all(params[k] == "ce" for k in _task_kinds(params))
 
 
 def as_plain_ce(params: Mapping[str, Any]) -> dict[str, Any]:
     """`params` with the plain cross-entropy recipe (and every loss.<task>.kind ce)."""
-    tasks = {k: "ce" for k in params if (task_of(k) or ("", ""))[1] == "kind"}
-    return dict(params) | PLAIN_CE | tasks
+    return dict(params) | PLAIN_CE | dict.fromkeys(_task_kinds(params), "ce")
+
+
+def _task_kinds(params: Mapping[str, Any]) -> list[str]:
+    """The loss.<task>.kind keys of `params`."""
+    return [k for k in params if (task_of(k) or ("", ""))[1] == "kind"]
 
 
 def task_key(task: str, name: str) -> str:
