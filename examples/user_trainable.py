@@ -3,8 +3,9 @@
     python -m search.run space=elf trainable=examples.user_trainable:train
 
 It trains what `model=` chooses with AdamW on the loss the trial config describes (ELF weights,
-class weights, focal: `ctx.loss()`), and reports each epoch with the model, so the harness
-computes the validation metrics, keeps the best epoch and checkpoints. Seeded as the built-in
+class weights, focal; per-task losses and task weighting on multi-task data: `ctx.loss()`), and
+reports each epoch with the model, so the harness computes the validation metrics, keeps the best
+epoch and checkpoints. Seeded as the built-in
 loop is, it reports the same numbers bit for bit on CPU with train.optimizer=adamw (the built-in
 also steps SGD, follows a model's param_groups() and autocasts to bf16 on CUDA).
 """
@@ -22,12 +23,14 @@ def train(ctx: TrialContext) -> None:
     gen = torch.Generator().manual_seed(p["seed"])
     data = ctx.data.train.to(ctx.device)
     model = ctx.build_model()
-    optim = torch.optim.AdamW(
-        model.parameters(), lr=p["train.lr"], weight_decay=p["train.weight_decay"]
-    )
     loss = ctx.loss(data)
+    groups = [{"params": list(model.parameters())}]
+    if loss.parameters():  # multi-task uncertainty weighting learns s_t (no weight decay)
+        groups.append({"params": loss.parameters(), "weight_decay": 0.0})
+    optim = torch.optim.AdamW(groups, lr=p["train.lr"], weight_decay=p["train.weight_decay"])
     if ctx.checkpoint is not None:  # a restored trial: pick up where its checkpoint left off
         model.load_state_dict(ctx.checkpoint["model"])
+        loss.load(ctx.checkpoint["loss"])
         optim.load_state_dict(ctx.checkpoint["optim"])
         gen.set_state(ctx.checkpoint["gen"])
         torch.set_rng_state(ctx.checkpoint["torch_rng"])
@@ -50,6 +53,7 @@ def train(ctx: TrialContext) -> None:
             "optim": optim.state_dict(),
             "gen": gen.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "loss": loss.state(),
         }
         metrics = {"train_loss": float(total) / len(order)} | step.stats()
         ctx.report(metrics, model=model, checkpoint=state)

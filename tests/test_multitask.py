@@ -324,3 +324,14 @@ def test_task_metrics_are_objectives_and_the_preflight_checks_their_names(data) 
     preflight(BUILT_IN, data, level, ["val_label_macro_f1", "train_level_share"])
     with pytest.raises(UserInputError, match=r"does not report \['val_nope_macro_f1'\]"):
         preflight(BUILT_IN, data, level, ["val_nope_macro_f1"])
+
+
+@pytest.mark.parametrize("rule", ["uncertainty", "difficulty"])
+def test_the_example_user_loop_matches_the_built_in_on_two_tasks(data, rule) -> None:
+    from trainables.plugins import Plugins
+
+    config = SHORT | {"task.weighting": rule, "loss.level.kind": "focal", "elf.strategy": "rso"}
+    drop = lambda rs: [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in rs]  # noqa: E731
+    built_in = drop(run_local(config, data))
+    user = drop(run_local(config, data, plugins=Plugins(trainable="examples.user_trainable:train")))
+    assert user == built_in and built_in[-1]["train_label_weight"] != 1.0
