@@ -139,7 +139,8 @@ class MultiTaskEpoch:
             self.sums += losses.detach() * y.shape[0]
             self.rows += y.shape[0]
             for t, (b, k) in enumerate(zip(blocks, sizes, strict=True)):
-                self.confusion[t] += torch.bincount(y[:, t] * k + b.argmax(1), minlength=k * k)
+                cells = y[:, t] * k + b.argmax(1)
+                self.confusion[t].index_add_(0, cells, torch.ones_like(cells))
         log_var = self.loss.log_var
         if log_var is not None:
             return uncertainty_total(losses, log_var)

@@ -249,8 +249,11 @@ def is_plain_ce(params: Mapping[str, Any]) -> bool:
 
 
 def as_plain_ce(params: Mapping[str, Any]) -> dict[str, Any]:
-    """`params` with the plain cross-entropy recipe (and every loss.<task>.kind ce)."""
-    return dict(params) | PLAIN_CE | dict.fromkeys(_task_kinds(params), "ce")
+    """`params` with the plain cross-entropy recipe (every loss.<task>.kind ce) and without the
+    focal γ and α it no longer reads."""
+    focal = [k for k in params if k in ("loss.gamma", "loss.alpha") or task_of(k)]
+    kept = {k: v for k, v in params.items() if k not in focal}
+    return kept | PLAIN_CE | dict.fromkeys(_task_kinds(params), "ce")
 
 
 def _task_kinds(params: Mapping[str, Any]) -> list[str]:
