@@ -73,7 +73,7 @@ def searched(space: Space) -> list[SpaceParam]:
 def read_space(path: Path, tasks: tuple[str, ...] = ()) -> list[SpaceParam]:
     """The searched parameters of the space file at `path` (a UserInputError when invalid), its
     loss.<task>.* keys once per task of the data (`tasks`)."""
-    return searched(for_tasks(load_space(str(path)), tasks)[0])
+    return searched(for_tasks(load_space(str(path)), tasks))
 
 
 def _param(spec: ParamSpec) -> SpaceParam:

@@ -25,7 +25,7 @@ TASK = "<task>"  # in a space key: one key per task of the data (loss.<task>.kin
 
 def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
     """(the space without the values the data cannot tell apart, one note per collapse)."""
-    space, notes = for_tasks(space, tuple(facts.tasks))
+    space, notes = for_tasks(space, tuple(facts.tasks)), []
     check_against(space, facts)
     for key, why in facts.ignored.items():
         if key in space.params:
@@ -65,12 +65,12 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
     return space, notes
 
 
-def for_tasks(space: Space, tasks: tuple[str, ...]) -> tuple[Space, list[str]]:
+def for_tasks(space: Space, tasks: tuple[str, ...]) -> Space:
     """`space` with each key that names TASK (loss.<task>.kind, …) searched once per task of the
     data, in its conditions and points too; on single-task data it is the loss.* key itself."""
     templated = [k for k in space.params if TASK in k]
     if not templated:
-        return space, []
+        return space
 
     def each(key: str) -> list[str]:
         if TASK not in key:
@@ -80,6 +80,10 @@ def for_tasks(space: Space, tasks: tuple[str, ...]) -> tuple[Space, list[str]]:
     clash = [n for k in templated for n in each(k) if n in space.params]
     if clash:
         raise UserInputError(f"{space.path}: {clash[0]} is searched twice (also as a <task> key)")
+    for key, spec in space.params.items():
+        parent = next((p for p, _ in spec.when if TASK in p and TASK not in key), None)
+        if parent is not None:
+            raise UserInputError(f"{space.path}: {key}: a condition on {parent} needs a <task> key")
     params = {}
     for key, spec in space.params.items():
         for t, name in enumerate(each(key)):
@@ -89,7 +93,7 @@ def for_tasks(space: Space, tasks: tuple[str, ...]) -> tuple[Space, list[str]]:
         {name: v for k, v in point.items() for name in each(k)}
         for point in space.points_to_evaluate
     )
-    return replace(space, params=params, points_to_evaluate=points), []
+    return replace(space, params=params, points_to_evaluate=points)
 
 
 def double_correction(space: Space) -> str | None:
