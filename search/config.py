@@ -104,6 +104,13 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
+class DistillSection:
+    teacher: str = (
+        ""  # a finished search's output_dir: its confirmed best config teaches (distill.*)
+    )
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     space: str = "elf"  # a name in spaces/ or a path to a YAML file
     data: dict[str, Any] = field(default_factory=lambda: {"preset": "synthetic"})
@@ -116,6 +123,7 @@ class SearchConfig:
     report: ReportSection = field(default_factory=ReportSection)
     confirm: ConfirmSection = field(default_factory=ConfirmSection)
     model: ModelSection = field(default_factory=ModelSection)
+    distill: DistillSection = field(default_factory=DistillSection)
     trainable: str = ""  # package.module:function; empty: the built-in loop
     output_dir: str = ""  # default: outputs/<space>-<timestamp>
     name: str = ""  # search name (MLflow parent run); default: the output folder's name

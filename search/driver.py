@@ -31,6 +31,7 @@ from search.outputs import Outcome, best_trials, prepare_output
 from search.progress import ProgressCallback
 from search.recording import RecordCallback
 from search.study import abandon_orphans, catch_up_study, ray_trial_ids
+from search.teacher import with_teacher
 from spaces import Space
 from spaces.fit import double_correction, fit_to_data, values_left
 from trainables.canonical import TrainFacts
@@ -71,6 +72,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
 
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     data, plugins = model_inputs(cfg, data)
+    if cfg.distill.teacher:  # soft labels once, before Ray: the trials' and confirmation's data
+        data = with_teacher(cfg.distill.teacher, data, plugins)
     from reports.objectives import parse_objectives  # already imported: the config checked them
 
     objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]

@@ -22,6 +22,7 @@ With the data (`Dataset`, see `TrainFacts`), also:
   training sample lacks ownership, or fills that a clip bound moves to the same value;
 - where no training sample lacks that ownership, elf.missing and elf.default_* are dropped;
 - a class-weight cap that the weights never reach (max/min ≤ cap) is null;
+- distillation with λ = 0 is none: (1 − 0)·task + 0·D; without a teacher the distill.* keys go;
 - multi-task data: every task's loss.<task>.kind/gamma/alpha is written out (absent ones take
   loss.kind/gamma/alpha, which then go) and the focal rules apply per task; single-task data
   drops task.weighting.
@@ -84,6 +85,8 @@ RELEVANT_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
     "cw.beta": {"cw.method": ("effective",)},
     "train.momentum": {"train.optimizer": ("sgd",)},
     "cw.cap": {"cw.method": ("balanced", "effective")},
+    "distill.weight": {"distill.kind": ("kl", "jsd")},
+    "distill.temperature": {"distill.kind": ("kl", "jsd")},
 }
 
 
@@ -106,6 +109,9 @@ class TrainFacts:
         ignored = dict(ignored or {})
         if not data.tasks:
             ignored.setdefault("task.weighting", "the data has one label column")
+        if t.teacher is None:
+            why = "no distill.teacher gives the soft labels"
+            ignored |= {k: why for k in ("distill.kind", "distill.weight", "distill.temperature")}
         return cls(light, data.classes, ignored, dict(data.tasks))
 
     def counts(self) -> torch.Tensor:
@@ -239,6 +245,12 @@ def _focal_is_ce(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, An
     return out
 
 
+def _distill_off(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    return (
+        {"distill.kind": "none"} if v["distill.kind"] != "none" and v["distill.weight"] == 0 else {}
+    )
+
+
 def _effective_beta_zero(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
     return {"cw.method": "none"} if v["cw.method"] == "effective" and v["cw.beta"] == 0 else {}
 
@@ -306,6 +318,7 @@ def _warmup_one_step(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str
 
 REWRITES: tuple[Rule, ...] = (
     _focal_is_ce,
+    _distill_off,
     _effective_beta_zero,
     _cap_never_binds,
     _same_weights,

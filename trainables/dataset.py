@@ -20,6 +20,7 @@ class Split:
     rso: torch.Tensor  # (n, 3) float32 reviewing ownership in [0, 1] or NaN
     tokens: torch.Tensor | None = None  # (n, L) int64 text ids, 0 = padding
     texts: Any = None  # the raw text column, a pyarrow string array (model=text reads it)
+    teacher: torch.Tensor | None = None  # (n, S, C) logits of S teachers (distill.teacher)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -28,7 +29,8 @@ class Split:
         """A copy with every tensor on `device`."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return replace(
-            self, **{k: move(getattr(self, k)) for k in ("x", "y", "aco", "rso", "tokens")}
+            self,
+            **{k: move(getattr(self, k)) for k in ("x", "y", "aco", "rso", "tokens", "teacher")},
         )
 
     def task(self, t: int) -> Split:
@@ -39,7 +41,11 @@ class Split:
         """The rows `rows` of every column."""
         cut = lambda t: None if t is None else t[rows]  # noqa: E731
         return replace(
-            self, **{k: cut(getattr(self, k)) for k in ("x", "y", "aco", "rso", "tokens", "texts")}
+            self,
+            **{
+                k: cut(getattr(self, k))
+                for k in ("x", "y", "aco", "rso", "tokens", "texts", "teacher")
+            },
         )
 
 

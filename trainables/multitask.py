@@ -69,6 +69,8 @@ class MultiTaskLoss:
         tasks: Mapping[str, Sequence[str]],
     ) -> None:
         p = params if isinstance(params, TrialParams) else TrialParams.from_flat(dict(params))
+        if p["distill.kind"] != "none":
+            raise UserInputError("distill.kind: distillation of multi-task data is not supported")
         self.params, self.names = p, tuple(tasks)
         self.sizes = [len(c) for c in tasks.values()]
         self.parts = [

@@ -179,6 +179,30 @@ PARAMS: dict[str, Param] = {
             low=0,
             high=1,
         ),
+        # Distillation (needs distill.teacher)
+        _p(
+            "distill.kind",
+            "none",
+            "str",
+            "Distillation term: none, KL(teacher_T ‖ student_T) or their Jensen–Shannon divergence.",
+            choices=("none", "kl", "jsd"),
+        ),
+        _p(
+            "distill.weight",
+            0.5,
+            "float",
+            "λ: loss = (1 − λ)·task loss + λ·T²·D (distill.kind not none).",
+            low=0,
+            high=1,
+        ),
+        _p(
+            "distill.temperature",
+            2.0,
+            "float",
+            "T: both distributions are softmax(logits / T) in the distillation term.",
+            low=0.05,
+            high=100,
+        ),
         # Class weights
         _p("cw.method", "none", "str", "Class weights.", choices=("none", "balanced", "effective")),
         _p(
@@ -238,6 +262,7 @@ PLAIN_CE = {
     "cw.method": "none",
     "train.balanced_sampling": False,
     "task.weighting": "uniform",
+    "distill.kind": "none",
 }
 
 

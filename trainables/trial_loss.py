@@ -12,6 +12,7 @@
 Per sample i at batch position p: ℓ_i·ω_p·cw[y_i], ℓ cross-entropy or focal (γ, α); ω the ELF
 weight e^(1+o) after the missing policy and clipping (once), then per epoch batch-normalised over
 runs of train.batch_size (elf.batch_norm) and warmed up (elf.warmup_frac); the mean over the batch.
+With distill.kind kl or jsd: (1 − λ)·that + λ·T²·mean D(teacher_T ‖ student_T) (trainables.distill).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor
 
 from trainables.dataset import Split
+from trainables.distill import distill_term, ensemble_log_p
 from trainables.errors import UserInputError
 from trainables.losses import class_weights, combined_loss, focal_alpha, warn_double_correction
 from trainables.params import TrialParams
@@ -79,6 +81,14 @@ class TrialLoss:
         if p["loss.kind"] == "focal":
             self.alpha = focal_alpha(p["loss.alpha"], counts, classes)
         self.bn_batch = p["train.batch_size"] if self.elf and p["elf.batch_norm"] else 0
+        self.teacher = None  # (n, C) the teachers' tempered log-probabilities (trainables.distill)
+        if p["distill.kind"] != "none":
+            if train.teacher is None:
+                raise UserInputError(
+                    f"distill.kind={p['distill.kind']}: the data has no teacher; set "
+                    "distill.teacher=<a finished search's output_dir>"
+                )
+            self.teacher = ensemble_log_p(train.teacher.transpose(0, 1), p["distill.temperature"])
 
     def order(self, gen: torch.Generator) -> Tensor:
         """One epoch's sample indices (train.balanced_sampling: class-balanced draws)."""
@@ -135,7 +145,7 @@ class EpochLoss:
                 f"batch of {y.shape[0]}; expected float logits (N, C) = ({y.shape[0]}, {classes})"
             )
         w = None if self.batch_w is None else self.batch_w[lo : lo + y.shape[0]]
-        return combined_loss(
+        task = combined_loss(
             logits.float(),
             y,
             w,
@@ -144,6 +154,12 @@ class EpochLoss:
             gamma=p["loss.gamma"],
             alpha=self.loss.alpha,
         )
+        teacher = self.loss.teacher
+        if teacher is None:
+            return task
+        soft = teacher[self.order[lo : lo + y.shape[0]]]
+        term = distill_term(p["distill.kind"], soft, logits, p["distill.temperature"])
+        return (1 - p["distill.weight"]) * task + p["distill.weight"] * term
 
     def stats(self) -> dict[str, float]:
         """w_mean … w_ess of the ELF weights applied this epoch (all 1 without ELF)."""

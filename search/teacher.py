@@ -1,0 +1,123 @@
+"""The soft labels of `distill.teacher=<output_dir>`: that search's confirmed best configuration
+(best mean validation search.metric over its confirmation seeds) re-trained on this data, once per
+seed, in the driver; its logits of the training split go to the trials with the data.
+
+The teachers never see a validation or test label: each trains on the training split and chooses
+its epoch on the training split's own metric (it stands in for the validation split), and only the
+training split is predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from record import COMPLETED, CONFIG_FILE, CONFIRMATION, DATA_FILE, RECORD_FILE, read_trials
+from spaces.safe_yaml import read_yaml
+from trainables.context import TrialContext
+from trainables.dataset import Dataset
+from trainables.errors import UserInputError
+from trainables.objective import Objective
+from trainables.plugins import Plugins
+from trainables.trial import prepare_params
+
+log = logging.getLogger(__name__)
+
+
+def with_teacher(folder: str | Path, data: Dataset, plugins: Plugins) -> Dataset:
+    """`data` with the training split's teacher logits (n, S, C) of the search in `folder`."""
+    root = Path(folder)
+    saved = _saved(root, data, plugins)
+    metric = Objective(saved["search"]["metric"], saved["search"]["mode"])
+    params, seeds = best_confirmed(root, metric)
+    epochs = saved["train"]["max_epochs"]
+    start = time.perf_counter()
+    logits = [
+        train_teacher(params | {"seed": s, "train.max_epochs": epochs}, data, plugins, metric)
+        for s in seeds
+    ]
+    log.info(
+        "distill.teacher: %d teacher(s) of %s trained in %.1f s",
+        len(seeds),
+        ", ".join(f"{k}={v}" for k, v in params.items()),
+        time.perf_counter() - start,
+    )
+    return replace(data, train=replace(data.train, teacher=torch.stack(logits, dim=1)))
+
+
+def _saved(root: Path, data: Dataset, plugins: Plugins) -> dict[str, Any]:
+    """The teacher search's config, after checking it trained on this data with this model."""
+    where = f"distill.teacher={root}"
+    if not (root / CONFIG_FILE).is_file() or not (root / DATA_FILE).is_file():
+        raise UserInputError(f"{where}: not a search output folder (no {CONFIG_FILE}, {DATA_FILE})")
+    if data.tasks:
+        raise UserInputError(f"{where}: distillation of multi-task data is not supported")
+    saved = read_yaml(root / CONFIG_FILE, str(root / CONFIG_FILE))
+    facts = json.loads((root / DATA_FILE).read_text())
+    same = facts.get("classes") == list(data.classes)
+    if not same or facts.get("train_counts") != data.train_counts().tolist():
+        raise UserInputError(
+            f"{where}: it trained on other data (classes {facts.get('classes')}, training counts "
+            f"{facts.get('train_counts')}); expected {list(data.classes)}, "
+            f"{data.train_counts().tolist()}"
+        )
+    theirs = Plugins(saved["model"]["name"], saved.get("trainable") or "")
+    if theirs != replace(plugins, encoder=""):
+        raise UserInputError(
+            f"{where}: it trained model={theirs.model} trainable={theirs.trainable or 'built-in'}; "
+            f"this search trains model={plugins.model}: use the same"
+        )
+    return saved
+
+
+def best_confirmed(root: Path, metric: Objective) -> tuple[dict[str, Any], list[int]]:
+    """(params without seed, seeds) of the confirmed configuration with the best mean
+    validation `metric` over its finished confirmation runs."""
+    runs, _ = read_trials(root / RECORD_FILE, CONFIRMATION)
+    groups: dict[str, list[Any]] = {}
+    for run in runs:
+        if run.state == COMPLETED and run.results:
+            groups.setdefault(str(run.source), []).append(run)
+    if not groups:
+        raise UserInputError(
+            f"distill.teacher={root}: no finished confirmation runs (confirm.seeds > 0 makes them)"
+        )
+
+    def score(source: str) -> float:
+        values = [
+            next(iter(r.results.values())).get(metric.metric, math.nan) for r in groups[source]
+        ]
+        mean = sum(values) / len(values)
+        return metric.sign * mean if math.isfinite(mean) else math.inf
+
+    best = min(sorted(groups), key=score)
+    params = {k: v for k, v in groups[best][0].params.items() if k != "seed"}
+    return params, sorted(int(r.params["seed"]) for r in groups[best])
+
+
+def train_teacher(
+    config: dict[str, Any], data: Dataset, plugins: Plugins, metric: Objective
+) -> torch.Tensor:
+    """(n, C) training-split logits of one teacher trained on the training split alone (its epoch
+    chosen by `metric` computed on the training split)."""
+    own = replace(data.without_test(), val=data.train)
+    ctx = TrialContext(
+        prepare_params(config, own),
+        own,
+        torch.device("cpu"),
+        lambda result, state: None,
+        plugins=plugins,
+        objective=metric,
+        test=data.train,
+    )
+    plugins.load()(ctx)
+    if ctx.best_test_logits is None:
+        raise UserInputError("distill.teacher: its trainable reported no model= to predict with")
+    return ctx.best_test_logits.cpu()
