@@ -140,7 +140,7 @@ def retrain(
     chosen = history[-1]["best_epoch"]
     test = data.test.to(device)
     metrics = {k: v for k, v in history[chosen].items() if k.startswith("val_")}
-    metrics |= evaluate(logits, test, data, "test_")
+    metrics |= evaluate(logits, test, data, "test_", history[chosen])  # val's temperatures
     blocks = logits.split([len(c) for c in data.tasks.values()] or [data.num_classes], dim=1)
     predicted = torch.stack([b.argmax(1) for b in blocks], dim=1)
     metrics["train_time_s"] = history[-1]["train_time_s"]

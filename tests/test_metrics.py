@@ -48,7 +48,8 @@ def test_metrics_match_sklearn_on_random_data() -> None:
     target = torch.multinomial(torch.tensor([0.6, 0.25, 0.1, 0.05]), 500, True, generator=gen)
     logits = torch.randn(500, 4, generator=gen) + 1.5 * F.one_hot(target, 4)
     m = _check_against_sklearn(logits, target, 4, minority=3)
-    assert set(m) == {"macro_f1", "accuracy", "worst_recall", "minority_f1", "ece"} | {
+    entropies = {"entropy", "entropy_correct", "entropy_wrong"}
+    assert set(m) == {"macro_f1", "accuracy", "worst_recall", "minority_f1", "ece"} | entropies | {
         f"f1_c{c}" for c in range(4)
     }
 
@@ -101,3 +102,60 @@ def test_plain_ce_and_input_checks() -> None:
         classification_metrics(logits, torch.tensor([0, 2]), 2, 1)
     with pytest.raises(ValueError, match="minority_class"):
         classification_metrics(logits, target, 2, 5)
+
+
+def test_entropy_against_scipy_split_by_correctness() -> None:
+    from scipy.stats import entropy as scipy_entropy
+
+    gen = torch.Generator().manual_seed(3)
+    target = torch.randint(0, 5, (300,), generator=gen)
+    logits = torch.randn(300, 5, generator=gen) * 2 + F.one_hot(target, 5)
+    m = classification_metrics(logits, target, 5, 0)
+    h = scipy_entropy(logits.softmax(1).double().numpy(), axis=1)  # natural log
+    right = (logits.argmax(1) == target).numpy()
+    assert m["entropy"] == pytest.approx(h.mean(), rel=1e-5)
+    assert m["entropy_correct"] == pytest.approx(h[right].mean(), rel=1e-5)
+    assert m["entropy_wrong"] == pytest.approx(h[~right].mean(), rel=1e-5)
+    sure = F.one_hot(target, 5).float() * 50  # every row right and certain
+    assert classification_metrics(sure, target, 5, 0)["entropy_wrong"] == 0.0
+
+
+def test_sequence_entropy_per_sequence_mean_and_max() -> None:
+    from scipy.stats import entropy as scipy_entropy
+
+    from trainables.metrics import sequence_entropy
+
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 4, 6, generator=gen)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    mean, top = sequence_entropy(logits, mask)
+    h = scipy_entropy(logits.softmax(-1).double().numpy(), axis=-1)
+    for i in range(3):
+        real = h[i][mask[i].numpy()]
+        assert float(mean[i]) == pytest.approx(real.mean(), rel=1e-5)
+        assert float(top[i]) == pytest.approx(real.max(), rel=1e-5)
+
+
+def test_temperature_scaling_lowers_the_ece_of_an_overconfident_model() -> None:
+    from scipy.optimize import minimize_scalar
+
+    from trainables.metrics import calibration, fit_temperature
+
+    gen = torch.Generator().manual_seed(5)
+    target = torch.randint(0, 4, (2000,), generator=gen)
+    calibrated = torch.randn(2000, 4, generator=gen) + 1.2 * F.one_hot(target, 4)
+    logits = calibrated * 4  # the same ranking, four times too confident
+    t = fit_temperature(logits, target)
+    z = logits.double().numpy()
+
+    def nll(temp: float) -> float:  # an independent NLL in numpy
+        a = z / temp
+        a = a - a.max(1, keepdims=True)
+        return float(-(a[np.arange(2000), target.numpy()] - np.log(np.exp(a).sum(1))).mean())
+
+    best = minimize_scalar(nll, bounds=(0.05, 20), method="bounded").x
+    assert t == pytest.approx(best, rel=1e-3) and 2.5 < t < 6
+    m = calibration(logits, target, None)
+    before = classification_metrics(logits, target, 4, 0)["ece"]
+    assert m["temperature"] == t and m["ece_scaled"] < before / 3
+    assert calibration(logits, target, 1.0)["ece_scaled"] == pytest.approx(before)

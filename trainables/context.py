@@ -20,7 +20,7 @@ from torch import nn
 
 from trainables.dataset import Dataset, Split
 from trainables.errors import UserInputError
-from trainables.metrics import classification_metrics, plain_ce
+from trainables.metrics import calibration, classification_metrics, plain_ce
 from trainables.models import ModelInputs, model_factory
 from trainables.multitask import MultiTaskLoss
 from trainables.nonfinite import NonFiniteError
@@ -52,29 +52,46 @@ def _rows(t: torch.Tensor | None, lo: int, hi: int) -> torch.Tensor | None:
 
 
 def scores(
-    logits: torch.Tensor, split: Split, num_classes: int, minority: int, prefix: str
+    logits: torch.Tensor,
+    split: Split,
+    num_classes: int,
+    minority: int,
+    prefix: str,
+    temperature: float | None = None,
 ) -> dict[str, float]:
-    """`split`'s classification metrics and plain unweighted CE of `logits`, names prefixed."""
+    """`split`'s classification metrics, plain unweighted CE of `logits`, and the calibration
+    after temperature scaling (`temperature`, else one fitted on these logits), names prefixed."""
     if logits.shape != (len(split), num_classes) or not logits.is_floating_point():
         raise UserInputError(
             f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)}; expected "
             f"float logits (N, C) = ({len(split)}, {num_classes})"
         )
     metrics = classification_metrics(logits, split.y, num_classes, minority)
+    metrics |= calibration(logits, split.y, temperature)
     out = {f"{prefix}{k}": float(v) for k, v in metrics.items()}
     out[f"{prefix}loss"] = float(plain_ce(logits, split.y))
     return out
 
 
-COMBINED = ("macro_f1", "accuracy", "worst_recall", "minority_f1", "ece", "loss")
+COMBINED = ("macro_f1", "accuracy", "worst_recall", "minority_f1", "ece", "loss", "entropy")
+COMBINED += ("entropy_correct", "entropy_wrong", "ece_scaled")
 
 
-def evaluate(logits: torch.Tensor, split: Split, data: Dataset, prefix: str) -> dict[str, float]:
+def evaluate(
+    logits: torch.Tensor,
+    split: Split,
+    data: Dataset,
+    prefix: str,
+    fitted: dict[str, float] | None = None,
+) -> dict[str, float]:
     """`scores` of `split`; multi-task data: each task's as <prefix><task>_<metric> and their mean
-    over tasks as <prefix><metric> for the COMBINED metrics (mean macro-F1 and the others)."""
+    over tasks as <prefix><metric> for the COMBINED metrics (mean macro-F1 and the others).
+    `fitted` (validation metrics) gives the temperatures to scale by (val_temperature, per task
+    val_<task>_temperature); without it each is fitted on `logits`."""
     minority = lambda d: int(torch.argmin(d.train_counts()))  # noqa: E731
+    given = lambda name: None if fitted is None else fitted[f"val_{name}temperature"]  # noqa: E731
     if not data.tasks:
-        return scores(logits, split, data.num_classes, minority(data), prefix)
+        return scores(logits, split, data.num_classes, minority(data), prefix, given(""))
     if logits.shape != (len(split), data.num_classes) or not logits.is_floating_point():
         raise UserInputError(
             f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)}; expected "
@@ -83,7 +100,7 @@ def evaluate(logits: torch.Tensor, split: Split, data: Dataset, prefix: str) -> 
     blocks = logits.split([len(c) for c in data.tasks.values()], dim=1)
     out: dict[str, float] = {}
     for t, ((name, view), block) in enumerate(zip(data.views(), blocks, strict=True)):
-        each = scores(block, split.task(t), view.num_classes, minority(view), "")
+        each = scores(block, split.task(t), view.num_classes, minority(view), "", given(f"{name}_"))
         out |= {f"{prefix}{name}_{k}": v for k, v in each.items()}
     for metric in COMBINED:
         out[f"{prefix}{metric}"] = sum(out[f"{prefix}{n}_{metric}"] for n in data.tasks) / len(

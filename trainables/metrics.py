@@ -1,13 +1,17 @@
 """Validation metrics from logits and targets: F1 (macro, per class, minority), accuracy,
-worst-class recall, expected calibration error and plain cross-entropy; torch on any device."""
+worst-class recall, expected calibration error, predictive entropy and plain cross-entropy; torch
+on any device. Temperature scaling (one fitted temperature) for calibration apart from accuracy."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017)
+T_LOW, T_HIGH = 0.05, 20.0  # the range a fitted temperature is searched in
 
 
 def _check(logits: Tensor, target: Tensor, num_classes: int) -> None:
@@ -70,7 +74,56 @@ def classification_metrics(
         values = torch.cat([summary, f1]).tolist()
     names = ["macro_f1", "accuracy", "worst_recall", "minority_f1", "ece"]
     names += [f"f1_c{c}" for c in range(k)]
-    return dict(zip(names, values, strict=True))
+    return dict(zip(names, values, strict=True)) | entropy_metrics(logits, target)
+
+
+def entropy(logits: Tensor) -> Tensor:
+    """Predictive entropy H = −Σ_c p_c ln p_c (nats) over the last dim, from log_softmax."""
+    logp = logits.detach().float().log_softmax(-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def entropy_metrics(logits: Tensor, target: Tensor) -> dict[str, float]:
+    """entropy (mean H), entropy_correct and entropy_wrong (mean H over the rows predicted right
+    or wrong; 0 when there are none)."""
+    with torch.no_grad():
+        h = entropy(logits)
+        right = logits.argmax(-1) == target
+        part = lambda m: (h * m).sum() / m.sum().clamp_min(1)  # noqa: E731
+        values = torch.stack([h.mean(), part(right), part(~right)]).tolist()
+    return dict(zip(("entropy", "entropy_correct", "entropy_wrong"), values, strict=True))
+
+
+def sequence_entropy(logits: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Token-level entropy of sequence logits (N, L, C) aggregated per sequence over its real
+    tokens (mask (N, L) True): (mean, max), each (N,); 0 for a sequence without tokens."""
+    h = entropy(logits) * mask
+    count = mask.sum(1)
+    return h.sum(1) / count.clamp_min(1), h.amax(1)
+
+
+def fit_temperature(logits: Tensor, target: Tensor) -> float:
+    """The temperature T in [T_LOW, T_HIGH] minimising the mean NLL of softmax(logits/T)
+    (Guo et al. 2017), by scipy's bounded scalar minimisation over ln T."""
+    from scipy.optimize import minimize_scalar  # first use only: trial workers start faster
+
+    z = logits.detach().double().cpu()
+    y = target.cpu()
+
+    def nll(log_t: float) -> float:
+        return float(F.cross_entropy(z / math.exp(log_t), y))
+
+    found = minimize_scalar(nll, bounds=(math.log(T_LOW), math.log(T_HIGH)), method="bounded")
+    return math.exp(found.x)
+
+
+def calibration(logits: Tensor, target: Tensor, temperature: float | None) -> dict[str, float]:
+    """temperature (fitted on these logits when None) and ece_scaled, the ECE of
+    softmax(logits/temperature)."""
+    t = fit_temperature(logits, target) if temperature is None else temperature
+    with torch.no_grad():
+        prob = (logits.detach().float() / t).softmax(1)
+        return {"temperature": t, "ece_scaled": float(expected_calibration_error(prob, target))}
 
 
 def plain_ce(logits: Tensor, target: Tensor) -> float:

@@ -8,6 +8,8 @@ import re
 # Every metric each epoch reports, plus val_f1_c<k> per class k and best_<search.metric>.
 REPORTED = (
     *("val_macro_f1", "val_accuracy", "val_worst_recall", "val_minority_f1", "val_ece", "val_loss"),
+    *("val_entropy", "val_entropy_correct", "val_entropy_wrong", "val_temperature"),
+    "val_ece_scaled",
     *("train_loss", "epoch_time_s", "train_time_s", "epoch", "best_epoch"),
     *("w_mean", "w_std", "w_min", "w_max", "w_p25", "w_p50", "w_p75", "w_skew", "w_kurtosis"),
     *("w_frac_clipped", "w_ess"),
@@ -16,7 +18,8 @@ PER_CLASS = re.compile(r"val_f1_c\d+")
 # Multi-task data adds each task's (val_<task>_macro_f1, …; train_<task>_share, …): which tasks
 # there are is known once the data is loaded, where the preflight checks the names.
 PER_TASK = re.compile(
-    r"val_.+_(macro_f1|accuracy|worst_recall|minority_f1|ece|loss|f1_c\d+)"
+    r"val_.+_(macro_f1|accuracy|worst_recall|minority_f1|ece|loss|f1_c\d+|entropy"
+    r"|entropy_correct|entropy_wrong|temperature|ece_scaled)"
     r"|train_.+_(loss|weight|share|accuracy|macro_f1)"
 )
 # The report's objectives unless report.objectives says otherwise (metric:max|min). No wall time:
