@@ -129,6 +129,7 @@ class SearchConfig:
     name: str = ""  # search name (MLflow parent run); default: the output folder's name
     resume: str = ""  # path of an interrupted search's output folder
     dry_run: bool = False
+    preflight: str = "on"  # on: the loss preflight before every search; only: it alone, then exit
     verbose: int = 1  # 0: quiet; 1: a live progress line while the search runs
 
     @property
@@ -266,6 +267,7 @@ def validate(cfg: SearchConfig) -> None:
     _choice("search.algorithm", cfg.search.algorithm, SEARCHERS)
     _choice("search.mode", cfg.search.mode, ("max", "min"))
     _choice("model.mode", cfg.model.mode, TEXT_MODES)
+    _choice("preflight", cfg.preflight, ("on", "only"))
     _positive("model.batch_size", cfg.model.batch_size)
     if not cfg.trainable and not is_reported(cfg.search.metric):  # a trainable's: the preflight
         raise UserInputError(

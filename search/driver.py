@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from search.recording import RecordCallback
 from search.study import abandon_orphans, catch_up_study, ray_trial_ids
 from search.teacher import with_teacher
 from spaces import Space
+from spaces.corners import Corner, check_corners
 from spaces.fit import double_correction, fit_to_data, values_left
 from trainables.canonical import TrainFacts
 from trainables.dataset import Dataset
@@ -68,24 +70,10 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         if in_client_process():  # Ray Client: this whole function runs on the head node
             return run_on_head(cfg, space)
     from search.tuner import build_tuner, restore_tuner, tuner_parts
-    from trainables.presets import build_dataset
 
-    data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
-    data, plugins = model_inputs(cfg, data)
-    if cfg.distill.teacher:  # soft labels once, before Ray: the trials' and confirmation's data
-        data = with_teacher(cfg.distill.teacher, data, plugins)
-    from reports.objectives import parse_objectives  # already imported: the config checked them
-
-    objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]
-    preflight(plugins, data, cfg.search.objective, objectives)  # a bad plug-in costs no cluster
-    facts = TrainFacts.of(data, ignored_keys(plugins.model, plugins.encoder, data.vocab_size))
-    fitted, notes = fit_to_data(space, facts)  # before Ray: a point the data refuses costs nothing
-    left, space = values_left(space, fitted), fitted
-    for note in notes:
-        log.warning("data %s: %s", cfg.data["preset"], note)
-    twice = double_correction(space)
-    if twice:  # said once here; the trials' own warnings stay in their logs
-        log.warning(twice)
+    prepared = prepare(cfg, space)
+    data, plugins, facts, space = prepared.data, prepared.plugins, prepared.facts, prepared.space
+    notes, left = prepared.notes, prepared.left
     uri = None
     if cfg.mlflow.enabled:
         uri = resolve_tracking_uri(cfg.mlflow.tracking_uri, None, Path.cwd())
@@ -151,6 +139,53 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             mirror.close(status)  # the record, the report and its Pareto ranks
         push(storage)  # a URI output_dir gets the record, config, journal, report
     return outcome
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the driver builds before Ray: the data as the trials get it, the plug-ins, the data's
+    facts, the fitted space with its notes and the values each collapsed key kept, and the loss
+    preflight's corners."""
+
+    data: Dataset
+    plugins: Plugins
+    facts: TrainFacts
+    space: Space
+    notes: list[str]
+    left: dict[str, list[Any]]
+    corners: list[Corner]
+
+
+def prepare(cfg: SearchConfig, space: Space) -> Prepared:
+    """Build and check everything a search needs before Ray starts (so bad input costs no
+    cluster): the data, the teachers, the plug-ins' one-batch preflight, the space fitted to the
+    data and the loss preflight of its corners."""
+    from reports.objectives import parse_objectives  # already imported: the config checked them
+    from trainables.presets import build_dataset
+
+    data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
+    data, plugins = model_inputs(cfg, data)
+    if cfg.distill.teacher:  # soft labels once: the trials' and the confirmation's data
+        data = with_teacher(cfg.distill.teacher, data, plugins)
+    objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]
+    preflight(plugins, data, cfg.search.objective, objectives)
+    facts = TrainFacts.of(data, ignored_keys(plugins.model, plugins.encoder, data.vocab_size))
+    fitted, notes = fit_to_data(space, facts)
+    for note in notes:
+        log.warning("data %s: %s", cfg.data["preset"], note)
+    twice = double_correction(fitted)
+    if twice:  # said once here; the trials' own warnings stay in their logs
+        log.warning(twice)
+    start = time.perf_counter()
+    measured = check_corners(fitted, data, plugins, facts)
+    log.info(
+        "loss preflight: %d corner(s) of %s, one batch each, in %.1f s",
+        len(measured),
+        fitted.name,
+        time.perf_counter() - start,
+    )
+    left = values_left(space, fitted)
+    return Prepared(data, plugins, facts, fitted, notes, left, measured)
 
 
 def model_inputs(cfg: SearchConfig, data: Dataset) -> tuple[Dataset, Plugins]:

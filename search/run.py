@@ -16,6 +16,7 @@ from record import RECORD_FILE
 from search.config import ConfirmSection, SearchConfig, flatten, load_config, to_yaml
 from search.outputs import MARKER, Outcome, local_copy
 from spaces import Space, list_spaces, load_space
+from spaces.corners import table as corner_table
 from spaces.safe_yaml import read_yaml
 from trainables.errors import UserInputError
 from trainables.params import closest
@@ -111,6 +112,7 @@ RESUMABLE = (
     "verbose",
     "mlflow.tracking_uri",
     "dry_run",
+    "preflight",
     *(f"confirm.{f.name}" for f in fields(ConfirmSection)),
 )
 
@@ -140,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             print(to_yaml(cfg))
             print(space.describe())
             return 0
-        from search.driver import run
+        from search.driver import prepare, run
 
+        if cfg.preflight == "only":
+            print(corner_table(prepare(cfg, space).corners))
+            return 0
         outcome = run(cfg, space)
     except UserInputError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -17,6 +17,7 @@ With distill.kind kl or jsd: (1 − λ)·that + λ·T²·mean D(teacher_T ‖ st
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -81,6 +82,7 @@ class TrialLoss:
         if p["loss.kind"] == "focal":
             self.alpha = focal_alpha(p["loss.alpha"], counts, classes)
         self.bn_batch = p["train.batch_size"] if self.elf and p["elf.batch_norm"] else 0
+        self.looked = False  # the first batch's logits were checked for probabilities
         self.teacher = None  # (n, C) the teachers' tempered log-probabilities (trainables.distill)
         if p["distill.kind"] != "none":
             if train.teacher is None:
@@ -120,6 +122,20 @@ class TrialLoss:
         return EpochLoss(self, order, elf_w, batch_w, clipped)
 
 
+def warn_probabilities(logits: Tensor) -> None:
+    """Warn when `logits` look like probabilities (every row in [0, 1] summing to 1): the loss
+    takes unnormalised logits and would apply softmax a second time."""
+    with torch.no_grad():
+        rows = logits.detach().float()
+        if bool((rows >= 0).all() & ((rows.sum(-1) - 1).abs() < 1e-3).all()):
+            warnings.warn(
+                "the model returned probabilities (rows in [0, 1] summing to 1) where logits are "
+                "expected: the loss applies log_softmax itself; return the scores before softmax",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
 class EpochLoss:
     """One epoch of a TrialLoss: `step(logits, y, lo)` is the loss of the batch that starts at
     position `lo` of the epoch's order; `stats()` the w_* of the ELF weights it applies."""
@@ -144,6 +160,9 @@ class EpochLoss:
                 f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)} for a "
                 f"batch of {y.shape[0]}; expected float logits (N, C) = ({y.shape[0]}, {classes})"
             )
+        if not self.loss.looked:  # once per loss: a model that ends in softmax
+            self.loss.looked = True
+            warn_probabilities(logits)
         w = None if self.batch_w is None else self.batch_w[lo : lo + y.shape[0]]
         task = combined_loss(
             logits.float(),
