@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import torch
 from helpers import train_with, two_tasks
 
 from search.searcher import config_key
@@ -181,6 +182,30 @@ def multitask() -> tuple[Dataset, TrainFacts, dict[tuple, Curve], float]:
 def test_every_multitask_key_changes_two_task_training_or_is_merged(key: str, multitask) -> None:
     data, facts, runs, noise = multitask
     changes_training(MULTITASK, key, data, facts, noise, runs)
+
+
+TAUGHT = make_synthetic(TINY)
+TAUGHT = dataclasses.replace(
+    TAUGHT,
+    train=dataclasses.replace(
+        TAUGHT.train,
+        teacher=torch.randn(len(TAUGHT.train), 2, 5, generator=torch.Generator().manual_seed(0)),
+    ),
+)  # two random teachers: what the distill keys train towards does not matter here
+DISTILL = fit_to_data(load_space("distill"), TrainFacts.of(TAUGHT))[0]
+
+
+@pytest.fixture(scope="module")
+def taught() -> tuple[Dataset, TrainFacts, dict[tuple, Curve], float]:
+    """Data with teacher logits, its facts, its own run cache and its noise floor."""
+    runs: dict[tuple, Curve] = {}
+    return TAUGHT, TrainFacts.of(TAUGHT), runs, noise_floor(TAUGHT, runs)
+
+
+@pytest.mark.parametrize("key", [k for k in DISTILL.params if len(values_of(DISTILL, k)) > 1])
+def test_every_distill_key_changes_taught_training_or_is_merged(key: str, taught) -> None:
+    data, facts, runs, noise = taught
+    changes_training(DISTILL, key, data, facts, noise, runs)
 
 
 def changes_training(
