@@ -105,9 +105,8 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class DistillSection:
-    teacher: str = (
-        ""  # a finished search's output_dir: its confirmed best config teaches (distill.*)
-    )
+    teacher: str = ""  # a finished search's output_dir: its confirmed best config teaches
+    folds: int = 5  # out-of-fold soft labels: a row's come from teachers that never fitted it
 
 
 @dataclass(frozen=True)
@@ -268,6 +267,7 @@ def validate(cfg: SearchConfig) -> None:
     _choice("search.mode", cfg.search.mode, ("max", "min"))
     _choice("model.mode", cfg.model.mode, TEXT_MODES)
     _choice("preflight", cfg.preflight, ("on", "only"))
+    _positive("distill.folds", cfg.distill.folds, 0)
     _positive("model.batch_size", cfg.model.batch_size)
     if not cfg.trainable and not is_reported(cfg.search.metric):  # a trainable's: the preflight
         raise UserInputError(

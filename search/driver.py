@@ -166,7 +166,7 @@ def prepare(cfg: SearchConfig, space: Space) -> Prepared:
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     data, plugins = model_inputs(cfg, data)
     if cfg.distill.teacher:  # soft labels once: the trials' and the confirmation's data
-        data = with_teacher(cfg.distill.teacher, data, plugins)
+        data = with_teacher(cfg.distill.teacher, data, plugins, cfg.distill.folds)
     objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]
     preflight(plugins, data, cfg.search.objective, objectives)
     facts = TrainFacts.of(data, ignored_keys(plugins.model, plugins.encoder, data.vocab_size))

@@ -2,9 +2,11 @@
 (best mean validation search.metric over its confirmation seeds) re-trained on this data, once per
 seed, in the driver; its logits of the training split go to the trials with the data.
 
-The teachers never see a validation or test label: each trains on the training split and chooses
-its epoch on the training split's own metric (it stands in for the validation split), and only the
-training split is predicted.
+Out of fold (distill.folds = K ≥ 2): each seed's teacher is K models, model k trained on the other
+folds of the training split and predicting fold k, so no row's soft label comes from a model that
+fitted that row's label (in-sample logits of a fitted model are near one-hot). The teachers never
+see a validation or test label: each chooses its epoch on its own training rows' metric (they stand
+in for the validation split), and only the training split is predicted.
 """
 
 from __future__ import annotations
@@ -22,17 +24,18 @@ import torch
 from record import COMPLETED, CONFIG_FILE, CONFIRMATION, DATA_FILE, RECORD_FILE, read_trials
 from spaces.safe_yaml import read_yaml
 from trainables.context import TrialContext
-from trainables.dataset import Dataset
+from trainables.dataset import Dataset, Split
 from trainables.errors import UserInputError
-from trainables.objective import Objective
-from trainables.plugins import Plugins
+from trainables.objective import DEFAULT_OBJECTIVE, Objective
+from trainables.plugins import BUILT_IN, Plugins
 from trainables.trial import prepare_params
 
 log = logging.getLogger(__name__)
 
 
-def with_teacher(folder: str | Path, data: Dataset, plugins: Plugins) -> Dataset:
-    """`data` with the training split's teacher logits (n, S, C) of the search in `folder`."""
+def with_teacher(folder: str | Path, data: Dataset, plugins: Plugins, folds: int) -> Dataset:
+    """`data` with the training split's teacher logits (n, S, C) of the search in `folder`: one
+    teacher per confirmation seed, each row's logits out of fold (`cross_fit`)."""
     root = Path(folder)
     saved = _saved(root, data, plugins)
     metric = Objective(saved["search"]["metric"], saved["search"]["mode"])
@@ -40,16 +43,45 @@ def with_teacher(folder: str | Path, data: Dataset, plugins: Plugins) -> Dataset
     epochs = saved["train"]["max_epochs"]
     start = time.perf_counter()
     logits = [
-        train_teacher(params | {"seed": s, "train.max_epochs": epochs}, data, plugins, metric)
+        cross_fit(params | {"seed": s, "train.max_epochs": epochs}, data, plugins, metric, folds)
         for s in seeds
     ]
-    log.info(
-        "distill.teacher: %d teacher(s) of %s trained in %.1f s",
+    log.warning(
+        "distill.teacher: %d teacher(s) × %d fold(s) of %s trained in %.1f s",
         len(seeds),
-        ", ".join(f"{k}={v}" for k, v in params.items()),
+        max(folds, 1),
+        ", ".join(f"{k}={v}" for k, v in params.items() if not k.startswith("train.")),
         time.perf_counter() - start,
     )
     return replace(data, train=replace(data.train, teacher=torch.stack(logits, dim=1)))
+
+
+def fold_of(y: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """(n,) fold ids: within each class, a seeded shuffle dealt round-robin to the folds."""
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    order = perm[torch.argsort(y[perm], stable=True)]  # grouped by class, shuffled within
+    start = torch.cumsum(torch.bincount(y), 0) - torch.bincount(y)
+    rank = torch.arange(len(y)) - start[y[order]]
+    out = torch.empty(len(y), dtype=torch.long)
+    out[order] = rank % folds
+    return out
+
+
+def cross_fit(
+    config: dict[str, Any], data: Dataset, plugins: Plugins, metric: Objective, folds: int
+) -> torch.Tensor:
+    """(n, C) logits of the training split, each row predicted by a teacher that did not train
+    on it (`folds` class-stratified folds; below 2: one teacher predicts its own training rows)."""
+    train = data.train
+    if folds < 2:
+        return train_teacher(config, data, train, train, metric, plugins)
+    fold = fold_of(train.y, folds, config["seed"])
+    out = torch.empty(len(train), data.num_classes)
+    for k in range(folds):
+        held = (fold == k).nonzero().squeeze(1)
+        fit = (fold != k).nonzero().squeeze(1)
+        out[held] = train_teacher(config, data, train.rows(fit), train.rows(held), metric, plugins)
+    return out
 
 
 def _saved(root: Path, data: Dataset, plugins: Plugins) -> dict[str, Any]:
@@ -103,11 +135,16 @@ def best_confirmed(root: Path, metric: Objective) -> tuple[dict[str, Any], list[
 
 
 def train_teacher(
-    config: dict[str, Any], data: Dataset, plugins: Plugins, metric: Objective
+    config: dict[str, Any],
+    data: Dataset,
+    fit: Split,
+    predict: Split,
+    metric: Objective = DEFAULT_OBJECTIVE,
+    plugins: Plugins = BUILT_IN,
 ) -> torch.Tensor:
-    """(n, C) training-split logits of one teacher trained on the training split alone (its epoch
-    chosen by `metric` computed on the training split)."""
-    own = replace(data.without_test(), val=data.train)
+    """(len(predict), C) logits of `predict` by a teacher trained on `fit` alone (its epoch chosen
+    by `metric` computed on `fit`, which stands in for the validation split)."""
+    own = replace(data.without_test(), train=fit, val=fit)
     ctx = TrialContext(
         prepare_params(config, own),
         own,
@@ -115,7 +152,7 @@ def train_teacher(
         lambda result, state: None,
         plugins=plugins,
         objective=metric,
-        test=data.train,
+        test=predict,
     )
     plugins.load()(ctx)
     if ctx.best_test_logits is None:

@@ -13,7 +13,7 @@ import torch
 from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr, softmax
 
-from search.teacher import best_confirmed, train_teacher
+from search.teacher import best_confirmed, cross_fit, fold_of, train_teacher
 from trainables.canonical import TrainFacts, canonical
 from trainables.distill import distill_term, divergence, ensemble_log_p
 from trainables.errors import UserInputError
@@ -145,13 +145,31 @@ def test_canonical_distillation_rules(data) -> None:
 
 def test_a_teacher_never_sees_validation_or_test_labels(data) -> None:
     config = {"train.max_epochs": 3, "train.batch_size": 64, "seed": 1}
-    metric = Objective()
     plain = replace(data, train=replace(data.train, teacher=None))
-    first = train_teacher(config, plain, BUILT_IN, metric)
+    first = cross_fit(config, plain, BUILT_IN, Objective(), 3)
     flip = lambda s: replace(s, y=(s.y + 1) % data.num_classes)  # noqa: E731
     shuffled = replace(plain, val=flip(plain.val), test=flip(plain.test))
-    assert torch.equal(first, train_teacher(config, shuffled, BUILT_IN, metric))
+    assert torch.equal(first, cross_fit(config, shuffled, BUILT_IN, Objective(), 3))
     assert first.shape == (len(data.train), data.num_classes)
+
+
+def test_each_row_is_predicted_by_teachers_that_never_fitted_it(data) -> None:
+    config = {"train.max_epochs": 3, "train.batch_size": 64, "seed": 1}
+    plain = replace(data, train=replace(data.train, teacher=None))
+    folds = fold_of(plain.train.y, 3, 1)
+    for k in range(3):  # class-stratified: every class in every fold, sizes within one per class
+        counts = torch.bincount(plain.train.y[folds == k], minlength=data.num_classes)
+        full = torch.bincount(plain.train.y, minlength=data.num_classes)
+        assert ((counts - full / 3).abs() <= 1).all()
+    before = cross_fit(config, plain, BUILT_IN, Objective(), 3)
+    train = plain.train
+    for k in range(3):  # fold k is predicted by a model fitted on the other folds only
+        held, fit = (folds == k).nonzero().squeeze(1), (folds != k).nonzero().squeeze(1)
+        flipped = replace(train.rows(held), y=(train.y[held] + 1) % data.num_classes)
+        model_k = train_teacher(config, plain, train.rows(fit), flipped)  # its labels unread
+        assert torch.equal(before[held], model_k)
+    in_sample = cross_fit(config, plain, BUILT_IN, Objective(), 1)  # the literal form
+    assert not torch.equal(in_sample, before)
 
 
 def test_the_teacher_is_the_best_mean_validation_configuration(tmp_path) -> None:

@@ -37,6 +37,13 @@ class Split:
         """This split with task `t`'s labels as y (n,)."""
         return replace(self, y=self.y[:, t])
 
+    def rows(self, index: torch.Tensor) -> Split:
+        """The rows `index` (int64, any order) of every column."""
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        texts = None if self.texts is None else self.texts.take(index.numpy())
+        tensors = ("x", "y", "aco", "rso", "tokens", "teacher")
+        return replace(self, **{k: pick(getattr(self, k)) for k in tensors}, texts=texts)
+
     def take(self, rows: slice) -> Split:
         """The rows `rows` of every column."""
         cut = lambda t: None if t is None else t[rows]  # noqa: E731

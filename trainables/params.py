@@ -275,8 +275,9 @@ def is_plain_ce(params: Mapping[str, Any]) -> bool:
 
 def as_plain_ce(params: Mapping[str, Any]) -> dict[str, Any]:
     """`params` with the plain cross-entropy recipe (every loss.<task>.kind ce) and without the
-    focal γ and α it no longer reads."""
-    focal = [k for k in params if k in ("loss.gamma", "loss.alpha") or task_of(k)]
+    focal and distillation settings it no longer reads."""
+    unread = ("loss.gamma", "loss.alpha", "distill.weight", "distill.temperature")
+    focal = [k for k in params if k in unread or task_of(k)]
     kept = {k: v for k, v in params.items() if k not in focal}
     return kept | PLAIN_CE | dict.fromkeys(_task_kinds(params), "ce")
 
