@@ -3,7 +3,7 @@ real training batch before any trial, so that a loss that cannot train is refuse
 
 Corners: plain CE, then one configuration per value of each searched key (both ends of a
 continuous range), its parents set to the first values that make it active, deduplicated by
-`canonical`. Each gets a fresh model (seed 0), the first train.batch_size rows of its first epoch's
+`canonical`. Each gets the model as seed 0 initialises it, the first train.batch_size rows of its first epoch's
 order and the weights of its last epoch (the warm-up's full weights). Refused (one line naming
 the keys): a loss or gradient that is not finite, or a loss over MAX_RATIO times plain CE on the
 same logits.
@@ -87,19 +87,34 @@ def _discard(result: dict[str, Any], state: Any) -> None:
     """The sink of a context that never reports."""
 
 
-def measure(config: dict[str, Any], data: Dataset, plugins: Plugins) -> Corner:
-    """`config`'s loss, ratio to plain CE, gradient norm and applied weights on one batch."""
+Models = dict[tuple, tuple[torch.nn.Module, dict[str, torch.Tensor]]]
+
+
+def measure(
+    config: dict[str, Any], data: Dataset, plugins: Plugins, models: Models | None = None
+) -> Corner:
+    """`config`'s loss, ratio to plain CE, gradient norm and applied weights on one batch.
+    `models` caches the seed-0 model per set of model.* values (a pretrained encoder loads once)."""
     data = data.without_test()
     params = prepare_params(config, data)
     ctx = TrialContext(params, data, torch.device("cpu"), _discard, plugins=plugins)
-    torch.manual_seed(0)
-    model = ctx.build_model()
+    models = {} if models is None else models
+    shape = tuple(sorted((k, str(v)) for k, v in params.values.items() if k.startswith("model.")))
+    if shape not in models:
+        torch.manual_seed(0)
+        built = ctx.build_model()
+        models[shape] = built, {k: v.clone() for k, v in built.state_dict().items()}
+    model, initial = models[shape]
+    model.load_state_dict(initial)
+    model.zero_grad(set_to_none=True)
+    model.train()
     loss = ctx.loss()
     order = loss.order(torch.Generator().manual_seed(0))
     rows = order[: params["train.batch_size"]]
     step = loss.epoch(params["train.max_epochs"] - 1, order)
     split = ctx.data.train
     tokens = None if split.tokens is None else split.tokens[rows]
+    torch.manual_seed(0)  # the same dropout masks for every corner
     logits = model(split.x[rows], tokens)
     value = step(logits, split.y[rows], 0)
     value.backward()
@@ -122,10 +137,10 @@ def measure(config: dict[str, Any], data: Dataset, plugins: Plugins) -> Corner:
 
 def check_corners(space: Space, data: Dataset, plugins: Plugins, facts: TrainFacts) -> list[Corner]:
     """Every corner of `space` measured; a UserInputError for the first refused one."""
-    measured = []
+    measured, models = [], {}
     for config in corners(space, facts):
         try:
-            corner = measure(config, data, plugins)
+            corner = measure(config, data, plugins, models)
         except (UserInputError, *FAILURES) as e:
             raise _refused(space, config, _why(e)) from None
         problem = corner.problem()
