@@ -57,6 +57,7 @@ def test_a_corner_measures_loss_ratio_gradient_and_weights(data) -> None:
     ctx = TrialContext(prepare_params({}, data), data.without_test(), torch.device("cpu"), None)
     model = ctx.build_model()
     order = ctx.loss().order(torch.Generator().manual_seed(0))[:256]
+    torch.manual_seed(0)  # the preflight's dropout masks
     ce = F.cross_entropy(model(data.train.x[order], None), data.train.y[order])
     ce.backward()
     norm = math.sqrt(sum(float(p.grad.norm()) ** 2 for p in model.parameters()))
