@@ -130,7 +130,7 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith(
         "train.max_epochs cannot change on resume (saved 4, given 6); only verbose, "
-        "mlflow.tracking_uri, dry_run, confirm.seeds, confirm.top_k, confirm.front, "
+        "mlflow.tracking_uri, dry_run, preflight, confirm.seeds, confirm.top_k, confirm.front, "
         "confirm.alpha, confirm.bootstrap can, or start a new search"
     )
 
