@@ -168,22 +168,6 @@ def test_every_searched_key_changes_training_or_is_merged(
 
 
 TWO_TASKS = two_tasks(make_synthetic(TINY))
-MULTITASK = fit_to_data(load_space("multitask"), TrainFacts.of(TWO_TASKS))[0]
-
-
-@pytest.fixture(scope="module")
-def multitask() -> tuple[Dataset, TrainFacts, dict[tuple, Curve], float]:
-    """Two-task data, its facts, its own run cache and its loss-scale noise floor."""
-    runs: dict[tuple, Curve] = {}
-    return TWO_TASKS, TrainFacts.of(TWO_TASKS), runs, noise_floor(TWO_TASKS, runs)
-
-
-@pytest.mark.parametrize("key", [k for k in MULTITASK.params if len(values_of(MULTITASK, k)) > 1])
-def test_every_multitask_key_changes_two_task_training_or_is_merged(key: str, multitask) -> None:
-    data, facts, runs, noise = multitask
-    changes_training(MULTITASK, key, data, facts, noise, runs)
-
-
 TAUGHT = make_synthetic(TINY)
 TAUGHT = dataclasses.replace(
     TAUGHT,
@@ -192,20 +176,26 @@ TAUGHT = dataclasses.replace(
         teacher=torch.randn(len(TAUGHT.train), 2, 5, generator=torch.Generator().manual_seed(0)),
     ),
 )  # two random teachers: what the distill keys train towards does not matter here
-DISTILL = fit_to_data(load_space("distill"), TrainFacts.of(TAUGHT))[0]
+# (space, the data it needs): every searched key of each changes training on that data
+OWN_DATA = {"multitask": TWO_TASKS, "distill": TAUGHT}
+FITTED = {n: fit_to_data(load_space(n), TrainFacts.of(d))[0] for n, d in OWN_DATA.items()}
+OWN_KEYS = [(n, k) for n, s in FITTED.items() for k in s.params if len(values_of(s, k)) > 1]
 
 
 @pytest.fixture(scope="module")
-def taught() -> tuple[Dataset, TrainFacts, dict[tuple, Curve], float]:
-    """Data with teacher logits, its facts, its own run cache and its noise floor."""
-    runs: dict[tuple, Curve] = {}
-    return TAUGHT, TrainFacts.of(TAUGHT), runs, noise_floor(TAUGHT, runs)
+def own_runs() -> dict[str, tuple[dict[tuple, Curve], float]]:
+    """Per space of OWN_DATA: a run cache of its data and that data's loss-scale noise floor."""
+    caches: dict[str, dict[tuple, Curve]] = {n: {} for n in OWN_DATA}
+    return {n: (caches[n], noise_floor(d, caches[n])) for n, d in OWN_DATA.items()}
 
 
-@pytest.mark.parametrize("key", [k for k in DISTILL.params if len(values_of(DISTILL, k)) > 1])
-def test_every_distill_key_changes_taught_training_or_is_merged(key: str, taught) -> None:
-    data, facts, runs, noise = taught
-    changes_training(DISTILL, key, data, facts, noise, runs)
+@pytest.mark.parametrize(("name", "key"), OWN_KEYS, ids=[f"{n}:{k}" for n, k in OWN_KEYS])
+def test_every_key_changes_training_on_the_data_its_space_needs(
+    name: str, key: str, own_runs
+) -> None:
+    runs, noise = own_runs[name]
+    data = OWN_DATA[name]
+    changes_training(FITTED[name], key, data, TrainFacts.of(data), noise, runs)
 
 
 def changes_training(
