@@ -202,3 +202,19 @@ def test_distilled_and_plain_training_differ(data) -> None:
         distilled = run_local(short | {"distill.kind": kind}, data)
         assert distilled[-1]["val_loss"] != plain[-1]["val_loss"]
     assert TrialParams.from_flat({})["distill.kind"] == "none"
+
+
+def test_a_teacher_folder_of_other_data_or_none_is_refused(data, tmp_path) -> None:
+    from search.teacher import with_teacher
+
+    with pytest.raises(UserInputError, match="not a search output folder"):
+        with_teacher(tmp_path, data, BUILT_IN, 5)
+    (tmp_path / "config.yaml").write_text("model: {name: mlp}\ntrainable: ''\n")
+    (tmp_path / "data.json").write_text(json.dumps({"classes": ["a", "b"], "train_counts": [1, 2]}))
+    with pytest.raises(UserInputError, match=r"it trained on other data \(classes \['a', 'b'\]"):
+        with_teacher(tmp_path, data, BUILT_IN, 5)
+    facts = {"classes": list(data.classes), "train_counts": data.train_counts().tolist()}
+    (tmp_path / "data.json").write_text(json.dumps(facts))
+    (tmp_path / "config.yaml").write_text("model: {name: text}\ntrainable: ''\n")
+    with pytest.raises(UserInputError, match="it trained model=text trainable=built-in"):
+        with_teacher(tmp_path, data, BUILT_IN, 5)
