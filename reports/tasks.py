@@ -17,36 +17,35 @@ def balance_metrics(task: str) -> list[str]:
     return [f"train_{task}_{m}" for m in ("weight", "share", "loss")] + [f"val_{task}_macro_f1"]
 
 
+def counted(run: Run, rows: list[TrialRow]) -> list[tuple[str, dict[str, float]]]:
+    """(trial id, its metrics at the counted epoch) of each row that has one."""
+    by_id = {t.trial_id: t for t in run.trials}
+    return [
+        (r.trial_id, by_id[r.trial_id].results.get(r.epoch, {}))
+        for r in rows
+        if r.epoch is not None
+    ]
+
+
 def task_rows(run: Run, rows: list[TrialRow], shown: list[str]) -> list[dict[str, Any]]:
     """One row per task of each trial in `shown` (trial ids) at its counted epoch: the task's
     weight, share of the weighted training loss, training loss and validation macro-F1."""
-    tasks = list(run.facts.get("tasks") or ())
-    by_id = {t.trial_id: t for t in run.trials}
-    out = []
-    for row in rows:
-        if row.trial_id not in shown or row.epoch is None:
-            continue
-        metrics = by_id[row.trial_id].results.get(row.epoch, {})
-        for task in tasks:
-            values = [metrics.get(m) for m in balance_metrics(task)]
-            out.append(
-                {"trial_id": row.trial_id, "task": task} | dict(zip(COLUMNS, values, strict=True))
-            )
-    return out
+    return [
+        {"trial_id": trial, "task": task}
+        | dict(zip(COLUMNS, [metrics.get(m) for m in balance_metrics(task)], strict=True))
+        for trial, metrics in counted(run, rows)
+        if trial in shown
+        for task in run.facts.get("tasks") or ()
+    ]
 
 
 def dominance_notes(run: Run, rows: list[TrialRow]) -> list[str]:
     """One sentence per task that carries ≥ DOMINANT of the weighted training loss at the counted
     epoch of some trial (how many trials, the largest share)."""
-    by_id = {t.trial_id: t for t in run.trials}
+    at = counted(run, rows)
     notes = []
     for task in run.facts.get("tasks") or ():
-        shares = [
-            by_id[r.trial_id].results.get(r.epoch, {}).get(f"train_{task}_share", 0.0)
-            for r in rows
-            if r.epoch is not None
-        ]
-        heavy = [s for s in shares if s >= DOMINANT]
+        heavy = [s for _, m in at if (s := m.get(f"train_{task}_share", 0.0)) >= DOMINANT]
         if heavy:
             notes.append(
                 f"task {task} carries ≥ {DOMINANT:.0%} of the weighted training loss in "

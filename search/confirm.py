@@ -115,33 +115,18 @@ def retrain(
     train_time_s is the whole run's. Raises what training raises."""
     import torch
 
-    from trainables.context import TrialContext, evaluate
-    from trainables.trial import pick_device, prepare_params
+    from trainables.context import evaluate
+    from trainables.trial import pick_device, predict_best
 
-    function = plugins.load()
-    params = prepare_params(dict(config), data)
     device = pick_device(gpu)
-    history: list[dict[str, Any]] = []
-    ctx = TrialContext(
-        params,
-        data.without_test(),
-        device,
-        lambda metrics, state: history.append(metrics),
-        plugins=plugins,
-        objective=objective,
-        test=data.test,
+    logits, history = predict_best(
+        config, data, data.test, plugins=plugins, objective=objective, device=device
     )
-    function(ctx)
-    logits = ctx.best_test_logits
-    if logits is None:
-        raise RuntimeError(
-            "the trainable reported its best validation epoch without model=: nothing to test"
-        )
     chosen = history[-1]["best_epoch"]
     test = data.test.to(device)
     metrics = {k: v for k, v in history[chosen].items() if k.startswith("val_")}
     metrics |= evaluate(logits, test, data, "test_", history[chosen])  # val's temperatures
-    blocks = logits.split([len(c) for c in data.tasks.values()] or [data.num_classes], dim=1)
+    blocks = logits.split(data.task_sizes or (data.num_classes,), dim=1)
     predicted = torch.stack([b.argmax(1) for b in blocks], dim=1)
     metrics["train_time_s"] = history[-1]["train_time_s"]
     return {

@@ -23,12 +23,11 @@ import torch
 
 from record import COMPLETED, CONFIG_FILE, CONFIRMATION, DATA_FILE, RECORD_FILE, read_trials
 from spaces.safe_yaml import read_yaml
-from trainables.context import TrialContext
 from trainables.dataset import Dataset, Split
 from trainables.errors import UserInputError
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.plugins import BUILT_IN, Plugins
-from trainables.trial import prepare_params
+from trainables.trial import predict_best
 
 log = logging.getLogger(__name__)
 
@@ -144,17 +143,6 @@ def train_teacher(
 ) -> torch.Tensor:
     """(len(predict), C) logits of `predict` by a teacher trained on `fit` alone (its epoch chosen
     by `metric` computed on `fit`, which stands in for the validation split)."""
-    own = replace(data.without_test(), train=fit, val=fit)
-    ctx = TrialContext(
-        prepare_params(config, own),
-        own,
-        torch.device("cpu"),
-        lambda result, state: None,
-        plugins=plugins,
-        objective=metric,
-        test=predict,
-    )
-    plugins.load()(ctx)
-    if ctx.best_test_logits is None:
-        raise UserInputError("distill.teacher: its trainable reported no model= to predict with")
-    return ctx.best_test_logits.cpu()
+    own = replace(data, train=fit, val=fit)
+    logits, _ = predict_best(config, own, predict, plugins=plugins, objective=metric)
+    return logits.cpu()

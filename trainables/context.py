@@ -97,7 +97,7 @@ def evaluate(
             f"the model returned {logits.dtype} logits of shape {tuple(logits.shape)}; expected "
             f"float logits (N, C) = ({len(split)}, {data.num_classes}): the tasks' side by side"
         )
-    blocks = logits.split([len(c) for c in data.tasks.values()], dim=1)
+    blocks = logits.split(data.task_sizes, dim=1)
     out: dict[str, float] = {}
     for t, ((name, view), block) in enumerate(zip(data.views(), blocks, strict=True)):
         each = scores(block, split.task(t), view.num_classes, minority(view), "", given(f"{name}_"))
@@ -148,9 +148,12 @@ class TrialContext:
     def build_model(self) -> nn.Module:
         """The `model=` choice, sized from the data and the params, on the trial's device."""
         data = self.data
-        sizes = tuple(len(c) for c in data.tasks.values())
         inputs = ModelInputs(
-            data.num_features, data.num_classes, data.vocab_size, self.plugins.encoder, sizes
+            data.num_features,
+            data.num_classes,
+            data.vocab_size,
+            self.plugins.encoder,
+            data.task_sizes,
         )
         return model_factory(self.plugins.model)(inputs, self.params).to(self.device)
 

@@ -85,6 +85,11 @@ class Dataset:
         """Logit columns: the class count, for multi-task data the sum over tasks."""
         return len(self.classes)
 
+    @property
+    def task_sizes(self) -> tuple[int, ...]:
+        """Each task's class count, the blocks of the logits; () for single-task data."""
+        return tuple(len(c) for c in self.tasks.values())
+
     def task(self, t: int) -> Dataset:
         """Task `t` of multi-task data as single-task data (its labels, classes)."""
         name, classes = list(self.tasks.items())[t]

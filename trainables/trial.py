@@ -13,7 +13,8 @@ import torch
 
 from trainables.canonical import canonical
 from trainables.context import Sink, TrialContext
-from trainables.dataset import Dataset
+from trainables.dataset import Dataset, Split
+from trainables.errors import UserInputError
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.params import TrialParams
 from trainables.plugins import BUILT_IN, Plugins
@@ -124,3 +125,34 @@ def run_local(
     )
     function(ctx)
     return results
+
+
+def predict_best(
+    config: dict[str, Any],
+    data: Dataset,
+    predict: Split,
+    *,
+    plugins: Plugins = BUILT_IN,
+    objective: Objective = DEFAULT_OBJECTIVE,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """Run a trainable on `config` over `data` (its test split never read) and return the logits
+    of `predict` by the model it reported at its best `objective` epoch, with the per-epoch
+    results. Raises UserInputError when that epoch was reported without a model."""
+    function = plugins.load()
+    history: list[dict[str, Any]] = []
+    ctx = TrialContext(
+        prepare_params(dict(config), data),
+        data.without_test(),
+        device or torch.device("cpu"),
+        lambda result, state: history.append(result),
+        plugins=plugins,
+        objective=objective,
+        test=predict,
+    )
+    function(ctx)
+    if ctx.best_test_logits is None:
+        raise UserInputError(
+            "the trainable reported its best validation epoch without model=: nothing to predict"
+        )
+    return ctx.best_test_logits, history
