@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from benchmarks import PARTS, Figures, load, machine, target_rows
+from search.cluster import keep_local
 
 RESULTS_DIR = Path("bench-results")  # default JSON location: bench-results/<part>.json
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown part(s) {unknown}: expected some of {list(PARTS)}")
     if args.json is not None and len(parts) != 1:
         parser.error("--json names one file: give exactly one part")
+    keep_local("")  # the benchmarks' local Ray on 127.0.0.1, as a search's
     host = machine()
     targets = []
     for name in parts:

@@ -43,9 +43,3 @@ class RecordWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])  # an unpickled writer (Tuner.restore) reads what is there

@@ -133,10 +133,11 @@ def _in_distribution(dist: BaseDistribution, value: Any) -> tuple[bool, Any]:
         if int(value) != value:
             return False, value
         value = int(value)
-    try:
-        return dist._contains(dist.to_internal_repr(value)), value
+    try:  # Optuna's own check of a value against its distribution
+        optuna.trial.create_trial(params={"x": value}, distributions={"x": dist}, value=0.0)
     except ValueError:
         return False, value
+    return True, value
 
 
 def _evaluate(

@@ -17,7 +17,6 @@ from typing import Any
 from mirrors import MirrorSettings, MlflowMirror, check_reachable, resolve_tracking_uri
 from record import ABANDONED, DATA_FILE, RECORD_FILE, TrialRecord, read_trials
 from search.cluster import (
-    PushCallback,
     check_storage,
     connect,
     in_client_process,
@@ -26,12 +25,13 @@ from search.cluster import (
     push,
     run_on_head,
 )
+from search.cluster.push_callback import PushCallback
 from search.config import SearchConfig
 from search.confirm import run_confirmation
 from search.outputs import Outcome, best_trials, prepare_output
 from search.progress import ProgressCallback
 from search.recording import RecordCallback
-from search.study import abandon_orphans, catch_up_study, ray_trial_ids
+from search.study import abandon_orphans, catch_up_study
 from search.teacher import with_teacher
 from spaces import Space
 from spaces.corners import Corner, check_corners
@@ -69,7 +69,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         connect(cfg.cluster.address)
         if in_client_process():  # Ray Client: this whole function runs on the head node
             return run_on_head(cfg, space)
-    from search.tuner import build_tuner, restore_tuner, tuner_parts
+    from search.tuner import run_search, tune_parts
 
     prepared = prepare(cfg, space)
     data, plugins, facts, space = prepared.data, prepared.plugins, prepared.facts, prepared.space
@@ -84,7 +84,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     storage = plan_storage(cfg.output_dir)
     output_dir = prepare_output(cfg, space)
     write_data_notes(output_dir, data, notes, left)
-    parts = tuner_parts(
+    parts = tune_parts(
         cfg, space, cluster.max_cpus, cluster.max_gpus, cluster.multi_node, facts, plugins
     )
     record = RecordCallback(output_dir, cfg.train.max_epochs)
@@ -97,20 +97,16 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     if storage.remote:
         callbacks.append(PushCallback(storage))
     searched = data.without_test()  # the test split is the confirmation stage's alone
-    tuner = (
-        restore_tuner(storage.ray_path, parts, searched, callbacks)
-        if cfg.resume
-        else build_tuner(parts, searched, callbacks)
-    )
     status, ray_trials = "FAILED", None
     try:
-        grid = tuner.fit()  # Ray turns Ctrl-C into a graceful stop with its state saved
+        # Ray turns Ctrl-C into a graceful stop with its state saved
+        known = run_search(parts, searched, callbacks, resume=bool(cfg.resume))
         if cfg.resume:
-            ray_trials = ray_trial_ids(grid)
+            ray_trials = {str(t.trial_id) for t in known}
             abandon_orphans(output_dir, ray_trials)
         trials, _ = read_trials(output_dir / RECORD_FILE)
         counts = end_counts(trials)
-        expected = parts.tune_config.num_samples * (space.grid_size or 1)
+        expected = parts.run_args["num_samples"] * (space.grid_size or 1)
         outcome = Outcome(
             output_dir=output_dir,
             counts=counts,

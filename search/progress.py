@@ -67,6 +67,3 @@ class ProgressCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._print(trials, force=True)
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "stream"} | {"stream": None}

@@ -13,6 +13,7 @@ from dataclasses import fields
 from typing import Any
 
 from record import RECORD_FILE
+from search.cluster import keep_local
 from search.config import ConfirmSection, SearchConfig, flatten, load_config, to_yaml
 from search.outputs import MARKER, Outcome, local_copy
 from spaces import Space, list_spaces, load_space
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             print(to_yaml(cfg))
             print(space.describe())
             return 0
+        keep_local(cfg.cluster.address)  # before Ray is imported
         from search.driver import prepare, run
 
         if cfg.preflight == "only":

@@ -9,9 +9,7 @@ first ends, in the record, the trials a killed driver started that the resumed R
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage
@@ -40,11 +38,6 @@ OPTUNA_STATE = {
     FAILED: TrialState.FAIL,
     ABANDONED: TrialState.FAIL,
 }
-
-
-def ray_trial_ids(results: Iterable[Any]) -> set[str]:
-    """The trial ids of Ray's ResultGrid: every trial Ray knows, started or not."""
-    return {str((r.metrics or {}).get("trial_id") or Path(str(r.path)).name) for r in results}
 
 
 def abandon_orphans(output_dir: Path, ray_trials: set[str]) -> None:

@@ -1,7 +1,7 @@
-"""Wiring: the search config and the compiled space → the arguments of a Ray Tune `Tuner`.
+"""Wiring: the search config and the compiled space → the arguments of Ray Tune's `tune.run`.
 
-`tuner_parts` is a pure function (tests assert where each option lands); `build_tuner` and
-`restore_tuner` turn its parts into a Tuner over the trainable.
+`tune_parts` is a pure function (tests assert where each option lands); `run_search` runs them
+over the trainable, a new search or the continuation of an interrupted one.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ STUDY_FILE = "optuna.journal"  # the Optuna study (journal storage) inside outpu
 
 
 @dataclass
-class TunerParts:
+class TuneParts:
+    """The trial's resources and config, and `tune.run`'s other keyword arguments (`run_args`)."""
+
     trainable_resources: dict[str, float]
     param_space: dict[str, Any]
-    tune_config: tune.TuneConfig
-    run_config: tune.RunConfig
+    run_args: dict[str, Any]
     objective: Objective
     plugins: Plugins
 
@@ -115,7 +116,7 @@ def num_samples(cfg: SearchConfig, space: Space) -> int:
     return 1 if space.grid_size else DEFAULT_NUM_SAMPLES
 
 
-def tuner_parts(
+def tune_parts(
     cfg: SearchConfig,
     space: Space,
     cluster_cpus: float,
@@ -123,8 +124,8 @@ def tuner_parts(
     multi_node: bool = False,
     facts: TrainFacts | None = None,
     plugins: Plugins = BUILT_IN,
-) -> TunerParts:
-    """Every Tuner argument derived from the config, the space and the cluster's resources
+) -> TuneParts:
+    """Every `tune.run` argument derived from the config, the space and the cluster's resources
     (at full scale for an autoscaling cluster, so the autoscaler sees every trial's request)."""
     gpu = gpu_fraction(cfg.resources.gpu_per_trial, cluster_gpus)
     limit = concurrency(cfg, cluster_cpus, cluster_gpus, gpu)
@@ -151,37 +152,34 @@ def tuner_parts(
         facts=facts,
     )
     searcher = make_searcher(algorithm, space, spec)
-    tune_config = tune.TuneConfig(
-        metric=cfg.search.metric,
-        mode=cfg.search.mode,
-        search_alg=searcher,
-        scheduler=make_scheduler(cfg),
-        num_samples=num_samples(cfg, space),
+    run_args = {
+        "metric": cfg.search.metric,
+        "mode": cfg.search.mode,
+        "search_alg": searcher,
+        "scheduler": make_scheduler(cfg),
+        "num_samples": num_samples(cfg, space),
         # An actor that dies with its node while handed to the next trial fails that trial twice,
         # and Tune ends a trial that fails while it waits to restart whatever max_failures says.
-        reuse_actors=not multi_node,
-        trial_name_creator=_trial_name,
-        trial_dirname_creator=_trial_name,
-    )
-    run_config = tune.RunConfig(
-        name=EXPERIMENT,
-        storage_path=storage.ray_path,  # a URI: each worker uploads its own checkpoints
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # all: a fallback for each
-        failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
-        verbose=0,
-        log_to_file=True,
-    )
+        "reuse_actors": not multi_node,
+        "trial_name_creator": _trial_name,
+        "trial_dirname_creator": _trial_name,
+        "name": EXPERIMENT,
+        "storage_path": storage.ray_path,  # a URI: each worker uploads its own checkpoints
+        "checkpoint_config": tune.CheckpointConfig(num_to_keep=None),  # all: a fallback for each
+        "max_failures": cfg.resources.max_failures,
+        "raise_on_failed_trial": False,  # a failed trial is recorded, never the search's end
+        "verbose": 0,
+        "log_to_file": True,
+    }
     resources = {"cpu": cfg.resources.cpu_per_trial, "gpu": gpu}
-    return TunerParts(
-        resources, param_space, tune_config, run_config, cfg.search.objective, plugins
-    )
+    return TuneParts(resources, param_space, run_args, cfg.search.objective, plugins)
 
 
 def _trial_name(trial: Any) -> str:
     return str(trial.trial_id)
 
 
-def trainable(parts: TunerParts, data_ref: Any) -> Any:
+def trainable(parts: TuneParts, data_ref: Any) -> Any:
     """The trial function with its resources and the dataset (shipped once via the object store)."""
     fn = tune.with_parameters(
         tune_trial, data=data_ref, objective=parts.objective, plugins=parts.plugins
@@ -189,33 +187,19 @@ def trainable(parts: TunerParts, data_ref: Any) -> Any:
     return tune.with_resources(fn, parts.trainable_resources)
 
 
-def build_tuner(parts: TunerParts, data_ref: Any, callbacks: list) -> tune.Tuner:
-    """A new Tuner from `tuner_parts`, with the driver's callbacks (record, MLflow, progress)."""
-    run_config = parts.run_config
-    run_config.callbacks = [*callbacks, TrialGuard()]
-    return tune.Tuner(
-        trainable(parts, data_ref),
-        param_space=parts.param_space,
-        tune_config=parts.tune_config,
-        run_config=run_config,
-    )
+def run_search(parts: TuneParts, data_ref: Any, callbacks: list, resume: bool) -> list[Any]:
+    """Run the search; returns Ray's trials (every trial it knows, started or not).
 
-
-def restore_tuner(ray_path: str, parts: TunerParts, data_ref: Any, callbacks: list) -> tune.Tuner:
-    """Reopen an interrupted search: finished trials stay finished, unfinished ones resume.
-
-    `ray_path`: Ray's storage path of the search, `plan_storage(output_dir).ray_path`.
-
-    The searcher and scheduler state come back from Ray's experiment checkpoint; the callbacks are
-    this process's fresh ones (Ray would otherwise unpickle the interrupted driver's copies).
+    `resume`: continue the interrupted search in `run_args["storage_path"]`: finished trials stay
+    finished, unfinished ones resume from their checkpoints, and the searcher's state comes back
+    from Ray's experiment checkpoint. Either way the callbacks (record, progress, push) are this
+    process's.
     """
-    tuner = tune.Tuner.restore(
-        f"{ray_path.rstrip('/')}/{EXPERIMENT}",
-        trainable=trainable(parts, data_ref),
-        param_space=parts.param_space,
-        resume_unfinished=True,
-        resume_errored=False,
+    analysis = tune.run(
+        trainable(parts, data_ref),
+        config=parts.param_space,
+        callbacks=[*callbacks, TrialGuard()],
+        resume=resume,
+        **parts.run_args,
     )
-    run_config = tuner._local_tuner.get_run_config()  # no public setter in Ray 2.x
-    run_config.callbacks = [*callbacks, TrialGuard()]
-    return tuner
+    return analysis.trials

@@ -6,9 +6,10 @@ import pytest
 import torch
 from helpers import SMALL
 
-from search.cluster.info import loopback_only
+from search.cluster import keep_local
 from trainables.synthetic import SyntheticSpec, make_synthetic
 
+keep_local("")  # before any test imports Ray: every local Ray here on 127.0.0.1, as the CLI's
 torch.set_num_threads(1)  # as in a Ray trial with 1 CPU; 2 threads thrash on a loaded 2-core box
 
 
@@ -20,14 +21,7 @@ def small_data():
 
 def start_local_ray(ray, **resources) -> None:
     """A fresh local Ray (never another cluster on this machine), servers on 127.0.0.1 only."""
-    with loopback_only():
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            log_to_driver=False,
-            **resources,
-        )
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, **resources)
 
 
 @pytest.fixture(scope="module")

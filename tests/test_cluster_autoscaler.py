@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import read_record
-from test_cluster_multinode import LOOPBACK, bind_to_loopback
+from test_cluster_multinode import LOOPBACK
 from test_search import small_search
 
 from search.cluster import autoscaler, check_storage, connect
@@ -98,7 +98,6 @@ def autoscaling(tmp_path_factory):
     path = tmp_path_factory.mktemp("fake-cluster") / "autoscaling.yaml"
     path.write_text(yaml.safe_dump(config))
     with pytest.MonkeyPatch.context() as mp:
-        bind_to_loopback(mp)
         mp.setenv("RAY_FAKE_CLUSTER", "1")  # the monitor refuses the fake provider otherwise
         mp.setenv("AUTOSCALER_UPDATE_INTERVAL_S", "1")
         mp.setattr(autoscaler, "BOOTSTRAP_CONFIG", path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import SMALL, read_record, sqlite_store
 from test_cluster_autoscaler import free_port
-from test_cluster_multinode import LOOPBACK, bind_to_loopback
+from test_cluster_multinode import LOOPBACK
 
 from search.cluster import connect, in_client_process, run_on_head
 from search.config import load_config
@@ -49,7 +49,6 @@ def client_address():
 
     port = free_port()
     with pytest.MonkeyPatch.context() as mp:
-        bind_to_loopback(mp)
         mp.setenv("RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S", "120")  # slow start on a busy box
         cluster = Cluster(
             initialize_head=True,

@@ -12,17 +12,18 @@ from search.cluster import (
     LAUNCHER_CONFIGS,
     Autoscaler,
     ClusterInfo,
-    PushCallback,
     Storage,
     check_storage,
     plan_storage,
     pull,
     push,
+    push_callback,
 )
 from search.cluster import storage as storage_module
 from search.cluster.autoscaler import from_config, full_scale, status_node_types
 from search.cluster.client import is_client
 from search.cluster.info import init_args
+from search.cluster.push_callback import PushCallback
 from trainables.errors import UserInputError
 
 
@@ -136,10 +137,9 @@ def test_cluster_info_plans_for_the_autoscalers_full_size():
 
 
 def test_init_args_per_address_kind():
-    assert init_args("")["_node_ip_address"] == "127.0.0.1"
-    assert init_args("127.0.0.1:6379")["_node_ip_address"] == "127.0.0.1"
-    assert "_node_ip_address" not in init_args("10.0.0.5:6379")
-    assert "_node_ip_address" not in init_args("auto")
+    assert init_args("") == {"address": "local", "include_dashboard": False, "log_to_driver": False}
+    assert init_args("10.0.0.5:6379") == {"address": "10.0.0.5:6379", "log_to_driver": False}
+    assert init_args("auto") == {"address": "auto", "log_to_driver": False}
     client = init_args("ray://head:10001")
     assert is_client("ray://head:10001") and not is_client("auto") and client["log_to_driver"]
     shipped = {p.rsplit("/", 1)[-1] for p in client["runtime_env"]["py_modules"]}
@@ -173,7 +173,7 @@ def test_a_uri_output_dir_is_staged_locally_and_pushed(tmp_path, monkeypatch):
 
 def test_push_callback_pushes_on_its_period_and_at_the_end(tmp_path, monkeypatch):
     pushed = []
-    monkeypatch.setattr(storage_module, "push", lambda s: pushed.append(s))
+    monkeypatch.setattr(push_callback, "push", lambda s: pushed.append(s))
     s = Storage(tmp_path, "file:///x", "file:///x")
     pusher = PushCallback(s, period_s=3600)
     pusher.on_step_end(iteration=1, trials=[])

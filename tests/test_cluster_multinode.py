@@ -21,16 +21,8 @@ from trainables.errors import UserInputError
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-LOOPBACK = {"node_ip_address": "127.0.0.1"}
+LOOPBACK = {"node_ip_address": "127.0.0.1"}  # with conftest's keep_local: every node on loopback
 EPOCHS, TRIALS = 4, 6
-
-
-def bind_to_loopback(mp: pytest.MonkeyPatch) -> None:
-    """Every Ray process of the test cluster on 127.0.0.1, this one and those it starts."""
-    from ray._private import ray_constants
-
-    mp.setenv(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")  # processes started from here on
-    mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # this process (read at call time)
 
 
 def lose_node(cluster, node) -> None:
@@ -53,17 +45,15 @@ def four_nodes():
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    with pytest.MonkeyPatch.context() as mp:
-        bind_to_loopback(mp)
-        cluster = Cluster(
-            initialize_head=True,
-            head_node_args={"num_cpus": 0, "include_dashboard": False, **LOOPBACK},
-        )
-        workers = [cluster.add_node(num_cpus=1, **LOOPBACK) for _ in range(3)]
-        info = connect(cluster.address)
-        yield cluster, workers, info
-        ray.shutdown()
-        cluster.shutdown()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "include_dashboard": False, **LOOPBACK},
+    )
+    workers = [cluster.add_node(num_cpus=1, **LOOPBACK) for _ in range(3)]
+    info = connect(cluster.address)
+    yield cluster, workers, info
+    ray.shutdown()
+    cluster.shutdown()
 
 
 def test_connect_describes_the_cluster(four_nodes):

@@ -15,6 +15,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
@@ -31,6 +33,7 @@ from packaging.version import Version
 import search.driver
 from benchmarks.harness import ray_session
 from search.cluster import connect
+from search.cluster.info import SINGLE_NODE_ENV
 from search.config import flatten, load_config
 from search.outputs import MARKER, prepare_output
 from search.run import main, resolve
@@ -345,12 +348,65 @@ def test_a_local_ray_starts_without_dashboard_on_loopback(fake_ray):
     assert info.address == "" and info.nodes == 1
     (kwargs,) = fake_ray
     assert kwargs["include_dashboard"] is False
-    assert kwargs["_node_ip_address"] == "127.0.0.1"
+    assert not any(k.startswith("_") for k in kwargs)  # Ray's public arguments only
 
 
 def test_a_local_ray_never_joins_another_cluster(fake_ray):
     connect("")
     assert fake_ray[0].get("address") == "local"
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _env_without_switch() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in (SINGLE_NODE_ENV, "RAY_ADDRESS")}
+
+
+@pytest.mark.parametrize(("address", "switch"), [("", "0"), ("auto", None)])
+def test_the_cli_keeps_a_local_ray_on_loopback_before_importing_ray(tmp_path, address, switch):
+    """python -m search.run sets Ray's single-node switch before Ray is imported, for a local Ray
+    only; a fresh process, so that nothing of this one's imports counts."""
+    extra = [f"cluster.address={address}"] if address else []
+    code = (
+        "import os, sys\n"
+        "from search.run import main\n"
+        f"args = ['preflight=only', 'output_dir={tmp_path}', *{extra!r}]\n"
+        "assert main(args) == 0\n"
+        "import ray\n"
+        f"print(os.environ.get('{SINGLE_NODE_ENV}'), ray.util.get_node_ip_address())\n"
+    )
+    done = _python(code, _env_without_switch())
+    assert done.returncode == 0, done.stderr
+    value, host = done.stdout.split()[-2:]
+    assert value == str(switch)
+    if switch == "0":
+        assert host == "127.0.0.1"
+
+
+def test_a_local_ray_is_refused_when_ray_was_imported_without_the_switch():
+    """Ray imported first (no switch): connect("") starts nothing and says why in one line."""
+    code = (
+        "import ray\n"
+        "host = ray.util.get_node_ip_address()\n"
+        "from search.cluster import connect\n"
+        "from trainables.errors import UserInputError\n"
+        "try:\n"
+        "    connect('')\n"
+        "except UserInputError as e:\n"
+        "    print(host, ray.is_initialized(), e)\n"
+    )
+    done = _python(code, _env_without_switch())
+    assert done.returncode == 0, done.stderr
+    host, started, message = done.stdout.strip().split(" ", 2)
+    if host == "127.0.0.1":
+        pytest.skip("this machine has no route off loopback: a local Ray binds 127.0.0.1 anyway")
+    assert started == "False"
+    assert message.startswith(f"a local Ray would listen on {host}, not 127.0.0.1")
+    assert f"{SINGLE_NODE_ENV}=0" in message
 
 
 @pytest.mark.slow  # starts a real Ray

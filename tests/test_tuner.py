@@ -1,4 +1,4 @@
-"""Wiring without running Ray: each config option lands where it should in the Tuner's arguments."""
+"""Wiring without running Ray: each config option lands where it should in `tune.run`'s arguments."""
 
 from __future__ import annotations
 
@@ -9,32 +9,32 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
 from search.config import load_config
 from search.searcher import StudySearcher
-from search.tuner import AnchoredASHA, concurrency, gpu_fraction, tuner_parts
+from search.tuner import AnchoredASHA, concurrency, gpu_fraction, tune_parts
 from spaces import load_space
 
 
 def parts(tmp_path, *args: str, cpus: float = 2, gpus: float = 0):
     cfg = load_config([f"output_dir={tmp_path}", *args])
-    return cfg, tuner_parts(cfg, load_space(cfg.space), cpus, gpus)
+    return cfg, tune_parts(cfg, load_space(cfg.space), cpus, gpus)
 
 
 def test_defaults_asha_optuna_limited_to_cpu_slots(tmp_path):
     cfg, p = parts(tmp_path, "train.max_epochs=7", "scheduler.grace_period=3", "search.seed=5")
-    tc = p.tune_config
-    assert isinstance(tc.scheduler, AnchoredASHA)
-    assert tc.scheduler._max_t == 7
-    assert min(t for t, _ in tc.scheduler._brackets[0]._rungs) == 3  # grace period
-    assert tc.scheduler._reduction_factor == 3
-    assert isinstance(tc.search_alg, ConcurrencyLimiter) and tc.search_alg.max_concurrent == 2
-    assert isinstance(tc.search_alg.searcher, StudySearcher)
-    assert isinstance(tc.search_alg.searcher.study.sampler, optuna.samplers.TPESampler)
+    tc = p.run_args
+    assert isinstance(tc["scheduler"], AnchoredASHA)
+    assert tc["scheduler"]._max_t == 7
+    assert min(t for t, _ in tc["scheduler"]._brackets[0]._rungs) == 3  # grace period
+    assert tc["scheduler"]._reduction_factor == 3
+    assert isinstance(tc["search_alg"], ConcurrencyLimiter) and tc["search_alg"].max_concurrent == 2
+    assert isinstance(tc["search_alg"].searcher, StudySearcher)
+    assert isinstance(tc["search_alg"].searcher.study.sampler, optuna.samplers.TPESampler)
     assert (tmp_path / "optuna.journal").is_file()
-    assert tc.metric == "val_macro_f1" and tc.mode == "max"
-    assert tc.num_samples == 32 and tc.reuse_actors is True
+    assert tc["metric"] == "val_macro_f1" and tc["mode"] == "max"
+    assert tc["num_samples"] == 32 and tc["reuse_actors"] is True
     assert p.param_space == {"train.max_epochs": 7, "train.checkpoint_every_s": 5.0}
     assert p.trainable_resources == {"cpu": 1.0, "gpu": 0.0}
-    assert p.run_config.storage_path == str(tmp_path.resolve())
-    assert p.run_config.failure_config.max_failures == 1
+    assert tc["storage_path"] == str(tmp_path.resolve())
+    assert tc["max_failures"] == 1 and tc["raise_on_failed_trial"] is False
 
 
 def test_fifo_random_and_explicit_limits(tmp_path):
@@ -45,18 +45,18 @@ def test_fifo_random_and_explicit_limits(tmp_path):
         "search.num_samples=5",
         "search.max_concurrent=3",
     )
-    assert isinstance(p.tune_config.scheduler, FIFOScheduler)
-    limiter = p.tune_config.search_alg
+    assert isinstance(p.run_args["scheduler"], FIFOScheduler)
+    limiter = p.run_args["search_alg"]
     assert isinstance(limiter, ConcurrencyLimiter) and limiter.max_concurrent == 3
     assert isinstance(limiter.searcher.study.sampler, optuna.samplers.RandomSampler)
-    assert p.tune_config.num_samples == 5
+    assert p.run_args["num_samples"] == 5
     assert "elf.strategy" not in p.param_space  # Optuna suggests the space
 
 
 def test_grid_space_runs_each_point_once(tmp_path):
     _, p = parts(tmp_path, "space=baseline")
-    assert isinstance(p.tune_config.search_alg, BasicVariantGenerator)
-    assert p.tune_config.num_samples == 1
+    assert isinstance(p.run_args["search_alg"], BasicVariantGenerator)
+    assert p.run_args["num_samples"] == 1
     assert p.param_space["seed"] == {"grid_search": [0, 1, 2, 3, 4]}
 
 
@@ -86,7 +86,7 @@ def test_asha_never_ranks_a_flagged_non_finite_result(tmp_path):
     from trainables.nonfinite import NonFiniteError, flagged_result
 
     cfg, p = parts(tmp_path, "train.max_epochs=9", "scheduler.grace_period=1")
-    asha = p.tune_config.scheduler
+    asha = p.run_args["scheduler"]
     asha.set_search_properties("val_macro_f1", "max")
     trial = Trial("t", config={"loss.kind": "focal"}, stub=True)
     asha.on_trial_add(None, trial)

@@ -3,8 +3,8 @@
 `connect(address)` starts a local Ray or joins a cluster and returns a `ClusterInfo` (nodes,
 resources now and at full scale when an autoscaler's config says); `check_storage` refuses a
 node-local output_dir on a multi-node or autoscaling cluster before any trial runs; `plan_storage`,
-`push`, `pull` and `PushCallback` handle an output_dir that is a URI (s3://, gs://, ...);
-`run_on_head` runs the driver on the head node for a Ray Client (ray://) address.
+`push` and `pull` (and `push_callback.PushCallback` while the search runs) handle an output_dir that is a
+URI (s3://, gs://, ...); `run_on_head` runs the driver on the head node for a Ray Client (ray://) address.
 Cluster launcher configs sit next to this file: aws.yaml (`ray up`) and kuberay.yaml (KubeRay).
 """
 
@@ -12,10 +12,9 @@ from pathlib import Path
 
 from search.cluster.autoscaler import Autoscaler
 from search.cluster.client import in_client_process, is_client, on_head, run_on_head
-from search.cluster.info import ClusterInfo, connect
+from search.cluster.info import ClusterInfo, connect, keep_local
 from search.cluster.storage import (
     EXPERIMENT_DIR,
-    PushCallback,
     Storage,
     check_storage,
     is_uri,
@@ -33,13 +32,13 @@ __all__ = [
     "LAUNCHER_CONFIGS",
     "Autoscaler",
     "ClusterInfo",
-    "PushCallback",
     "Storage",
     "check_storage",
     "connect",
     "in_client_process",
     "is_client",
     "is_uri",
+    "keep_local",
     "on_head",
     "plan_storage",
     "pull",

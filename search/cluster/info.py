@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from search.cluster import autoscaler
 from search.cluster.autoscaler import Autoscaler
 from search.cluster.client import client_runtime_env, is_client
+from trainables.errors import UserInputError
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+LOOPBACK = "127.0.0.1"
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's single-node switch (see keep_local)
 
 
 @dataclass(frozen=True)
@@ -55,53 +56,42 @@ class ClusterInfo:
 
 
 def init_args(address: str) -> dict[str, Any]:
-    """`ray.init` arguments: a local Ray on 127.0.0.1 with no dashboard, or join `address`.
-
-    A cluster on this machine (host 127.0.0.1 or localhost) is joined from 127.0.0.1 too, so the
-    driver finds its local raylet whatever address the machine's network interface has; a Ray
-    Client ships this checkout's packages to the cluster.
-    """
-    if not address:  # "local": never join a cluster some `ray start` left on this machine
-        return {
-            "address": "local",
-            "include_dashboard": False,
-            "_node_ip_address": "127.0.0.1",
-            "log_to_driver": False,
-        }
+    """`ray.init` arguments: a local Ray with no dashboard (never a cluster some `ray start` left
+    on this machine), or join `address`; a Ray Client ships this checkout's packages to the
+    cluster."""
+    if not address:
+        return {"address": "local", "include_dashboard": False, "log_to_driver": False}
     args: dict[str, Any] = {"address": address, "log_to_driver": False}
     if is_client(address):  # the driver runs on the head: its progress table streams back
         return args | {"runtime_env": client_runtime_env(), "log_to_driver": True}
-    if address.rsplit(":", 1)[0] in LOOPBACK_HOSTS:
-        args["_node_ip_address"] = "127.0.0.1"
     return args
 
 
-@contextlib.contextmanager
-def loopback_only() -> Iterator[None]:
-    """Make a local Ray bind every server to 127.0.0.1.
+def keep_local(address: str) -> None:
+    """Before Ray is imported: a local Ray (address "") binds every server to 127.0.0.1.
 
-    Ray 2.x replaces `_node_ip_address="127.0.0.1"` with the host's address and listens on all
-    interfaces unless its single-node mode is on. That switch is a private constant with no public
-    equivalent (its environment variable is read once, when Ray is imported), so it is set here
-    only, and only while a local Ray starts.
+    Ray listens on the host's address unless its single-node switch, the environment variable
+    `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, was set when it was imported (processes it starts
+    inherit it); a cluster's address leaves the environment as it is.
     """
-    from ray._private import ray_constants
-
-    before = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = before
+    if not address:
+        os.environ[SINGLE_NODE_ENV] = "0"
 
 
 def connect(address: str) -> ClusterInfo:
-    """Join the cluster at `address` (auto, host:port, ray://host:10001) or start a local Ray."""
+    """Join the cluster at `address` (auto, host:port, ray://host:10001) or start a local Ray,
+    refused (one line) if that Ray would listen beyond 127.0.0.1 (see `keep_local`)."""
     import ray
 
     if not ray.is_initialized():
-        with contextlib.nullcontext() if address else loopback_only():
-            ray.init(**init_args(address))
+        host = ray.util.get_node_ip_address()  # the address a local Ray would bind
+        if not address and host != LOOPBACK:
+            raise UserInputError(
+                f"a local Ray would listen on {host}, not {LOOPBACK}: ray was imported before "
+                f"{SINGLE_NODE_ENV}=0 was set; set it before importing ray (python -m search.run "
+                "does), or start Ray yourself and pass cluster.address"
+            )
+        ray.init(**init_args(address))
     res = ray.cluster_resources()
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     found = autoscaler.detect() if address else None

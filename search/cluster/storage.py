@@ -9,22 +9,15 @@ local staging folder that `push` copies to the URI and `pull` brings back to res
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-from ray.tune import Callback
 
 from search.cluster.info import ClusterInfo
 from trainables.errors import UserInputError
 
-log = logging.getLogger(__name__)
-
 EXPERIMENT_DIR = "tune"  # Ray's experiment folder inside output_dir: checkpoints, Tuner state
 STAGING_ROOT = Path(tempfile.gettempdir()) / "loss-search"  # staging folders of URI output_dirs
-PUSH_PERIOD_S = 30.0  # a killed driver loses at most this much of its files' history
 
 
 def is_uri(output_dir: str) -> bool:
@@ -121,28 +114,3 @@ def pull(storage: Storage) -> int:
         return 0
     storage.local.mkdir(parents=True, exist_ok=True)
     return _copy_tree(storage.remote, str(storage.local), skip=(EXPERIMENT_DIR,))
-
-
-class PushCallback(Callback):
-    """Pushes the driver's files to the output_dir URI every `period_s` and when the search ends.
-
-    A failing push is logged and retried at the next period; it never stops the search.
-    """
-
-    def __init__(self, storage: Storage, period_s: float = PUSH_PERIOD_S) -> None:
-        self.storage, self.period_s = storage, period_s
-        self._last = time.monotonic()
-
-    def on_step_end(self, iteration: int, trials: list, **info) -> None:
-        if time.monotonic() - self._last >= self.period_s:
-            self._push()
-
-    def on_experiment_end(self, trials: list, **info) -> None:
-        self._push()
-
-    def _push(self) -> None:
-        self._last = time.monotonic()
-        try:
-            push(self.storage)
-        except Exception as e:
-            log.warning("copying %s to %s failed: %s", self.storage.local, self.storage.remote, e)
