@@ -1,7 +1,7 @@
 """The search configuration: every key with its default, CLI overrides, validation, a frozen result.
 
 Config flows one way: `key=value` overrides (OmegaConf dotlist grammar) → `load_config` → one frozen
-`SearchConfig` → the Tuner and the trials. Nothing else reads the environment behind its back: the
+`SearchConfig` → `tune.run` and the trials. Nothing else reads the environment behind its back: the
 CLI passes `MLFLOW_TRACKING_URI` in explicitly.
 """
 

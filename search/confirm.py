@@ -162,8 +162,8 @@ def run_confirmation(
 
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt here: Ray Tune's fit leaves its own SIGINT handler behind,
-    which only flags a stop for a Tuner that has ended (main thread only; elsewhere a no-op)."""
+    """Ctrl-C raises KeyboardInterrupt here: Ray Tune's run leaves its own SIGINT handler behind,
+    which only flags a stop for a search that has ended (main thread only; elsewhere a no-op)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

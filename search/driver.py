@@ -1,4 +1,4 @@
-"""`run(config, space)`: build the data, start or join Ray, run the Tuner, leave the output folder.
+"""`run(config, space)`: build the data, start or join Ray, run the search, leave the output folder.
 
 Bad input fails before Ray starts; trial failures never take the search down; Ctrl-C stops cleanly
 and says how to resume.

@@ -138,7 +138,7 @@ class StudySearcher(Searcher):
         Path(checkpoint_path).write_text(json.dumps(state), encoding="utf-8")
 
     def restore(self, checkpoint_path: str) -> None:
-        """Tuner.restore: the bookkeeping `save` wrote; study and facts stay this instance's."""
+        """On resume: the bookkeeping `save` wrote; study and facts stay this instance's."""
         state = json.loads(Path(checkpoint_path).read_text(encoding="utf-8"))
         self._trials = state["trials"]
         self._ended = set(state["ended"])

@@ -87,7 +87,7 @@ def test_search_then_resume_through_ray_client(client_address, tmp_path):
     outcome = run_on_head(cfg, load_space(cfg.space))
     assert outcome.cluster.startswith(f"cluster {address}: 1 node(s), 2 CPU(s)")
     assert outcome.counts == {"completed": 2} and not outcome.interrupted
-    # resuming goes through Tuner.restore on the head (a Ray Client Tuner has no _local_tuner)
+    # resuming runs tune.run(resume=True) on the head, with the head's own callbacks
     cfg, space = resolve([f"resume={out}"], {})
     again = run_on_head(cfg, space)
     assert again.counts == {"completed": 2} and not again.interrupted

@@ -1,10 +1,11 @@
 """Running a search on a Ray cluster: join it, size it, and keep its files where every node sees them.
 
-`connect(address)` starts a local Ray or joins a cluster and returns a `ClusterInfo` (nodes,
-resources now and at full scale when an autoscaler's config says); `check_storage` refuses a
-node-local output_dir on a multi-node or autoscaling cluster before any trial runs; `plan_storage`,
-`push` and `pull` (and `push_callback.PushCallback` while the search runs) handle an output_dir that is a
-URI (s3://, gs://, ...); `run_on_head` runs the driver on the head node for a Ray Client (ray://) address.
+`keep_local(address)`, before Ray is imported, keeps a local Ray on 127.0.0.1; `connect(address)`
+starts a local Ray or joins a cluster and returns a `ClusterInfo` (nodes, resources now and at full
+scale when an autoscaler's config says); `check_storage` refuses a node-local output_dir on a
+multi-node or autoscaling cluster before any trial runs; `plan_storage`, `push` and `pull` (and
+`push_callback.PushCallback` while the search runs) handle an output_dir that is a URI (s3://,
+gs://, ...); `run_on_head` runs the driver on the head node for a Ray Client (ray://) address.
 Cluster launcher configs sit next to this file: aws.yaml (`ray up`) and kuberay.yaml (KubeRay).
 """
 

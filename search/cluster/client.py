@@ -2,9 +2,9 @@
 
 Under Ray Client, Ray Tune moves its loop (searcher, scheduler, callbacks) into an actor on the head
 while the client keeps the output folder, the Optuna journal and the MLflow parent run: two machines,
-two filesystems, and `Tuner._local_tuner` is None. Running the driver itself in a task on the head
-keeps all of it on one machine, as with `ray job submit`; the client ships this project's code
-(runtime_env py_modules) and waits for the outcome.
+two filesystems. Running the driver itself in a task on the head keeps all of it on one machine, as
+with `ray job submit`; the client ships this project's code (runtime_env py_modules) and waits for
+the outcome.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from search.cluster.info import ClusterInfo
 from trainables.errors import UserInputError
 
-EXPERIMENT_DIR = "tune"  # Ray's experiment folder inside output_dir: checkpoints, Tuner state
+EXPERIMENT_DIR = "tune"  # Ray's experiment folder inside output_dir: checkpoints, experiment state
 STAGING_ROOT = Path(tempfile.gettempdir()) / "loss-search"  # staging folders of URI output_dirs
 
 
