@@ -15,10 +15,10 @@ from typing import Any
 
 from spaces.distributions import Choice, Constant, Grid
 from spaces.space import ParamSpec, Space
-from trainables.canonical import ELF_ON, TrainFacts, validate
+from trainables.canonical import ELF_ON, TrainFacts, unknown_task, validate
 from trainables.errors import UserInputError
 from trainables.losses import focal_alpha
-from trainables.params import param, task_key, task_of
+from trainables.params import param, task_key
 
 TASK = "<task>"  # in a space key: one key per task of the data (loss.<task>.kind, …)
 
@@ -121,13 +121,9 @@ def values_left(before: Space, after: Space) -> dict[str, list[Any]]:
 def check_against(space: Space, facts: TrainFacts) -> None:
     """Raise UserInputError naming the space file for a point, or a focal α value, that the data
     cannot take (e.g. a two-class α on five classes)."""
-    for key in space.params:
-        task = task_of(key)
-        if task is not None and task[0] not in facts.tasks:
-            tasks = ", ".join(facts.tasks) or "none: the data has one label column"
-            raise UserInputError(
-                f"{space.path}: {key}: not a task of the data (its tasks: {tasks})"
-            )
+    problem = unknown_task(space.params, facts)
+    if problem:
+        raise UserInputError(f"{space.path}: {problem}")
     for name, counts, classes in facts.labels():
         key = task_key(name, "alpha") if name and task_key(name, "alpha") in space.params else None
         for value in _values(space, key or "loss.alpha"):

@@ -236,6 +236,23 @@ def loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
+def scipy_row_interval(columns: tuple, statistic) -> tuple[float, float]:
+    """The 95% percentile interval of `statistic` over rows resampled together (paired) from
+    `columns`: scipy.stats.bootstrap, the independent reference of the confirmation's row bootstrap."""
+    from scipy import stats
+
+    ci = stats.bootstrap(
+        columns,
+        statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=400,
+        method="percentile",
+        random_state=0,
+    ).confidence_interval
+    return ci.low, ci.high
+
+
 def train_with(params, data, sink, state=None, objective=None) -> None:
     """The built-in trainable on CPU in this process: `sink(result, checkpoint | None)` per epoch;
     `state` (a checkpoint it passed) resumes after that checkpoint's epoch."""

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import scipy_row_interval
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
@@ -102,18 +103,10 @@ def test_one_seed_row_bootstrap_agrees_with_scipy_paired_bootstrap():
     cand = config("c", [1], [{"test_macro_f1": f1(y, better)}], [better])
     base = config("b", [1], [{"test_macro_f1": f1(y, worse)}], [worse])
     delta, n = paired_difference(cand, base, "test_macro_f1", y, 4000, 0.95)
-    ref = stats.bootstrap(
-        (y, better, worse),
-        lambda t, a, b: f1(t, a) - f1(t, b),
-        paired=True,
-        vectorized=False,
-        n_resamples=400,
-        method="percentile",
-        random_state=0,
-    ).confidence_interval
+    low, high = scipy_row_interval((y, better, worse), lambda t, a, b: f1(t, a) - f1(t, b))
     assert n == 1 and delta.estimate == pytest.approx(f1(y, better) - f1(y, worse))
-    assert delta.low == pytest.approx(ref.low, abs=0.015)
-    assert delta.high == pytest.approx(ref.high, abs=0.015)
+    assert delta.low == pytest.approx(low, abs=0.015)
+    assert delta.high == pytest.approx(high, abs=0.015)
 
 
 def test_seed_bootstrap_against_exact_enumeration_and_bonferroni_level():

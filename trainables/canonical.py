@@ -32,7 +32,7 @@ A None for a key that cannot be None is the inactive marker of `search.param_spa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from trainables.dataset import Dataset, Split, granularity_index
 from trainables.errors import UserInputError
 from trainables.losses import class_weights, focal_alpha
 from trainables.params import (
+    DISTILL_KINDS,
     GRANULARITIES,
     PARAMS,
     STRATEGIES,
@@ -85,8 +86,8 @@ RELEVANT_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
     "cw.beta": {"cw.method": ("effective",)},
     "train.momentum": {"train.optimizer": ("sgd",)},
     "cw.cap": {"cw.method": ("balanced", "effective")},
-    "distill.weight": {"distill.kind": ("kl", "jsd")},
-    "distill.temperature": {"distill.kind": ("kl", "jsd")},
+    "distill.weight": {"distill.kind": DISTILL_KINDS[1:]},
+    "distill.temperature": {"distill.kind": DISTILL_KINDS[1:]},
 }
 
 
@@ -355,10 +356,9 @@ def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict
     check_clip_bounds(v["elf.clip_min"], v["elf.clip_max"])
     if facts is None:
         return out
-    unknown = [k for k in out if (t := task_of(k)) and t[0] not in facts.tasks]
-    if unknown:
-        tasks = ", ".join(facts.tasks) or "none: the data has one label column"
-        raise UserInputError(f"{unknown[0]}: not a task of the data (its tasks: {tasks})")
+    problem = unknown_task(out, facts)
+    if problem:
+        raise UserInputError(problem)
     for name, counts, classes in facts.labels():
         own = {f: v.get(task_key(name, f), v[f"loss.{f}"]) for f in TASK_FIELDS}
         where = f"task {name}: " if name else ""
@@ -370,6 +370,15 @@ def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict
         except UserInputError as e:
             raise UserInputError(f"{where}{e}") from None
     return out
+
+
+def unknown_task(keys: Iterable[str], facts: TrainFacts) -> str | None:
+    """Why the first loss.<task>.* key of `keys` that names no task of the data is refused."""
+    unknown = [k for k in keys if (t := task_of(k)) and t[0] not in facts.tasks]
+    if not unknown:
+        return None
+    tasks = ", ".join(facts.tasks) or "none: the data has one label column"
+    return f"{unknown[0]}: not a task of the data (its tasks: {tasks})"
 
 
 LOSS_KEYS = tuple(f"loss.{f}" for f in TASK_FIELDS)

@@ -9,6 +9,8 @@ import torch
 
 from trainables.params import GRANULARITIES
 
+TENSORS = ("x", "y", "aco", "rso", "tokens", "teacher")  # a Split's tensor columns
+
 
 @dataclass
 class Split:
@@ -28,10 +30,7 @@ class Split:
     def to(self, device: torch.device | str) -> Split:
         """A copy with every tensor on `device`."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return replace(
-            self,
-            **{k: move(getattr(self, k)) for k in ("x", "y", "aco", "rso", "tokens", "teacher")},
-        )
+        return replace(self, **{k: move(getattr(self, k)) for k in TENSORS})
 
     def task(self, t: int) -> Split:
         """This split with task `t`'s labels as y (n,)."""
@@ -41,19 +40,12 @@ class Split:
         """The rows `index` (int64, any order) of every column."""
         pick = lambda t: None if t is None else t[index]  # noqa: E731
         texts = None if self.texts is None else self.texts.take(index.numpy())
-        tensors = ("x", "y", "aco", "rso", "tokens", "teacher")
-        return replace(self, **{k: pick(getattr(self, k)) for k in tensors}, texts=texts)
+        return replace(self, **{k: pick(getattr(self, k)) for k in TENSORS}, texts=texts)
 
     def take(self, rows: slice) -> Split:
         """The rows `rows` of every column."""
         cut = lambda t: None if t is None else t[rows]  # noqa: E731
-        return replace(
-            self,
-            **{
-                k: cut(getattr(self, k))
-                for k in ("x", "y", "aco", "rso", "tokens", "texts", "teacher")
-            },
-        )
+        return replace(self, **{k: cut(getattr(self, k)) for k in (*TENSORS, "texts")})
 
 
 @dataclass

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor
 
-DISTILL_KINDS = ("none", "kl", "jsd")
+from trainables.params import DISTILL_KINDS
 
 
 def _kl_from_logs(log_p: Tensor, log_q: Tensor) -> Tensor:

@@ -40,6 +40,14 @@ def expected_calibration_error(prob: Tensor, target: Tensor, bins: int = ECE_BIN
     return gap.abs().sum() / conf.numel()
 
 
+def f1_per_class(confusion: Tensor) -> Tensor:
+    """(K,) F1_k = 2·TP/(2·TP + FP + FN) of a (K, K) true × predicted confusion matrix, 0 when
+    class k is absent from both prediction and target (scikit-learn's zero_division=0)."""
+    c = confusion.double()
+    tp, denom = c.diag(), c.sum(1) + c.sum(0)
+    return torch.where(denom > 0, 2 * tp / denom.clamp_min(1), 0.0)
+
+
 def classification_metrics(
     logits: Tensor, target: Tensor, num_classes: int, minority_class: int
 ) -> dict[str, float]:
@@ -59,8 +67,7 @@ def classification_metrics(
         confusion = torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)  # true × pred
         tp = confusion.diag().double()
         support = confusion.sum(1).double()
-        denom = support + confusion.sum(0).double()
-        f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), 0.0)  # (K,)
+        f1 = f1_per_class(confusion)  # (K,)
         recall = torch.where(support > 0, tp / support.clamp_min(1), torch.inf)
         summary = torch.stack(
             [

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from trainables.dataset import Split
 from trainables.errors import UserInputError
+from trainables.metrics import f1_per_class
 from trainables.params import TrialParams, task_params
 from trainables.trial_loss import EpochLoss, TrialLoss, epoch_order
 
@@ -164,9 +165,8 @@ class MultiTaskEpoch:
         accuracy, f1 = [], []
         for confusion, k in zip(self.confusion, self.loss.sizes, strict=True):
             c = confusion.reshape(k, k).double()
-            tp, denom = c.diag(), c.sum(0) + c.sum(1)
-            accuracy.append(float(tp.sum() / c.sum().clamp_min(1)))
-            f1.append(float(torch.where(denom > 0, 2 * tp / denom.clamp_min(1), 0.0).mean()))
+            accuracy.append(float(c.diag().sum() / c.sum().clamp_min(1)))
+            f1.append(float(f1_per_class(c).mean()))
         self.loss.previous = {"accuracy": accuracy, "f1": f1}
         out = self.steps[0].stats()
         for t, name in enumerate(self.loss.names):

@@ -16,6 +16,7 @@ ALPHA_RULES = ("inverse_frequency", "sqrt_inverse_frequency")  # and "effective:
 STRATEGIES = ("none", "aco", "rso", "avg", "max")
 MISSING_POLICIES = ("default", "impute", "min", "skip")
 OPTIMIZERS = ("adamw", "sgd")
+DISTILL_KINDS = ("none", "kl", "jsd")
 WEIGHTINGS = ("uniform", "inverse_accuracy", "inverse_f1", "difficulty", "uncertainty")
 TASK_FIELDS = ("kind", "gamma", "alpha")  # loss.<task>.<field>: one task's loss (multi-task data)
 
@@ -185,7 +186,7 @@ PARAMS: dict[str, Param] = {
             "none",
             "str",
             "Distillation term: none, KL(teacher_T ‖ student_T) or their Jensen–Shannon divergence.",
-            choices=("none", "kl", "jsd"),
+            choices=DISTILL_KINDS,
         ),
         _p(
             "distill.weight",

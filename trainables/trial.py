@@ -7,6 +7,7 @@ user's) under Ray Tune, and `run_local` runs it in this process.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ def pick_device(gpu_assigned: bool) -> torch.device:
 
 
 def make_optimizer(
-    model: torch.nn.Module, params: TrialParams, extra: list[torch.Tensor] = ()
+    model: torch.nn.Module, params: TrialParams, extra: Sequence[torch.Tensor] = ()
 ) -> torch.optim.Optimizer:
     """The torch.optim optimizer `train.optimizer` names, at `train.lr` and `train.weight_decay`,
     over the model's `param_groups()` where it has them (e.g. its own lr for an encoder), and
