@@ -22,6 +22,7 @@ PARTS: dict[str, str] = {
     "search": "benchmarks.search_efficiency",  # ASHA + TPE vs FIFO + random
     "data": "benchmarks.data_path",  # synthetic build, 1M-row table load
     "gpu": "benchmarks.gpu",  # trials/hour at gpu_per_trial 1 … 0.125 (CUDA only)
+    "verdict": "benchmarks.verdict",  # the confirmation's coverage, error rates, power and cost
 }
 
 

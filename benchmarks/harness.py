@@ -301,7 +301,7 @@ def run_ours(
         f"data.n_train={work.rows}",
         f"output_dir={out}",
         "verbose=0",
-        "confirm.seeds=0",  # the search is what is measured
+        "confirm.max_seeds=0",  # the search is what is measured
         *mlflow_args(mlflow_uri),
         *overrides,
     ]

@@ -90,7 +90,7 @@ def _search(name: str, seed: int, samples: int, epochs: int, root: Path) -> Run:
         f"output_dir={out}",
         "mlflow.enabled=false",
         "verbose=0",
-        "confirm.seeds=0",  # the search is what is measured
+        "confirm.max_seeds=0",  # the search is what is measured
         *SEARCHES[name],
     ]
     return timed_search(argv)

@@ -2,7 +2,9 @@
 
 One parent run per search, one child run per recorded trial and per confirmation run (run name
 its id, tags `stage`, `source`, `role`, its test predictions as an artifact); the report's answer
-becomes the parent's `answer` tag. `sync()` reads the record from the
+becomes the parent's `answer` tag and the confirmation's looks (record.schema LOOK) its metrics
+`confirm.<candidate>.delta|low|high` with step = the candidate's paired seeds, so the interval
+narrows round by round in MLflow's charts. `sync()` reads the record from the
 offset the mirror's state file saved, turns the new events into batched `log_batch` calls per run
 and saves the state after each call: the same pass runs every `interval_s` during the search (a
 background thread), and catches up after a kill, an outage or a resume. `close(status)` runs it a
@@ -12,7 +14,9 @@ record holds everything, and the next pass sends it.
 
 Exactly once: a call holds whole events of one run; before it is sent the state names it in
 flight (its run, the record offset after its last event and its last metric as a probe), and an
-in-flight call whose probe MLflow holds counts as sent (log_batch is atomic).
+in-flight call whose probe MLflow holds counts as sent (log_batch is atomic). The looks are a
+pseudo-trial (trial id LOOK) whose run is the parent, ended from the start: sent and settled like
+a trial's events, never created, renamed, reopened or ended by the mirror as a trial.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from record import (
     CONFIRMATION,
     FAILED,
     INTERRUPTED,
+    LOOK,
     RECORD_FILE,
     STOPPED_EARLY,
     read_events,
@@ -68,7 +73,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunMirror:
-    """One trial's child run as mirrored so far."""
+    """One trial's child run as mirrored so far (for LOOK: the parent run, `ended` from the
+    start)."""
 
     run_id: str | None = None
     sent: int = 0  # record offset before which this trial's events are all in MLflow
@@ -317,8 +323,10 @@ class MlflowMirror:
 
     def _adopt_children(self) -> None:
         """Runs of an earlier run of this search that left no state: each trial's run and the
-        epochs it holds (its metric history of one key), so that nothing is sent twice."""
+        epochs it holds (its metric history of one key), and the looks the parent holds, so that
+        nothing is sent twice."""
         events, _ = read_events(self.record_path)
+        self._adopt_looks([e for e in events if e.get("event") == LOOK])
         for run in child_runs(self.client, self.state.experiment_id, self.state.parent_run_id):
             trial_id = run.data.tags.get(TRIAL_ID_TAG)
             if trial_id is None or trial_id in self.state.runs:
@@ -336,6 +344,30 @@ class MlflowMirror:
                 if event["_offset"] < mirror.sent:
                     self._observe(mirror, event)
 
+    def _adopt_looks(self, looks: list[dict[str, Any]]) -> None:
+        """The looks an earlier run sent to the parent: calls go in record order and a look's
+        metrics in its order, so the looks sent are those before the first whose last metric
+        (key, step) the parent's history lacks."""
+        mirror = self._look_mirror()
+        logged: dict[str, set[int]] = {}
+        for event in looks:
+            metrics = self._piece(mirror, event).batch.metrics
+            if not metrics:
+                continue
+            key, step = metrics[-1].key, metrics[-1].step
+            if key not in logged:
+                history = self.client.get_metric_history(self.state.parent_run_id, key)
+                logged[key] = {m.step for m in history}
+            if step not in logged[key]:
+                return
+            mirror.sent = event["_end"]
+
+    def _look_mirror(self) -> RunMirror:
+        """The looks' pseudo-run: the parent's id, ended (no trial of its own to end)."""
+        mirror = self.state.runs.setdefault(LOOK, RunMirror(ended=True))
+        mirror.run_id = self.state.parent_run_id
+        return mirror
+
     def _settle_inflight(self) -> None:
         """The call a kill interrupted: sent when MLflow holds its probe metric."""
         flight, self.state.inflight = self.state.inflight, None
@@ -347,7 +379,10 @@ class MlflowMirror:
             mirror.sent = max(mirror.sent, flight["through"])
 
     def _send_trial(self, trial_id: str, events: list[dict[str, Any]]) -> None:
-        mirror = self.state.runs.setdefault(trial_id, RunMirror())
+        if trial_id == LOOK:
+            mirror = self._look_mirror()
+        else:
+            mirror = self.state.runs.setdefault(trial_id, RunMirror())
         if not events:
             return
         if mirror.run_id is None:
@@ -402,7 +437,21 @@ class MlflowMirror:
             piece.add("tags", RunTag("retries", str(event["attempt"])))
         elif kind == "end":
             self._end_piece(piece, mirror, event)
+        elif kind == LOOK:
+            self._look_piece(piece, event)
         return piece
+
+    @staticmethod
+    def _look_piece(piece: Piece, event: dict[str, Any]) -> None:
+        """A look's figures as the parent's metrics confirm.<candidate>.delta|low|high at step =
+        the candidate's paired seeds (a bound that is not finite is recorded as null: left out)."""
+        stamp = int(float(event.get("time") or 0) * 1000)
+        for label, figures in (event.get("figures") or {}).items():
+            for name in ("delta", "low", "high"):
+                value = figures.get(name)
+                if isinstance(value, int | float) and math.isfinite(value):
+                    key = sanitize_key(f"confirm.{label}.{name}")
+                    piece.add("metrics", Metric(key, float(value), stamp, int(figures["seeds"])))
 
     def _observe(self, mirror: RunMirror, event: dict[str, Any]) -> None:
         metrics = event["metrics"]

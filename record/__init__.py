@@ -4,7 +4,7 @@ The record is the one truth of a search; Ray's state, the Optuna study and MLflo
 package imports nothing else of the project and no third-party library.
 """
 
-from record.reader import TrialRecord, read_events, read_trials
+from record.reader import TrialRecord, read_events, read_looks, read_trials
 from record.schema import (
     ABANDONED,
     BASELINE,
@@ -16,6 +16,7 @@ from record.schema import (
     END_STATES,
     FAILED,
     INTERRUPTED,
+    LOOK,
     RECORD_FILE,
     SEARCH,
     SPACE_FILE,
@@ -34,6 +35,7 @@ __all__ = [
     "END_STATES",
     "FAILED",
     "INTERRUPTED",
+    "LOOK",
     "RECORD_FILE",
     "SEARCH",
     "SPACE_FILE",
@@ -41,5 +43,6 @@ __all__ = [
     "RecordWriter",
     "TrialRecord",
     "read_events",
+    "read_looks",
     "read_trials",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from record.schema import EVENTS, SEARCH
+from record.schema import EVENTS, LOOK, SEARCH
 
 
 def read_events(path: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -95,6 +95,8 @@ def apply(event: Mapping[str, Any], trials: dict[str, TrialRecord]) -> None:
     kind = event["event"]
     if kind not in EVENTS:
         raise ValueError(f"unknown event {kind!r}")
+    if kind == LOOK:  # the confirmation stage's, no trial's (read_looks)
+        return
     trial_id = str(event["trial_id"])
     trial = trials.setdefault(trial_id, TrialRecord(trial_id, order=len(trials)))
     if kind == "start":
@@ -119,6 +121,16 @@ def apply(event: Mapping[str, Any], trials: dict[str, TrialRecord]) -> None:
         epochs = event.get("epochs")
         trial.epochs = int(epochs) if epochs is not None else None
         trial.reason = event.get("reason")
+
+
+def read_looks(path: str | Path) -> list[dict[str, Any]]:
+    """The record's look events in order (record.schema), the first of repeated ones."""
+    seen, looks = set(), []
+    for event in read_events(path)[0]:
+        if event.get("event") == LOOK and event.get("epoch") not in seen:
+            seen.add(event.get("epoch"))
+            looks.append({k: v for k, v in event.items() if not k.startswith("_")})
+    return looks
 
 
 def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -5,6 +5,7 @@
    "notes": {...text...}, "predictions": [...]}            e.g. checkpoint_fallback
   {"event": "retry",  "trial_id", "time", "attempt"}       Ray restarts the trial after a crash
   {"event": "end",    "trial_id", "time", "state", "epochs", "reason", "error"}
+  {"event": "look",   "trial_id": "look", "time", "epoch", "metric", "figures": {...}}
 
 `state` is one of END_STATES; `reason` is one line, `error` the full error text of a failure.
 A search trial has no `stage`. A confirmation run (the re-training of the search's trial `source`
@@ -12,6 +13,9 @@ with one of the paired seeds after the search; role "baseline" or "candidate") h
 CONFIRMATION, one result event (the epoch chosen on validation, with the test split's metrics
 `test_*` and predicted class ids `predictions` in test-row order) and its end, all three written
 when it has finished.
+A look is the confirmation stage's view of its verdicts on `metric` after a round: per candidate
+newly looked at, {"seeds", "delta", "low", "high", "verdict"}; its `epoch` counts the confirmation
+runs ended before it (a key, not a time). It belongs to no trial.
 Each event is written once per `event_key`, also across resumes.
 """
 
@@ -31,7 +35,8 @@ ABANDONED = "abandoned"  # started by a killed driver after Ray's last snapshot;
 END_STATES = (COMPLETED, STOPPED_EARLY, FAILED, ABANDONED)
 INTERRUPTED = "interrupted"  # not an end: a trial the search left without one (mirrors say so)
 
-EVENTS = ("start", "result", "retry", "end")
+LOOK = "look"  # the confirmation stage's look at its verdicts (no trial's)
+EVENTS = ("start", "result", "retry", "end", LOOK)
 SEARCH, CONFIRMATION = "search", "confirmation"  # stages: a search trial, a confirmation run
 BASELINE, CANDIDATE = "baseline", "candidate"  # roles of a confirmation run
 

@@ -1,39 +1,53 @@
 """The confirmation stage's answer: how each re-trained configuration does on the test split, and
-whether it beats the plain-CE baseline beyond seed and test-set noise.
+whether it beats the plain-CE baseline, matches it or is worse, with error guarantees that hold
+however many rounds of seeds the sequential stage added (search/confirm.py).
 
 Per configuration and test metric: mean, sample sd (ddof=1) and the 95% t-interval
-mean ± t(0.975, N−1)·sd/√N over its N seeds.
+mean ± t(0.975, N−1)·sd/√N over its N seeds (descriptive).
 
-Per candidate against the baseline (paired: the seeds both finished, the same test rows): the
-difference Δ = mean over seeds of m(candidate) − m(baseline), and its interval from a two-level
-bootstrap: each of B resamples draws n of the n test rows and N of the N seeds with replacement,
-the same rows and seeds for both, and recomputes Δ. The interval is the (α/2k, 1 − α/2k)
-percentiles of the resampled Δ: Bonferroni-corrected for the k candidates, so that all k intervals
-hold together with probability ≥ 1 − α. Metrics computed from predicted classes (macro_f1,
-accuracy, worst_recall, minority_f1, f1_c<k>) resample rows and seeds; the others (ece, loss need
-probabilities) resample seeds only, from the values each run recorded. Multi-task data: a task's
-metric (test_<task>_macro_f1, …) from that task's labels and predictions; a combined one
-(test_macro_f1, …) is the mean over tasks, each resample drawing the same rows for every task.
+Per candidate against the baseline (paired: the seeds both finished, the same test rows), metric m:
+the per-seed differences d_s = m(candidate, seed s) − m(baseline, seed s) on the whole test split
+and Δ = their mean. Of the comparison's error α/k (Bonferroni over the k candidates) each source
+of error gets half:
+- seeds: the anytime-valid confidence sequence of reports.sequential over d_1..d_n at α/(2k). It
+  covers E_seed[d | this test split] at every n at once, so the stage may look after every round
+  and stop when it likes;
+- the test split: the seed-mean Δ recomputed on B resamples of the test rows (seeds fixed, the same
+  rows for both configurations and every task), sd σ_rows; z(1 − α/(4k))·σ_rows covers the gap
+  between this test split's Δ and the Δ on new data from the same source. Metrics that need
+  probabilities (ece, loss) are not recomputed from rows: their interval is the seeds part alone
+  (rows part NaN, said in the tables).
+Interval: Δ ± (seeds part + rows part), covering the expected difference on new data with
+probability ≥ 1 − α/k (union bound), all k candidates of a metric together ≥ 1 − α. Multi-task
+data: a task's metric (test_<task>_macro_f1, …) from that task's labels and predictions; a combined
+one (test_macro_f1, …) is the mean over tasks.
 
-Verdict: "better" when the whole interval lies on the metric's good side of 0, "worse" when it lies
-on the bad side, else "not distinguishable".
+Verdicts, in the metric's direction, with δ the metric's margin (reports.defaults.MARGIN or
+confirm.delta): better / worse when the interval excludes 0; equivalent when it lies inside
+(−δ, δ); else undecided, with what keeps it open (`why_open`: seed noise, and about how many seeds
+would close it, or the test split's size, which no number of seeds can fix).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from record import BASELINE, CANDIDATE, COMPLETED, TrialRecord
+from reports.defaults import MARGIN, MARGIN_METRICS
 from reports.objectives import Objective
+from reports.sequential import seeds_needed, sequence
 
-BETTER, WORSE, SAME = "better", "worse", "not distinguishable"
+BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
+VERDICTS = (BETTER, EQUIVALENT, WORSE, UNDECIDED)
 LABEL_METRICS = re.compile(r"(macro_f1|accuracy|worst_recall|minority_f1|f1_c\d+)")
 ROW_CHUNK = 256  # bootstrap resamples per vectorised block (bounds memory at ~N·256·n)
 IGNORED = ("seed", "train.max_epochs", "train.checkpoint_every_s")  # not settings of a loss
@@ -97,9 +111,14 @@ def _route(metric: str, tasks: Sequence[TaskLabels]) -> tuple[list[int], str] | 
 
 @dataclass(frozen=True)
 class Interval:
+    """Δ and its interval; `seeds_part` and `rows_part` are the half-widths due to seed noise and
+    to the finite test split (rows_part NaN: the test rows were not resampled)."""
+
     estimate: float
     low: float
     high: float
+    seeds_part: float = math.nan
+    rows_part: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,10 @@ class Comparison:
     delta: Interval
     seeds: int  # paired seeds
     verdict: str
+    margin: float | None = None  # δ: |Δ| below it does not matter
+    sd: float = math.nan  # sd of the per-seed differences
+    why: str = ""  # an undecided verdict: what keeps it open, and what would decide it
+    needed: float = math.nan  # undecided: paired seeds estimated to decide (inf: none would)
 
 
 @dataclass
@@ -122,22 +145,27 @@ class Confirmation:
     alpha: float
     answer: str
     options: int  # plain-CE configurations the baseline was chosen from
+    budget: int = 0  # confirm.max_seeds (0: unknown)
+    merged: list[str] = field(default_factory=list)  # candidates canonical called equal
 
 
 def note(c: Confirmation) -> str:
-    """How the figures were computed (the report prints it above the table)."""
+    """How the figures were computed (the report prints it above the tables)."""
     base = c.baseline.label if c.baseline is not None else "none"
     k = len(c.comparisons)
+    val = c.primary.metric.replace("test_", "val_")
+    budget = f" (at most {c.budget})" if c.budget else ""
     return (
-        f"Each configuration re-trained with the same paired seeds for the full budget; the epoch "
-        f"is chosen on validation ({c.primary.metric.replace('test_', 'val_')}), the figures are "
-        f"the test split's at it: mean ± sd [95% t-interval over seeds]. Δ: candidate − plain CE "
-        f"baseline ({base}: of {c.options} plain-CE configuration(s), the search's best plain-CE "
-        f"trial and the candidates' plain-CE twins with their train.* values, the one with the "
-        f"best mean validation {c.primary.metric.replace('test_', 'val_')}), with a "
-        f"{1 - c.alpha:.0%} family-wise interval (Bonferroni over {k} candidate(s)) from a paired "
-        f"bootstrap over seeds and test rows; verdict {BETTER!r} or {WORSE!r} when that interval "
-        f"excludes 0, else {SAME!r}."
+        f"Each configuration re-trained with paired seeds for the full budget; seeds were added in "
+        f"rounds{budget} while a candidate's verdict on {c.primary.metric} was open. The epoch is "
+        f"chosen on validation ({val}), the figures are the test split's at it: mean ± sd [95% "
+        f"t-interval over seeds]. Δ: candidate − plain-CE baseline ({base}: of {c.options} plain-CE "
+        f"configuration(s), the search's best plain-CE trial and the candidates' plain-CE twins, "
+        f"the one with the best mean validation {val}), with a {1 - c.alpha:.0%} family-wise "
+        f"interval (Bonferroni over {k} candidate(s)): an anytime-valid confidence sequence over "
+        f"seeds plus a bootstrap of the test rows, valid however many rounds were looked at. "
+        f"Verdict {BETTER!r} or {WORSE!r} when it excludes 0, {EQUIVALENT!r} when it lies inside "
+        f"± the margin, else {UNDECIDED!r} (with why)."
     )
 
 
@@ -210,72 +238,183 @@ def label_scores(metric: str, confusion: np.ndarray, minority: int) -> np.ndarra
     return f1[..., int(metric.removeprefix("f1_c"))]
 
 
+def split_alpha(alpha: float, candidates: int) -> tuple[float, float]:
+    """(α of the confidence sequence over seeds, α of the test-row part) of one comparison:
+    Bonferroni over the candidates, then half to each source of error."""
+    each = alpha / max(1, candidates)
+    return each / 2, each / 2
+
+
+def row_spread(
+    cand: Config,
+    base: Config,
+    ci: list[int],
+    bi: list[int],
+    metrics: Sequence[str],
+    tasks: Sequence[TaskLabels],
+    resamples: int,
+    seed: int = 0,
+) -> dict[str, float]:
+    """{metric: sd over B row resamples of the seed-mean Δ} for the metrics computed from predicted
+    classes (the seeds fixed, each resample drawing n of the n test rows for both configurations
+    and every task); the others are left out."""
+    n = len(tasks[0].y) if tasks else 0
+    recorded = bool(tasks) and all(
+        len(p) == n and p.size == n * len(tasks) for p in cand.predictions + base.predictions
+    )
+    routes = {m: _route(m, tasks) for m in metrics} if recorded and ci else {}
+    on_rows = {m: r for m, r in routes.items() if r is not None}
+    if not on_rows:
+        return {}
+    needed = sorted({t for which, _ in on_rows.values() for t in which})
+
+    def draws_of(config: Config, idx: list[int], t: int) -> np.ndarray:  # (B, S, k, k)
+        task = tasks[t]
+        return np.stack(
+            [
+                resampled_confusions(
+                    task.y,
+                    config.predictions[i].reshape(n, -1)[:, t],
+                    task.classes,
+                    resamples,
+                    seed,
+                )
+                for i in idx
+            ],
+            axis=1,
+        )
+
+    cc = {t: draws_of(cand, ci, t) for t in needed}
+    cb = {t: draws_of(base, bi, t) for t in needed}
+    out = {}
+    for m, (which, name) in on_rows.items():
+        d = sum(
+            label_scores(name, cc[t], tasks[t].minority)
+            - label_scores(name, cb[t], tasks[t].minority)
+            for t in which
+        ) / len(which)  # (B, S)
+        out[m] = float(d.mean(1).std(ddof=1))
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def row_weights(n: int, resamples: int, seed: int = 0) -> np.ndarray:
+    """(B, n) row multiplicities of B bootstrap resamples of n rows (each the counts of n rows drawn
+    uniformly with replacement: multinomial(n, 1/n)), drawn by `seed`."""
+    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    flat = (rows + np.arange(resamples)[:, None] * n).ravel()
+    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float32)
+
+
+_DRAWS: dict[tuple, np.ndarray] = {}  # resampled_confusions' cache (the stage looks every round)
+_DRAWS_KEPT = 4096  # entries (each B·k² floats) before the cache starts over
+
+
+def resampled_confusions(
+    y: np.ndarray, pred: np.ndarray, k: int, resamples: int, seed: int = 0
+) -> np.ndarray:
+    """(B, k, k) confusion matrices of one prediction vector under the B row resamples of
+    `row_weights` (the same for every prediction vector of the same length), in chunks of
+    ROW_CHUNK; cached, since a sequential confirmation scores each run again at every look."""
+    key = (hashlib.sha1(np.ascontiguousarray(pred).tobytes() + y.tobytes()).hexdigest(), k)
+    key += (resamples, seed)
+    if key not in _DRAWS:
+        if len(_DRAWS) >= _DRAWS_KEPT:
+            _DRAWS.clear()
+        weights = row_weights(len(y), resamples, seed)
+        _DRAWS[key] = np.concatenate(
+            [
+                confusions(weights[lo : lo + ROW_CHUNK], y, pred[None, :], k)[:, 0]
+                for lo in range(0, resamples, ROW_CHUNK)
+            ]
+        )
+    return _DRAWS[key]
+
+
 def paired_differences(
     cand: Config,
     base: Config,
     metrics: Sequence[str],
     labels: Sequence[TaskLabels] | None,
     resamples: int,
-    level: float,
+    alphas: tuple[float, float],
     seed: int = 0,
-) -> dict[str, tuple[Interval, int]]:
-    """{metric: (Δ, paired seeds)} for the test_* `metrics` between `cand` and `base` over their
-    common seeds, with the two-level bootstrap interval of the module docstring (the same
-    resamples for every metric)."""
+) -> dict[str, tuple[Interval, int, float]]:
+    """{metric: (Δ with its interval, paired seeds, sd of the per-seed differences)} for the
+    test_* `metrics` of `cand` against `base` over their common seeds (the module docstring's
+    procedure; `alphas` from split_alpha)."""
     common = sorted(set(cand.seeds) & set(base.seeds))
-    if not common:
-        return {m: (Interval(math.nan, math.nan, math.nan), 0) for m in metrics}
     ci = [cand.seeds.index(s) for s in common]
     bi = [base.seeds.index(s) for s in common]
-    per_seed = {m: cand.column(m)[ci] - base.column(m)[bi] for m in metrics}  # on all rows
-    tasks = labels or []
-    n = len(tasks[0].y) if tasks else 0
-    recorded = bool(tasks) and all(
-        len(p) == n and p.size == n * len(tasks) for p in cand.predictions + base.predictions
-    )  # else (no predictions recorded) seeds only
-    routes = {m: _route(m, tasks) for m in metrics} if recorded else {}
-    on_rows = [m for m, r in routes.items() if r is not None]
-    needed = sorted({t for m in on_rows for t in routes[m][0]})
-
-    def stacked(config: Config, idx: list[int], t: int) -> np.ndarray:
-        return np.stack([config.predictions[i].reshape(n, -1)[:, t] for i in idx])
-
-    pc = {t: stacked(cand, ci, t) for t in needed}
-    pb = {t: stacked(base, bi, t) for t in needed}
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
-    for start in range(0, resamples, ROW_CHUNK):
-        b = min(ROW_CHUNK, resamples - start)
-        picked = (np.arange(b)[:, None], rng.integers(0, len(common), size=(b, len(common))))
-        if on_rows:
-            weights = rng.multinomial(n, np.full(n, 1 / n), size=b).astype(np.float32)
-            cc = {t: confusions(weights, tasks[t].y, pc[t], tasks[t].classes) for t in needed}
-            cb = {t: confusions(weights, tasks[t].y, pb[t], tasks[t].classes) for t in needed}
-        for m in metrics:
-            if m in on_rows:
-                which, name = routes[m]
-                d = sum(
-                    label_scores(name, cc[t], tasks[t].minority)
-                    - label_scores(name, cb[t], tasks[t].minority)
-                    for t in which
-                ) / len(which)  # (b, S)
-            else:
-                d = np.broadcast_to(per_seed[m], (b, len(common)))
-            draws[m].append(d[picked].mean(1))
-    tail = (1 - level) / 2
+    spread = row_spread(cand, base, ci, bi, metrics, labels or [], resamples, seed)
+    z = float(stats.norm.ppf(1 - alphas[1] / 2))
     out = {}
     for m in metrics:
-        low, high = np.quantile(np.concatenate(draws[m]), [tail, 1 - tail])
-        out[m] = (Interval(float(per_seed[m].mean()), float(low), float(high)), len(common))
+        d = cand.column(m)[ci] - base.column(m)[bi]  # on all rows, seed by seed
+        mean, seeds_part = sequence(d, alphas[0])
+        rows_part = z * spread[m] if m in spread else math.nan
+        half = seeds_part + (0.0 if math.isnan(rows_part) else rows_part)
+        sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
+        out[m] = (Interval(mean, mean - half, mean + half, seeds_part, rows_part), len(common), sd)
     return out
 
 
-def verdict(delta: Interval, objective: Objective) -> str:
-    """better / worse / not distinguishable, from the interval and the metric's direction."""
+def verdict(delta: Interval, objective: Objective, margin: float | None = None) -> str:
+    """better / worse when the interval lies on one side of 0 (in the metric's direction),
+    equivalent when it lies inside ±margin, else undecided."""
     low, high = (-delta.high, -delta.low) if objective.sign > 0 else (delta.low, delta.high)
     if not (math.isfinite(low) and math.isfinite(high)):
-        return SAME
-    return BETTER if low > 0 else WORSE if high < 0 else SAME
+        return UNDECIDED
+    if low > 0 or high < 0:
+        return BETTER if low > 0 else WORSE
+    if margin is not None and -margin < low and high < margin:
+        return EQUIVALENT
+    return UNDECIDED
+
+
+def why_open(cmp: Comparison, alpha_seeds: float, rows: int) -> tuple[str, float]:
+    """(what keeps an undecided comparison open, the paired seeds estimated to decide it): the
+    test split (its part of the interval alone is wider than the room |Δ| and the margin leave:
+    no number of seeds decides, inf) or seed noise (about how many paired seeds would, at the
+    observed sd and Δ). ("", NaN) for a decided one."""
+    d = cmp.delta
+    if cmp.verdict != UNDECIDED or not math.isfinite(d.estimate):
+        return "", math.nan
+    gap = abs(d.estimate)
+    room = max(gap, (cmp.margin - gap) if cmp.margin is not None else 0.0)
+    rows_part = 0.0 if math.isnan(d.rows_part) else d.rows_part
+    if not math.isfinite(d.seeds_part) and not math.isfinite(cmp.sd):
+        return "seed noise: too few paired seeds for an interval", math.nan
+    if rows_part >= room and math.isfinite(d.seeds_part):
+        if room <= 0:
+            return "the test split: no number of seeds decides Δ = 0 without a margin", math.inf
+        factor = (rows_part / room) ** 2
+        more = f" (about {math.ceil(factor * rows):,} rows)" if rows else ""
+        return (
+            f"the test split: its part alone (±{rows_part:.4f}) is wider than |Δ| and the margin "
+            f"leave; no number of seeds decides; a test split {factor:.1f}× larger{more}, or an "
+            f"independent test set, would"
+        ), math.inf
+    needed = seeds_needed(cmp.sd, room - rows_part, alpha_seeds)
+    if needed is None:
+        return "seed noise: more paired seeds than can be estimated", math.inf
+    return (
+        f"seed noise: about {needed} paired seeds at the observed sd ({cmp.sd:.4f}) would decide"
+    ), float(needed)
+
+
+def margins(
+    objectives: Sequence[Objective], configured: Mapping[str, float] | None = None
+) -> dict[str, float | None]:
+    """{test metric: δ}: confirm.delta's value (keyed by the val_ or test_ name), else MARGIN for
+    a metric in [0, 1] (reports.defaults), else None (no equivalence verdict)."""
+    given = {test_name(k): float(v) for k, v in (configured or {}).items()}
+    out: dict[str, float | None] = {}
+    for o in objectives:
+        bounded = re.search(rf"(^|_){MARGIN_METRICS}$", o.metric.removeprefix("test_"))
+        default = MARGIN if bounded else None  # test_<task>_<metric> ends as test_<metric> does
+        out[o.metric] = given.get(o.metric, default)
+    return out
 
 
 def confirm(
@@ -284,7 +423,9 @@ def confirm(
     primary: Objective,
     labels: Sequence[TaskLabels] | None,
     alpha: float = 0.05,
-    resamples: int = 2000,
+    resamples: int = 1000,
+    delta: Mapping[str, float] | None = None,
+    budget: int = 0,
 ) -> Confirmation | None:
     """The confirmation of the record's confirmation `runs`; None without any."""
     configs = group_runs(runs)
@@ -294,23 +435,46 @@ def confirm(
     head = Objective(test_name(primary.metric), primary.direction)
     if head.metric not in {o.metric for o in tests}:
         tests = (head, *tests)
-    options = [c for c in configs if c.role == BASELINE and c.seeds]
-    baseline = min(options, key=lambda c: (_order(c, primary), c.label), default=None)  # on val
+    margin = margins(tests, delta)
+    baseline = choose_baseline(configs, primary)
+    options = sum(c.role == BASELINE and bool(c.seeds) for c in configs)
     configs.sort(key=lambda c: (c is not baseline, c.role == BASELINE, _order(c, head), c.label))
     candidates = [c for c in configs if c.role != BASELINE and c.seeds]
-    level = 1 - alpha / max(1, len(candidates))
+    alphas = split_alpha(alpha, len(candidates))
+    rows = len(labels[0].y) if labels else 0
     comparisons: dict[str, dict[str, Comparison]] = {}
     for cand in candidates if baseline is not None else ():  # the same resamples for each
         deltas = paired_differences(
-            cand, baseline, [o.metric for o in tests], labels, resamples, level
+            cand, baseline, [o.metric for o in tests], labels, resamples, alphas
         )
-        comparisons[cand.label] = {
-            o.metric: Comparison(o.metric, *deltas[o.metric], verdict(deltas[o.metric][0], o))
-            for o in tests
-        }
-    result = Confirmation(configs, baseline, tests, head, comparisons, alpha, "", len(options))
+        comparisons[cand.label] = {}
+        for o in tests:
+            interval, seeds, sd = deltas[o.metric]
+            cmp = Comparison(
+                o.metric, interval, seeds, verdict(interval, o, margin[o.metric]), margin[o.metric]
+            )
+            cmp = replace(cmp, sd=sd)
+            why, needed = why_open(cmp, alphas[0], rows)
+            comparisons[cand.label][o.metric] = replace(cmp, why=why, needed=needed)
+    result = Confirmation(
+        configs, baseline, tests, head, comparisons, alpha, "", options, budget=budget
+    )
     result.answer = answer(result)
     return result
+
+
+def choose_baseline(configs: Sequence[Config], primary: Objective) -> Config | None:
+    """The plain-CE option with the best mean validation `primary` over the seeds every option
+    finished (so an option's later seeds, added while candidates were open, do not move it)."""
+    options = [c for c in configs if c.role == BASELINE and c.seeds]
+    shared = set.intersection(*(set(c.seeds) for c in options)) if options else set()
+
+    def score(c: Config) -> float:
+        idx = [i for i, s in enumerate(c.seeds) if s in shared] or list(range(len(c.seeds)))
+        mean = t_interval(c.column(primary.metric)[idx])[0]
+        return primary.sign * mean if math.isfinite(mean) else math.inf
+
+    return min(options, key=lambda c: (score(c), c.label), default=None)
 
 
 def _order(c: Config, objective: Objective) -> float:
@@ -348,44 +512,65 @@ def answer(c: Confirmation) -> str:
         if not any(cfg.role == CANDIDATE for cfg in c.configs):
             return "no candidate to confirm: the search's full-budget trials are all plain CE"
         return "no confirmed answer: no candidate configuration finished its confirmation runs"
-    by_label = {cfg.label: cfg for cfg in c.configs}
     sign = -c.primary.sign  # larger is better
     better = [label for label, cmp in compared.items() if cmp.verdict == BETTER]
-    pool = better or list(compared)
-    best = max(pool, key=lambda label: sign * compared[label].delta.estimate)
-    cmp, cand = compared[best], by_label[best]
-    d = cmp.delta
-    corrected = f"{1 - c.alpha:.0%} interval, Bonferroni over {len(compared)}"
-    delta = (
-        f"Δ {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}] ({corrected}), {cmp.seeds} paired seeds"
-    )
-    if not better:
-        worse = sum(x.verdict == WORSE for x in compared.values())
-        head = (
-            f"no configuration beats plain CE on {metric} beyond seed and test-set noise "
-            f"(best: trial {best}, {delta})"
-        ) + (f"; {worse} of {len(compared)} worse" if worse else "")
-    else:
+    best = max(better or compared, key=lambda label: sign * compared[label].delta.estimate)
+    cmp = compared[best]
+    delta = f"{_delta(cmp, c.alpha, len(compared))}, {cmp.seeds} paired seeds"
+    if cmp.verdict == BETTER:
+        cand = next(cfg for cfg in c.configs if cfg.label == best)
         mean, sd, _ = t_interval(cand.column(metric))
         bmean, bsd, _ = t_interval(base.column(metric))
+        reach = -cmp.delta.low if c.primary.sign > 0 else cmp.delta.high  # most it may gain
+        small = cmp.margin is not None and reach < cmp.margin
+        small_text = f" (by less than the margin {cmp.margin:g})" if small else ""
         head = (
-            f"{describe(cand.params, base.params)} (trial {best}): {metric} {mean:.3f} ± "
-            f"{_sd(sd)} vs plain CE {bmean:.3f} ± {_sd(bsd)}, {delta}"
+            f"better than plain CE on {metric}{small_text}: {describe(cand.params, base.params)} "
+            f"(trial {best}), {mean:.3f} ± {_sd(sd)} vs {bmean:.3f} ± {_sd(bsd)}, {delta}"
         )
-    return head + _elsewhere(c)
+    elif cmp.verdict == EQUIVALENT:
+        head = (
+            f"equivalent to plain CE on {metric} within ±{cmp.margin:g}: no configuration beats "
+            f"it (best: trial {best}, {delta})"
+        )
+    elif cmp.verdict == WORSE:
+        head = f"worse than plain CE on {metric}: every configuration (best: trial {best}, {delta})"
+    else:
+        head = (
+            f"undecided on {metric}: no configuration beats plain CE within the seed budget "
+            f"(best: trial {best}, {delta}); open because of {cmp.why}"
+        )
+    return head + f"; verdicts: {_tally(list(compared.values()))}" + _elsewhere(c)
+
+
+def _delta(cmp: Comparison, alpha: float, k: int) -> str:
+    """Δ, its interval and where its width comes from, e.g. "Δ +0.012 [+0.004, +0.020] (95%
+    anytime-valid, Bonferroni over 4; seeds ±0.005, test rows ±0.003)"."""
+    d = cmp.delta
+    rows = "not resampled" if math.isnan(d.rows_part) else f"±{d.rows_part:.3f}"
+    return (
+        f"Δ {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}] ({1 - alpha:.0%} anytime-valid, "
+        f"Bonferroni over {k}; seeds ±{d.seeds_part:.3f}, test rows {rows})"
+    )
+
+
+def _tally(comparisons: Sequence[Comparison]) -> str:
+    """e.g. "1 better, 2 equivalent of 3"."""
+    verdicts = [x.verdict for x in comparisons]
+    counts = [f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v)]
+    return f"{', '.join(counts)} of {len(verdicts)}"
 
 
 def _elsewhere(c: Confirmation) -> str:
     """The answer's closing clause for the other objectives, e.g. "; other objectives: test_ece:
-    4 better of 4"; empty when no candidate differs from the baseline on any of them."""
+    4 better of 4"."""
     parts = []
     for o in c.objectives:
         if o.metric == c.primary.metric:
             continue
-        verdicts = [m[o.metric].verdict for m in c.comparisons.values() if o.metric in m]
-        counts = [f"{verdicts.count(v)} {v}" for v in (BETTER, WORSE) if verdicts.count(v)]
-        if counts:
-            parts.append(f"{o.metric}: {' and '.join(counts)} of {len(verdicts)}")
+        found = [m[o.metric] for m in c.comparisons.values() if o.metric in m]
+        if found:
+            parts.append(f"{o.metric}: {_tally(found)}")
     return f"; other objectives: {', '.join(parts)}" if parts else ""
 
 
@@ -394,8 +579,8 @@ def _sd(sd: float) -> str:
 
 
 def table(c: Confirmation) -> list[dict[str, Any]]:
-    """One row per configuration: role, seeds, per test metric mean ± sd [95% interval], and for a
-    candidate each metric's Δ [corrected interval] and verdict."""
+    """One row per configuration: role, settings, seeds, and per test metric mean ± sd [95%
+    t-interval over its seeds]."""
     base_params = None if c.baseline is None else c.baseline.params
     rows = []
     for cfg in c.configs:
@@ -410,14 +595,33 @@ def table(c: Confirmation) -> list[dict[str, Any]]:
             "failed": cfg.failed,
         }
         for o in c.objectives:
-            mean, sd, ci = t_interval(cfg.column(o.metric))
-            row[o.metric] = _mean_sd(mean, sd, ci)
-            cmp = c.comparisons.get(cfg.label, {}).get(o.metric)
-            if cmp is not None:
-                d = cmp.delta
-                row[f"Δ {o.metric}"] = f"{d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}]"
-                row[f"verdict {o.metric}"] = cmp.verdict
+            row[o.metric] = _mean_sd(*t_interval(cfg.column(o.metric)))
         rows.append(row)
+    return rows
+
+
+def comparison_table(c: Confirmation) -> list[dict[str, Any]]:
+    """One row per candidate and metric: Δ [interval], the seeds' and the test rows' parts of its
+    half-width, the margin, the verdict and, when undecided, why."""
+    rows = []
+    for label, compared in c.comparisons.items():
+        for metric, x in compared.items():
+            d = x.delta
+            rows.append(
+                {
+                    "config": label,
+                    "metric": metric,
+                    "Δ [interval]": f"{d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}]",
+                    "seeds part": f"±{d.seeds_part:.4f}",
+                    "test-rows part": "not resampled"
+                    if math.isnan(d.rows_part)
+                    else f"±{d.rows_part:.4f}",
+                    "seeds": x.seeds,
+                    "margin": "none" if x.margin is None else f"±{x.margin:g}",
+                    "verdict": x.verdict,
+                    "why open": x.why,
+                }
+            )
     return rows
 
 
@@ -434,8 +638,14 @@ def figures(c: Confirmation) -> dict[str, Any]:
                 "delta": x.delta.estimate,
                 "low": x.delta.low,
                 "high": x.delta.high,
+                "seeds_part": x.delta.seeds_part,
+                "rows_part": x.delta.rows_part,
                 "seeds": x.seeds,
+                "sd": x.sd,
+                "margin": x.margin,
                 "verdict": x.verdict,
+                "why": x.why,
+                "needed": x.needed,
             }
             for m, x in c.comparisons.get(cfg.label, {}).items()
         }
@@ -455,7 +665,10 @@ def figures(c: Confirmation) -> dict[str, Any]:
         "metric": c.primary.metric,
         "alpha": c.alpha,
         "correction": "bonferroni",
+        "interval": "anytime-valid confidence sequence over seeds + test-row bootstrap",
+        "max_seeds": c.budget,
         "baseline": None if c.baseline is None else c.baseline.label,
+        "merged": c.merged,
         "configs": configs,
     }
 

@@ -16,3 +16,21 @@ IMPORTANCE_MIN_TRIALS = 4
 # Metrics read at the trial's last reported epoch rather than the counted one: train_time_s is
 # cumulative, and the cost of a trial is all the training it did.
 TOTAL_METRICS = ("train_time_s",)
+
+# The confirmation's equivalence margin δ per test metric (confirm.delta overrides it): the
+# smallest difference from plain CE that matters. One point on metrics that lie in [0, 1] (F1,
+# accuracy, recall, calibration error) — the resolution at which loss papers report them. Other
+# metrics (loss, entropy, temperature) have no scale of their own: no default, so only better or
+# worse can be said of them unless confirm.delta names one.
+MARGIN = 0.01
+MARGIN_METRICS = r"(macro_f1|accuracy|worst_recall|minority_f1|f1_c\d+|ece|ece_scaled)"
+
+# The sequential confirmation stops adding seeds to an open comparison whose estimated seeds to a
+# verdict (at the observed sd and Δ) exceed this multiple of confirm.max_seeds, or that only a larger
+# test split could decide: it would end undecided anyway. Well beyond the budget, so that a noisy
+# early estimate rarely stops a comparison the budget could have decided (the simulation in
+# `python -m benchmarks verdict` measures the power with this rule in place).
+FUTILE_BEYOND = 1.5
+# ... but only from this many paired seeds on: below it the sd behind the estimate is too rough (at 8
+# seeds its 90% range spans a factor of 2.4).
+FUTILE_AFTER = 8

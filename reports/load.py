@@ -18,6 +18,7 @@ from record import (
     RECORD_FILE,
     SPACE_FILE,
     TrialRecord,
+    read_looks,
     read_trials,
 )
 from reports.space import SpaceParam, narrowed, read_space
@@ -35,6 +36,7 @@ class Run:
     notes: list[str]  # what was skipped while reading, one sentence each
     confirmations: list[TrialRecord] = field(default_factory=list)  # the confirmation's runs
     facts: dict[str, Any] = field(default_factory=dict)  # data.json: classes, counts, test labels
+    looks: list[dict[str, Any]] = field(default_factory=list)  # the confirmation's looks
 
     @property
     def max_epochs(self) -> int | None:
@@ -73,7 +75,7 @@ def load_run(output_dir: str | Path) -> Run:
     notes += [f"Collapsed by the data, not searched: {n}" for n in facts.get("collapsed", [])]
     if space is not None and facts:
         space = narrowed(space, facts.get("values_left", {}))
-    return Run(root, trials, config, space, notes, confirmations, facts)
+    return Run(root, trials, config, space, notes, confirmations, facts, read_looks(record))
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 
 from reports.analysis import Analysis
-from reports.confirmation import Confirmation, note, table
+from reports.confirmation import Confirmation, comparison_table, note, table
 from reports.importance import Importance
+from reports.plots import FOREST_CAPTION, VERDICTS_PNG
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
 
 KNEE_RULE = "front point closest to the ideal point after min-max scaling of the front"
@@ -78,6 +79,30 @@ def key_figures(analysis: Analysis) -> list[str]:
     return lines
 
 
+def merge_note(c: Confirmation) -> str:
+    """The candidates confirmed once for trials that train identically, as one sentence ("" when
+    none were merged)."""
+    if not c.merged:
+        return ""
+    return f"Merged before confirming (identical training): {'; '.join(c.merged)}."
+
+
+def confirmation_markdown(c: Confirmation, verdicts: bool) -> list[str]:
+    """The Confirmation section: how it was computed, the merges, the forest plot (when
+    `verdicts`: verdicts.png beside pareto.md), the configurations and the comparisons."""
+    merged = merge_note(c)
+    parts = ["## Confirmation\n", f"{note(c)}\n", *([f"{merged}\n"] if merged else [])]
+    if verdicts:
+        parts += [f"![verdicts]({VERDICTS_PNG})\n", f"*{FOREST_CAPTION}*\n"]
+    parts += [
+        "### Configurations\n",
+        markdown_table(pd.DataFrame(table(c))),
+        "### Candidates against the baseline\n",
+        markdown_table(pd.DataFrame(comparison_table(c))),
+    ]
+    return parts
+
+
 def search_best(a: Analysis) -> str:
     """The search's own best, labelled for what it is."""
     metric = a.primary.metric
@@ -97,8 +122,9 @@ def render_markdown(
     importances: Sequence[Importance],
     title: str,
     confirmed: Confirmation | None = None,
+    verdicts: bool = False,
 ) -> str:
-    """The whole pareto.md text."""
+    """The whole pareto.md text; `verdicts`: the forest plot verdicts.png is written beside it."""
     a = analysis
     objectives = ", ".join(f"{o.metric} ({o.direction})" for o in a.objectives)
     counted = (
@@ -111,9 +137,7 @@ def render_markdown(
         parts += [
             f"**Answer (test split, confirmed):** {confirmed.answer}\n",
             f"{search_best(a)}\n",
-            "## Confirmation\n",
-            f"{note(confirmed)}\n",
-            markdown_table(pd.DataFrame(table(confirmed))),
+            *confirmation_markdown(confirmed, verdicts),
         ]
     parts += [
         f"Objectives: {objectives}. Values count at the {counted}; train_time_s is the trial's "

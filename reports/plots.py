@@ -1,20 +1,27 @@
-"""Static PNGs of the front: one scatter per pair of objectives (matplotlib, Agg canvas, no pyplot).
+"""Static PNGs (matplotlib, Agg canvas, no pyplot): the front, one scatter per pair of objectives,
+and the confirmation's verdicts as a forest plot.
 
-Layers: full-budget trials (grey), front trials (red, numbered), stopped-early trials (x),
+Front layers: full-budget trials (grey), front trials (red, numbered), stopped-early trials (x),
 the baseline (black star) and the knee (ring). With one objective, trials are spread on x.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from itertools import combinations
 from pathlib import Path
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from reports.analysis import Analysis
+from reports.confirmation import BETTER, EQUIVALENT, UNDECIDED, WORSE, Comparison, Confirmation
+from reports.objectives import Objective
 from reports.rows import TrialRow
 
 
@@ -161,3 +168,163 @@ def write_front_plots(analysis: Analysis, folder: Path) -> list[Path]:
         fig.savefig(path)
         paths.append(path)
     return paths
+
+
+# ----- the confirmation's verdicts: a forest plot ------------------------------------------------
+
+VERDICTS_PNG = "verdicts.png"
+VERDICT_STYLE = {  # verdict -> (colour, marker) of its Δ point, its bars and its label
+    BETTER: ("#2ca02c", "^"),
+    EQUIVALENT: ("#1f77b4", "D"),
+    WORSE: ("#d62728", "v"),
+    UNDECIDED: ("#7f7f7f", "o"),
+}
+BAND_COLOUR = "#1f77b4"
+FOREST_CAPTION = (
+    "Δ = candidate − plain-CE baseline on the test split, one panel per objective: the point is Δ "
+    "(marker and colour: the verdict, named on the right with the paired seeds), the thick bar "
+    "the seeds' part of the interval (the anytime-valid confidence sequence), the thin bar the "
+    "whole family-wise interval (seeds + test rows; the two coincide where the test rows were "
+    "not resampled), the shaded band ±δ (the equivalence margin), the dashed line Δ = 0. A "
+    "triangle at the panel's edge: that bound is infinite (too few paired seeds)."
+)
+
+
+def forest_rows(c: Confirmation, metric: str) -> list[tuple[str, Comparison]]:
+    """(candidate label, its comparison on `metric`) in the confirmation's order."""
+    return [(label, m[metric]) for label, m in c.comparisons.items() if metric in m]
+
+
+def forest_limits(rows: list[Comparison], margin: float | None) -> tuple[float, float]:
+    """x limits spanning 0, ±margin and every finite Δ, bound and seeds-part end, padded by PAD
+    of the span on each side (a span of 0: ±(margin or 0.01))."""
+    values = [0.0, *((-margin, margin) if margin else ())]
+    for x in rows:
+        d = x.delta
+        values += [d.estimate, d.low, d.high, d.estimate - d.seeds_part, d.estimate + d.seeds_part]
+    finite = [v for v in values if math.isfinite(v)]
+    low, high = min(finite), max(finite)
+    if high == low:
+        half = margin or 0.01
+        return low - half, high + half
+    pad = PAD * (high - low)
+    return low - pad, high + pad
+
+
+def _clip(value: float, limits: tuple[float, float]) -> float:
+    """`value` moved into `limits` (an infinite bound onto the edge it points to)."""
+    return min(max(value, limits[0]), limits[1])
+
+
+def _forest_row(ax: Axes, y: float, x: Comparison, limits: tuple[float, float]) -> None:
+    """One candidate: thin bar (whole interval), thick bar (seeds part), Δ point, and a triangle
+    at the edge for each infinite bound; nothing without a finite Δ."""
+    d = x.delta
+    colour, marker = VERDICT_STYLE.get(x.verdict, VERDICT_STYLE[UNDECIDED])
+    if not math.isfinite(d.estimate):
+        return
+    whole = [_clip(d.low, limits), _clip(d.high, limits)]
+    seeds = [_clip(d.estimate - d.seeds_part, limits), _clip(d.estimate + d.seeds_part, limits)]
+    ax.hlines(y, *whole, colors=colour, linewidth=1.4, gid="interval")
+    ax.hlines(y, *seeds, colors=colour, linewidth=6, alpha=0.45, gid="seeds")
+    ax.scatter(
+        [d.estimate], [y], c=colour, marker=marker, s=64, zorder=3, edgecolors="black", gid="delta"
+    )
+    for bound, edge, arrow in ((d.low, limits[0], "<"), (d.high, limits[1], ">")):
+        if not math.isfinite(bound):
+            ax.scatter(
+                [edge], [y], c=colour, marker=arrow, s=90, zorder=4, clip_on=False, gid="unbounded"
+            )
+
+
+def _forest_panel(ax: Axes, objective: Objective, rows: list[tuple[str, Comparison]]) -> None:
+    """One objective's panel: candidates top to bottom, verdict and seeds on the right."""
+    margin = next((x.margin for _, x in rows if x.margin), None)
+    limits = forest_limits([x for _, x in rows], margin)
+    ys = list(range(len(rows)))[::-1]
+    if margin:
+        ax.axvspan(-margin, margin, color=BAND_COLOUR, alpha=0.12, linewidth=0, gid="margin")
+    ax.axvline(0.0, color="black", linewidth=0.9, linestyle="--")
+    for y, (_, x) in zip(ys, rows, strict=True):
+        _forest_row(ax, y, x, limits)
+    ax.set_xlim(*limits)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_yticks(ys, [label for label, _ in rows], fontsize=8)
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(ys, [_verdict_label(x) for _, x in rows], fontsize=8)
+    for tick, (_, x) in zip(right.get_yticklabels(), rows, strict=True):
+        tick.set_color(VERDICT_STYLE.get(x.verdict, VERDICT_STYLE[UNDECIDED])[0])
+    right.tick_params(length=0, pad=10)  # clear of a triangle on the edge
+    better = "higher is better" if objective.direction == "max" else "lower is better"
+    band = f"δ = ±{margin:g}" if margin else "no margin: no equivalence verdict"
+    ax.set_title(f"{objective.metric} ({better}; {band})", fontsize=9, loc="left")
+    ax.set_xlabel(f"Δ {objective.metric} (candidate − baseline)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _verdict_label(x: Comparison) -> str:
+    """e.g. "undecided, 12 paired seeds" ("(unbounded)" added where a bound is infinite)."""
+    if not math.isfinite(x.delta.estimate):
+        return f"{x.verdict}, no paired seeds"
+    unbounded = "" if math.isfinite(x.delta.low + x.delta.high) else " (unbounded)"
+    seeds = "1 paired seed" if x.seeds == 1 else f"{x.seeds} paired seeds"
+    return f"{x.verdict}, {seeds}{unbounded}"
+
+
+def _forest_legend(fig: Figure, unbounded: bool) -> None:
+    handles = [
+        Line2D([], [], color=colour, marker=marker, markeredgecolor="black", linestyle="")
+        for colour, marker in VERDICT_STYLE.values()
+    ]
+    labels = [f"Δ, {verdict}" for verdict in VERDICT_STYLE]
+    handles += [
+        Line2D([], [], color="#555555", linewidth=6, alpha=0.45),
+        Line2D([], [], color="#555555", linewidth=1.4),
+        Patch(color=BAND_COLOUR, alpha=0.12),
+    ]
+    labels += ["seeds part", "whole interval (seeds + test rows)", "±δ margin"]
+    if unbounded:
+        handles.append(Line2D([], [], color="#555555", marker=">", linestyle=""))
+        labels.append("infinite bound (too few seeds)")
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+
+
+def forest_figure(c: Confirmation) -> Figure | None:
+    """The forest plot of the confirmation's comparisons (FOREST_CAPTION says how to read it):
+    one panel per test objective that has any, stacked; None without comparisons."""
+    panels = [(o, forest_rows(c, o.metric)) for o in c.objectives]
+    panels = [(o, rows) for o, rows in panels if rows]
+    if not panels:
+        return None
+    height = sum(0.38 * len(rows) + 1.25 for _, rows in panels) + 1.1
+    fig = Figure(figsize=(9.0, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (objective, rows) in zip(axes, panels, strict=True):
+        _forest_panel(ax, objective, rows)
+    base = c.baseline.label if c.baseline is not None else "none"
+    fig.suptitle(
+        f"Candidates vs the plain-CE baseline {base}: Δ with {1 - c.alpha:.0%} family-wise "
+        f"intervals (Bonferroni over {len(c.comparisons)})",
+        fontsize=10,
+    )
+    unbounded = any(
+        not math.isfinite(x.delta.low + x.delta.high)
+        for _, rows in panels
+        for _, x in rows
+        if math.isfinite(x.delta.estimate)
+    )
+    _forest_legend(fig, unbounded)
+    return fig
+
+
+def forest_png(c: Confirmation) -> bytes | None:
+    """forest_figure as PNG bytes (None without comparisons)."""
+    fig = forest_figure(c)
+    if fig is None:
+        return None
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

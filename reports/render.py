@@ -1,16 +1,20 @@
 """pareto.html: one self-contained page (plotly.js inlined once, no CDN) that works offline.
 
-Sections: the confirmation's answer and table (when the search confirmed), key figures, pairwise
-objective scatter (front highlighted, points labelled by trial id), parallel coordinates of
-parameters → objectives, the Pareto table with baseline deltas, importances, stopped-early and
-excluded trials.
+Sections: the confirmation's answer, forest plot (the PNG inlined as a data URI) and tables (when
+the search confirmed), key figures, pairwise objective scatter (front highlighted, points labelled
+by trial id), parallel coordinates of parameters → objectives, the Pareto table with baseline
+deltas, importances, stopped-early and excluded trials. Every table fits the page's width (1400 px
+and up): numbers stay on one line, text cells and headers wrap.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import math
+import numbers
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,10 +23,10 @@ from plotly.subplots import make_subplots
 
 from record.reader import natural_key
 from reports.analysis import Analysis
-from reports.confirmation import Confirmation, note, table
+from reports.confirmation import Confirmation, comparison_table, note, table
 from reports.importance import Importance
-from reports.markdown import IMPORTANCE_METHOD, TASK_BALANCE, key_figures, search_best
-from reports.plots import coordinates, layers, objective_pairs, point_labels
+from reports.markdown import IMPORTANCE_METHOD, TASK_BALANCE, key_figures, merge_note, search_best
+from reports.plots import FOREST_CAPTION, coordinates, layers, objective_pairs, point_labels
 from reports.rows import TrialRow
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
 
@@ -38,12 +42,23 @@ MARKERS = {  # layer -> plotly marker
         "line": {"color": "#ff7f0e", "width": 2},
     },
 }
+SHORT_TEXT = 32  # characters: a text cell up to this long stays on one line (an id, a Δ [interval])
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
-table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1rem; }
-th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }
-th { background: #f3f3f3; }
+*, *::before, *::after { box-sizing: border-box; }
+body { font-family: system-ui, sans-serif; max-width: 1400px; margin: 0 auto; padding: 1.5rem;
+       color: #222; }
+p, li, figcaption { overflow-wrap: break-word; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1rem; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; vertical-align: top; }
+th { background: #f3f3f3; text-align: left; overflow-wrap: break-word; }
+th.num { text-align: right; }
+td.num { text-align: right; white-space: nowrap; }
+td.word { text-align: left; white-space: nowrap; }
+td.text { text-align: left; overflow-wrap: anywhere; min-width: 8rem; }
+figure { margin: 0.5rem 0 1rem; }
+figure img { display: block; max-width: 100%; height: auto; }
+figcaption { font-size: 0.85rem; color: #555; max-width: 60rem; }
 """
 
 
@@ -152,10 +167,67 @@ def parallel_figure(
     return fig
 
 
+def cell_text(value: Any) -> str:
+    """One cell's text: non-integer numbers to 4 significant digits, missing values empty."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+def _td(value: Any) -> str:
+    """A number (class num) or a short text (class word: ids, names, verdicts) on one line; a
+    longer text (class text: settings, reasons) may wrap anywhere."""
+    text = cell_text(value)
+    kind = "num" if _is_number(value) else "word" if len(text) <= SHORT_TEXT else "text"
+    return f'<td class="{kind}">{html.escape(text)}</td>'
+
+
+def _th(name: object, numeric: bool) -> str:
+    """A header, right-aligned over numbers, that may break after `_` and `.` (metric and
+    parameter names)."""
+    text = html.escape(str(name)).replace("_", "_<wbr>").replace(".", ".<wbr>")
+    return f'<th class="{"num" if numeric else "text"}">{text}</th>'
+
+
 def table_html(frame: pd.DataFrame) -> str:
+    """`frame` as an HTML table that fits the page: headers break after `_` and `.`, text cells
+    anywhere, numbers never; '(none)' when it has no rows."""
     if frame.empty:
         return "<p>(none)</p>"
-    return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+    numeric = [
+        all(_is_number(v) or not cell_text(v) for v in frame.iloc[:, i])
+        for i in range(frame.shape[1])
+    ]
+    head = "".join(_th(c, n) for c, n in zip(frame.columns, numeric, strict=True))
+    rows = ("".join(_td(v) for v in row) for row in frame.itertuples(index=False, name=None))
+    body = "".join(f"<tr>{r}</tr>" for r in rows)
+    return f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def confirmation_html(c: Confirmation, verdicts: bytes | None) -> list[str]:
+    """The Confirmation section: how it was computed, the merges, the forest plot (the PNG
+    `verdicts` inlined), the configurations and the comparisons."""
+    merged = merge_note(c)
+    parts = [f"<h2>Confirmation</h2><p>{html.escape(note(c))}</p>"]
+    parts += [f"<p>{html.escape(merged)}</p>"] if merged else []
+    if verdicts is not None:
+        uri = "data:image/png;base64," + base64.b64encode(verdicts).decode("ascii")
+        parts.append(
+            f'<figure><img class="verdicts" alt="verdicts" src="{uri}">'
+            f"<figcaption>{html.escape(FOREST_CAPTION)}</figcaption></figure>"
+        )
+    return parts + [
+        "<h3>Configurations</h3>",
+        table_html(pd.DataFrame(table(c))),
+        "<h3>Candidates against the baseline</h3>",
+        table_html(pd.DataFrame(comparison_table(c))),
+    ]
 
 
 def render_html(
@@ -165,8 +237,10 @@ def render_html(
     title: str,
     confirmed: Confirmation | None = None,
     log_keys: Collection[str] = (),
+    verdicts: bytes | None = None,
 ) -> str:
-    """The whole pareto.html text; the first figure inlines plotly.js, the others reuse it."""
+    """The whole pareto.html text; the first figure inlines plotly.js, the others reuse it, and
+    `verdicts` (the forest plot's PNG) goes into the Confirmation section."""
     figures = [scatter_figure(analysis)]
     if analysis.candidates or analysis.stopped:
         figures.append(parallel_figure(analysis, keys, log_keys))
@@ -185,8 +259,7 @@ def render_html(
             f'<p class="answer"><b>Answer (test split, confirmed):</b> '
             f"{html.escape(confirmed.answer)}</p>",
             f"<p>{html.escape(search_best(analysis))}</p>",
-            f"<h2>Confirmation</h2><p>{html.escape(note(confirmed))}</p>",
-            table_html(pd.DataFrame(table(confirmed))),
+            *confirmation_html(confirmed, verdicts),
         ]
     parts += [
         f"<ul>{bullets}</ul>",

@@ -3,6 +3,14 @@
 Config flows one way: `key=value` overrides (OmegaConf dotlist grammar) → `load_config` → one frozen
 `SearchConfig` → `tune.run` and the trials. Nothing else reads the environment behind its back: the
 CLI passes `MLFLOW_TRACKING_URI` in explicitly.
+
+A key is a search key (a field below, `data.*`, ...) or a trial key (`trainables.params`, plug-ins'
+keys included): `train.lr=0.01` pins a trial key for every trial, `'train.lr={loguniform: [1e-4,
+1e-2]}'` gives it a distribution. Pins are checked like a space file's entries and kept in
+`SearchConfig.params` (saved with the config, compared on resume like any key); `spaces.pins.pin`
+folds them into the space when it loads. The two kinds of key never overlap (`trial_keys`): the
+trial keys the search config sets for every trial (`SET_FOR_TRIALS`) are search keys on the
+command line.
 """
 
 from __future__ import annotations
@@ -18,17 +26,26 @@ from omegaconf.errors import OmegaConfBaseException
 
 from trainables.errors import UserInputError
 from trainables.objective import Objective
-from trainables.params import closest
+from trainables.params import PARAMS, closest, param
 from trainables.plugins import DEFAULT_ENCODER, Plugins
 from trainables.reported import DEFAULT_OBJECTIVES, REPORTED, is_reported
 
 SEARCHERS = ("optuna", "random")
 TEXT_MODES = ("frozen", "finetune")
 SCHEDULERS = ("asha", "fifo")
-FREE_FORM = ("data.", "report.reference.")  # keys checked by the data preset / the objectives
+FREE_FORM = ("data.", "report.reference.", "confirm.delta.")  # keys checked by the data preset / the objectives
 # `data=X`, `scheduler=X` and `model=X` name a choice while `data.*` etc. set its options.
 SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name", "model": "model.name"}
-RENAMED = {"report.reseeds": "confirm.seeds"}  # old key -> the key that replaced it
+# old key -> the keys that replaced it
+RENAMED = {  # seeds are added in rounds while a verdict is open, between these two
+    "report.reseeds": "confirm.min_seeds and confirm.max_seeds",
+    "confirm.seeds": "confirm.min_seeds and confirm.max_seeds",
+}
+
+# Trial keys the search config sets for every trial (search.tuner's constants): search keys on the
+# command line, so that no key is both a search key and a pinned trial key.
+SET_FOR_TRIALS = ("train.max_epochs", "train.checkpoint_every_s")
+PINS = "params"  # the field of the pinned trial keys: given as the keys themselves, never params=
 
 
 @dataclass(frozen=True)
@@ -87,11 +104,13 @@ class ReportSection:
 
 @dataclass(frozen=True)
 class ConfirmSection:
-    seeds: int = 3  # paired seeds per confirmed configuration; 0 turns the stage off
+    min_seeds: int = 3  # paired seeds every confirmed configuration gets before any verdict
+    max_seeds: int = 30  # seed budget per configuration; rounds stop there; 0 turns the stage off
+    delta: dict[str, float] = field(default_factory=dict)  # margin per objective (reports.defaults)
     top_k: int = 3  # the best trials by search.metric (validation), besides the Pareto front
     front: bool = True  # also the report's Pareto-front trials
     alpha: float = 0.05  # family-wise error of the verdicts (Bonferroni over the candidates)
-    bootstrap: int = 2000  # resamples of seeds and test rows for each difference's interval
+    bootstrap: int = 1000  # resamples of the test rows behind each interval's test-split part
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,9 @@ class SearchConfig:
     model: ModelSection = field(default_factory=ModelSection)
     distill: DistillSection = field(default_factory=DistillSection)
     trainable: str = ""  # package.module:function; empty: the built-in loop
+    # trial keys pinned on the command line (train.lr=0.01): key -> a value or a space-file entry
+    # ({loguniform: [1e-4, 1e-2]}), checked as in a space file; they override the space's entries
+    params: dict[str, Any] = field(default_factory=dict)
     output_dir: str = ""  # default: outputs/<space>-<timestamp>
     name: str = ""  # search name (MLflow parent run); default: the output folder's name
     resume: str = ""  # path of an interrupted search's output folder
@@ -150,10 +172,12 @@ def _plain(value: Any) -> Any:
 
 
 def known_keys(cls: type = SearchConfig, prefix: str = "") -> list[str]:
-    """Every dotted key the CLI accepts (data.* options are checked by the data preset)."""
+    """Every dotted search key the CLI accepts (data.* options are checked by the data preset)."""
     keys = []
     for f in fields(cls):
         key = prefix + f.name
+        if key == PINS:
+            continue
         keys.append(key)
         default = f.default_factory() if callable(f.default_factory) else f.default
         if is_dataclass(default):
@@ -161,13 +185,31 @@ def known_keys(cls: type = SearchConfig, prefix: str = "") -> list[str]:
     return keys + list(SHORTHANDS.values())
 
 
-def parse_overrides(argv: list[str]) -> list[str]:
-    """Validate `key=value` syntax and keys; expand the `data=`/`scheduler=` shorthands.
+def trial_keys() -> list[str]:
+    """Every registered trial key the command line pins (plug-ins' once loaded): all but those the
+    search config sets for every trial. A `loss.<task>.*` key is one too (`params.param`)."""
+    return [k for k in PARAMS if k not in SET_FOR_TRIALS]
+
+
+def check_key_kinds() -> None:
+    """Raise UserInputError when a trial key (a plug-in declares it) is also a search key."""
+    both = sorted(set(trial_keys()) & set(known_keys()))
+    if both:
+        raise UserInputError(
+            f"trial key {both[0]!r}, declared by a model= or trainable= plug-in, is also a search "
+            "key; rename it in the plug-in's params"
+        )
+
+
+def parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Validate `key=value` syntax; expand the `data=`/`scheduler=` shorthands; split the search
+    overrides (`key=value`) from the other keys ({key: value text}, trial keys for `load_config`).
 
     OmegaConf would resolve `${...}` (e.g. `${oc.env:VAR}`) in values, so any `${` is refused.
     """
     keys = known_keys()
     out = []
+    others: dict[str, str] = {}
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.strip()
@@ -181,26 +223,55 @@ def parse_overrides(argv: list[str]) -> list[str]:
         key = SHORTHANDS.get(key, key)
         if key in RENAMED:
             raise UserInputError(
-                f"{key} was replaced by {RENAMED[key]}: write {RENAMED[key]}={value}"
+                f"{key} was replaced by {RENAMED[key]} (confirm.max_seeds=0 turns the stage off)"
             )
-        if key not in keys and not key.startswith(FREE_FORM):
-            raise UserInputError(f"unknown key {key!r}{closest(key, keys)}")
-        out.append(f"{key}={value}")
-    return out
+        if key in keys or key.startswith(FREE_FORM):
+            out.append(f"{key}={value}")
+        else:
+            others[key] = value
+    return out, others
 
 
 def load_config(argv: list[str], mlflow_env_uri: str | None = None) -> SearchConfig:
     """Overrides → a validated, frozen SearchConfig; any problem is a UserInputError."""
     schema = OmegaConf.structured(SearchConfig)
     _writable(schema)
+    overrides, others = parse_overrides(argv)
     try:
-        merged = OmegaConf.merge(schema, *(_dotlist(o) for o in parse_overrides(argv)))
+        merged = OmegaConf.merge(schema, *(_dotlist(o) for o in overrides))
         cfg: SearchConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as e:
         raise UserInputError(_omegaconf_message(e)) from None
     cfg = _fill_defaults(cfg, mlflow_env_uri)
     validate(cfg)
-    return cfg
+    return replace(cfg, params=_pins(cfg, others))
+
+
+def _pins(cfg: SearchConfig, given: dict[str, str]) -> dict[str, Any]:
+    """The trial keys among `given` ({key: value text}), each value parsed as YAML and checked as a
+    space file's entry (kept as checked for a value, as given for a distribution); a key of
+    neither kind is unknown. The plug-ins are imported first when a key is not a built-in trial
+    key (theirs count)."""
+    if not given:
+        return {}
+    from spaces.distributions import Constant  # here: the spaces package imports torch
+    from spaces.pins import check_pin
+    from spaces.safe_yaml import parse_yaml
+
+    if any(param(k) is None for k in given):
+        cfg.plugins.load()
+    pins = {}
+    for key, text in given.items():
+        if param(key) is None:
+            names = [*known_keys(), *trial_keys()]
+            raise UserInputError(
+                f"unknown key {key!r}{closest(key, names)}; expected a search key or a trial key "
+                "(python -m search.run --help lists both)"
+            )
+        entry = _plain(parse_yaml(text, f"override {key}={text}", lines=False))
+        dist = check_pin(key, entry)
+        pins[key] = _plain(dist.value) if isinstance(dist, Constant) else entry
+    return pins
 
 
 def _dotlist(override: str) -> Any:
@@ -283,7 +354,7 @@ def validate(cfg: SearchConfig) -> None:
     _positive("scheduler.reduction_factor", cfg.scheduler.reduction_factor, 2)
     _positive("resources.cpu_per_trial", cfg.resources.cpu_per_trial, 0.01)
     _positive("resources.max_failures", cfg.resources.max_failures, 0)
-    _positive("confirm.seeds", cfg.confirm.seeds, 0)
+    _check_confirm(cfg.confirm, cfg.report, cfg.search)
     _positive("confirm.top_k", cfg.confirm.top_k, 0)
     _positive("confirm.bootstrap", cfg.confirm.bootstrap, 100)
     if not 0 < cfg.confirm.alpha < 1:
@@ -303,6 +374,28 @@ def validate(cfg: SearchConfig) -> None:
             f"scheduler.grace_period ({cfg.scheduler.grace_period}) must be <= "
             f"train.max_epochs ({cfg.train.max_epochs})"
         )
+
+
+def _check_confirm(confirm: ConfirmSection, report: ReportSection, search: SearchSection) -> None:
+    """The seed budget holds the minimum; each margin is a number >= 0 for a confirmed objective
+    (the report's objectives and search.metric, by their val_ or test_ name)."""
+    _positive("confirm.min_seeds", confirm.min_seeds, 1)
+    _positive("confirm.max_seeds", confirm.max_seeds, 0)
+    if 0 < confirm.max_seeds < confirm.min_seeds:
+        raise UserInputError(
+            f"confirm.max_seeds: expected 0 (no confirmation) or a budget >= confirm.min_seeds "
+            f"({confirm.min_seeds}), got {confirm.max_seeds}"
+        )
+    names = [str(o).rpartition(":")[0].strip() for o in report.objectives] + [search.metric]
+    confirmed = {n.removeprefix("val_") for n in names}
+    for key, value in confirm.delta.items():
+        if key.removeprefix("val_").removeprefix("test_") not in confirmed:
+            raise UserInputError(
+                f"confirm.delta.{key}: not a confirmed objective; expected one of "
+                f"{sorted(dict.fromkeys(names))}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise UserInputError(f"confirm.delta.{key}: expected a number >= 0, got {value!r}")
 
 
 def _check_report(report: ReportSection, any_metric: bool = False) -> None:

@@ -1,39 +1,64 @@
 """The confirmation stage: after the search, re-train its candidates and the plain-CE baseline with
-the same paired seeds, choose each run's epoch on validation and score that epoch on the test split.
+paired seeds, choose each run's epoch on validation and score that epoch on the test split;
+sequentially, adding seeds only where a verdict is still open.
 
 Candidates: the `confirm.top_k` best full-budget trials by search.metric (validation) and, with
-`confirm.front`, the report's Pareto front, plain CE left out. Baseline options: the best
-full-budget plain-CE trial of the search and each candidate's plain-CE twin (its train.* values with
-a plain-CE loss); the report takes as the baseline the option with the best mean validation value
-over the paired seeds, so the baseline's learning rate is tuned over as many values as the
-candidates' and a Δ measures the loss configuration. Every configuration
-trains with seeds 1..`confirm.seeds` (the search's trials use their own `seed`, 0 by default) for
-the full budget, without early stopping, as Ray tasks with a trial's resources. A finished run goes
-to record.jsonl as a confirmation run (record.schema): MLflow mirrors it like a trial, the report
-reads it, and a resumed search re-trains only the runs the record has not ended.
+`confirm.front`, the report's Pareto front, plain CE left out, one per canonical configuration
+(trials that train identically are confirmed once, said once). Baseline options: the best
+full-budget plain-CE trial of the search and each candidate's plain-CE twin (its train.* values
+with a plain-CE loss); the baseline is the option with the best mean validation value over the
+first `confirm.min_seeds` seeds, so its learning rate is tuned over as many values as the
+candidates' and a Δ measures the loss configuration.
+
+Rounds: every configuration first trains seeds 1..`confirm.min_seeds`. Then, after each look at the
+verdicts on search.metric (reports.confirmation: an anytime-valid interval, so looking after every
+round keeps its error rates), each candidate whose verdict is still open gets its next seeds — as
+many as fill the free trial slots, at least one — and the baseline the seeds they pair with, until
+every verdict is decided, has `confirm.max_seeds` seeds, or is futile (from FUTILE_AFTER seeds on,
+its estimated seeds to a verdict exceed FUTILE_BEYOND × the budget, or only a larger test split
+could decide it: reports.defaults). The plan is a function of the
+record alone: a resumed stage continues the round it was in without re-training what finished, and
+a finished one resumed with a larger budget continues the sequence (valid: the interval holds at
+every number of seeds). Runs are Ray tasks with a trial's resources; a finished run goes to
+record.jsonl as a confirmation run (record.schema) and each look as a `look` event, which MLflow
+mirrors as the parent run's interval metrics (step = paired seeds).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from record import BASELINE, CANDIDATE, COMPLETED, CONFIRMATION, FAILED, RECORD_FILE, RecordWriter
+from record import (
+    BASELINE,
+    CANDIDATE,
+    COMPLETED,
+    CONFIRMATION,
+    FAILED,
+    LOOK,
+    RECORD_FILE,
+    RecordWriter,
+    TrialRecord,
+    read_trials,
+)
 from search.config import SearchConfig
 from search.outputs import ranked
+from trainables.canonical import TrainFacts
 from trainables.dataset import Dataset
 from trainables.objective import Objective
 from trainables.params import as_plain_ce, is_plain_ce
 from trainables.plugins import BUILT_IN, Plugins
 
 if TYPE_CHECKING:  # reports pulls in plotting: imported where the stage runs, not at startup
+    from reports.confirmation import Confirmation
     from reports.load import Run
 
 log = logging.getLogger(__name__)
@@ -50,60 +75,180 @@ class Planned:
     config: dict[str, Any]
 
 
-def paired_seeds(n: int) -> list[int]:
-    """The seeds every confirmed configuration trains with."""
-    return list(range(1, n + 1))
+@dataclass(frozen=True)
+class Round:
+    """What the record says comes next: the runs to train, the candidates still open after the
+    last look (None before the first), the look's figures to record, and the merge notes."""
+
+    todo: list[Planned]
+    open: list[str] | None = None
+    look: dict[str, Any] | None = None
+    merged: list[str] = field(default_factory=list)
 
 
 def run_id(source: str, seed: int) -> str:
     return f"confirm_{source}_s{seed}"
 
 
-def choose(run: Run, cfg: SearchConfig) -> dict[str, tuple[str, dict[str, Any]]]:
-    """{source label: (role, params)} of the configurations to confirm: the candidates (top-k by
-    the search metric and the front, loss settings other than plain CE) and the plain-CE options
-    the baseline is chosen from (the best plain-CE search trial, and each candidate's plain-CE
-    twin: its params with a plain-CE loss), equivalent configurations once."""
+def choose(
+    run: Run, cfg: SearchConfig, facts: TrainFacts | None = None
+) -> tuple[dict[str, tuple[str, dict[str, Any]]], list[str]]:
+    """({source label: (role, params)} of the configurations to confirm, the merge notes): the
+    candidates (top-k by the search metric and the front, loss settings other than plain CE) and
+    the plain-CE options the baseline is chosen from (the best plain-CE search trial, and each
+    candidate's plain-CE twin: its params with a plain-CE loss); configurations that `canonical`
+    calls equal once, the first in rank order."""
     from reports import analyse
     from search.searcher import config_key
 
     params = {t.trial_id: dict(t.params) for t in run.trials}
     order = [tid for tid, _ in ranked(run.trials, cfg.search.objective)]
     plain = [t for t in order if is_plain_ce(params[t])]
-    chosen = [t for t in order if t not in plain][: cfg.confirm.top_k]
+    picked = [t for t in order if t not in plain][: cfg.confirm.top_k]
     if cfg.confirm.front:
         front = analyse(run, list(cfg.report.objectives)).front
-        chosen += [t for t in front if t not in chosen and t not in plain]
+        picked += [t for t in front if t not in picked and t not in plain]
+    keys: dict[str, str] = {}
+    merged = []
+    chosen = []
+    for tid in picked:
+        key = config_key(params[tid], facts)
+        if key in keys:
+            merged.append(f"trial {tid} trains as trial {keys[key]} does: confirmed once, as that")
+            continue
+        keys[key] = tid
+        chosen.append(tid)
     options = {tid: params[tid] for tid in plain[:1]}
     options |= {f"{tid}_plain_ce": as_plain_ce(params[tid]) for tid in chosen}
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     seen: set[str] = set()
     for label, option in options.items():
-        key = config_key(option)
+        key = config_key(option, facts)
         if key not in seen:
             seen.add(key)
             out[label] = (BASELINE, option)
     for tid in chosen:
         out[tid] = (CANDIDATE, params[tid])
-    return out
+    return out, merged
 
 
-def plan(output_dir: Path, cfg: SearchConfig) -> list[Planned]:
-    """Every confirmation run the record has not ended, seed by seed (an interrupted stage leaves
-    whole pairs behind as far as it can)."""
+def plan(
+    output_dir: Path, cfg: SearchConfig, slots: int = 1, facts: TrainFacts | None = None
+) -> Round:
+    """The next round, from the record alone (see the module docstring)."""
     from reports import load_run
 
     run = load_run(output_dir)  # the record read once: the search's trials and the runs so far
+    chosen, merged = choose(run, cfg, facts)
     ended = {t.trial_id for t in run.confirmations if t.state}
-    chosen = choose(run, cfg)
-    todo = []
-    for seed in paired_seeds(cfg.confirm.seeds):
-        for source, (role, params) in chosen.items():
-            rid = run_id(source, seed)
-            if rid not in ended:
-                config = params | {"seed": seed, "train.max_epochs": cfg.train.max_epochs}
-                todo.append(Planned(rid, source, role, seed, config))
-    return todo
+    first = paired_seeds(cfg.confirm.min_seeds)
+    todo = [
+        _planned(source, role, params, seed, cfg)
+        for seed in first
+        for source, (role, params) in chosen.items()
+        if run_id(source, seed) not in ended
+    ]
+    if todo:
+        return Round(todo, merged=merged)
+    mine = [t for t in run.confirmations if t.source in chosen]
+    looked = look_at(mine, run, cfg)
+    if looked is None or looked.baseline is None:
+        return Round([], [], merged=merged)
+    tried = {src: max(_seeds(mine, src), default=0) for src in chosen}
+    need = next_seeds(looked, tried, cfg.confirm.max_seeds, slots)
+    todo = [
+        _planned(label, chosen[label][0], chosen[label][1], seed, cfg)
+        for label, seeds in need.items()
+        for seed in seeds
+        if run_id(label, seed) not in ended
+    ]
+    still = [label for label in need if label != looked.baseline.label]
+    return Round(todo, still, _look_event(looked, run) | {"merged": merged}, merged)
+
+
+def next_seeds(
+    looked: Confirmation, tried: dict[str, int], budget: int, slots: int = 1
+) -> dict[str, range]:
+    """{configuration: the seeds it trains next} after a look: each candidate whose verdict on the
+    primary metric is undecided, below the budget and not futile (`_futile`) gets its next seeds
+    — as many as fill `slots` with the others, at least one, up to the budget — and the baseline
+    every seed up to the highest any candidate has tried or will. `tried`: the highest seed each
+    configuration has ended (finished or failed), so a failing seed is not tried again."""
+    from reports.confirmation import UNDECIDED
+
+    primary = looked.primary.metric
+    still = [
+        label
+        for label, compared in looked.comparisons.items()
+        if compared[primary].verdict == UNDECIDED
+        and tried.get(label, 0) < budget
+        and not _futile(compared[primary], budget)
+    ]
+    per = max(1, slots // (len(still) + 1))
+    need = {label: range(tried[label] + 1, min(tried[label] + per, budget) + 1) for label in still}
+    if looked.baseline is not None and looked.comparisons:
+        ends = [tried.get(c, 0) for c in looked.comparisons] + [r.stop - 1 for r in need.values()]
+        need[looked.baseline.label] = range(1, max(ends) + 1)
+    return need
+
+
+def _futile(cmp: Any, budget: int) -> bool:
+    """An open comparison the budget will not decide: from FUTILE_AFTER paired seeds on, its
+    estimated seeds to a verdict exceed FUTILE_BEYOND × the budget (inf: only a larger test split
+    could decide it)."""
+    from reports.defaults import FUTILE_AFTER, FUTILE_BEYOND
+
+    return cmp.seeds >= FUTILE_AFTER and cmp.needed > FUTILE_BEYOND * budget
+
+
+def paired_seeds(n: int) -> list[int]:
+    """The seeds every confirmed configuration trains first."""
+    return list(range(1, n + 1))
+
+
+def _seeds(runs: list[TrialRecord], source: str) -> list[int]:
+    """The seeds of `source` the record has ended (finished or failed)."""
+    return [int(t.params.get("seed", 0)) for t in runs if t.source == source and t.state]
+
+
+def _planned(
+    source: str, role: str, params: dict[str, Any], seed: int, cfg: SearchConfig
+) -> Planned:
+    config = params | {"seed": seed, "train.max_epochs": cfg.train.max_epochs}
+    return Planned(run_id(source, seed), source, role, seed, config)
+
+
+def look_at(runs: list[TrialRecord], run: Run, cfg: SearchConfig) -> Confirmation | None:
+    """The verdicts on search.metric alone from `runs`, computed as the report computes them."""
+    from reports.confirmation import confirm, task_labels
+
+    primary = cfg.search.objective
+    return confirm(
+        runs,
+        [primary],
+        primary,
+        task_labels(run.facts),
+        alpha=cfg.confirm.alpha,
+        resamples=cfg.confirm.bootstrap,
+        delta=cfg.confirm.delta,
+        budget=cfg.confirm.max_seeds,
+    )
+
+
+def _look_event(looked: Confirmation, run: Run) -> dict[str, Any]:
+    """The look's figures per candidate not yet recorded at its number of paired seeds: Δ, its
+    interval, the paired seeds and the verdict (record.schema LOOK)."""
+    metric = looked.primary.metric
+    seen = {(c, f["seeds"]) for e in run.looks for c, f in e.get("figures", {}).items()}
+    figures = {}
+    for label, compared in looked.comparisons.items():
+        x = compared[metric]
+        if (label, x.seeds) not in seen and x.seeds:
+            d = x.delta
+            values = {"delta": d.estimate, "low": d.low, "high": d.high}
+            figures[label] = {"seeds": x.seeds, "verdict": x.verdict}
+            figures[label] |= {k: v if math.isfinite(v) else None for k, v in values.items()}
+    return {"metric": metric, "figures": figures}
 
 
 def retrain(
@@ -139,25 +284,67 @@ def retrain(
 
 
 def run_confirmation(
-    cfg: SearchConfig, output_dir: Path, data: Dataset, plugins: Plugins = BUILT_IN
+    cfg: SearchConfig,
+    output_dir: Path,
+    data: Dataset,
+    plugins: Plugins = BUILT_IN,
+    facts: TrainFacts | None = None,
 ) -> int:
-    """Train what `plan` says (nothing when confirm.seeds is 0 or the data has no test split);
-    the number of runs trained. A failing run is recorded as failed, never fatal; Ctrl-C stops
-    the stage and keeps the finished runs."""
-    if cfg.confirm.seeds <= 0 or not len(data.test):
+    """Train round after round what `plan` says (nothing when confirm.max_seeds is 0 or the data
+    has no test split); the number of runs trained. A failing run is recorded as failed, never
+    fatal; Ctrl-C stops the stage and keeps the finished runs."""
+    if cfg.confirm.max_seeds <= 0 or not len(data.test):
         return 0
-    todo = plan(output_dir, cfg)
-    if not todo:
-        return 0
-    configs = len({p.source for p in todo})
-    log.info("confirming %d configuration(s) on the test split: %d run(s)", configs, len(todo))
+    import ray
+
+    from search.tuner import concurrency, gpu_fraction
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    gpu = gpu_fraction(cfg.resources.gpu_per_trial, gpus)
+    slots = concurrency(cfg, ray.cluster_resources().get("CPU", 1), gpus, gpu)
     writer = RecordWriter(output_dir / RECORD_FILE)
+    trained, said = 0, False
     try:
         with interruptible():
-            _run_tasks(cfg, todo, data, plugins, writer)
+            while True:
+                step = plan(output_dir, cfg, slots, facts)
+                if not said:
+                    for line in step.merged:
+                        log.info("confirmation: %s", line)
+                    said = True
+                if step.look is not None and step.look["figures"]:
+                    ended = sum(1 for _ in _ended_runs(output_dir))
+                    writer.write({"event": LOOK, "trial_id": LOOK, "epoch": ended} | step.look)
+                if not step.todo:
+                    return trained
+                _say(step)
+                _run_tasks(cfg, step.todo, data, plugins, writer, gpu)
+                trained += len(step.todo)
     finally:
         writer.close()
-    return len(todo)
+
+
+def _ended_runs(output_dir: Path) -> Iterator[TrialRecord]:
+    """The confirmation runs the record has ended."""
+    runs, _ = read_trials(output_dir / RECORD_FILE, CONFIRMATION)
+    return (t for t in runs if t.state)
+
+
+def _say(step: Round) -> None:
+    configs = len({p.source for p in step.todo})
+    if step.open is None:
+        log.info(
+            "confirming %d configuration(s) on the test split: %d run(s) first",
+            configs,
+            len(step.todo),
+        )
+    else:
+        log.info(
+            "confirmation: %d verdict(s) open (%s): %d more run(s)",
+            len(step.open),
+            ", ".join(step.open) or "pairing the baseline",
+            len(step.todo),
+        )
 
 
 @contextmanager
@@ -175,13 +362,15 @@ def interruptible() -> Iterator[None]:
 
 
 def _run_tasks(
-    cfg: SearchConfig, todo: list[Planned], data: Dataset, plugins: Plugins, writer: RecordWriter
+    cfg: SearchConfig,
+    todo: list[Planned],
+    data: Dataset,
+    plugins: Plugins,
+    writer: RecordWriter,
+    gpu: float,
 ) -> None:
     import ray
 
-    from search.tuner import gpu_fraction
-
-    gpu = gpu_fraction(cfg.resources.gpu_per_trial, ray.cluster_resources().get("GPU", 0))
     task = ray.remote(retrain).options(num_cpus=cfg.resources.cpu_per_trial, num_gpus=gpu)
     data_ref = ray.put(data)
     objective = cfg.search.objective

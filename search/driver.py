@@ -106,7 +106,10 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             abandon_orphans(output_dir, ray_trials)
         trials, _ = read_trials(output_dir / RECORD_FILE)
         counts = end_counts(trials)
-        expected = parts.run_args["num_samples"] * (space.grid_size or 1)
+        merged = getattr(parts.run_args["search_alg"], "merged", [])  # a canonical grid's
+        for line in merged:
+            log.info("search: %s", line)
+        expected = parts.run_args["num_samples"] * (space.grid_size or 1) - len(merged)
         outcome = Outcome(
             output_dir=output_dir,
             counts=counts,
@@ -119,7 +122,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
         status = "KILLED" if outcome.interrupted else "FINISHED"
         if not outcome.interrupted:
             # paired seeds, scored on the test split
-            run_confirmation(cfg, output_dir, data, plugins)
+            run_confirmation(cfg, output_dir, data, plugins, facts)
             outcome.report_dir = report(output_dir)
             outcome.answer = read_answer(outcome.report_dir)
     except KeyboardInterrupt:

@@ -263,12 +263,56 @@ def _random(space: Space, s: SearcherSpec) -> Searcher:
     return _study_searcher(space, s, optuna.samplers.RandomSampler(seed=s.seed))
 
 
+class CanonicalGrid(BasicVariantGenerator):
+    """Ray's generator over `search.param_space` (every grid point, num_samples times) that skips
+    a variant `canonical` calls equal to an earlier one before it becomes a trial, as the Optuna
+    searchers do: e.g. two warm-up fractions whose ramps round to the same epochs. `merged` says
+    which, one sentence each; it travels with the generator's state through a resume."""
+
+    def __init__(self, *args: Any, facts: TrainFacts | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._facts = facts  # the data's equivalences; left out of Ray's snapshots
+        self._by_config: dict[str, str] = {}  # canonical config -> first trial id
+        self.merged: list[str] = []
+
+    def next_trial(self) -> Any:
+        while True:
+            trial = super().next_trial()
+            if trial is None:
+                return None
+            earlier = self._by_config.setdefault(
+                config_key(trial.config, self._facts), trial.trial_id
+            )
+            if earlier == trial.trial_id:
+                return trial
+            self.on_trial_complete(trial.trial_id)  # never started: frees its slot
+            self.merged.append(
+                f"grid point {_point(trial.config)} trains as trial {earlier}'s: not run"
+            )
+
+    def get_state(self) -> Any:
+        state = super().get_state()
+        return state if not state else {k: v for k, v in state.items() if k != "_facts"}
+
+    def set_state(self, state: Any) -> None:
+        facts = self._facts
+        super().set_state(state)
+        self._facts = facts
+
+
+def _point(config: dict[str, Any]) -> str:
+    """A variant as `k=v, ...` of its set keys (the constants of the search left out)."""
+    skip = ("train.max_epochs", "train.checkpoint_every_s")
+    return ", ".join(f"{k}={v}" for k, v in config.items() if v is not None and k not in skip)
+
+
 def _grid(space: Space, s: SearcherSpec) -> Searcher:
-    """Ray's generator over `search.param_space`: every grid point, num_samples times."""
-    return BasicVariantGenerator(
+    """The canonical grid over `search.param_space`: every distinct grid point, num_samples times."""
+    return CanonicalGrid(
         points_to_evaluate=space.points() or None,
         max_concurrent=s.max_concurrent,
         random_state=s.seed,
+        facts=s.facts,
     )
 
 

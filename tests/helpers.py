@@ -236,21 +236,20 @@ def loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
-def scipy_row_interval(columns: tuple, statistic) -> tuple[float, float]:
-    """The 95% percentile interval of `statistic` over rows resampled together (paired) from
-    `columns`: scipy.stats.bootstrap, the independent reference of the confirmation's row bootstrap."""
+def scipy_row_sd(columns: tuple, statistic) -> float:
+    """The standard error of `statistic` over rows resampled together (paired) from `columns`:
+    scipy.stats.bootstrap, the independent reference of the confirmation's row bootstrap."""
     from scipy import stats
 
-    ci = stats.bootstrap(
+    return stats.bootstrap(
         columns,
         statistic,
         paired=True,
         vectorized=False,
-        n_resamples=400,
+        n_resamples=600,
         method="percentile",
         random_state=0,
-    ).confidence_interval
-    return ci.low, ci.high
+    ).standard_error
 
 
 def train_with(params, data, sink, state=None, objective=None) -> None:

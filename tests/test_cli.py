@@ -71,9 +71,9 @@ def test_dry_run_prints_config_and_space_without_ray(capsys):
         (["data=table", "data.path=/nonexistent.csv", "data.label=y"], "/nonexistent.csv"),
         (
             ["report.reseeds=2"],
-            "report.reseeds was replaced by confirm.seeds: write confirm.seeds=2",
+            "report.reseeds was replaced by confirm.min_seeds and confirm.max_seeds",
         ),
-        (["confirm.seeds=-1"], "confirm.seeds: expected a value >= 0, got -1"),
+        (["confirm.max_seeds=-1"], "confirm.max_seeds: expected a value >= 0, got -1"),
         (["confirm.alpha=1.5"], "confirm.alpha: expected a value in (0, 1), got 1.5"),
     ],
 )
@@ -121,17 +121,18 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, capsys):
 
     cfg, space = resolve([f"output_dir={tmp_path / 'out'}", "train.max_epochs=4"], {})
     out = prepare_output(cfg, space)
-    resumed, _ = resolve([f"resume={out}", "verbose=0", "confirm.seeds=5"], {})
+    resumed, _ = resolve([f"resume={out}", "verbose=0", "confirm.max_seeds=50"], {})
     assert (resumed.verbose, resumed.train.max_epochs, resumed.resume) == (0, 4, str(out))
-    assert resumed.confirm.seeds == 5
+    assert resumed.confirm.max_seeds == 50
     same, _ = resolve([f"resume={out}", "train.max_epochs=4"], {})  # as saved: nothing changes
     assert same.train.max_epochs == 4
     assert main([f"resume={out}", "train.max_epochs=6"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith(
         "train.max_epochs cannot change on resume (saved 4, given 6); only verbose, "
-        "mlflow.tracking_uri, dry_run, preflight, confirm.seeds, confirm.top_k, confirm.front, "
-        "confirm.alpha, confirm.bootstrap can, or start a new search"
+        "mlflow.tracking_uri, dry_run, preflight, confirm.min_seeds, confirm.max_seeds, "
+        "confirm.delta, confirm.top_k, confirm.front, confirm.alpha, confirm.bootstrap can, or "
+        "start a new search"
     )
 
 

@@ -79,7 +79,7 @@ def test_search_then_resume_through_ray_client(client_address, tmp_path):
             "search.num_samples=2",
             "train.max_epochs=2",
             "scheduler=fifo",
-            "confirm.seeds=0",
+            "confirm.max_seeds=0",
             f"mlflow.tracking_uri={sqlite_store(tmp_path)}",
             *(f"data.{k}={v}" for k, v in SMALL.items()),
         ]

@@ -1,6 +1,7 @@
-"""A tiny tracked search with its confirmation stage (`confirm.seeds=2`): paired seeds, the
+"""A tiny tracked search with its confirmation stage (two paired seeds first): paired seeds, the
 baseline, test metrics only there, the figures against numpy, MLflow children and the parent's
-answer, resume without re-training, and the report rebuilt from MLflow. One Ray start."""
+answer, resume without re-training, a larger budget continuing the sequence, and the report
+rebuilt from MLflow. One Ray start."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def search(ray_local, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
             "train.max_epochs=3",
             "scheduler.grace_period=1",
             "scheduler.reduction_factor=2",
-            "confirm.seeds=2",
+            "confirm.min_seeds=2",
+            "confirm.max_seeds=2",
             "confirm.top_k=2",
             "verbose=0",
             f"mlflow.tracking_uri={sqlite_store(tmp)}",
@@ -170,14 +172,16 @@ def test_mlflow_children_and_parent_answer(search):
 
 
 def test_resume_with_more_seeds_trains_only_the_new_ones(search):
-    """A finished search resumed with confirm.seeds=3 trains seed 3 of every configuration."""
+    """A finished search resumed with confirm.min_seeds=3 trains seed 3 of every configuration."""
     from search.driver import run
     from search.run import resolve
 
     out = search["out"]
     before = confirmation_runs(out)
     sources = {r["start"]["source"] for r in before.values()}
-    cfg, space = resolve([f"resume={out}", "confirm.seeds=3", "verbose=0"], {})
+    cfg, space = resolve(
+        [f"resume={out}", "confirm.min_seeds=3", "confirm.max_seeds=3", "verbose=0"], {}
+    )
     outcome = run(cfg, space)
     after = confirmation_runs(out)
     new = set(after) - set(before)
@@ -191,15 +195,63 @@ def test_resume_with_more_seeds_trains_only_the_new_ones(search):
     assert_nothing_lost(out, search["cfg"].mlflow.tracking_uri)
 
 
+def test_a_larger_budget_continues_the_sequence_where_verdicts_are_open(search):
+    """Resumed with confirm.max_seeds=6, only the candidates whose verdict was still open (and the
+    baseline they pair with) get seeds 4..6, in rounds; every round's look is in the record once,
+    and on the parent MLflow run as the interval per paired seed."""
+    from mlflow import MlflowClient
+
+    from search.driver import run
+    from search.run import resolve
+
+    out = search["out"]
+    figures = summary(search)["confirmation"]
+    base = figures["baseline"]
+    open_ = {
+        c["config"]
+        for c in figures["configs"]
+        if c["vs_baseline"].get("test_macro_f1", {}).get("verdict") == "undecided"
+    }
+    before = confirmation_runs(out)
+    cfg, space = resolve(
+        [f"resume={out}", "confirm.min_seeds=3", "confirm.max_seeds=6", "verbose=0"], {}
+    )
+    run(cfg, space)
+    new = {rid: r for rid, r in confirmation_runs(out).items() if rid not in before}
+    got = {r["start"]["source"] for r in new.values()}
+    assert got <= open_ | {base} and (not open_ or base in got)
+    assert {r["start"]["params"]["seed"] for r in new.values()} <= {4, 5, 6}
+    looks = [e for e in events(out) if e["event"] == "look"]
+    assert looks and len({e["epoch"] for e in looks}) == len(looks)
+    final = summary(search)["confirmation"]
+    for c in final["configs"]:
+        x = c["vs_baseline"].get("test_macro_f1")
+        if x is not None and c["config"] in open_:
+            assert x["verdict"] != "undecided" or len(c["seeds"]) == 6 or x["needed"] > 9
+    client = MlflowClient(search["cfg"].mlflow.tracking_uri)
+    parent_id = json.loads((out / "mlflow_mirror.json").read_text())["parent_run_id"]
+    recorded = {
+        (label, f["seeds"]): f["delta"]
+        for e in looks
+        for label, f in e["figures"].items()
+        if f["delta"] is not None
+    }
+    for (label, seeds), delta in recorded.items():
+        history = client.get_metric_history(parent_id, f"confirm.{label}.delta")
+        assert [m.value for m in history if m.step == seeds] == [pytest.approx(delta)]
+    assert_nothing_lost(out, search["cfg"].mlflow.tracking_uri)
+
+
 def test_resume_retrains_only_what_the_record_has_not_ended(search):
     cfg, out = search["cfg"], search["out"]
-    cfg = replace(cfg, confirm=replace(cfg.confirm, seeds=3))  # as the test above resumed it
+    cfg = replace(cfg, confirm=replace(cfg.confirm, min_seeds=3, max_seeds=6))  # as resumed above
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     assert run_confirmation(cfg, out, data) == 0  # everything there: nothing re-trained
     record = out / "record.jsonl"
     lines = record.read_text().splitlines(keepends=True)
-    last = json.loads(lines[-2])  # the last run's result (its end follows)
-    record.write_text("".join(lines[:-2]) + lines[-2][:40])  # result cut by a kill, no end
+    cut = max(i for i, line in enumerate(lines) if '"event": "result"' in line)
+    last = json.loads(lines[cut])  # the last run's result (its end follows, then a look)
+    record.write_text("".join(lines[:cut]) + lines[cut][:40])  # result cut by a kill, no end
     assert run_confirmation(cfg, out, data) == 1
     redone = confirmation_runs(out)[last["trial_id"]]
     assert redone["end"]["state"] == "completed"
@@ -245,7 +297,8 @@ def multitask(ray_local, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
             f"output_dir={tmp / 'out'}",
             "search.num_samples=3",
             "train.max_epochs=3",
-            "confirm.seeds=2",
+            "confirm.min_seeds=2",
+            "confirm.max_seeds=2",
             "confirm.top_k=3",
             "verbose=0",
             f"mlflow.tracking_uri={sqlite_store(tmp)}",
@@ -304,3 +357,32 @@ def test_multitask_balance_reaches_mlflow_and_its_report(multitask):
     theirs = json.loads((multitask["out"] / "report" / "summary.json").read_text())
     assert mine["task_balance"] == theirs["task_balance"]
     assert mine["confirmation"]["answer"] == theirs["confirmation"]["answer"]
+
+
+def test_a_grid_trains_each_canonical_point_once(ray_local, tmp_path):
+    """At 3 epochs warm-up fractions 0.125 and 0.5 both ramp 0-then-1: Ray's grid gives two points,
+    the search trains one and is not taken for interrupted (the stage runs)."""
+    from search.driver import run
+
+    space = tmp_path / "grid.yaml"
+    space.write_text(
+        "# Run: python -m search.run space=grid.yaml\nparams:\n  loss.kind: ce\n"
+        "  elf.strategy: rso\n  elf.warmup_frac: {grid: [0.125, 0.5]}\n  train.lr: 3.0e-3\n"
+    )
+    cfg = load_config(
+        [
+            f"space={space}",
+            f"output_dir={tmp_path / 'out'}",
+            "train.max_epochs=3",
+            "scheduler.grace_period=1",
+            "mlflow.enabled=false",
+            "confirm.min_seeds=1",
+            "confirm.max_seeds=1",
+            "verbose=0",
+            *(f"data.{k}={v}" for k, v in SMALL.items()),
+        ]
+    )
+    outcome = run(cfg, load_space(cfg.space))
+    starts = [e for e in events(outcome.output_dir) if e["event"] == "start" and not e.get("stage")]
+    assert [e["params"]["elf.warmup_frac"] for e in starts] == [0.125]
+    assert not outcome.interrupted and outcome.answer

@@ -66,7 +66,7 @@ def search(tmp_path, space_text: str, *extra: str):
             "resources.max_failures=1",
             f"mlflow.tracking_uri={sqlite_store(tmp_path)}",
             "mlflow.experiment=faults",
-            "confirm.seeds=0",  # the search's failures are under test
+            "confirm.max_seeds=0",  # the search's failures are under test
             "trainable=tests.fault_trainable:train",
             *(f"data.{k}={v}" for k, v in SMALL.items()),
             *extra,

@@ -51,7 +51,7 @@ def search(root, store: str, folder: str, name: str):
             f"mlflow.tracking_uri={store}",
             f"mlflow.experiment={EXPERIMENT}",
             "verbose=0",
-            "confirm.seeds=0",  # the subprocess test above confirms, both searches at once
+            "confirm.max_seeds=0",  # the subprocess test above confirms, both searches at once
             *(f"data.{k}={v}" for k, v in SMALL.items()),
         ]
     )

@@ -289,6 +289,55 @@ class Record:
         event = {"event": "end", "trial_id": trial, "state": state, "epochs": epochs}
         self.writer.write(event | {"reason": reason} | ({"error": error} if error else {}))
 
+    def look(self, ended: int, figures: dict) -> None:
+        """A look of the confirmation stage as search/confirm.py writes it (record.schema)."""
+        event = {"event": "look", "trial_id": "look", "epoch": ended, "metric": "test_macro_f1"}
+        self.writer.write(event | {"figures": figures, "merged": []})
+
+
+def figure(seeds: int, delta: float, low: float | None, high: float | None, verdict: str) -> dict:
+    return {"seeds": seeds, "delta": delta, "low": low, "high": high, "verdict": verdict}
+
+
+# Three rounds of looks at candidates "a" and "b:2" (a key MLflow needs sanitised): unbounded at 2
+# paired seeds (null bounds), then narrowing; "b:2" decided after the second round.
+LOOKS = [
+    (4, {"a": figure(2, 0.03, None, None, "undecided"), "b:2": figure(2, -0.01, None, None, "u")}),
+    (
+        6,
+        {
+            "a": figure(3, 0.02, -0.05, 0.09, "undecided"),
+            "b:2": figure(3, -0.04, -0.07, -0.01, "w"),
+        },
+    ),
+    (7, {"a": figure(4, 0.025, 0.004, 0.046, "better")}),
+]
+LOOK_KEYS = {"confirm.a.delta", "confirm.a.low", "confirm.a.high", "confirm.b_2.delta"}
+LOOK_KEYS |= {"confirm.b_2.low", "confirm.b_2.high"}
+
+
+def expected_looks(looks) -> dict[str, list[tuple[int, float]]]:
+    """{parent metric key: [(paired seeds, value)]} the looks should leave, by hand: each finite
+    figure once, at its candidate's paired seeds."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for _, figures in looks:
+        for label, f in figures.items():
+            for name in ("delta", "low", "high"):
+                if f[name] is not None:
+                    key = f"confirm.{label.replace(':', '_')}.{name}"
+                    out.setdefault(key, []).append((f["seeds"], f[name]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def parent_looks(client: MlflowClient, parent_run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """The parent's confirm.* metric histories, every logged point (repeats would show)."""
+    out = {}
+    for key in LOOK_KEYS:
+        points = client.get_metric_history(parent_run_id, key)
+        if points:
+            out[key] = sorted((m.step, m.value) for m in points)
+    return out
+
 
 def history(client: MlflowClient, run, key: str = "val_macro_f1") -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
@@ -500,6 +549,104 @@ def test_the_report_goes_through_the_mirror_once(tmp_path, store):
     assert tags == {"a": ("0", "true"), "b": ("1", "false")}
     listed = [f.path for f in client.list_artifacts(parents[0].info.run_id, "report")]
     assert listed == ["report/summary.json"]
+
+
+def counting_log_batch(sent: list[tuple[str, int]]):
+    """MlflowClient.log_batch that also lists each (key, step) it sends (SQL stores drop an
+    identical metric row, so what is sent is counted, not only what is stored)."""
+    log_batch = MlflowClient.log_batch
+
+    def counted(self, run_id, metrics=(), **kwargs):
+        sent.extend((m.key, m.step) for m in metrics)
+        return log_batch(self, run_id, metrics=metrics, **kwargs)
+
+    return counted
+
+
+def test_looks_become_parent_metrics_stepped_by_seeds_once(tmp_path, store):
+    """Each look's finite Δ and bounds are the parent's confirm.<candidate>.* metrics at step =
+    paired seeds (null bounds left out); no run is made for the looks, the parent ends FINISHED,
+    and further passes send nothing again."""
+    settings = settings_for(tmp_path)
+    record = Record(settings.output_dir)
+    record.start("a", **{"loss.gamma": 1.0})
+    record.results("a", 1.0, range(2))
+    record.end("a", "completed", 2)
+    for ended, figures in LOOKS:
+        record.look(ended, figures)
+    mirror = MlflowMirror(settings)
+    sent: list[tuple[str, int]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MlflowClient, "log_batch", counting_log_batch(sent))
+        mirror.start()
+        first = len(sent)
+        assert mirror.sync() and len(sent) == first  # nothing new: nothing sent
+        assert mirror.close() is True
+    client = MlflowClient(settings.tracking_uri)
+    parents, children = split_runs(all_runs(client, settings.experiment))
+    (parent,) = parents
+    assert set(children) == {"a"}
+    assert parent.info.status == "FINISHED" and parent.data.tags["end_state"] == "completed"
+    assert parent_looks(client, parent.info.run_id) == expected_looks(LOOKS)
+    looked = [k for k in sent if k[0].startswith("confirm.")]
+    assert sorted(looked) == sorted(
+        (k, step) for k, points in expected_looks(LOOKS).items() for step, _ in points
+    )
+    assert_nothing_lost(settings.output_dir, settings.tracking_uri)
+
+
+@pytest.mark.parametrize("lost", ["nothing", "state file", "last save"])
+def test_looks_of_an_interrupted_search_reach_the_parent_once_after_resume(tmp_path, store, lost):
+    """The first two looks sent, the search stopped (the state kept, lost, or as a kill left it
+    with the looks' call in flight); the resumed mirror sends the third look only, to the same
+    parent, which ends FINISHED with each look's figures once."""
+    settings = settings_for(tmp_path)
+    record = Record(settings.output_dir)
+    record.start("a", **{"loss.gamma": 1.0})
+    record.results("a", 1.0, range(2))
+    record.end("a", "completed", 2)
+    record.look(*LOOKS[0])
+    first = MlflowMirror(settings)
+    assert first.sync()
+    record.look(*LOOKS[1])
+    state_path = settings.output_dir / STATE_FILE
+    saved: list[str] = []
+    save = type(first.state).save
+
+    def keep_inflight(state, path):
+        save(state, path)
+        if state.inflight is not None and not saved:
+            saved.append(path.read_text())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(first.state), "save", keep_inflight)
+        assert first.sync()
+    first.close("FINISHED")
+    if lost == "state file":
+        state_path.unlink()
+    elif lost == "last save":
+        state_path.write_text(saved[0])
+        assert json.loads(saved[0])["inflight"]["trial_id"] == "look"
+
+    record = Record(settings.output_dir)  # the resumed driver's writer
+    record.look(*LOOKS[2])
+    sent: list[tuple[str, int]] = []
+    resumed = MlflowMirror(settings_for(tmp_path, resume=True))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MlflowClient, "log_batch", counting_log_batch(sent))
+        assert resumed.sync() and resumed.close()
+    assert sorted(k for k in sent if k[0].startswith("confirm.")) == [
+        ("confirm.a.delta", 4),
+        ("confirm.a.high", 4),
+        ("confirm.a.low", 4),
+    ]
+    client = MlflowClient(settings.tracking_uri)
+    parents, children = split_runs(all_runs(client, settings.experiment))
+    (parent,) = parents
+    assert parent.info.run_id == first.parent_run_id and set(children) == {"a"}
+    assert parent.info.status == "FINISHED"
+    assert parent_looks(client, parent.info.run_id) == expected_looks(LOOKS)
+    assert_nothing_lost(settings.output_dir, settings.tracking_uri)
 
 
 # ----- Ray searches ------------------------------------------------------------------------------

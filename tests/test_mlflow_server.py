@@ -183,7 +183,7 @@ def test_server_outage_mid_search_loses_nothing(server, tmp_path):
             f"mlflow.tracking_uri={server.url}",
             f"mlflow.experiment={OUTAGE_EXPERIMENT}",
             "verbose=0",
-            "confirm.seeds=0",  # the outage is timed against the search's epochs
+            "confirm.max_seeds=0",  # the outage is timed against the search's epochs
             *(f"data.{k}={v}" for k, v in OUTAGE_DATA.items()),
         ]
     )

@@ -116,7 +116,7 @@ def test_a_user_model_is_searched_with_asha_into_mlflow_and_the_report(ray_local
         "space=examples/user_model.yaml",
         f"model={USER_MODEL}",
         "search.num_samples=5",
-        "confirm.seeds=0",
+        "confirm.max_seeds=0",
     )
     assert outcome.counts.get("completed", 0) + outcome.counts.get("stopped_early", 0) == 5
     starts = [e for e in read_record(outcome.output_dir / "record.jsonl") if e["event"] == "start"]
@@ -141,7 +141,8 @@ def test_a_user_trainable_is_searched_and_confirmed(ray_local, tmp_path):
         "space=baseline",
         f"trainable={USER_TRAINABLE}",
         "search.num_samples=3",
-        "confirm.seeds=1",
+        "confirm.min_seeds=1",
+        "confirm.max_seeds=1",
         "confirm.top_k=1",
         "confirm.front=false",
     )

@@ -73,7 +73,7 @@ def test_ctrl_c_then_sigkill_then_resume_loses_nothing(tmp_path):
         "scheduler=fifo",
         "train.max_epochs=25",
         "train.checkpoint_every_s=0",
-        "confirm.seeds=0",  # the search's resume; the next test presses Ctrl-C in the stage
+        "confirm.max_seeds=0",  # the search's resume; the next test presses Ctrl-C in the stage
         f"mlflow.tracking_uri={uri}",
         *(f"data.{k}={v}" for k, v in SMALL.items()),
         stdout=subprocess.PIPE,
@@ -133,7 +133,8 @@ def test_ctrl_c_during_confirmation_then_resume_retrains_only_the_rest(tmp_path)
         "search.num_samples=3",
         "scheduler=fifo",
         "train.max_epochs=8",
-        "confirm.seeds=3",
+        "confirm.min_seeds=3",
+        "confirm.max_seeds=6",  # rounds after the first: the resume continues the sequence
         "confirm.top_k=2",
         f"mlflow.tracking_uri={uri}",
         *(f"data.{k}={v}" for k, v in SMALL.items()),

@@ -35,7 +35,7 @@ def small_search(tmp_path, *extra: str):
         "scheduler.reduction_factor=2",
         f"mlflow.tracking_uri={sqlite_store(tmp_path)}",
         *(f"data.{k}={v}" for k, v in SMALL.items()),
-        "confirm.seeds=0",  # the search is under test; the val_ece test confirms too
+        "confirm.max_seeds=0",  # the search is under test; the val_ece test confirms too
         *extra,
     ]
     cfg = load_config(args)
@@ -107,7 +107,7 @@ def test_a_table_search_drops_what_the_data_cannot_tell_apart(ray_local, tmp_pat
         "search.num_samples=4",
         "train.max_epochs=2",
         "mlflow.enabled=false",
-        "confirm.seeds=0",
+        "confirm.max_seeds=0",
         "data=table",
         f"data.path={tmp_path / 't.csv'}",
         "data.label=label",
@@ -140,7 +140,7 @@ def test_one_definition_of_best_when_lower_is_better(ray_local, tmp_path, capsys
     from reports.load import load_run
 
     cfg, outcome = small_search(
-        tmp_path, "search.metric=val_ece", "search.mode=min", "confirm.seeds=2"
+        tmp_path, "search.metric=val_ece", "search.mode=min", "confirm.min_seeds=2", "confirm.max_seeds=2"
     )
     everything = read_record(outcome.output_dir / "record.jsonl")
     confirming = {e["trial_id"] for e in everything if e["event"] == "start" and e.get("stage")}

@@ -127,7 +127,8 @@ def test_a_frozen_text_search_runs_end_to_end(ray_local, table, tmp_path):
             "mlflow.enabled=false",
             "search.num_samples=2",
             "train.max_epochs=3",
-            "confirm.seeds=1",
+            "confirm.min_seeds=1",
+            "confirm.max_seeds=1",
         ]
     )
     outcome = run(cfg, load_space(cfg.space))

@@ -1,22 +1,26 @@
-"""The confirmation's statistics on hand-built runs, against independent computations: scipy's
-t-interval and bootstrap, scikit-learn's metrics, and an exact enumeration of seed resamples."""
+"""The confirmation's statistics and verdicts on hand-built runs, against independent computations:
+scipy's t-interval and bootstrap, scikit-learn's metrics, the confidence sequence's formula; the
+sequential stage's decisions (which configurations get seeds next) on hand-built sequences."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import scipy_row_interval
+from helpers import scipy_row_sd
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from record import BASELINE, CANDIDATE, COMPLETED, CONFIRMATION, TrialRecord
 from reports.confirmation import (
     BETTER,
-    SAME,
+    EQUIVALENT,
+    UNDECIDED,
     WORSE,
+    Comparison,
     Config,
     Interval,
     TaskLabels,
@@ -24,11 +28,16 @@ from reports.confirmation import (
     confirm,
     confusions,
     label_scores,
+    margins,
     paired_differences,
+    split_alpha,
     t_interval,
     verdict,
+    why_open,
 )
 from reports.objectives import Objective
+from reports.sequential import critical_t
+from search.confirm import next_seeds
 
 K = 3
 
@@ -84,14 +93,14 @@ def test_label_scores_match_sklearn_on_each_resample(metric):
         assert got[b, s] == pytest.approx(want), (s, b)
 
 
-def paired_difference(cand, base, metric, labels, resamples, level):
+def paired_difference(cand, base, metric, labels, resamples, alphas=(0.025, 0.025)):
     tasks = None if labels is None else [TaskLabels("", np.asarray(labels), K, 0)]
-    return paired_differences(cand, base, [metric], tasks, resamples, level)[metric]
+    return paired_differences(cand, base, [metric], tasks, resamples, alphas)[metric]
 
 
-def test_one_seed_row_bootstrap_agrees_with_scipy_paired_bootstrap():
-    """With one seed only rows are resampled: scipy.stats.bootstrap (paired, percentile) of the
-    macro-F1 difference gives the same interval up to Monte Carlo error."""
+def test_the_test_rows_part_is_scipys_paired_bootstrap_standard_error():
+    """With the seeds fixed only rows are resampled: the test-rows half-width is z(1 − α/2) × the
+    standard error scipy.stats.bootstrap (paired) gives the macro-F1 difference."""
     rng = np.random.default_rng(2)
     y = rng.integers(0, K, 400)
     better = np.where(rng.random(400) < 0.8, y, rng.integers(0, K, 400))
@@ -102,81 +111,226 @@ def test_one_seed_row_bootstrap_agrees_with_scipy_paired_bootstrap():
 
     cand = config("c", [1], [{"test_macro_f1": f1(y, better)}], [better])
     base = config("b", [1], [{"test_macro_f1": f1(y, worse)}], [worse])
-    delta, n = paired_difference(cand, base, "test_macro_f1", y, 4000, 0.95)
-    low, high = scipy_row_interval((y, better, worse), lambda t, a, b: f1(t, a) - f1(t, b))
+    delta, n, _ = paired_difference(cand, base, "test_macro_f1", y, 4000, (0.025, 0.05))
+    sd = scipy_row_sd((y, better, worse), lambda t, a, b: f1(t, a) - f1(t, b))
     assert n == 1 and delta.estimate == pytest.approx(f1(y, better) - f1(y, worse))
-    assert delta.low == pytest.approx(low, abs=0.015)
-    assert delta.high == pytest.approx(high, abs=0.015)
+    assert delta.rows_part == pytest.approx(stats.norm.ppf(0.975) * sd, rel=0.1)
+    assert delta.seeds_part == math.inf  # one seed says nothing about seed noise
 
 
-def test_seed_bootstrap_against_exact_enumeration_and_bonferroni_level():
-    """A probability-based metric resamples seeds only: with three seeds the resampled mean takes
-    27 equally likely values, whose exact percentiles the interval must approach; a stricter
-    (Bonferroni) level widens it."""
-    d = np.array([0.01, 0.03, -0.005])
-    cand = config("c", [1, 2, 3], [{"test_ece": 0.2 + x} for x in d])
-    base = config("b", [1, 2, 3], [{"test_ece": 0.2}] * 3)
-    means = sorted(np.mean(combo) for combo in itertools.product(d, repeat=3))
-
-    def exact(q: float) -> float:
-        return float(np.quantile(means, q, method="inverted_cdf"))
-
-    delta, n = paired_difference(cand, base, "test_ece", None, 20000, 0.95)
-    assert (n, delta.estimate) == (3, pytest.approx(d.mean()))
-    assert exact(0.025) - 1e-3 <= delta.low <= exact(0.05) + 1e-3
-    assert exact(0.95) - 1e-3 <= delta.high <= exact(0.975) + 1e-3
-    strict, _ = paired_difference(cand, base, "test_ece", None, 20000, 1 - 0.05 / 3)
-    assert strict.low <= delta.low and strict.high >= delta.high
+def test_seed_part_is_the_confidence_sequence_and_probabilities_skip_the_rows():
+    """A probability-based metric is not recomputed from rows: its interval is the confidence
+    sequence alone, mean ± t*_n·sd/√n at the seeds' α."""
+    d = np.array([0.01, 0.03, -0.005, 0.02, 0.012, 0.018])
+    cand = config("c", [1, 2, 3, 4, 5, 6], [{"test_ece": 0.2 + x} for x in d])
+    base = config("b", [1, 2, 3, 4, 5, 6], [{"test_ece": 0.2}] * 6)
+    delta, n, sd = paired_difference(cand, base, "test_ece", None, 200, (0.01, 0.01))
+    half = critical_t(6, 0.01) * d.std(ddof=1) / math.sqrt(6)
+    assert (n, delta.estimate, sd) == (6, pytest.approx(d.mean()), pytest.approx(d.std(ddof=1)))
+    assert (delta.low, delta.high) == (
+        pytest.approx(d.mean() - half),
+        pytest.approx(d.mean() + half),
+    )
+    assert delta.seeds_part == pytest.approx(half) and math.isnan(delta.rows_part)
 
 
 def test_only_common_seeds_are_paired():
     cand = config("c", [1, 2, 3], [{"test_ece": v} for v in (0.1, 0.2, 0.3)])
     base = config("b", [2, 3], [{"test_ece": v} for v in (0.1, 0.1)])
-    delta, n = paired_difference(cand, base, "test_ece", None, 500, 0.95)
+    delta, n, _ = paired_difference(cand, base, "test_ece", None, 500)
     assert n == 2 and delta.estimate == pytest.approx(((0.2 - 0.1) + (0.3 - 0.1)) / 2)
 
 
-def test_verdict_follows_the_metric_direction():
-    up, down, across = Interval(0.02, 0.01, 0.03), Interval(-0.02, -0.03, -0.01), Interval(0, -1, 1)
+def test_four_verdicts_follow_the_direction_and_the_margin():
+    up, down = Interval(0.02, 0.01, 0.03), Interval(-0.02, -0.03, -0.01)
+    inside, across = Interval(0.001, -0.004, 0.006), Interval(0, -0.02, 0.02)
     f1, ece = Objective("test_macro_f1", "max"), Objective("test_ece", "min")
-    assert [verdict(i, f1) for i in (up, down, across)] == [BETTER, WORSE, SAME]
-    assert [verdict(i, ece) for i in (up, down, across)] == [WORSE, BETTER, SAME]
-    assert verdict(Interval(0.1, math.nan, math.nan), f1) == SAME
+    cases = (up, down, inside, across)
+    assert [verdict(i, f1, 0.01) for i in cases] == [BETTER, WORSE, EQUIVALENT, UNDECIDED]
+    assert [verdict(i, ece, 0.01) for i in cases] == [WORSE, BETTER, EQUIVALENT, UNDECIDED]
+    assert verdict(inside, f1, None) == UNDECIDED  # no margin: equivalence cannot be said
+    assert verdict(inside, f1, 0.006) == UNDECIDED  # the bound touches the margin
+    assert verdict(Interval(0.1, -math.inf, math.inf), f1, 0.5) == UNDECIDED
+
+
+def test_margins_default_to_one_point_on_bounded_metrics_and_take_confirm_delta():
+    objectives = [Objective(m, "max") for m in ("test_macro_f1", "test_a_worst_recall")]
+    objectives += [Objective("test_loss", "min"), Objective("test_ece", "min")]
+    got = margins(objectives, {"val_ece": 0.02})
+    assert got == {
+        "test_macro_f1": 0.01,
+        "test_a_worst_recall": 0.01,
+        "test_loss": None,
+        "test_ece": 0.02,
+    }
+    assert split_alpha(0.05, 4) == (0.00625, 0.00625)
+
+
+def comparison(estimate, seeds_part, rows_part, margin=0.01, sd=0.01, seeds=10):
+    delta = Interval(
+        estimate,
+        estimate - seeds_part - rows_part,
+        estimate + seeds_part + rows_part,
+        seeds_part,
+        rows_part,
+    )
+    f1 = Objective("test_macro_f1", "max")
+    return Comparison("test_macro_f1", delta, seeds, verdict(delta, f1, margin), margin, sd)
+
+
+def test_why_open_names_the_test_split_or_the_seeds_it_would_take():
+    rows_bound = comparison(0.004, 0.001, 0.007)  # rows alone wider than |Δ| and δ − |Δ| leave
+    why, needed = why_open(rows_bound, 0.01, 2000)
+    assert needed == math.inf and why.startswith("the test split")
+    assert "1.4× larger (about 2,723 rows)" in why  # (0.007 / 0.006)² × 2000 = 2722.2
+    seedy = comparison(0.004, 0.02, 0.001)
+    why, needed = why_open(seedy, 0.01, 2000)
+    room = max(0.004, 0.01 - 0.004) - 0.001  # for the seeds part
+    assert why.startswith(f"seed noise: about {int(needed)} paired seeds")
+    n = int(needed)
+    assert critical_t(n, 0.01) * 0.01 / math.sqrt(n) < room
+    assert critical_t(n - 1, 0.01) * 0.01 / math.sqrt(n - 1) >= room
+    why, needed = why_open(comparison(0.03, 0.005, 0.005), 0.01, 2000)  # decided: better
+    assert why == "" and math.isnan(needed)
+
+
+def runs_of(per_seed: dict[str, list[float]], role_of: dict[str, str]) -> list[TrialRecord]:
+    """Confirmation runs whose test_macro_f1 (and val_macro_f1) per seed are given."""
+    return [
+        run(src, role_of[src], s + 1, {"test_macro_f1": v, "val_macro_f1": v})
+        for src, values in per_seed.items()
+        for s, v in enumerate(values)
+    ]
+
+
+F1 = [Objective("val_macro_f1", "max")]
+
+
+def test_the_sequential_rule_on_hand_built_sequences():
+    """After the first three seeds nothing can be decided (the sequence is infinite): every
+    candidate gets one more seed per round (two slots, two open) and the baseline pairs them.
+    Later, a clear winner and a clear copy of the baseline are decided and get no more seeds, an
+    open one continues up to the budget, and one the budget cannot decide stops."""
+    rng = np.random.default_rng(5)
+    base = list(0.80 + rng.normal(0, 0.002, 12))
+    roles = {"b": BASELINE, "win": CANDIDATE, "same": CANDIDATE}
+    early = runs_of({"b": base[:3], "win": [0.9] * 3, "same": base[:3]}, roles)
+    looked = confirm(early, F1, F1[0], None, resamples=100)
+    assert {x["test_macro_f1"].verdict for x in looked.comparisons.values()} == {UNDECIDED}
+    need = next_seeds(looked, {"b": 3, "win": 3, "same": 3}, budget=20, slots=2)
+    assert need == {"win": range(4, 5), "same": range(4, 5), "b": range(1, 5)}
+
+    win = [b + 0.05 + e for b, e in zip(base, rng.normal(0, 0.002, 12), strict=True)]
+    later = runs_of({"b": base, "win": win, "same": base}, roles)
+    looked = confirm(later, F1, F1[0], None, resamples=100)
+    got = {label: x["test_macro_f1"].verdict for label, x in looked.comparisons.items()}
+    assert got == {"win": BETTER, "same": EQUIVALENT}
+    assert next_seeds(looked, {"b": 12, "win": 12, "same": 12}, budget=20, slots=8) == {
+        "b": range(1, 13)
+    }
+
+    noisy = runs_of(
+        {
+            "b": base,
+            "open": [b + 0.003 + e for b, e in zip(base, rng.normal(0, 0.02, 12), strict=True)],
+        },
+        {"b": BASELINE, "open": CANDIDATE},
+    )
+    looked = confirm(noisy, F1, F1[0], None, resamples=100)
+    cmp = looked.comparisons["open"]["test_macro_f1"]
+    assert cmp.verdict == UNDECIDED and cmp.needed > 30  # sd 0.02 against a margin of 0.01
+    assert next_seeds(looked, {"b": 12, "open": 12}, budget=2 * int(cmp.needed), slots=4) == {
+        "open": range(13, 15),
+        "b": range(1, 15),
+    }
+    assert next_seeds(looked, {"b": 12, "open": 12}, budget=int(cmp.needed) // 2, slots=4) == {
+        "b": range(1, 13)  # futile: well beyond the budget
+    }
+    assert next_seeds(looked, {"b": 12, "open": 12}, budget=12, slots=4) == {"b": range(1, 13)}
 
 
 def test_confirm_end_to_end_on_hand_built_runs():
     """A candidate right on every row the baseline gets wrong is 'better' with an interval above
-    0; a copy of the baseline is 'not distinguishable' with Δ exactly 0; the answer names the
-    better one with both means and the corrected interval."""
+    0; a copy of the baseline is 'equivalent' with Δ exactly 0; the answer names the better one
+    with both means and the corrected interval."""
     rng = np.random.default_rng(3)
     y = rng.integers(0, K, 300)
     runs = []
-    for seed in (1, 2, 3):
+    seeds = range(1, 9)
+    for seed in seeds:
         noisy = np.where(rng.random(300) < 0.6, y, (y + 1) % K)
         fixed = y.copy()
         for source, role, p in (("b0", BASELINE, noisy), ("c1", CANDIDATE, fixed)):
-            m = {"test_macro_f1": f1_score(y, p, average="macro"), "test_ece": 0.1}
+            m = {"test_macro_f1": f1_score(y, p, average="macro"), "test_ece": 0.1 + 0.01 * seed}
             runs.append(run(source, role, seed, m, p))
-        copy = {"test_macro_f1": f1_score(y, noisy, average="macro"), "test_ece": 0.1}
+        copy = {"test_macro_f1": f1_score(y, noisy, average="macro"), "test_ece": 0.1 + 0.01 * seed}
         runs.append(run("c2", CANDIDATE, seed, copy, noisy))
     objectives = [Objective("val_macro_f1", "max"), Objective("val_ece", "min")]
-    c = confirm(runs, objectives, objectives[0], [TaskLabels("", y, K, 0)], resamples=1000)
+    c = confirm(runs, objectives, objectives[0], [TaskLabels("", y, K, 0)], resamples=300)
     assert c is not None and c.baseline.label == "b0"
     good, same = c.comparisons["c1"]["test_macro_f1"], c.comparisons["c2"]["test_macro_f1"]
-    assert good.verdict == BETTER and good.delta.low > 0 and good.seeds == 3
-    assert (same.verdict, same.delta.estimate, same.delta.low, same.delta.high) == (SAME, 0, 0, 0)
-    assert c.comparisons["c1"]["test_ece"].verdict == SAME  # equal ECE on every seed
-    assert c.answer.startswith(
-        "elf.strategy=rso (trial c1): test_macro_f1 1.000 ± 0.000 vs plain CE"
+    assert good.verdict == BETTER and good.delta.low > 0 and good.seeds == 8
+    assert (same.verdict, same.delta.estimate, same.delta.low, same.delta.high) == (
+        EQUIVALENT,
+        0,
+        0,
+        0,
     )
-    assert "Bonferroni over 2" in c.answer and "3 paired seeds" in c.answer
+    assert c.comparisons["c1"]["test_ece"].verdict == EQUIVALENT  # equal ECE on every seed
+    assert c.answer.startswith(
+        "better than plain CE on test_macro_f1: elf.strategy=rso (trial c1), 1.000 ± 0.000 vs"
+    )
+    assert "Bonferroni over 2" in c.answer and "8 paired seeds" in c.answer
+    assert "verdicts: 1 better, 1 equivalent of 2" in c.answer
     assert answer(c) == c.answer
 
 
-def test_no_better_candidate_says_so():
-    runs = [run("b0", BASELINE, s, {"test_macro_f1": 0.8}) for s in (1, 2)]
-    runs += [run("c1", CANDIDATE, s, {"test_macro_f1": 0.8 + 0.01 * (-1) ** s}) for s in (1, 2)]
+def test_an_open_answer_says_why():
+    runs = [run("b0", BASELINE, s, {"test_macro_f1": 0.8}) for s in (1, 2, 3)]
+    runs += [run("c1", CANDIDATE, s, {"test_macro_f1": 0.8 + 0.01 * (-1) ** s}) for s in (1, 2, 3)]
     objectives = [Objective("val_macro_f1", "max")]
-    c = confirm(runs, objectives, objectives[0], None, resamples=500)
-    assert c.answer.startswith("no configuration beats plain CE on test_macro_f1")
-    assert "best: trial c1" in c.answer
+    c = confirm(runs, objectives, objectives[0], None, resamples=100)
+    assert c.answer.startswith("undecided on test_macro_f1: no configuration beats plain CE")
+    assert "best: trial c1" in c.answer and "open because of seed noise: about" in c.answer
+
+
+def test_candidates_canonical_calls_equal_are_confirmed_once():
+    """elf.normalize=mean without a clip bound trains as none does: of two such trials only the
+    better-ranked is a candidate, said once; a plain-CE twin equal to a plain-CE trial is one
+    option."""
+    from reports.load import Run
+    from search.config import load_config
+    from search.confirm import choose
+
+    params = {
+        "t1": {"elf.strategy": "rso", "elf.normalize": "none", "train.lr": 0.004},
+        "t2": {"elf.strategy": "rso", "elf.normalize": "mean", "train.lr": 0.004},
+        "t3": {"elf.strategy": "none", "train.lr": 0.004},
+    }
+    scores = {"t1": 0.9, "t2": 0.89, "t3": 0.85}
+    trials = [
+        TrialRecord(
+            tid,
+            i,
+            params=p | {"seed": 0},
+            results={
+                e: {"val_macro_f1": scores[tid], "val_worst_recall": 0.5, "val_ece": 0.1}
+                for e in range(1, 4)
+            },
+            state=COMPLETED,
+            epochs=3,
+        )
+        for i, (tid, p) in enumerate(params.items())
+    ]
+    cfg = load_config(["train.max_epochs=3", "confirm.top_k=3"])
+    run_ = Run(Path("."), trials, cfg.to_dict(), None, [])
+    chosen, merged = choose(run_, cfg)
+    roles = {k: role for k, (role, _) in chosen.items()}
+    assert roles == {"t3": BASELINE, "t1": CANDIDATE}  # t1's plain-CE twin trains as t3 does
+    assert merged == ["trial t2 trains as trial t1 does: confirmed once, as that"]
+
+
+def test_without_candidates_nothing_comes_next():
+    runs = runs_of({"b": [0.8, 0.81, 0.79]}, {"b": BASELINE})
+    looked = confirm(runs, F1, F1[0], None, resamples=100)
+    assert looked.comparisons == {} and next_seeds(looked, {"b": 3}, budget=30, slots=2) == {}
