@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +16,8 @@ DEFAULT_DB_NAME = "mlflow.db"
 # A server that has not answered in 5 s is down or misconfigured; waiting longer delays the error.
 REACHABLE_TIMEOUT_S = 5.0
 _SQLITE = "sqlite:///"
+# A scheme no store registers: asking MLflow's client for it reports the schemes it supports.
+_PROBE_URI = "loss-search-no-such-scheme:"
 
 
 def resolve_tracking_uri(configured: str | None, env_value: str | None, cwd: Path) -> str:
@@ -49,12 +53,51 @@ def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+@functools.cache
+def supported_schemes() -> tuple[str, ...]:
+    """The URI schemes MLflow's tracking-store registry builds a store for, plug-ins' included
+    ('' is a plain path), as its public client reports them for a scheme it has no store for."""
+    from mlflow import MlflowClient
+    from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
+
+    try:
+        MlflowClient(_PROBE_URI)
+    except UnsupportedModelRegistryStoreURIException as e:
+        return tuple(e.supported_uri_schemes)
+    return ()  # a plug-in registered even the probe's scheme: MLflow judges every URI itself
+
+
+def uri_scheme(uri: str) -> str:
+    """The scheme MLflow picks a tracking store by: a database URI's dialect without its driver
+    (postgresql+psycopg2 → postgresql); '' for a plain path (a drive letter, C:, included)."""
+    scheme = urllib.parse.urlparse(uri).scheme.partition("+")[0]
+    return "" if len(scheme) == 1 else scheme
+
+
+def check_scheme(uri: str) -> None:
+    """Raise UserInputError naming `uri` and the supported schemes when MLflow has no tracking
+    store for its scheme: a typo that no retry fixes (an unreachable server of a supported scheme
+    is an outage the mirror rides out)."""
+    supported = supported_schemes()
+    scheme = uri_scheme(uri)
+    if not supported or scheme in supported:
+        return
+    names = ", ".join(s for s in supported if s)
+    raise UserInputError(
+        f"MLflow tracking URI {uri}: MLflow has no tracking store for scheme {scheme!r}; expected "
+        f"one of the schemes {names} (e.g. sqlite:///PATH/mlflow.db, http://HOST:PORT) or a "
+        "folder path in mlflow.tracking_uri or MLFLOW_TRACKING_URI"
+    )
+
+
 def check_reachable(uri: str, timeout_s: float = REACHABLE_TIMEOUT_S) -> None:
-    """Raise UserInputError naming `uri` when an http(s) server does not answer within `timeout_s`
-    or a SQLite database's folder does not exist; other URIs are left to MLflow.
+    """Raise UserInputError naming `uri` when MLflow has no store for its scheme (`check_scheme`),
+    an http(s) server does not answer within `timeout_s` or a SQLite database's folder does not
+    exist; other URIs are left to MLflow.
 
     Any HTTP answer (even 401/403/404) counts as reachable: the server is there.
     """
+    check_scheme(uri)
     if is_http(uri):
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):

@@ -1,6 +1,8 @@
 """A search's output folder: creating it (marker, config, space), and what a search left in it.
 
-`prepare_output` writes the marker that `resume=` checks, `config.yaml` and `space.yaml`;
+`check_output_dir` refuses, before anything starts, a folder that cannot be made or written;
+`prepare_output` writes the marker that `resume=` checks, `config.yaml` and `space.yaml` (the space
+the search runs: a copy of its file, or with pinned trial keys the file with them folded in);
 `Outcome` is what a finished or interrupted search hands back; `best_trials` ranks the recorded trials.
 """
 
@@ -8,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from record import COMPLETED, TrialRecord
 from search.cluster import plan_storage, pull
 from search.config import SearchConfig, to_yaml
 from spaces import Space
-from spaces.distributions import Constant
+from spaces.schema import to_text
 from trainables.errors import UserInputError
 from trainables.objective import Objective
 
@@ -46,8 +50,34 @@ def local_copy(output_dir: str) -> Path:
     return storage.local
 
 
+def check_output_dir(output_dir: str) -> None:
+    """Raise UserInputError (one line) when the driver's folder of `output_dir` (a URI's staging
+    copy) is a file, lies under a file, or cannot be written by this process; leaves nothing
+    behind (the write test removes its folder)."""
+    folder = plan_storage(output_dir).local.absolute()
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError(
+            f"output_dir={output_dir}: {folder} is a file; expected a folder (a new one, or a "
+            "search's output folder with resume=)"
+        )
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        raise UserInputError(
+            f"output_dir={output_dir}: cannot create {folder}: {existing} is a file, not a folder"
+        )
+    try:  # a folder made and removed again: what permissions, mounts and ACLs really allow
+        os.rmdir(tempfile.mkdtemp(prefix=".loss-search-probe-", dir=existing))
+    except OSError as e:
+        raise UserInputError(
+            f"output_dir={output_dir}: cannot write in {existing} ({e.strerror}); choose "
+            "another output_dir"
+        ) from None
+
+
 def prepare_output(cfg: SearchConfig, space: Space) -> Path:
-    """Create output_dir with the marker, the resolved config and a copy of the space file."""
+    """Create output_dir with the marker, the resolved config and the space `space.yaml`: a copy of
+    the space file, or the space with the config's pinned trial keys folded in, which the report
+    and a resumed search read as the space searched."""
     out = local_copy(cfg.output_dir)
     if cfg.resume:  # the config as resumed (only resume's RESUMABLE keys can differ)
         (out / "config.yaml").write_text(to_yaml(cfg))
@@ -59,7 +89,11 @@ def prepare_output(cfg: SearchConfig, space: Space) -> Path:
         )
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(cfg))
-    shutil.copyfile(space.path, out / "space.yaml")
+    if cfg.params:
+        pinned = f"{space.path} with the pins of config.yaml (params) folded in"
+        (out / "space.yaml").write_text(to_text(space, pinned))
+    else:
+        shutil.copyfile(space.path, out / "space.yaml")
     (out / MARKER).write_text(json.dumps({"tool": "loss-search", "name": cfg.name}))
     return out
 
@@ -71,7 +105,7 @@ def best_trials(
     full budget; ties go to the smaller trial id."""
     trials = {t.trial_id: t for t in recorded}
     top = ranked(recorded, Objective(metric, mode))[:n]
-    searched = {k for k, p in space.params.items() if not isinstance(p.dist, Constant)}
+    searched = set(space.searched)
     return [
         {
             "trial_id": t,

@@ -1,6 +1,9 @@
 """`python -m search.run space=elf [key=value ...]`: parse, validate, then `run(config)`.
 
-`main` turns every UserInputError into one line on stderr and exit status 2, before Ray starts.
+`resolve` builds the one config and the space the search runs (the command line's pinned trial keys
+folded in) and checks, before anything starts, what would otherwise fail later: the output folder
+and the MLflow URI's scheme. `main` turns every UserInputError into one line on stderr and exit
+status 2, before Ray starts.
 """
 
 from __future__ import annotations
@@ -9,18 +12,29 @@ import gc
 import json
 import os
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
 from record import RECORD_FILE
 from search.cluster import keep_local
-from search.config import ConfirmSection, SearchConfig, flatten, load_config, to_yaml
-from search.outputs import MARKER, Outcome, local_copy
+from search.config import (
+    PINS,
+    SET_FOR_TRIALS,
+    ConfirmSection,
+    SearchConfig,
+    check_key_kinds,
+    flatten,
+    load_config,
+    to_yaml,
+)
+from search.outputs import MARKER, Outcome, check_output_dir, local_copy
 from spaces import Space, list_spaces, load_space
 from spaces.corners import table as corner_table
+from spaces.pins import pin
 from spaces.safe_yaml import read_yaml
 from trainables.errors import UserInputError
-from trainables.params import closest
+from trainables.params import PARAMS, closest
 
 USAGE = """usage: python -m search.run [key=value ...]
 
@@ -31,6 +45,13 @@ spaces: {spaces}
 keys:
   {keys}
 
+trial keys: pin one for every trial (train.lr=0.01), or give it a distribution as a space file
+does ('train.lr={{loguniform: [1e-4, 1e-2]}}'); the space's entry gives way, and keys only a pinned
+value activated leave with it. With every key of the space pinned the search trains that one
+configuration (and the confirmation compares it with plain cross-entropy): the quickest way to
+try a loss. train.max_epochs and train.checkpoint_every_s are search keys (above).
+  {trial_keys}
+
 data presets (data=NAME) and their options (data.OPTION=VALUE):
   {presets}
 
@@ -38,6 +59,8 @@ examples:
   python -m search.run space=elf
   python -m search.run space=focal search.num_samples=32 train.max_epochs=20
   python -m search.run space=full data=nova dry_run=true
+  python -m search.run space=elf train.lr=0.01 train.batch_size=512
+  python -m search.run space=focal loss.kind=focal loss.gamma=2.0 loss.alpha=inverse_frequency
   python -m search.run resume=outputs/elf-20261122-101500
 """
 
@@ -46,6 +69,7 @@ def usage() -> str:
     from trainables.presets import describe_presets
 
     defaults = flatten(SearchConfig().to_dict())
+    defaults.pop(PINS)
     defaults["data"] = defaults.pop("data.preset")
     defaults["scheduler"] = defaults.pop("scheduler.name")
     defaults["model"] = defaults.pop("model.name")
@@ -53,11 +77,34 @@ def usage() -> str:
     keys = [f"{k:<{width}}  default: {v!r}" for k, v in sorted(defaults.items())]
     keys.append(f"{'data.*':<{width}}  options of the data preset (below)")
     presets = describe_presets().replace("\n", "\n  ")
-    return USAGE.format(spaces=", ".join(list_spaces()), presets=presets, keys="\n  ".join(keys))
+    return USAGE.format(
+        spaces=", ".join(list_spaces()),
+        presets=presets,
+        keys="\n  ".join(keys),
+        trial_keys="\n  ".join(_trial_key_lines()),
+    )
+
+
+def _trial_key_lines() -> list[str]:
+    """One line per built-in trial key a command line can pin: name, default, what it does."""
+    shown = {k: p for k, p in sorted(PARAMS.items()) if k not in SET_FOR_TRIALS}
+    width = max(map(len, shown))
+    lines = [
+        f"{k:<{width}}  default: {p.default!r}  {p.doc}"
+        + (f" One of: {', '.join(map(str, p.choices))}." if p.choices else "")
+        for k, p in shown.items()
+    ]
+    lines.append(f"{'loss.<task>.*':<{width}}  kind, gamma, alpha of one task (multi-task data)")
+    lines.append(f"{'(plug-ins)':<{width}}  the keys a model= or trainable= plug-in declares")
+    return lines
 
 
 def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
-    """CLI arguments → (config, space); a resumed search reuses its saved config."""
+    """CLI arguments → (config, space): the validated config and the space with the config's
+    pinned trial keys folded in (a resumed search: its saved config and space.yaml, which holds
+    them already). Also checks what would fail once the search started: a key both a plug-in's and a
+    search key, an output_dir that cannot be written, an MLflow URI whose scheme MLflow lacks.
+    With nothing left to search, search.num_samples becomes 1 (`_one_point`)."""
     cfg = load_config(argv, env.get("MLFLOW_TRACKING_URI"))
     if cfg.resume:
         folder = local_copy(cfg.resume)
@@ -69,11 +116,35 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
         if not isinstance(saved, dict):
             raise UserInputError(f"{folder / 'config.yaml'}: expected a mapping of config keys")
         cfg = _resumed(cfg.resume, saved, argv, env)
-        cfg.plugins.load()  # their declared keys are trial keys the space may search
-        return cfg, load_space(str(folder / "space.yaml"))
-    _check_preset(cfg.data["preset"])
-    cfg.plugins.load()
-    return cfg, load_space(cfg.space)
+        path = str(folder / "space.yaml")
+    else:
+        _check_preset(cfg.data["preset"])
+        path = cfg.space
+    cfg.plugins.load()  # their declared keys are trial keys the space may search
+    check_key_kinds()
+    space = load_space(path) if cfg.resume else pin(load_space(path), cfg.params)
+    check_output_dir(cfg.output_dir)
+    if cfg.mlflow.enabled:
+        _check_tracking_uri(cfg.mlflow.tracking_uri)
+    return _one_point(cfg, space)
+
+
+def _check_tracking_uri(configured: str | None) -> None:
+    from mirrors.uri import check_scheme, resolve_tracking_uri  # MLflow: only when it is used
+
+    check_scheme(resolve_tracking_uri(configured, None, Path.cwd()))
+
+
+def _one_point(cfg: SearchConfig, space: Space) -> tuple[SearchConfig, Space]:
+    """With every key of `space` fixed, one trial: more would train the same configuration again
+    (the confirmation still re-trains it beside plain cross-entropy). Said in the space's notes."""
+    n = cfg.search.num_samples
+    if space.searched or n == 1:
+        return cfg, space
+    note = f"search.num_samples is 1 (not {n or 'the default'}): every trial would train the same"
+    return replace(cfg, search=replace(cfg.search, num_samples=1)), replace(
+        space, notes=(*space.notes, f"{note} configuration")
+    )
 
 
 def _resumed(
@@ -84,14 +155,22 @@ def _resumed(
     uri = env.get("MLFLOW_TRACKING_URI")
     base = _as_overrides(saved) + [f"resume={resume}"]
     given = [a for a in argv if a.partition("=")[0] != "resume"]
-    before, after = (flatten(load_config(base + extra, uri).to_dict()) for extra in ([], given))
+    before, after = (_flat(load_config(base + extra, uri)) for extra in ([], given))
     for key, value in after.items():
         if value != before.get(key) and key not in RESUMABLE:
+            saved = repr(before[key]) if key in before else "not set"
             raise UserInputError(
-                f"resume={resume}: {key} cannot change on resume (saved {before.get(key)!r}, "
+                f"resume={resume}: {key} cannot change on resume (saved {saved}, "
                 f"given {value!r}); only {', '.join(RESUMABLE)} can, or start a new search"
             )
     return load_config(base + given, uri)
+
+
+def _flat(cfg: SearchConfig) -> dict[str, Any]:
+    """Every key of `cfg` by its command-line name: search keys dotted, pinned trial keys as given
+    (the two never share a name)."""
+    nested = cfg.to_dict()
+    return flatten({k: v for k, v in nested.items() if k != PINS}) | nested[PINS]
 
 
 def _check_preset(name: str) -> None:
@@ -122,10 +201,12 @@ def _as_overrides(saved: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k, v in saved.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and k != "data":
+        if isinstance(v, dict) and k not in ("data", PINS):
             out += _as_overrides(v, key + ".")
         elif k == "data":
             out += [f"data.{dk}={json.dumps(dv)}" for dk, dv in v.items()]
+        elif k == PINS:  # pinned trial keys are given as themselves
+            out += [f"{pk}={json.dumps(pv)}" for pk, pv in v.items()]
         elif key not in ("resume", "dry_run"):
             out.append(f"{key}={json.dumps(v)}")
     return out
@@ -143,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             print(to_yaml(cfg))
             print(space.describe())
             return 0
+        for note in space.notes:  # said once, as the search starts
+            print(f"note: {note}")
         keep_local(cfg.cluster.address)  # before Ray is imported
         from search.driver import prepare, run
 
@@ -174,8 +257,8 @@ def summary(o: Outcome) -> str:
     if o.best:
         lines.append("search's best (validation, one seed each, optimistic):")
     for i, b in enumerate(o.best, 1):
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())
-        lines.append(f"  #{i} {b['trial_id']}  {b['metric']} {b['value']:.4f}  {params}")
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in b["params"].items())  # none: all pinned
+        lines.append(f"  #{i} {b['trial_id']}  {b['metric']} {b['value']:.4f}  {params}".rstrip())
     lines.append(f"ran on:   {o.cluster}")
     lines.append(f"results:  {o.output_dir / RECORD_FILE}")
     if o.report_dir:

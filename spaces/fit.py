@@ -5,7 +5,8 @@ apart, before the search starts.
 space file) and collapses values that train like another one on this data: a granularity whose
 ownership columns copy another's, and missing-ownership policies where no training sample lacks
 ownership; and drops a strategy whose only signal the data never has (its weights would be one
-constant). Each collapse comes back as one sentence for the log and the report.
+constant). Each collapse comes back as one sentence for the log and the report; data without any
+ownership drops the whole ELF family in one sentence that says what the space reduced to.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
             space = unsearched(space, key)
             notes.append(f"{key} is not searched: {why}, so it trains as its default")
     unreal = [s for s in _values(space, "elf.strategy") if s in ELF_ON and not facts.reads_any(s)]
+    if unreal and not any(facts.reads_any(s) for s in ELF_ON):  # the whole family: one line
+        space = without(space, "elf.strategy", unreal)
+        return space, [*notes, f"this data has no ownership columns: {reduced_to(space)}"]
     if unreal:
         space = without(space, "elf.strategy", unreal)
         notes += [
@@ -63,6 +67,13 @@ def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
             f"lacks the ownership the strategies read, so no policy ever applies"
         )
     return space, notes
+
+
+def reduced_to(space: Space) -> str:
+    """What `space` still searches, in words: 'the elf space searches train.lr only'."""
+    if not space.searched:
+        return f"the {space.name} space searches nothing: every trial trains one configuration"
+    return f"the {space.name} space searches {', '.join(space.searched)} only"
 
 
 def for_tasks(space: Space, tasks: tuple[str, ...]) -> Space:

@@ -102,12 +102,18 @@ def read_yaml(path: Path, shown: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise UserInputError(f"{shown}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    return parse_yaml(text, shown)
+
+
+def parse_yaml(text: str, shown: str, lines: bool = True) -> Any:
+    """Parse YAML `text` (a file's, or with `lines` False one override's value) by this loader's
+    rules; errors name it as `shown`, with the line number when `lines`."""
     _reject_tabs(text, shown)
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
+        where = f"{shown}:{mark.line + 1}" if lines and mark is not None else shown
         context = f" ({e.context})" if e.context else ""
         kind = "" if isinstance(e, _RuleError) else "malformed YAML: "
         raise UserInputError(f"{where}: {kind}{e.problem}{context}") from e

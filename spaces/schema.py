@@ -1,15 +1,29 @@
 """Load a space file and validate it against the trial's PARAMS registry: the file's structure,
-conditions between parameters, dependency order and points_to_evaluate (entries: `entries.py`).
+conditions between parameters, dependency order and points_to_evaluate (entries: `entries.py`);
+`to_text` writes a Space back as such a file.
 
 Every error is a UserInputError of the form `FILE[:LINE]: KEY: RULE` (one line).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spaces.distributions import Constant, Distribution, Grid, fmt, fmt_list
+import yaml
+
+from spaces.distributions import (
+    Choice,
+    Constant,
+    Distribution,
+    Grid,
+    IntRange,
+    LogUniform,
+    Uniform,
+    fmt,
+    fmt_list,
+)
 from spaces.entries import At, check_value, line_of, parse_entry
 from spaces.safe_yaml import read_yaml
 from spaces.space import Condition, ParamSpec, Space
@@ -198,3 +212,57 @@ def load_space(name_or_path: str) -> Space:
     if not path.is_file():
         raise UserInputError(f"{shown}: space file not found")
     return parse_space(read_yaml(path, shown), path.resolve(), shown)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _listed(value: Any) -> Any:
+    """`value` as YAML holds it: tuples (per-class α, a condition's values) as lists."""
+    return [_listed(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+def _uniform_entry(d: Uniform) -> dict[str, Any]:
+    return {"uniform": [d.low, d.high]} | ({"step": d.step} if d.step is not None else {})
+
+
+def _int_entry(d: IntRange) -> dict[str, Any]:
+    return (
+        {"int": [d.low, d.high]}
+        | ({"step": d.step} if d.step != 1 else {})
+        | ({"log": True} if d.log else {})
+    )
+
+
+ENTRIES: dict[type, Callable[[Any], dict[str, Any]]] = {  # the inverse of entries.PARSERS
+    Choice: lambda d: {"choice": _listed(d.values)},
+    Grid: lambda d: {"grid": _listed(d.values)},
+    Uniform: _uniform_entry,
+    LogUniform: lambda d: {"loguniform": [d.low, d.high]},
+    IntRange: _int_entry,
+    Constant: lambda d: {"const": _listed(d.value)},
+}
+
+
+def to_text(space: Space, comment: str) -> str:
+    """A space file for `space` (a `# comment` line first) that `load_space` reads back to the same
+    parameters, conditions, descriptions and points; the name is the file's."""
+    params = {}
+    for key, spec in space.params.items():
+        entry = ENTRIES[type(spec.dist)](spec.dist)
+        if spec.when:
+            entry["when"] = {parent: _listed(allowed) for parent, allowed in spec.when}
+        if spec.description:
+            entry["description"] = spec.description
+        params[key] = entry
+    data: dict[str, Any] = {"description": space.description, "params": params}
+    if space.points_to_evaluate:
+        data["points_to_evaluate"] = [_listed_point(p) for p in space.points_to_evaluate]
+    body = yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True, width=100, default_flow_style=None
+    )
+    return f"# {comment}\n{body}"
+
+
+def _listed_point(point: dict[str, Any]) -> dict[str, Any]:
+    return {k: _listed(v) for k, v in point.items()}

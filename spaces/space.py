@@ -33,13 +33,24 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class Space:
-    """A search space loaded from a YAML file; `params` lists parents before their children."""
+    """A search space loaded from a YAML file; `params` lists parents before their children.
+
+    `notes`: what loading changed in the file's space (the command line's pins, `spaces.pins`;
+    one trial when nothing is left to search), one sentence each, said once when the search starts
+    and listed by `describe`.
+    """
 
     name: str
     path: Path
     description: str
     params: dict[str, ParamSpec]
     points_to_evaluate: tuple[dict[str, Any], ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """The parameters a trial draws (every one but the constants); () for one configuration."""
+        return tuple(k for k, s in self.params.items() if not isinstance(s.dist, Constant))
 
     def is_active(self, key: str, values: Mapping[str, Any]) -> bool:
         """True when each condition of `key` holds in `values` and each parent is active itself."""
@@ -105,6 +116,8 @@ class Space:
             lines.append("points_to_evaluate (tried first, in order):")
             for i, point in enumerate(self.points_to_evaluate, 1):
                 lines.append(f"  {i}. " + ", ".join(f"{k}={fmt(v)}" for k, v in point.items()))
+        for note in self.notes:
+            lines += textwrap.wrap(note, 98, initial_indent="note: ", subsequent_indent="  ")
         return "\n".join(lines)
 
 

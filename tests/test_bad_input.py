@@ -274,6 +274,58 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
         _args("data=table", "data.label=label"),
         ("the preset needs data.path",),
     ),
+    # ---- trial keys pinned on the command line: checked like a space file's entries
+    "pin_value_out_of_range": (
+        _args("train.lr=2"),
+        ("command line: train.lr: expected a value in [1e-07, 1.0], got 2.0",),
+    ),
+    "pin_unknown_trial_key": (
+        _args("train.lrr=0.01"),
+        ("unknown key 'train.lrr'", "did you mean: train.lr", "a search key or a trial key"),
+    ),
+    "pin_low_above_high": (
+        _args("train.lr={loguniform: [1e-2, 1e-4]}"),
+        ("command line: train.lr: loguniform needs low < high, got [0.01, 0.0001]",),
+    ),
+    "pin_malformed_yaml": (
+        _args("train.lr={loguniform: [1e-4, 1e-2]"),
+        ("override train.lr={loguniform: [1e-4, 1e-2]: malformed YAML",),
+    ),
+    "pin_unknown_choice": (
+        _args("elf.strategy=acoo"),
+        ("command line: elf.strategy: expected one of", "got 'acoo'"),
+    ),
+    "pin_bare_list": (
+        _args("elf.strategy=[none, aco]"),
+        ("command line: elf.strategy: a bare list is ambiguous",),
+    ),
+    "pin_deactivated_by_another_pin": (
+        _args("space=elf", "elf.strategy=none", "elf.granularity=package"),
+        ("command line: elf.granularity: inactive under the other pins", "elf.strategy"),
+    ),
+    "pin_with_a_condition": (
+        _args("train.lr={choice: [0.01], when: {elf.strategy: aco}}"),
+        ("command line: train.lr.when: a pinned key keeps the condition the space gives it",),
+    ),
+    "pin_continuous_parent": (
+        lambda tmp: [
+            *_space(
+                "params:\n  cw.method: effective\n  cw.beta: {choice: [0.9, 0.99]}\n"
+                "  cw.cap: {choice: [2.0, 4.0], when: {cw.beta: 0.9}}\n"
+            )(tmp),
+            "cw.beta={uniform: [0.5, 0.9]}",
+        ],
+        ("command line: cw.beta: cw.cap is conditioned on cw.beta", "choice, grid or constant"),
+    ),
+    "pin_one_task_of_a_task_template": (
+        _args("space=multitask", "loss.t1.kind=focal"),
+        ("command line: loss.t1.kind: the space searches loss.<task>.kind",),
+    ),
+    # ---- MLflow
+    "mlflow_unsupported_scheme": (
+        _args("mlflow.tracking_uri=ftp://x/y"),
+        ("MLflow tracking URI ftp://x/y", "no tracking store for scheme 'ftp'", "sqlite, mssql"),
+    ),
     # ---- data files
     "data_missing_file": (
         lambda tmp: ["data=table", f"data.path={tmp / 'nope.csv'}", "data.label=label"],
@@ -442,6 +494,60 @@ def test_bad_input_is_one_line_exit_2_without_ray_or_output(name, isolated, caps
     assert not ray.is_initialized()
     assert not out.exists()
     assert list((isolated / "cwd").iterdir()) == []
+
+
+def test_a_pin_the_data_cannot_take_is_one_line_after_the_pin_note(isolated, capsys):
+    """A two-class α pinned on five classes fails when the space meets the data, like a space
+    file's α; stdout has said what the pins did (the search had started), stderr has one line."""
+    out = isolated / "out"
+    args = ["space=focal", "loss.kind=focal", "loss.alpha=[0.5, 0.5]", f"output_dir={out}"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("error: ") and "focal.yaml: loss.alpha" in line, line
+    assert captured.out.startswith("note: pinned on the command line for every trial: ")
+    assert not ray.is_initialized() and not out.exists()
+    assert list((isolated / "cwd").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (lambda tmp: tmp / "afile", "is a file; expected a folder"),
+        (lambda tmp: tmp / "afile" / "out", "afile is a file, not a folder"),
+        (lambda tmp: "/sys/loss-search-out", "cannot write in /sys ("),
+    ],
+)
+def test_an_output_dir_that_cannot_be_written_is_one_line_exit_2(where, expected, isolated, capsys):
+    (isolated / "afile").write_text("mine\n")
+    out = where(isolated)
+    assert main(["space=elf", f"output_dir={out}"]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"error: output_dir={out}: ") and expected in line, line
+    assert captured.out == "" and not ray.is_initialized()
+    assert (isolated / "afile").read_text() == "mine\n"
+    assert sorted(p.name for p in isolated.iterdir()) == ["afile", "cwd"]
+    assert list((isolated / "cwd").iterdir()) == []
+
+
+def test_an_unsupported_mlflow_scheme_from_the_environment_is_one_line(
+    isolated, capsys, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "ftp://x/y")
+    assert main([f"output_dir={isolated / 'out'}"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "error: MLflow tracking URI ftp://x/y: MLflow has no tracking store" in line
+    assert not ray.is_initialized() and not (isolated / "out").exists()
+    assert list((isolated / "cwd").iterdir()) == []  # no mlflow.db
+
+
+def test_an_unreachable_server_of_a_supported_scheme_is_not_a_typo():
+    """It stays an outage the mirror rides out: the scheme check passes it."""
+    from mirrors.uri import check_scheme
+
+    for uri in ("http://127.0.0.1:9", "postgresql+psycopg2://u@127.0.0.1:9/db", "sqlite:///x.db"):
+        check_scheme(uri)
 
 
 FRESH_PROCESS_CASES = (
