@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -25,6 +26,7 @@ from trainables.synthetic import SyntheticSpec, make_synthetic
 from trainables.table import TableSpec, load_table
 
 NOVA_PATH = "../shared/datasets/nova-review-comments/comments.csv"  # from the project root
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the folder of pyproject.toml
 # Comment and change attributes; ids, label-like columns (manual_rating, usefulness_computed) and
 # the reviewer experience/ownership columns (they drive the weights) are left out on purpose.
 NOVA_FEATURES = (
@@ -54,7 +56,7 @@ NOVA_OWNERSHIP = {
     "prior_review_count": {"signal": "rso", "granularity": "repository", "norm": "log_max"},
 }
 NOVA = TableSpec(
-    path=NOVA_PATH,
+    path=str((PROJECT_ROOT / NOVA_PATH).resolve()),  # from any working directory
     label="comment_group",
     text="message",
     features=NOVA_FEATURES,
@@ -126,10 +128,23 @@ def build_dataset(preset: str, options: Mapping[str, Any] | None = None) -> Data
             f"expected one of {list(PRESETS)}"
         )
     recipe = PRESETS[preset]
-    spec = _spec(recipe, _strip(options or {}))
+    given = _strip(options or {})
+    spec = _spec(recipe, given)
+    _check_shipped_file(preset, recipe, given)
     data = recipe.build(spec)
     data.meta["preset"] = preset
     return data
+
+
+def _check_shipped_file(preset: str, recipe: Preset, given: Mapping[str, Any]) -> None:
+    """A preset's own data file (not data.path) that is not where the preset expects it: one line
+    saying where that is and how to read the file from elsewhere."""
+    path = getattr(recipe.base, "path", None)
+    if path and "path" not in given and not Path(path).is_file():
+        raise UserInputError(
+            f"data={preset}: its file is expected at {path} ({NOVA_PATH} from the project "
+            f"folder {PROJECT_ROOT}); pass data.path=<the file> to read it from elsewhere"
+        )
 
 
 def _strip(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CLIENT_SCHEME = "ray://"
-PROJECT_PACKAGES = ("search", "spaces", "trainables", "reports")  # shipped to the cluster
+DISTRIBUTION = "loss-search"  # pyproject.toml's project name
 
 
 def is_client(address: str) -> bool:
@@ -30,11 +30,31 @@ def is_client(address: str) -> bool:
     return address.startswith(CLIENT_SCHEME)
 
 
+def project_packages() -> tuple[str, ...]:
+    """The top-level packages this project installs: pyproject.toml's package list as the
+    installed distribution records it (top_level.txt), so a package added there ships too."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from trainables.errors import UserInputError
+
+    try:
+        listed = distribution(DISTRIBUTION).read_text("top_level.txt") or ""
+    except PackageNotFoundError:
+        listed = ""
+    if not listed.split():
+        raise UserInputError(
+            f"Ray Client: the {DISTRIBUTION} package is not installed here, so its packages "
+            "cannot be shipped to the head; run bash setup.sh (pip install -e .)"
+        )
+    return tuple(sorted(set(listed.split())))
+
+
 def client_runtime_env() -> dict[str, Any]:
     """This checkout's packages, so the head runs the client's version of the code."""
     return {
         "py_modules": [
-            str(Path(importlib.import_module(name).__file__).parent) for name in PROJECT_PACKAGES
+            str(Path(importlib.import_module(name).__file__).parent)
+            for name in project_packages()
         ]
     }
 
