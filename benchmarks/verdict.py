@@ -19,8 +19,9 @@ slots. Reported, each with its Monte-Carlo sd:
 - the same null worlds under the procedure the stage replaced (a two-level bootstrap percentile
   interval over seeds and rows, valid at a fixed n) re-checked after every round: its family-wise
   false-verdict rate;
-- cost: re-trainings per confirmation against a fixed 30-seed design, whose power at one look
-  is measured on the same draws.
+- cost: re-trainings per confirmation against a fixed 30-seed design, and the power of fixed
+  designs of 5 to 30 seeds at one look (a fixed-n t-interval plus the same test-row part), so
+  the fixed design with the same power can be read off.
 The row bootstrap behind each interval's test-split part uses SIM_RESAMPLES resamples (the
 product's default is confirm.bootstrap = 1000; the part is an sd, whose Monte-Carlo error at 200
 resamples is about 5%).
@@ -67,7 +68,8 @@ PRIMARY = Objective("val_macro_f1", "max")
 K = 4  # candidates per confirmation, as in a default run (top 3 and the front)
 SLOTS = 2  # trial slots of the 2-CPU machine
 SIM_RESAMPLES = 200
-FIXED_SEEDS = 30
+FIXED_SEEDS = 30  # the fixed design the cost is compared with
+FIXED = (5, 8, 10, 15, 20, FIXED_SEEDS)  # fixed designs whose power is measured (same draws)
 BASE = {"loss.kind": "ce", "elf.strategy": "none", "train.lr": 0.004}
 ELF = BASE | {"elf.strategy": "rso", "elf.granularity": "package"}
 # (pool seeds, pool rows, test rows, simulations); quick: a smoke test of the code path
@@ -242,13 +244,13 @@ def _run(label: str, role: str, seed: int, f1: float, preds: np.ndarray) -> Tria
     )
 
 
-def fixed_design(world: World, rows: int, rng: np.random.Generator) -> bool:
-    """One fixed 30-seed confirmation of the effect at one look (a t-interval over seeds plus the
-    same test-row part): whether it calls "better"."""
+def fixed_design(world: World, rows: int, rng: np.random.Generator, seeds: int) -> bool:
+    """One fixed-`seeds` confirmation of the effect at one look (a t-interval over seeds plus the
+    same test-row part, at the same Bonferroni level over K): whether it calls "better"."""
     cfg = ConfirmSection()
     picked = np.sort(rng.choice(len(world.y), rows, replace=False))
     y, k = world.y[picked], world.k
-    j = rng.integers(len(world.base), size=FIXED_SEEDS)
+    j = rng.integers(len(world.base), size=seeds)
     base = [world.base[i][picked] for i in j]
     cand = [world.cand[i][picked] for i in j]
     runs = [_run("b", BASELINE, s + 1, macro_f1(y, p, k), p) for s, p in enumerate(base)]
@@ -280,7 +282,9 @@ def run(quick: bool) -> Figures:
     null = [simulate(worlds["synthetic"], 0, rows, rng) for _ in range(sims)]
     flat = [simulate(worlds["synthetic-flat"], 1, rows, rng) for _ in range(sims)]
     naive = [simulate(worlds["synthetic"], 0, rows, rng, naive=True) for _ in range(sims)]
-    fixed = [fixed_design(worlds["synthetic"], rows, rng) for _ in range(sims)]
+    fixed = {
+        n: [fixed_design(worlds["synthetic"], rows, rng, n) for _ in range(sims)] for n in FIXED
+    }
     covered = [c for sim in effect + null for c in sim["covered"].values()]
     family = [all(sim["covered"].values()) for sim in effect + null]
     wrong = [any(v in (BETTER, WORSE) for v in s["verdicts"].values()) for s in null]
@@ -295,7 +299,7 @@ def run(quick: bool) -> Figures:
         ("null_false_rate", wrong),
         ("naive_null_false_rate", naive_wrong),
         ("power", power),
-        ("fixed30_power", fixed),
+        *((f"fixed{n}_power", hits) for n, hits in fixed.items()),
         ("false_among_effect_runs", null_in_effect),
         ("flat_coverage", [s["covered"]["c0"] for s in flat]),
         ("flat_better", [s["verdicts"]["c0"] == BETTER for s in flat]),

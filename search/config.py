@@ -33,7 +33,11 @@ from trainables.reported import DEFAULT_OBJECTIVES, REPORTED, is_reported
 SEARCHERS = ("optuna", "random")
 TEXT_MODES = ("frozen", "finetune")
 SCHEDULERS = ("asha", "fifo")
-FREE_FORM = ("data.", "report.reference.", "confirm.delta.")  # keys checked by the data preset / the objectives
+FREE_FORM = (
+    "data.",
+    "report.reference.",
+    "confirm.delta.",
+)  # keys checked by the data preset / the objectives
 # `data=X`, `scheduler=X` and `model=X` name a choice while `data.*` etc. set its options.
 SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name", "model": "model.name"}
 # old key -> the keys that replaced it

@@ -53,8 +53,7 @@ def client_runtime_env() -> dict[str, Any]:
     """This checkout's packages, so the head runs the client's version of the code."""
     return {
         "py_modules": [
-            str(Path(importlib.import_module(name).__file__).parent)
-            for name in project_packages()
+            str(Path(importlib.import_module(name).__file__).parent) for name in project_packages()
         ]
     }
 
