@@ -15,8 +15,9 @@ of error gets half:
 - the test split: the seed-mean Δ recomputed on B resamples of the test rows (seeds fixed, the same
   rows for both configurations and every task), sd σ_rows; z(1 − α/(4k))·σ_rows covers the gap
   between this test split's Δ and the Δ on new data from the same source. Metrics that need
-  probabilities (ece, loss) are not recomputed from rows: their interval is the seeds part alone
-  (rows part NaN, said in the tables).
+  probabilities (ece, loss: no confusion-matrix form in trainables.metric_table) are not
+  recomputed from rows: their interval is the seeds part alone (rows part NaN, said in the
+  tables).
 Interval: Δ ± (seeds part + rows part), covering the expected difference on new data with
 probability ≥ 1 − α/k (union bound), all k candidates of a metric together ≥ 1 − α. Multi-task
 data: a task's metric (test_<task>_macro_f1, …) from that task's labels and predictions; a combined
