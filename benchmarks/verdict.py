@@ -52,7 +52,6 @@ from reports.confirmation import (
     TaskLabels,
     confirm,
     group_runs,
-    label_scores,
     resampled_confusions,
     split_alpha,
     verdict,
@@ -60,6 +59,7 @@ from reports.confirmation import (
 from reports.objectives import Objective
 from search.config import ConfirmSection
 from search.confirm import next_seeds
+from trainables.metric_table import score
 from trainables.presets import PRESETS
 from trainables.synthetic import make_synthetic
 from trainables.trial import predict_best
@@ -206,7 +206,7 @@ def _scores(c: Config, seeds: list[int], task: TaskLabels) -> np.ndarray:
         resampled_confusions(task.y, c.predictions[c.seeds.index(s)], task.classes, 400)
         for s in seeds
     ]
-    return label_scores("macro_f1", np.stack(per_seed, 1), task.minority)
+    return score("macro_f1", np.stack(per_seed, 1), task.minority)
 
 
 def fixed_n(looked: Confirmation, rows: int) -> Confirmation:

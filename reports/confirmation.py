@@ -15,8 +15,9 @@ of error gets half:
 - the test split: the seed-mean Δ recomputed on B resamples of the test rows (seeds fixed, the same
   rows for both configurations and every task), sd σ_rows; z(1 − α/(4k))·σ_rows covers the gap
   between this test split's Δ and the Δ on new data from the same source. Metrics that need
-  probabilities (ece, loss) are not recomputed from rows: their interval is the seeds part alone
-  (rows part NaN, said in the tables).
+  probabilities (ece, loss: no confusion-matrix form in trainables.metric_table) are not
+  recomputed from rows: their interval is the seeds part alone (rows part NaN, said in the
+  tables).
 Interval: Δ ± (seeds part + rows part), covering the expected difference on new data with
 probability ≥ 1 − α/k (union bound), all k candidates of a metric together ≥ 1 − α. Multi-task
 data: a task's metric (test_<task>_macro_f1, …) from that task's labels and predictions; a combined
@@ -33,7 +34,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,13 +42,13 @@ import numpy as np
 from scipy import stats
 
 from record import BASELINE, CANDIDATE, COMPLETED, TrialRecord
-from reports.defaults import MARGIN, MARGIN_METRICS
+from reports.defaults import MARGIN
 from reports.objectives import Objective
 from reports.sequential import seeds_needed, sequence
+from trainables.metric_table import bounded, lookup, score
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
 VERDICTS = (BETTER, EQUIVALENT, WORSE, UNDECIDED)
-LABEL_METRICS = re.compile(r"(macro_f1|accuracy|worst_recall|minority_f1|f1_c\d+)")
 ROW_CHUNK = 256  # bootstrap resamples per vectorised block (bounds memory at ~N·256·n)
 IGNORED = ("seed", "train.max_epochs", "train.checkpoint_every_s")  # not settings of a loss
 
@@ -97,16 +97,28 @@ def task_labels(facts: Mapping[str, Any]) -> list[TaskLabels] | None:
 
 
 def _route(metric: str, tasks: Sequence[TaskLabels]) -> tuple[list[int], str] | None:
-    """(the tasks, the label metric) a test_* metric is computed from; None: seeds only."""
+    """(the tasks, the bare metric) a test_* metric is computed from: one with a confusion-matrix
+    form in trainables.metric_table, a task's or (when the table combines it) the mean over
+    tasks; None: seeds only."""
     name = metric.removeprefix("test_")
     for t, task in enumerate(tasks):
         own = name.removeprefix(f"{task.name}_")
-        if task.name and own != name and LABEL_METRICS.fullmatch(own):
+        if task.name and own != name and _on_rows(own, multi=False):
             return [t], own
-    multi = len(tasks) > 1
-    if LABEL_METRICS.fullmatch(name) and not (multi and name.startswith("f1_c")):
+    if _on_rows(name, multi=len(tasks) > 1):
         return list(range(len(tasks))), name
     return None
+
+
+def _on_rows(name: str, multi: bool) -> bool:
+    """True when the bare metric `name` is recomputed from confusion matrices (multi-task: only a
+    metric the table combines as the mean over tasks)."""
+    found = lookup(name)
+    return (
+        found is not None
+        and found[0].from_confusion is not None
+        and (found[0].combined or not multi)
+    )
 
 
 @dataclass(frozen=True)
@@ -219,25 +231,6 @@ def confusions(weights: np.ndarray, y: np.ndarray, preds: np.ndarray, k: int) ->
     return (weights @ onehot).reshape(len(weights), s_count, k, k)
 
 
-def label_scores(metric: str, confusion: np.ndarray, minority: int) -> np.ndarray:
-    """`metric` from confusion matrices (..., k, k) as trainables.metrics defines it: F1 with
-    zero_division=0, worst recall over the classes present."""
-    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
-    support, predicted = confusion.sum(-1), confusion.sum(-2)
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    if metric == "macro_f1":
-        return f1.mean(-1)
-    if metric == "accuracy":
-        return tp.sum(-1) / support.sum(-1)
-    if metric == "worst_recall":
-        recall = np.divide(tp, support, out=np.full_like(tp, np.inf), where=support > 0)
-        return recall.min(-1)
-    if metric == "minority_f1":
-        return f1[..., minority]
-    return f1[..., int(metric.removeprefix("f1_c"))]
-
-
 def split_alpha(alpha: float, candidates: int) -> tuple[float, float]:
     """(α of the confidence sequence over seeds, α of the test-row part) of one comparison:
     Bonferroni over the candidates, then half to each source of error."""
@@ -289,8 +282,7 @@ def row_spread(
     out = {}
     for m, (which, name) in on_rows.items():
         d = sum(
-            label_scores(name, cc[t], tasks[t].minority)
-            - label_scores(name, cb[t], tasks[t].minority)
+            score(name, cc[t], tasks[t].minority) - score(name, cb[t], tasks[t].minority)
             for t in which
         ) / len(which)  # (B, S)
         out[m] = float(d.mean(1).std(ddof=1))
@@ -407,12 +399,11 @@ def margins(
     objectives: Sequence[Objective], configured: Mapping[str, float] | None = None
 ) -> dict[str, float | None]:
     """{test metric: δ}: confirm.delta's value (keyed by the val_ or test_ name), else MARGIN for
-    a metric in [0, 1] (reports.defaults), else None (no equivalence verdict)."""
+    a metric in [0, 1] (bounded in trainables.metric_table), else None (no equivalence verdict)."""
     given = {test_name(k): float(v) for k, v in (configured or {}).items()}
     out: dict[str, float | None] = {}
     for o in objectives:
-        bounded = re.search(rf"(^|_){MARGIN_METRICS}$", o.metric.removeprefix("test_"))
-        default = MARGIN if bounded else None  # test_<task>_<metric> ends as test_<metric> does
+        default = MARGIN if bounded(o.metric) else None
         out[o.metric] = given.get(o.metric, default)
     return out
 

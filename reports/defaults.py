@@ -19,11 +19,10 @@ TOTAL_METRICS = ("train_time_s",)
 
 # The confirmation's equivalence margin δ per test metric (confirm.delta overrides it): the
 # smallest difference from plain CE that matters. One point on metrics that lie in [0, 1] (F1,
-# accuracy, recall, calibration error) — the resolution at which loss papers report them. Other
-# metrics (loss, entropy, temperature) have no scale of their own: no default, so only better or
-# worse can be said of them unless confirm.delta names one.
+# accuracy, recall, calibration error: `bounded` in trainables.metric_table) — the resolution at
+# which loss papers report them. Other metrics (loss, entropy, temperature) have no scale of their
+# own: no default, so only better or worse can be said of them unless confirm.delta names one.
 MARGIN = 0.01
-MARGIN_METRICS = r"(macro_f1|accuracy|worst_recall|minority_f1|f1_c\d+|ece|ece_scaled)"
 
 # The sequential confirmation stops adding seeds to an open comparison whose estimated seeds to a
 # verdict (at the observed sd and Δ) exceed this multiple of confirm.max_seeds, or that only a larger

@@ -25,19 +25,16 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from trainables.errors import UserInputError
+from trainables.metric_table import default_objectives, is_reported, reported
 from trainables.objective import Objective
 from trainables.params import PARAMS, closest, param
 from trainables.plugins import DEFAULT_ENCODER, Plugins
-from trainables.reported import DEFAULT_OBJECTIVES, REPORTED, is_reported
 
 SEARCHERS = ("optuna", "random")
 TEXT_MODES = ("frozen", "finetune")
 SCHEDULERS = ("asha", "fifo")
-FREE_FORM = (
-    "data.",
-    "report.reference.",
-    "confirm.delta.",
-)  # keys checked by the data preset / the objectives
+# keys checked by the data preset / the objectives / the confirmation's margins
+FREE_FORM = ("data.", "report.reference.", "confirm.delta.")
 # `data=X`, `scheduler=X` and `model=X` name a choice while `data.*` etc. set its options.
 SHORTHANDS = {"data": "data.preset", "scheduler": "scheduler.name", "model": "model.name"}
 # old key -> the keys that replaced it
@@ -102,7 +99,7 @@ class ClusterSection:
 
 @dataclass(frozen=True)
 class ReportSection:
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES  # metric:max|min, any reported metric
+    objectives: tuple[str, ...] = default_objectives()  # metric:max|min, any reported metric
     reference: dict[str, float] = field(default_factory=dict)  # hypervolume reference per metric
 
 
@@ -347,7 +344,7 @@ def validate(cfg: SearchConfig) -> None:
     if not cfg.trainable and not is_reported(cfg.search.metric):  # a trainable's: the preflight
         raise UserInputError(
             f"search.metric: {cfg.search.metric!r} is not a metric trials report"
-            f"{closest(cfg.search.metric, REPORTED)}; expected e.g. val_macro_f1 or val_ece"
+            f"{closest(cfg.search.metric, reported())}; expected e.g. val_macro_f1 or val_ece"
         )
     _choice("scheduler", cfg.scheduler.name, SCHEDULERS)
     _positive("search.num_samples", cfg.search.num_samples, 0)
@@ -415,7 +412,7 @@ def _check_report(report: ReportSection, any_metric: bool = False) -> None:
         if not any_metric and not is_reported(o.metric):
             raise UserInputError(
                 f"report.objectives: {o.metric!r} is not a metric trials report"
-                f"{closest(o.metric, REPORTED)}; expected e.g. val_ece:min or val_f1_c0:max"
+                f"{closest(o.metric, reported())}; expected e.g. val_ece:min or val_f1_c0:max"
             )
     names = [o.metric for o in objectives]
     unknown = sorted(set(report.reference) - set(names))

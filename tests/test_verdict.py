@@ -27,7 +27,6 @@ from reports.confirmation import (
     answer,
     confirm,
     confusions,
-    label_scores,
     margins,
     paired_differences,
     split_alpha,
@@ -38,6 +37,7 @@ from reports.confirmation import (
 from reports.objectives import Objective
 from reports.sequential import critical_t
 from search.confirm import next_seeds
+from trainables.metric_table import score
 
 K = 3
 
@@ -78,7 +78,7 @@ def test_label_scores_match_sklearn_on_each_resample(metric):
     preds = np.stack([np.where(rng.random(60) < 0.7, y, rng.integers(0, K, 60)) for _ in range(2)])
     rows = rng.integers(0, 60, size=(5, 60))
     weights = np.stack([np.bincount(r, minlength=60) for r in rows]).astype(np.float32)
-    got = label_scores(metric, confusions(weights, y, preds, K), minority=1)  # (B, S)
+    got = score(metric, confusions(weights, y, preds, K), minority=1)  # (B, S)
     for s, b in itertools.product(range(2), range(5)):
         t, p = y[rows[b]], preds[s, rows[b]]
         if metric == "macro_f1":

@@ -20,6 +20,7 @@ from torch import nn
 
 from trainables.dataset import Dataset, Split
 from trainables.errors import UserInputError
+from trainables.metric_table import combined
 from trainables.metrics import calibration, classification_metrics, plain_ce
 from trainables.models import ModelInputs, model_factory
 from trainables.multitask import MultiTaskLoss
@@ -73,10 +74,6 @@ def scores(
     return out
 
 
-COMBINED = ("macro_f1", "accuracy", "worst_recall", "minority_f1", "ece", "loss", "entropy")
-COMBINED += ("entropy_correct", "entropy_wrong", "ece_scaled")
-
-
 def evaluate(
     logits: torch.Tensor,
     split: Split,
@@ -85,7 +82,7 @@ def evaluate(
     fitted: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """`scores` of `split`; multi-task data: each task's as <prefix><task>_<metric> and their mean
-    over tasks as <prefix><metric> for the COMBINED metrics (mean macro-F1 and the others).
+    over tasks as <prefix><metric> for the table's combined ones (trainables.metric_table).
     `fitted` (validation metrics) gives the temperatures to scale by (val_temperature, per task
     val_<task>_temperature); without it each is fitted on `logits`."""
     minority = lambda d: int(torch.argmin(d.train_counts()))  # noqa: E731
@@ -102,7 +99,7 @@ def evaluate(
     for t, ((name, view), block) in enumerate(zip(data.views(), blocks, strict=True)):
         each = scores(block, split.task(t), view.num_classes, minority(view), "", given(f"{name}_"))
         out |= {f"{prefix}{name}_{k}": v for k, v in each.items()}
-    for metric in COMBINED:
+    for metric in combined():
         out[f"{prefix}{metric}"] = sum(out[f"{prefix}{n}_{metric}"] for n in data.tasks) / len(
             data.tasks
         )

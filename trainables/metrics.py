@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainables import metric_table
+
 ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017)
 T_LOW, T_HIGH = 0.05, 20.0  # the range a fitted temperature is searched in
 
@@ -40,23 +42,12 @@ def expected_calibration_error(prob: Tensor, target: Tensor, bins: int = ECE_BIN
     return gap.abs().sum() / conf.numel()
 
 
-def f1_per_class(confusion: Tensor) -> Tensor:
-    """(K,) F1_k = 2·TP/(2·TP + FP + FN) of a (K, K) true × predicted confusion matrix, 0 when
-    class k is absent from both prediction and target (scikit-learn's zero_division=0)."""
-    c = confusion.double()
-    tp, denom = c.diag(), c.sum(1) + c.sum(0)
-    return torch.where(denom > 0, 2 * tp / denom.clamp_min(1), 0.0)
-
-
 def classification_metrics(
     logits: Tensor, target: Tensor, num_classes: int, minority_class: int
 ) -> dict[str, float]:
-    """macro_f1, accuracy, worst_recall, minority_f1, ece and f1_c{k} for each class k.
-
-    F1_k = 2·TP/(2·TP + FP + FN), 0 when the class is absent from both prediction and target
-    (scikit-learn's zero_division=0); macro_f1 averages over all num_classes classes.
-    worst_recall is the smallest recall over the classes present in the target.
-    """
+    """Each metric of the table (trainables.metric_table) that has a confusion-matrix form
+    (macro_f1, accuracy, worst_recall, minority_f1, f1_c{k} for each class k), from the true ×
+    predicted counts; ece and the entropy metrics, from the probabilities."""
     _check(logits, target, num_classes)
     if not 0 <= minority_class < num_classes:
         raise ValueError(f"minority_class must be in [0, {num_classes}), got {minority_class}")
@@ -64,23 +55,16 @@ def classification_metrics(
         prob = logits.detach().float().softmax(1)  # (N, C)
         pred = prob.argmax(1)
         k = num_classes
-        confusion = torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)  # true × pred
-        tp = confusion.diag().double()
-        support = confusion.sum(1).double()
-        f1 = f1_per_class(confusion)  # (K,)
-        recall = torch.where(support > 0, tp / support.clamp_min(1), torch.inf)
-        summary = torch.stack(
-            [
-                f1.mean(),
-                tp.sum() / target.numel(),
-                recall.min(),
-                f1[minority_class],
-                expected_calibration_error(prob, target),
-            ]
-        )
-        values = torch.cat([summary, f1]).tolist()
-    names = ["macro_f1", "accuracy", "worst_recall", "minority_f1", "ece"]
-    names += [f"f1_c{c}" for c in range(k)]
+        confusion = torch.bincount(target * k + pred, minlength=k * k).reshape(k, k).double()
+        table = metric_table.from_confusion()
+        whole = [m for m in table if not m.per_class]
+        each = [m for m in table if m.per_class]
+        summary = [m.from_confusion(confusion, minority_class) for m in whole]  # () each
+        summary.append(expected_calibration_error(prob, target))
+        values = torch.cat([torch.stack(summary), *(m.from_confusion(confusion, 0) for m in each)])
+        values = values.tolist()
+    names = [m.name for m in whole] + ["ece"]
+    names += [f"{m.name}{c}" for m in each for c in range(k)]  # (K,) each
     return dict(zip(names, values, strict=True)) | entropy_metrics(logits, target)
 
 

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from trainables.dataset import Split
 from trainables.errors import UserInputError
-from trainables.metrics import f1_per_class
+from trainables.metric_table import f1_per_class
 from trainables.params import TrialParams, task_params
 from trainables.trial_loss import EpochLoss, TrialLoss, epoch_order
 
