@@ -1,4 +1,5 @@
-"""`run(config, space)`: build the data, start or join Ray, run the search, leave the output folder.
+"""`run(config, space)`: build the data, start or join Ray, run the search and the stages after it
+(`search/stages.py`: the confirmation, the report), leave the output folder.
 
 Bad input fails before Ray starts; trial failures never take the search down; Ctrl-C stops cleanly
 and says how to resume.
@@ -27,10 +28,10 @@ from search.cluster import (
 )
 from search.cluster.push_callback import PushCallback
 from search.config import SearchConfig
-from search.confirm import run_confirmation
 from search.outputs import Outcome, best_trials, prepare_output
 from search.progress import ProgressCallback
 from search.recording import RecordCallback
+from search.stages import StageContext, run_stages
 from search.study import abandon_orphans, catch_up_study
 from search.teacher import with_teacher
 from spaces import Space
@@ -120,11 +121,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             interrupted=sum(n for s, n in counts.items() if s != ABANDONED) < expected,
         )
         status = "KILLED" if outcome.interrupted else "FINISHED"
-        if not outcome.interrupted:
-            # paired seeds, scored on the test split
-            run_confirmation(cfg, output_dir, data, plugins, facts)
-            outcome.report_dir = report(output_dir)
-            outcome.answer = read_answer(outcome.report_dir)
+        if not outcome.interrupted:  # the confirmation, the report: search/stages.py
+            run_stages(StageContext(cfg, output_dir, data, plugins, facts, outcome))
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -223,25 +221,6 @@ def write_data_notes(
         "values_left": left,
     }
     path.write_text(json.dumps(facts, indent=1) + "\n")
-
-
-def report(output_dir: Path) -> Path | None:
-    """Write the Pareto report; a failure only warns."""
-    from reports import write_report
-
-    try:
-        return write_report(output_dir)
-    except Exception as e:  # the search's results stand without a report
-        log.warning("no Pareto report: %s (rerun: python -m reports %s)", e, output_dir)
-        return None
-
-
-def read_answer(report_dir: Path | None) -> str | None:
-    """The confirmation's one-sentence answer from the report's summary.json, if it has one."""
-    path = None if report_dir is None else report_dir / "summary.json"
-    if path is None or not path.is_file():
-        return None
-    return (json.loads(path.read_text()).get("confirmation") or {}).get("answer")
 
 
 def mirror_settings(cfg: SearchConfig, space: Space, output_dir: Path, uri: str) -> MirrorSettings:
