@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,9 +23,9 @@ from search.cluster import (
     connect,
     in_client_process,
     is_client,
+    on_head,
     plan_storage,
     push,
-    run_on_head,
 )
 from search.cluster.push_callback import PushCallback
 from search.config import SearchConfig
@@ -34,7 +35,7 @@ from search.recording import RecordCallback
 from search.stages import StageContext, run_stages
 from search.study import abandon_orphans, catch_up_study
 from search.teacher import with_teacher
-from spaces import Space
+from spaces import Space, load_space
 from spaces.corners import Corner, check_corners
 from spaces.fit import double_correction, fit_to_data, values_left
 from trainables.canonical import TrainFacts
@@ -136,6 +137,19 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             mirror.close(status)  # the record, the report and its Pareto ranks
         push(storage)  # a URI output_dir gets the record, config, journal, report
     return outcome
+
+
+def run_on_head(cfg: SearchConfig, space: Space) -> Outcome:
+    """`run(cfg, space)` in a task on the head node of the Ray Client cluster this process joined
+    (search/cluster/client.py `on_head`); the space file travels as its text."""
+    return on_head(_run_here, cfg, Path(space.path).name, Path(space.path).read_text())
+
+
+def _run_here(cfg: SearchConfig, filename: str, text: str) -> Outcome:
+    path = Path(tempfile.mkdtemp(prefix="loss-search-space-")) / filename
+    path.write_text(text)
+    cfg.plugins.load()  # their declared keys are trial keys on the head too
+    return run(cfg, load_space(str(path)))
 
 
 @dataclass(frozen=True)
