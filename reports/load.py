@@ -21,7 +21,7 @@ from record import (
     read_looks,
     read_trials,
 )
-from reports.space import SpaceParam, narrowed, read_space
+from reports.searched import SpaceParam, narrowed, read_space
 from trainables.errors import UserInputError
 
 

@@ -33,7 +33,7 @@ from record.reader import TrialRecord, natural_key
 from record.schema import PREDICTIONS_FILE
 from reports.load import Run, read_yaml
 from reports.objectives import check_available, parse_objectives
-from reports.space import read_space
+from reports.searched import read_space
 from reports.tasks import balance_metrics
 from trainables.errors import UserInputError
 

@@ -36,13 +36,13 @@ from search.stages import StageContext, run_stages
 from search.study import abandon_orphans, catch_up_study
 from search.teacher import with_teacher
 from spaces import Space, load_space
-from spaces.corners import Corner, check_corners
 from spaces.fit import double_correction, fit_to_data, values_left
+from spaces.loss_preflight import Corner, check_corners
 from trainables.canonical import TrainFacts
 from trainables.dataset import Dataset
 from trainables.models import ignored_keys
+from trainables.plugin_preflight import preflight
 from trainables.plugins import Plugins
-from trainables.preflight import preflight
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from search.config import (
 )
 from search.outputs import MARKER, Outcome, check_output_dir, local_copy
 from spaces import Space, list_spaces, load_space
-from spaces.corners import table as corner_table
+from spaces.loss_preflight import table as corner_table
 from spaces.pins import pin
 from spaces.safe_yaml import read_yaml
 from trainables.errors import UserInputError
