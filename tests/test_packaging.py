@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import search.driver
 import trainables.presets as presets

@@ -140,7 +140,11 @@ def test_one_definition_of_best_when_lower_is_better(ray_local, tmp_path, capsys
     from reports.load import load_run
 
     cfg, outcome = small_search(
-        tmp_path, "search.metric=val_ece", "search.mode=min", "confirm.min_seeds=2", "confirm.max_seeds=2"
+        tmp_path,
+        "search.metric=val_ece",
+        "search.mode=min",
+        "confirm.min_seeds=2",
+        "confirm.max_seeds=2",
     )
     everything = read_record(outcome.output_dir / "record.jsonl")
     confirming = {e["trial_id"] for e in everything if e["event"] == "start" and e.get("stage")}
