@@ -361,7 +361,7 @@ def baseline_trainable(data: Any) -> Any:
     """The project's function trainable with the dataset, as a plain Ray Tune user passes it."""
     from ray import tune
 
-    from search.trainable import tune_trial
+    from search.tune_trial import tune_trial
 
     return tune.with_resources(tune.with_parameters(tune_trial, data=data), {"cpu": 1})
 

@@ -38,7 +38,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from mirrors.batching import Batch, batches, entity_size, joinable
-from mirrors.names import flatten, param_value, sanitize_key, sanitize_keys, tag_value
+from mirrors.names import flatten_params, param_value, sanitize_key, sanitize_keys, tag_value
 from mirrors.settings import MirrorSettings, default_tags
 from mirrors.store import (
     OUTPUT_DIR_TAG,
@@ -49,7 +49,7 @@ from mirrors.store import (
     child_runs,
     ensure_experiment,
     fail_fast,
-    find_parent,
+    find_parent_run_id,
     open_store,
     quiet_urls,
 )
@@ -282,7 +282,7 @@ class MlflowMirror:
         if state.parent_run_id is None:
             output_dir = str(Path(s.output_dir).resolve())
             if self._adopt:
-                state.parent_run_id = find_parent(
+                state.parent_run_id = find_parent_run_id(
                     self.client, state.experiment_id, s.search_name, output_dir
                 )
             if state.parent_run_id is not None:
@@ -483,7 +483,7 @@ class MlflowMirror:
 
     def _params(self, piece: Piece, config: dict[str, Any], skip: Container[str] = ()) -> None:
         """Flat, sanitised params; a value cut to MLflow's limit is kept whole as params/<key>.txt."""
-        flat = flatten(config)
+        flat = flatten_params(config)
         for original, key in sanitize_keys(flat).items():
             if key in skip:
                 continue

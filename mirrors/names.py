@@ -85,13 +85,14 @@ def tag_value(value: object) -> str:
     return truncate(str(value), MAX_TAG_VAL_LENGTH)[0]
 
 
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}; flat input unchanged."""
+def flatten_params(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted MLflow param names: {"a": {"b": 1}} -> {"a.b": 1}; flat input
+    unchanged; an empty mapping has no value to log and leaves no key."""
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, Mapping):
-            flat.update(flatten(value, name))
+            flat.update(flatten_params(value, name))
         else:
             flat[name] = value
     return flat

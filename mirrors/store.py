@@ -131,7 +131,9 @@ def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Run]
     return list(search_all(client, experiment_id, f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"))
 
 
-def find_parent(client: Any, experiment_id: str, search_name: str, output_dir: str) -> str | None:
+def find_parent_run_id(
+    client: Any, experiment_id: str, search_name: str, output_dir: str
+) -> str | None:
     """The newest parent run of this search (same name and output folder), or None."""
     if "'" in search_name or "'" in output_dir:
         return None  # not quotable in a filter string

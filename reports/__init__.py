@@ -3,7 +3,7 @@
 from reports.analysis import Analysis, analyse
 from reports.load import Run, load_run
 from reports.objectives import Objective, parse_objectives, to_minimisation
-from reports.pareto import hypervolume, knee, nondominated, pareto_ranks, reference_point
+from reports.pareto import hypervolume, knee, nadir_reference, nondominated, pareto_ranks
 from reports.write import write_report
 
 __all__ = [
@@ -17,7 +17,7 @@ __all__ = [
     "nondominated",
     "pareto_ranks",
     "parse_objectives",
-    "reference_point",
+    "nadir_reference",
     "to_minimisation",
     "write_report",
 ]

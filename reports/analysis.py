@@ -114,7 +114,7 @@ def analyse(
     front_mask = pareto.nondominated(pts)
     front = [r for r, on in zip(cands, front_mask, strict=True) if on]
     given = reference if reference is not None else run.setting("report.reference")
-    ref, rule = reference_point(pts, objs, given, margin)
+    ref, rule = choose_reference_point(pts, objs, given, margin)
     notes = list(run.notes)
     hv = share = knee = None
     if front:
@@ -181,7 +181,7 @@ def constant_objectives(
     return out
 
 
-def reference_point(
+def choose_reference_point(
     pts: np.ndarray,
     objectives: Sequence[Objective],
     given: Mapping[str, float] | None,
@@ -198,7 +198,7 @@ def reference_point(
         names = [o.metric for o in objectives]
         raise UserInputError(f"reference point: {unknown} are not objectives; objectives: {names}")
     if len(pts):
-        default = from_minimisation(pareto.reference_point(pts, margin)[None, :], objectives)[0]
+        default = from_minimisation(pareto.nadir_reference(pts, margin)[None, :], objectives)[0]
     else:
         default = np.full(len(objectives), np.nan)
     ref = np.array(

@@ -23,7 +23,7 @@ from record.reader import natural_key
 from reports.analysis import Analysis, points
 from reports.defaults import IMPORTANCE_MIN_TRIALS
 from reports.rows import CANDIDATE, STOPPED, TrialRow
-from reports.space import SpaceParam, categorical_value
+from reports.searched import SpaceParam, categorical_value
 
 ALL_TRIALS = ""  # branch label of the unconditional group
 

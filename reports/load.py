@@ -21,7 +21,7 @@ from record import (
     read_looks,
     read_trials,
 )
-from reports.space import SpaceParam, narrowed, read_space
+from reports.searched import SpaceParam, narrowed, read_space
 from trainables.errors import UserInputError
 
 
@@ -63,7 +63,7 @@ def load_run(output_dir: str | Path) -> Run:
         raise UserInputError(f"{record}: not found (expected a search output folder)")
     trials, notes = read_trials(record)
     confirmations, _ = read_trials(record, CONFIRMATION)
-    config = read_yaml(root / CONFIG_FILE)
+    config = read_optional_yaml(root / CONFIG_FILE)
     data_path = root / DATA_FILE
     facts = json.loads(data_path.read_text()) if data_path.is_file() else {}
     space_path = root / SPACE_FILE
@@ -78,7 +78,9 @@ def load_run(output_dir: str | Path) -> Run:
     return Run(root, trials, config, space, notes, confirmations, facts, read_looks(record))
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_optional_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in the YAML file at `path`, {} when there is no file or it holds no mapping
+    (space files and configs read for a search go through `spaces.safe_yaml.read_checked_yaml`)."""
     if not path.is_file():
         return {}
     try:

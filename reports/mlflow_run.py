@@ -31,9 +31,9 @@ from record import (
 )
 from record.reader import TrialRecord, natural_key
 from record.schema import PREDICTIONS_FILE
-from reports.load import Run, read_yaml
+from reports.load import Run, read_optional_yaml
 from reports.objectives import check_available, parse_objectives
-from reports.space import read_space
+from reports.searched import read_space
 from reports.tasks import balance_metrics
 from trainables.errors import UserInputError
 
@@ -60,7 +60,7 @@ def nest(flat: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def find_parent(client: Any, run_id: str | None, experiment: str | None) -> Any:
+def resolve_parent_run(client: Any, run_id: str | None, experiment: str | None) -> Any:
     """The parent run with id `run_id`, else the latest parent run of `experiment`."""
     if run_id:
         try:
@@ -109,7 +109,7 @@ def write_mlflow_report(
     try:
         with fail_fast(), tempfile.TemporaryDirectory() as tmp:
             client = MlflowClient(uri)
-            parent = find_parent(client, run_id, experiment)
+            parent = resolve_parent_run(client, run_id, experiment)
             folder = Path(out or f"report-{parent.info.run_id}")
             run = load_mlflow_run(client, parent, folder, Path(tmp), objectives)
     except MlflowException as e:
@@ -132,7 +132,7 @@ def load_mlflow_run(
     """
     run_id = parent.info.run_id
     config_path = _download(client, run_id, CONFIG_FILE, downloads)
-    config = read_yaml(config_path) if config_path else nest(dict(parent.data.params))
+    config = read_optional_yaml(config_path) if config_path else nest(dict(parent.data.params))
     space_path = _download(client, run_id, SPACE_FILE, downloads)
     data_path = _download(client, run_id, DATA_FILE, downloads)
     facts = json.loads(data_path.read_text()) if data_path else {}

@@ -43,7 +43,7 @@ def pareto_ranks(points: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def reference_point(points: np.ndarray, margin: float) -> np.ndarray:
+def nadir_reference(points: np.ndarray, margin: float) -> np.ndarray:
     """(k,) ref_j = worst_j + margin · (worst_j − best_j) over the finite points.
 
     Without spread (worst_j == best_j) the nudge is margin · max(|worst_j|, 1).
@@ -51,7 +51,7 @@ def reference_point(points: np.ndarray, margin: float) -> np.ndarray:
     points = np.asarray(points, dtype=float)
     points = points[finite_rows(points)]
     if not len(points):
-        raise ValueError("reference_point needs at least one finite point")
+        raise ValueError("nadir_reference needs at least one finite point")
     worst, best = points.max(axis=0), points.min(axis=0)
     spread = worst - best
     nudge = np.where(spread > 0, spread, np.maximum(np.abs(worst), 1.0))

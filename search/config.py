@@ -427,12 +427,14 @@ def to_yaml(cfg: SearchConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(cfg.to_dict()))
 
 
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} → {'a.b': 1}."""
+def flatten_config(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The config's keys, dotted: {'a': {'b': 1}} → {'a.b': 1}; an empty section stays one key whose
+    value is {} (free-form sections such as report.reference still show in --help). MLflow's params are
+    flattened by `mirrors.names.flatten_params`, which drops empty sections."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict) and v:
-            out |= flatten(v, f"{prefix}{k}.")
+            out |= flatten_config(v, f"{prefix}{k}.")
         else:
             out[f"{prefix}{k}"] = v
     return out

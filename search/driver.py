@@ -1,4 +1,5 @@
-"""`run(config, space)`: build the data, start or join Ray, run the search, leave the output folder.
+"""`run(config, space)`: build the data, start or join Ray, run the search and the stages after it
+(`search/stages.py`: the confirmation, the report), leave the output folder.
 
 Bad input fails before Ray starts; trial failures never take the search down; Ctrl-C stops cleanly
 and says how to resume.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,26 +23,26 @@ from search.cluster import (
     connect,
     in_client_process,
     is_client,
+    on_head,
     plan_storage,
     push,
-    run_on_head,
 )
 from search.cluster.push_callback import PushCallback
 from search.config import SearchConfig
-from search.confirm import run_confirmation
 from search.outputs import Outcome, best_trials, prepare_output
 from search.progress import ProgressCallback
 from search.recording import RecordCallback
+from search.stages import StageContext, run_stages
 from search.study import abandon_orphans, catch_up_study
 from search.teacher import with_teacher
-from spaces import Space
-from spaces.corners import Corner, check_corners
+from spaces import Space, load_space
 from spaces.fit import double_correction, fit_to_data, values_left
+from spaces.loss_preflight import Corner, check_corners
 from trainables.canonical import TrainFacts
 from trainables.dataset import Dataset
 from trainables.models import ignored_keys
+from trainables.plugin_preflight import preflight
 from trainables.plugins import Plugins
-from trainables.preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +122,8 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             interrupted=sum(n for s, n in counts.items() if s != ABANDONED) < expected,
         )
         status = "KILLED" if outcome.interrupted else "FINISHED"
-        if not outcome.interrupted:
-            # paired seeds, scored on the test split
-            run_confirmation(cfg, output_dir, data, plugins, facts)
-            outcome.report_dir = report(output_dir)
-            outcome.answer = read_answer(outcome.report_dir)
+        if not outcome.interrupted:  # the confirmation, the report: search/stages.py
+            run_stages(StageContext(cfg, output_dir, data, plugins, facts, outcome))
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -138,6 +137,19 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
             mirror.close(status)  # the record, the report and its Pareto ranks
         push(storage)  # a URI output_dir gets the record, config, journal, report
     return outcome
+
+
+def run_on_head(cfg: SearchConfig, space: Space) -> Outcome:
+    """`run(cfg, space)` in a task on the head node of the Ray Client cluster this process joined
+    (search/cluster/client.py `on_head`); the space file travels as its text."""
+    return on_head(_run_here, cfg, Path(space.path).name, Path(space.path).read_text())
+
+
+def _run_here(cfg: SearchConfig, filename: str, text: str) -> Outcome:
+    path = Path(tempfile.mkdtemp(prefix="loss-search-space-")) / filename
+    path.write_text(text)
+    cfg.plugins.load()  # their declared keys are trial keys on the head too
+    return run(cfg, load_space(str(path)))
 
 
 @dataclass(frozen=True)
@@ -223,25 +235,6 @@ def write_data_notes(
         "values_left": left,
     }
     path.write_text(json.dumps(facts, indent=1) + "\n")
-
-
-def report(output_dir: Path) -> Path | None:
-    """Write the Pareto report; a failure only warns."""
-    from reports import write_report
-
-    try:
-        return write_report(output_dir)
-    except Exception as e:  # the search's results stand without a report
-        log.warning("no Pareto report: %s (rerun: python -m reports %s)", e, output_dir)
-        return None
-
-
-def read_answer(report_dir: Path | None) -> str | None:
-    """The confirmation's one-sentence answer from the report's summary.json, if it has one."""
-    path = None if report_dir is None else report_dir / "summary.json"
-    if path is None or not path.is_file():
-        return None
-    return (json.loads(path.read_text()).get("confirmation") or {}).get("answer")
 
 
 def mirror_settings(cfg: SearchConfig, space: Space, output_dir: Path, uri: str) -> MirrorSettings:

@@ -24,15 +24,15 @@ from search.config import (
     ConfirmSection,
     SearchConfig,
     check_key_kinds,
-    flatten,
+    flatten_config,
     load_config,
     to_yaml,
 )
 from search.outputs import MARKER, Outcome, check_output_dir, local_copy
 from spaces import Space, list_spaces, load_space
-from spaces.corners import table as corner_table
+from spaces.loss_preflight import table as corner_table
 from spaces.pins import pin
-from spaces.safe_yaml import read_yaml
+from spaces.safe_yaml import read_checked_yaml
 from trainables.errors import UserInputError
 from trainables.params import PARAMS, closest
 
@@ -68,7 +68,7 @@ examples:
 def usage() -> str:
     from trainables.presets import describe_presets
 
-    defaults = flatten(SearchConfig().to_dict())
+    defaults = flatten_config(SearchConfig().to_dict())
     defaults.pop(PINS)
     defaults["data"] = defaults.pop("data.preset")
     defaults["scheduler"] = defaults.pop("scheduler.name")
@@ -112,7 +112,7 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
             raise UserInputError(
                 f"resume={cfg.resume}: not an output folder of this tool (no {MARKER} in it)"
             )
-        saved = read_yaml(folder / "config.yaml", str(folder / "config.yaml"))
+        saved = read_checked_yaml(folder / "config.yaml", str(folder / "config.yaml"))
         if not isinstance(saved, dict):
             raise UserInputError(f"{folder / 'config.yaml'}: expected a mapping of config keys")
         cfg = _resumed(cfg.resume, saved, argv, env)
@@ -170,7 +170,7 @@ def _flat(cfg: SearchConfig) -> dict[str, Any]:
     """Every key of `cfg` by its command-line name: search keys dotted, pinned trial keys as given
     (the two never share a name)."""
     nested = cfg.to_dict()
-    return flatten({k: v for k, v in nested.items() if k != PINS}) | nested[PINS]
+    return flatten_config({k: v for k, v in nested.items() if k != PINS}) | nested[PINS]
 
 
 def _check_preset(name: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from record import COMPLETED, CONFIG_FILE, CONFIRMATION, DATA_FILE, RECORD_FILE, read_trials
-from spaces.safe_yaml import read_yaml
+from spaces.safe_yaml import read_checked_yaml
 from trainables.dataset import Dataset, Split
 from trainables.errors import UserInputError
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
@@ -90,7 +90,7 @@ def _saved(root: Path, data: Dataset, plugins: Plugins) -> dict[str, Any]:
         raise UserInputError(f"{where}: not a search output folder (no {CONFIG_FILE}, {DATA_FILE})")
     if data.tasks:
         raise UserInputError(f"{where}: distillation of multi-task data is not supported")
-    saved = read_yaml(root / CONFIG_FILE, str(root / CONFIG_FILE))
+    saved = read_checked_yaml(root / CONFIG_FILE, str(root / CONFIG_FILE))
     facts = json.loads((root / DATA_FILE).read_text())
     same = facts.get("classes") == list(data.classes)
     if not same or facts.get("train_counts") != data.train_counts().tolist():

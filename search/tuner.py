@@ -14,9 +14,9 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.cluster import EXPERIMENT_DIR, plan_storage
 from search.config import SearchConfig
-from search.guard import TrialGuard
 from search.searcher import SearcherSpec, make_searcher
-from search.trainable import tune_trial
+from search.trial_guard import TrialGuard
+from search.tune_trial import tune_trial
 from spaces import Space
 from trainables.canonical import TrainFacts, canonical
 from trainables.errors import UserInputError
@@ -56,19 +56,21 @@ class AnchoredASHA(ASHAScheduler):
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)
-        if self.anchor is None and _plain_ce(trial.config):
+        if self.anchor is None and _trains_plain_ce(trial.config):
             self.anchor = trial.trial_id
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if failed_epoch(result) is not None:
-            return TrialScheduler.CONTINUE  # no rung value; the trial raises next (search/guard.py)
+            return (
+                TrialScheduler.CONTINUE
+            )  # no rung value; the trial raises next (search/trial_guard.py)
         action = super().on_trial_result(tune_controller, trial, result)
         if trial.trial_id == self.anchor and result.get(self._time_attr, 0) < self._max_t:
             return TrialScheduler.CONTINUE
         return action
 
 
-def _plain_ce(config: dict[str, Any]) -> bool:
+def _trains_plain_ce(config: dict[str, Any]) -> bool:
     try:
         return is_plain_ce(canonical(config))
     except UserInputError:  # the trial fails with this error; it anchors nothing

@@ -88,7 +88,7 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 _Loader.add_constructor(None, _Loader.construct_undefined)
 
 
-def read_yaml(path: Path, shown: str) -> Any:
+def read_checked_yaml(path: Path, shown: str) -> Any:
     """Parse the YAML file at `path`; errors name it as `shown` with a line number."""
     try:
         size = path.stat().st_size

@@ -25,7 +25,7 @@ from spaces.distributions import (
     fmt_list,
 )
 from spaces.entries import At, check_value, line_of, parse_entry
-from spaces.safe_yaml import read_yaml
+from spaces.safe_yaml import read_checked_yaml
 from spaces.space import Condition, ParamSpec, Space
 from trainables.errors import UserInputError
 from trainables.params import PARAMS, closest, param
@@ -211,7 +211,7 @@ def load_space(name_or_path: str) -> Space:
     shown = _shown(path)
     if not path.is_file():
         raise UserInputError(f"{shown}: space file not found")
-    return parse_space(read_yaml(path, shown), path.resolve(), shown)
+    return parse_space(read_checked_yaml(path, shown), path.resolve(), shown)
 
 
 # ---------------------------------------------------------------- writing

@@ -10,8 +10,9 @@ from helpers import SMALL, read_record, sqlite_store
 from test_cluster_autoscaler import free_port
 from test_cluster_multinode import LOOPBACK
 
-from search.cluster import connect, in_client_process, run_on_head
+from search.cluster import connect, in_client_process
 from search.config import load_config
+from search.driver import run_on_head
 from search.run import resolve
 from spaces import load_space
 

@@ -261,7 +261,7 @@ def test_resume_retrains_only_what_the_record_has_not_ended(search):
 
 
 def test_report_from_mlflow_has_the_same_confirmation(search):
-    from search.driver import report
+    from search.stages import report
 
     report(search["out"])  # after the resume test's re-training, the folder's report again
     uri = search["cfg"].mlflow.tracking_uri

@@ -163,7 +163,7 @@ def test_one_off_crash_resumes_from_checkpoint(ray_local, tmp_path):
 
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(ray_local, tmp_path, caplog):
     marker = tmp_path / "corrupted-once"
-    with caplog.at_level(logging.WARNING, logger="search.guard"):
+    with caplog.at_level(logging.WARNING, logger="search.trial_guard"):
         _, outcome = search(
             tmp_path,
             CORRUPT_SPACE.format(marker=marker),

@@ -306,8 +306,8 @@ def test_confirmation_bootstraps_each_task_and_their_mean() -> None:
 def test_task_metrics_are_objectives_and_the_preflight_checks_their_names(data) -> None:
     from search.config import load_config
     from trainables.objective import Objective
+    from trainables.plugin_preflight import preflight
     from trainables.plugins import BUILT_IN
-    from trainables.preflight import preflight
 
     objectives = "[val_label_macro_f1:max,val_level_macro_f1:max]"
     cfg = load_config([f"report.objectives={objectives}", "search.metric=val_level_macro_f1"])

@@ -21,9 +21,9 @@ from reports.pareto import (
     hypervolume,
     hypervolume_share,
     knee,
+    nadir_reference,
     nondominated,
     pareto_ranks,
-    reference_point,
 )
 from reports.rows import CANDIDATE, STOPPED, TrialRow
 from trainables.errors import UserInputError
@@ -149,8 +149,8 @@ def test_hypervolume_random_2d_against_sweep() -> None:
 def test_reference_point_rule() -> None:
     pts = np.array([[0.0, 10.0], [2.0, 10.0], [1.0, 10.0]])
     # column 0: worst 2 + 0.1·range 2; column 1 has no spread: 10 + 0.1·max(|10|, 1)
-    assert reference_point(pts, 0.1) == pytest.approx([2.2, 11.0])
-    assert reference_point(np.array([[0.0, -0.5]]), 0.1) == pytest.approx([0.1, -0.4])
+    assert nadir_reference(pts, 0.1) == pytest.approx([2.2, 11.0])
+    assert nadir_reference(np.array([[0.0, -0.5]]), 0.1) == pytest.approx([0.1, -0.4])
 
 
 def test_knee_by_hand() -> None:

@@ -34,7 +34,7 @@ import search.driver
 from benchmarks.harness import ray_session
 from search.cluster import connect
 from search.cluster.info import SINGLE_NODE_ENV
-from search.config import flatten, load_config
+from search.config import flatten_config, load_config
 from search.outputs import MARKER, prepare_output
 from search.run import main, resolve
 from spaces import load_space
@@ -207,11 +207,11 @@ def test_overrides_never_interpolate(override, monkeypatch):
 
 
 def test_logged_params_hold_what_was_typed(monkeypatch):
-    """MLflow logs flatten(cfg.to_dict()): plain values only, no environment reads."""
+    """MLflow logs flatten_config(cfg.to_dict()): plain values only, no environment reads."""
     monkeypatch.setenv(SECRET_VAR, SECRET)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", SECRET)
     cfg = load_config(["mlflow.experiment=plain", "name=run-$HOME-%(x)s", "data.note={a: $PATH}"])
-    params = flatten(cfg.to_dict())
+    params = flatten_config(cfg.to_dict())
     assert params["mlflow.experiment"] == "plain" and params["name"] == "run-$HOME-%(x)s"
     assert params["data.note.a"] == "$PATH"
     assert all(SECRET not in str(v) for v in params.values())

@@ -14,7 +14,7 @@ import torch
 from fault_trainable import truncate
 from helpers import train_with
 
-from search.trainable import restore_metrics
+from search.tune_trial import restore_metrics
 from trainables.checkpoints import (
     CHECKPOINT_FILE,
     NoLoadableCheckpoint,

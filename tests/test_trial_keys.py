@@ -180,7 +180,7 @@ def test_a_space_written_back_reads_as_itself(name, tmp_path):
 def test_the_saved_space_is_the_one_searched(tmp_path):
     """With pins, space.yaml is the pinned space: the report does not take a pinned key for a
     searched one."""
-    from reports.space import read_space
+    from reports.searched import read_space
 
     out = tmp_path / "out"
     cfg, space = resolve([f"output_dir={out}", "train.lr=0.01", "mlflow.enabled=false"], {})

@@ -3,7 +3,7 @@
 Ray 2.60 retries every exception a trial raises (`FailureConfig` has no per-exception filter), so
 the trial announces the failure first: one last result flagged with FAILED_EPOCH and REASON, every
 metric NaN (Ray's metric check passes, no score is told), then it raises NonFiniteError. The driver
-(search/guard.py) reads the flag and leaves Ray no retry; the record and MLflow skip the flagged
+(search/trial_guard.py) reads the flag and leaves Ray no retry; the record and MLflow skip the flagged
 result, and the trial ends ERROR in Ray, FAIL in Optuna, FAILED in MLflow and `failed` in the record.
 """
 

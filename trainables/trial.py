@@ -1,7 +1,7 @@
 """The built-in trainable: the `model=` choice trained by AdamW or SGD on the config's loss.
 
 `train(ctx)` is a trainable like any user's (`trainables.context`): it uses only the public API,
-the config's loss (`TrialLoss`) and `ctx.report`, with no Ray; search/trainable.py runs it (or a
+the config's loss (`TrialLoss`) and `ctx.report`, with no Ray; search/tune_trial.py runs it (or a
 user's) under Ray Tune, and `run_local` runs it in this process.
 """
 

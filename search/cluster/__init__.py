@@ -5,14 +5,16 @@ starts a local Ray or joins a cluster and returns a `ClusterInfo` (nodes, resour
 scale when an autoscaler's config says); `check_storage` refuses a node-local output_dir on a
 multi-node or autoscaling cluster before any trial runs; `plan_storage`, `push` and `pull` (and
 `push_callback.PushCallback` while the search runs) handle an output_dir that is a URI (s3://,
-gs://, ...); `run_on_head` runs the driver on the head node for a Ray Client (ray://) address.
+gs://, ...); `on_head` runs a function on the head node for a Ray Client (ray://) address (the
+driver's `search.driver.run_on_head` passes it the driver). This package imports nothing else
+from `search`.
 Cluster launcher configs sit next to this file: aws.yaml (`ray up`) and kuberay.yaml (KubeRay).
 """
 
 from pathlib import Path
 
 from search.cluster.autoscaler import Autoscaler
-from search.cluster.client import in_client_process, is_client, on_head, run_on_head
+from search.cluster.client import in_client_process, is_client, on_head
 from search.cluster.info import ClusterInfo, connect, keep_local
 from search.cluster.storage import (
     EXPERIMENT_DIR,
@@ -44,5 +46,4 @@ __all__ = [
     "plan_storage",
     "pull",
     "push",
-    "run_on_head",
 ]

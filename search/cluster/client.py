@@ -4,21 +4,16 @@ Under Ray Client, Ray Tune moves its loop (searcher, scheduler, callbacks) into 
 while the client keeps the output folder, the Optuna journal and the MLflow parent run: two machines,
 two filesystems. Running the driver itself in a task on the head keeps all of it on one machine, as
 with `ray job submit`; the client ships this project's code (runtime_env py_modules) and waits for
-the outcome.
+the outcome. What runs there is the caller's: `search.driver.run_on_head` passes the driver to
+`on_head`, so this package never imports the driver (no import circle).
 """
 
 from __future__ import annotations
 
 import importlib
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from search.config import SearchConfig
-    from search.outputs import Outcome
-    from spaces import Space
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 CLIENT_SCHEME = "ray://"
@@ -86,18 +81,3 @@ def on_head(fn: Callable[..., T], *args: Any) -> T:
     except KeyboardInterrupt:
         ray.cancel(ref)
         raise
-
-
-def run_on_head(cfg: SearchConfig, space: Space) -> Outcome:
-    """`search.driver.run(cfg, space)` on the head; the space file travels as its text."""
-    return on_head(_run_here, cfg, Path(space.path).name, Path(space.path).read_text())
-
-
-def _run_here(cfg: SearchConfig, filename: str, text: str) -> Outcome:
-    from search.driver import run
-    from spaces import load_space
-
-    path = Path(tempfile.mkdtemp(prefix="loss-search-space-")) / filename
-    path.write_text(text)
-    cfg.plugins.load()  # their declared keys are trial keys on the head too
-    return run(cfg, load_space(str(path)))

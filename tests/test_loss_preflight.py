@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from search.run import main
 from spaces import load_space
-from spaces.corners import MAX_RATIO, check_corners, corners, measure
 from spaces.fit import fit_to_data
+from spaces.loss_preflight import MAX_RATIO, check_corners, corners, measure
 from trainables.canonical import TrainFacts
 from trainables.errors import UserInputError
 from trainables.plugins import BUILT_IN
