@@ -186,7 +186,7 @@ def _allowed(p: Any) -> str:
 
 def trial_keys_page() -> str:
     from search.config import SET_FOR_TRIALS
-    from trainables.params import PARAMS, TASK_FIELDS
+    from trainables.params import PARAMS, task_fields
 
     lines = [
         "# Trial keys",
@@ -206,7 +206,7 @@ def trial_keys_page() -> str:
     for key, p in PARAMS.items():
         doc = p.doc + (" *Search key on the command line.*" if key in SET_FOR_TRIALS else "")
         lines.append(f"| `{key}` | {_code(p.default)} | {p.kind} | {_allowed(p)} | {_cell(doc)} |")
-    fields = ", ".join(f"`{f}`" for f in TASK_FIELDS)
+    fields = ", ".join(f"`{f}`" for f in task_fields())
     lines += [
         "",
         "## Per-task keys (multi-task data)",

@@ -16,10 +16,10 @@ from typing import Any
 
 from spaces.distributions import Choice, Constant, Grid
 from spaces.space import ParamSpec, Space
-from trainables.canonical import ELF_ON, TrainFacts, unknown_task, validate
+from trainables.canonical import TrainFacts, unknown_task, validate
 from trainables.errors import UserInputError
 from trainables.losses import focal_alpha
-from trainables.params import param, task_key
+from trainables.params import ELF_ON, param, task_key
 
 TASK = "<task>"  # in a space key: one key per task of the data (loss.<task>.kind, …)
 
