@@ -1,7 +1,10 @@
 """The trial's parameters: every key a trial understands, its default, type and allowed values.
 
 This registry is the single source of truth for trial keys: the space compiler rejects keys that are
-not here, and `TrialParams.from_flat` validates a flat `{dotted.key: value}` config against it.
+not here, and `TrialParams.from_flat` validates a flat `{dotted.key: value}` config against it. Each
+key says when it can change training (`Param.when`), which `trainables.canonical` reads. `loss.kind`'s
+choices and the loss kinds' own keys (loss.gamma, …) come from `trainables.loss_kinds`, which
+registers the built-in kinds when `trainables` is imported.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ DISTILL_KINDS = ("none", "kl", "jsd")
 WEIGHTINGS = ("uniform", "inverse_accuracy", "inverse_f1", "difficulty", "uncertainty")
 ELF_ON = tuple(s for s in STRATEGIES if s != "none")
 FILLS = ("default", "impute", "min")  # missing policies that can read elf.default_aco/rso
-ELF = (("elf.strategy", ELF_ON),)  # every elf.* key but the strategy: with ELF only
-DISTILLING = (("distill.kind", DISTILL_KINDS[1:]),)
+WITH_ELF = (("elf.strategy", ELF_ON),)  # every elf.* key but the strategy: with ELF only
+WITH_DISTILL = (("distill.kind", DISTILL_KINDS[1:]),)
 
 When = tuple[tuple[str, tuple[Any, ...]], ...]
 
@@ -146,7 +149,7 @@ PARAMS: dict[str, Param] = {
             "str",
             "Ownership granularity.",
             choices=GRANULARITIES,
-            when=ELF,
+            when=WITH_ELF,
         ),
         _p(
             "elf.missing",
@@ -154,7 +157,7 @@ PARAMS: dict[str, Param] = {
             "str",
             "Policy for missing ownership.",
             choices=MISSING_POLICIES,
-            when=ELF,
+            when=WITH_ELF,
         ),
         _p(
             "elf.default_aco",
@@ -181,7 +184,7 @@ PARAMS: dict[str, Param] = {
             "mean: elf.clip_min/clip_max are multiples of the mean training weight (the weights "
             "keep their scale); without a clip bound it changes nothing.",
             choices=("none", "mean"),
-            when=ELF,
+            when=WITH_ELF,
         ),
         _p(
             "elf.clip_min",
@@ -189,7 +192,7 @@ PARAMS: dict[str, Param] = {
             "float_or_none",
             "Lower clip of weights (none: no clip).",
             low=0,
-            when=ELF,
+            when=WITH_ELF,
         ),
         _p(
             "elf.clip_max",
@@ -197,14 +200,14 @@ PARAMS: dict[str, Param] = {
             "float_or_none",
             "Upper clip of weights (none: no clip).",
             low=0,
-            when=ELF,
+            when=WITH_ELF,
         ),
         _p(
             "elf.batch_norm",
             False,
             "bool",
             "Per-batch 1.25 + 0.75·tanh((w − mean)/(std + 1e-8)), before the warm-up.",
-            when=ELF,
+            when=WITH_ELF,
         ),
         _p(
             "elf.warmup_frac",
@@ -214,7 +217,7 @@ PARAMS: dict[str, Param] = {
             "first warmup_frac·(max_epochs − 1) epochs (0: no warm-up).",
             low=0,
             high=1,
-            when=ELF,
+            when=WITH_ELF,
         ),
         # Distillation (needs distill.teacher)
         _p(
@@ -231,7 +234,7 @@ PARAMS: dict[str, Param] = {
             "λ: loss = (1 − λ)·task loss + λ·T²·D (distill.kind not none).",
             low=0,
             high=1,
-            when=DISTILLING,
+            when=WITH_DISTILL,
         ),
         _p(
             "distill.temperature",
@@ -240,7 +243,7 @@ PARAMS: dict[str, Param] = {
             "T: both distributions are softmax(logits / T) in the distillation term.",
             low=0.05,
             high=100,
-            when=DISTILLING,
+            when=WITH_DISTILL,
         ),
         # Class weights
         _p("cw.method", "none", "str", "Class weights.", choices=("none", "balanced", "effective")),
