@@ -16,7 +16,9 @@ import pytest
 
 from search.run import usage
 from spaces import load_space
-from trainables.canonical import canonical
+from spaces.corners import check_corners
+from spaces.fit import fit_to_data
+from trainables.canonical import TrainFacts, canonical
 from trainables.loss_kinds import LOSS_KINDS, unregister_loss_kind
 from trainables.params import PARAMS
 from trainables.plugins import Plugins
@@ -82,9 +84,14 @@ def test_a_registered_loss_kind_is_in_help_searched_and_trains_differently(
         "loss.epsilon": 0.5,
     }
 
-    # it trains, differently from ce, through the plug-in route the doc gives
+    # the loss preflight measures a corner of it on a training batch
     data = make_synthetic(TINY)
     plugins = Plugins(trainable="poly1:train")
+    facts = TrainFacts.of(data)
+    measured = check_corners(fit_to_data(space, facts)[0], data, plugins, facts)
+    assert {c.settings.get("loss.kind") for c in measured} >= {"poly1"}
+
+    # it trains, differently from ce, through the plug-in route the doc gives
     ce = run_local(SHORT | {"loss.kind": "ce"}, data, plugins=plugins)
     poly = run_local(SHORT | {"loss.kind": "poly1", "loss.epsilon": 2.0}, data, plugins=plugins)
     assert len(poly) == SHORT["train.max_epochs"]
