@@ -1,6 +1,7 @@
 """The worked examples of docs/development.md, run as written: "Add a loss kind" registers Poly-1
 from a module of its own, and the kind is in `--help`, searched by a space and trains differently
-from cross-entropy; its registration is undone afterwards."""
+from cross-entropy; its registration is undone afterwards. A plug-in's key says when it matters
+(`Param.when`) and `canonical` reads it."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from spaces.corners import check_corners
 from spaces.fit import fit_to_data
 from trainables.canonical import TrainFacts, canonical
 from trainables.loss_kinds import LOSS_KINDS, unregister_loss_kind
-from trainables.params import PARAMS
-from trainables.plugins import Plugins
+from trainables.params import PARAMS, Param
+from trainables.plugins import Plugins, register
 from trainables.synthetic import SyntheticSpec, make_synthetic
 from trainables.trial import run_local
 
@@ -97,3 +98,14 @@ def test_a_registered_loss_kind_is_in_help_searched_and_trains_differently(
     assert len(poly) == SHORT["train.max_epochs"]
     gaps = [abs(a["val_loss"] - b["val_loss"]) for a, b in zip(ce, poly, strict=True)]
     assert max(gaps) > 1e-3, gaps
+
+
+def test_a_plugin_keys_when_is_read_by_canonical() -> None:
+    deep = Param("model.skip", True, "bool", "Skip connections.", when=(("model.layers", (3, 4)),))
+    register([deep], "model=test")
+    try:
+        assert canonical({"model.layers": 2, "model.skip": False}) == {"model.layers": 2}
+        kept = {"model.layers": 3, "model.skip": False}
+        assert canonical(kept) == kept
+    finally:
+        PARAMS.pop("model.skip")
