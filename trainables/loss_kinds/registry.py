@@ -62,7 +62,7 @@ class LossKind:
 
 
 LOSS_KINDS: dict[str, LossKind] = {}
-BUILT_IN = ("ce", "focal")  # the default and baseline kind, and the one the spaces search
+BUILT_IN_KINDS = ("ce", "focal")  # never unregistered: the default and baseline, and focal
 
 
 def register_loss_kind(kind: LossKind) -> None:
@@ -93,7 +93,7 @@ def register_loss_kind(kind: LossKind) -> None:
 
 def unregister_loss_kind(name: str) -> None:
     """Undo `register_loss_kind` for `name` (its keys go when no other kind declares them)."""
-    if name in BUILT_IN:
+    if name in BUILT_IN_KINDS:
         raise UserInputError(f"loss kind {name!r} is built in")
     if LOSS_KINDS.pop(name, None) is not None:
         _sync()
