@@ -184,9 +184,15 @@ def _allowed(p: Any) -> str:
     return ""
 
 
+def _either(values: tuple[Any, ...]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    words = [str(v) for v in values]
+    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
+
 def trial_keys_page() -> str:
     from search.config import SET_FOR_TRIALS
-    from trainables.params import PARAMS, TASK_FIELDS
+    from trainables.params import PARAMS, task_fields
 
     lines = [
         "# Trial keys",
@@ -205,8 +211,11 @@ def trial_keys_page() -> str:
     ]
     for key, p in PARAMS.items():
         doc = p.doc + (" *Search key on the command line.*" if key in SET_FOR_TRIALS else "")
+        if p.when:  # Param.when: where canonical keeps the key
+            held = " and ".join(f"{k} is {_either(v)}" for k, v in p.when)
+            doc += f" *Matters only when {held}.*"
         lines.append(f"| `{key}` | {_code(p.default)} | {p.kind} | {_allowed(p)} | {_cell(doc)} |")
-    fields = ", ".join(f"`{f}`" for f in TASK_FIELDS)
+    fields = ", ".join(f"`{f}`" for f in task_fields())
     lines += [
         "",
         "## Per-task keys (multi-task data)",

@@ -34,7 +34,7 @@ from spaces.loss_preflight import table as corner_table
 from spaces.pins import pin
 from spaces.safe_yaml import read_checked_yaml
 from trainables.errors import UserInputError
-from trainables.params import PARAMS, closest
+from trainables.params import PARAMS, closest, task_fields
 
 USAGE = """usage: python -m search.run [key=value ...]
 
@@ -94,7 +94,8 @@ def _trial_key_lines() -> list[str]:
         + (f" One of: {', '.join(map(str, p.choices))}." if p.choices else "")
         for k, p in shown.items()
     ]
-    lines.append(f"{'loss.<task>.*':<{width}}  kind, gamma, alpha of one task (multi-task data)")
+    fields = ", ".join(task_fields())
+    lines.append(f"{'loss.<task>.*':<{width}}  {fields} of one task (multi-task data)")
     lines.append(f"{'(plug-ins)':<{width}}  the keys a model= or trainable= plug-in declares")
     return lines
 

@@ -9,10 +9,9 @@ never imports Ray.
 
 from spaces.schema import SPACES_DIR, list_spaces, load_space, parse_space
 from spaces.space import ParamSpec, Space
-from trainables.canonical import RELEVANT_WHEN, canonical, relevant
+from trainables.canonical import canonical, relevant
 
 __all__ = [
-    "RELEVANT_WHEN",
     "SPACES_DIR",
     "ParamSpec",
     "Space",

@@ -16,10 +16,10 @@ from typing import Any
 
 from spaces.distributions import Choice, Constant, Grid
 from spaces.space import ParamSpec, Space
-from trainables.canonical import ELF_ON, TrainFacts, unknown_task, validate
+from trainables.canonical import TrainFacts, defaults, unknown_task, validate
 from trainables.errors import UserInputError
-from trainables.losses import focal_alpha
-from trainables.params import param, task_key
+from trainables.loss_kinds import LOSS_KINDS
+from trainables.params import ELF_ON, param, task_key
 
 TASK = "<task>"  # in a space key: one key per task of the data (loss.<task>.kind, …)
 
@@ -130,19 +130,24 @@ def values_left(before: Space, after: Space) -> dict[str, list[Any]]:
 
 
 def check_against(space: Space, facts: TrainFacts) -> None:
-    """Raise UserInputError naming the space file for a point, or a focal α value, that the data
-    cannot take (e.g. a two-class α on five classes)."""
+    """Raise UserInputError naming the space file for a point, or a value of a loss kind's key,
+    that the data cannot take (its kind's `prepare` refuses it: e.g. a two-class focal α on five
+    classes)."""
     problem = unknown_task(space.params, facts)
     if problem:
         raise UserInputError(f"{space.path}: {problem}")
+    base = defaults()
     for name, counts, classes in facts.labels():
-        key = task_key(name, "alpha") if name and task_key(name, "alpha") in space.params else None
-        for value in _values(space, key or "loss.alpha"):
-            try:
-                focal_alpha(value, counts, classes)
-            except UserInputError as e:
-                where = f" (task {name})" if name else ""
-                raise UserInputError(f"{space.path}: {key or 'loss.alpha'}{where}: {e}") from None
+        for kind in LOSS_KINDS.values():
+            for p in kind.params:
+                own = task_key(name, p.key.removeprefix("loss."))
+                key = own if name and own in space.params else p.key
+                for value in _values(space, key):
+                    try:
+                        kind.prepare(base | {p.key: value}, counts, classes)
+                    except UserInputError as e:
+                        where = f" (task {name})" if name else ""
+                        raise UserInputError(f"{space.path}: {key}{where}: {e}") from None
     for i, point in enumerate(space.points_to_evaluate):
         try:
             validate(point, facts)

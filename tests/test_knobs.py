@@ -28,7 +28,8 @@ from spaces.space import Space
 from trainables.canonical import TrainFacts, canonical
 from trainables.dataset import Dataset, Split
 from trainables.errors import UserInputError
-from trainables.params import TrialParams
+from trainables.loss_kinds import LOSS_KINDS
+from trainables.params import PARAMS, Param, TrialParams
 from trainables.synthetic import SyntheticSpec, make_synthetic
 from trainables.table import TableSpec, load_table
 from trainables.trial import prepare_params
@@ -272,10 +273,23 @@ def test_scale_only_settings_are_merged(data: Dataset, facts: TrainFacts) -> Non
     )
 
 
-POOLS: dict[str, tuple[Any, ...]] = {
-    "loss.kind": ("ce", "focal"),
+# a loss kind's keys: values where kinds merge (focal γ = 0) and where they differ; a registered
+# kind's key not listed here draws its choices, or its default and bounds
+KIND_POOLS: dict[str, tuple[Any, ...]] = {
     "loss.gamma": (0.0, 2.0),
     "loss.alpha": (None, "inverse_frequency"),
+}
+
+
+def _pool(p: Param) -> tuple[Any, ...]:
+    if p.key in KIND_POOLS:
+        return KIND_POOLS[p.key]
+    return p.choices or tuple(dict.fromkeys(v for v in (p.default, p.low, p.high) if v is not None))
+
+
+POOLS: dict[str, tuple[Any, ...]] = {
+    "loss.kind": tuple(LOSS_KINDS),
+    **{k: _pool(p) for k, p in PARAMS.items() if p.when[:1] and p.when[0][0] == "loss.kind"},
     "elf.strategy": ("none", "aco", "rso", "avg", "max"),
     "elf.granularity": ("repository", "subsystem", "package"),
     "elf.missing": ("default", "impute", "min", "skip"),

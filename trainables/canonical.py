@@ -4,10 +4,11 @@
 trial raises), then rewrites it to the representative of the configurations that train
 bit-identically on this code and data.
 Rules (missing keys read as their PARAMS default):
-- a key that cannot affect training given the others is dropped (RELEVANT_WHEN, e.g. loss.gamma
-  unless loss.kind is focal; every elf.* key when elf.strategy is none: the trial then applies no
-  weight transform at all);
-- focal with γ = 0 and α = null is cross-entropy: (1 − p)^0 = 1;
+- a key that cannot affect training given the others is dropped (its `Param.when` in the
+  registry, plug-ins' and loss kinds' keys included: e.g. loss.gamma unless loss.kind is focal;
+  every elf.* key when elf.strategy is none: the trial then applies no weight transform at all);
+- a loss kind that trains as another for its values is that kind (`LossKind.same_as`: focal with
+  γ = 0 and α = null is cross-entropy, (1 − p)^0 = 1);
 - effective-number class weights with β = 0 are all (1 − 0^n)/(1 − 0) = 1, i.e. no class weights;
 - a clip bound that moves no training weight is null: with the data, computed on the training
   weights themselves; without it, for elf.normalize none, bounds outside [e, e²] (ω = e^(1+o));
@@ -24,7 +25,7 @@ With the data (`Dataset`, see `TrainFacts`), also:
 - a class-weight cap that the weights never reach (max/min ≤ cap) is null;
 - distillation with λ = 0 is none: (1 − 0)·task + 0·D; without a teacher the distill.* keys go;
 - multi-task data: every task's loss.<task>.kind/gamma/alpha is written out (absent ones take
-  loss.kind/gamma/alpha, which then go) and the focal rules apply per task; single-task data
+  loss.kind/gamma/alpha, which then go) and the kinds' rules apply per task; single-task data
   drops task.weighting.
 A None for a key that cannot be None is the inactive marker of `search.param_space` and is dropped.
 """
@@ -40,27 +41,25 @@ import torch
 
 from trainables.dataset import Dataset, Split, granularity_index
 from trainables.errors import UserInputError
-from trainables.losses import class_weights, focal_alpha
+from trainables.loss_kinds import loss_kind
+from trainables.losses import class_weights
 from trainables.params import (
-    DISTILL_KINDS,
+    ELF_ON,
     GRANULARITIES,
     PARAMS,
-    STRATEGIES,
-    TASK_FIELDS,
     TrialParams,
     closest,
     param,
+    task_fields,
     task_key,
     task_of,
 )
 from trainables.weights import check_clip_bounds, train_weights
 
-ELF_ON = tuple(s for s in STRATEGIES if s != "none")
 # ω = e^(1+o), o ∈ [0, 1], before normalisation; float32 rounds e and e² to within ~1e-7 of the
 # exact values (either side), so a clip counts as "outside" only beyond a relative slack of 1e-6
 FLOAT32_SLACK = 1e-6
 ELF_MIN, ELF_MAX = math.e * (1 - FLOAT32_SLACK), math.e**2 * (1 + FLOAT32_SLACK)
-FILLS = ("default", "impute", "min")  # missing policies that can read elf.default_aco/rso
 SIGNALS_READ = {"aco": ("aco",), "rso": ("rso",), "avg": ("aco", "rso"), "max": ("aco", "rso")}
 
 
@@ -70,25 +69,6 @@ def defaults() -> dict[str, Any]:
 
 
 MAX_PASSES = 8  # each pass can only remove keys or apply a one-way rewrite; 2 suffice in practice
-
-# key -> {parent: values under which key matters}; all entries must hold and parents be relevant
-RELEVANT_WHEN: dict[str, dict[str, tuple[Any, ...]]] = {
-    "loss.gamma": {"loss.kind": ("focal",)},
-    "loss.alpha": {"loss.kind": ("focal",)},
-    **{
-        f"elf.{k}": {"elf.strategy": ELF_ON}
-        for k in ("granularity", "missing", "normalize", "clip_min", "clip_max", "batch_norm")
-    },
-    "elf.warmup_frac": {"elf.strategy": ELF_ON},
-    # impute and min fall back to the defaults when a training column has no known value
-    "elf.default_aco": {"elf.strategy": ("aco", "avg", "max"), "elf.missing": FILLS},
-    "elf.default_rso": {"elf.strategy": ("rso", "avg", "max"), "elf.missing": FILLS},
-    "cw.beta": {"cw.method": ("effective",)},
-    "train.momentum": {"train.optimizer": ("sgd",)},
-    "cw.cap": {"cw.method": ("balanced", "effective")},
-    "distill.weight": {"distill.kind": DISTILL_KINDS[1:]},
-    "distill.temperature": {"distill.kind": DISTILL_KINDS[1:]},
-}
 
 
 @dataclass
@@ -224,25 +204,34 @@ def relevant(key: str, values: Mapping[str, Any], facts: TrainFacts | None = Non
     if facts is not None and key in facts.ignored:
         return False
     task = task_of(key)
-    if task is not None and task[1] != "kind":  # a task's γ and α: with its focal loss only
-        return values.get(task_key(task[0], "kind"), values["loss.kind"]) == "focal"
+    if task is not None and task[1] != "kind":  # a task's γ, α, …: under its own kind
+        kind = values.get(task_key(task[0], "kind"), values["loss.kind"])
+        return all(
+            (kind if parent == "loss.kind" else values[parent]) in allowed
+            for parent, allowed in PARAMS[f"loss.{task[1]}"].when
+        )
     if facts is not None and key in NEEDS_MISSING and _nothing_missing(values, facts):
         return False
+    known = param(key)
     return all(
         values[parent] in allowed and relevant(parent, values, facts)
-        for parent, allowed in RELEVANT_WHEN.get(key, {}).items()
+        for parent, allowed in (known.when if known is not None else ())
     )
 
 
 Rule = Callable[[Mapping[str, Any], TrainFacts | None], dict[str, Any]]
 
 
-def _focal_is_ce(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _same_kind(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+    """Each loss kind (and each task's) that trains as another kind for its values is that kind."""
     out = {}
     for prefix in ["loss.", *{f"loss.{t[0]}." for k in v if (t := task_of(k))}]:
-        kind, gamma, alpha = (v.get(prefix + f) for f in TASK_FIELDS)
-        if kind == "focal" and gamma == 0 and alpha is None:
-            out[prefix + "kind"] = "ce"
+        own = {f"loss.{f}": v.get(prefix + f) for f in task_fields()}
+        if own["loss.kind"] is None:
+            continue
+        other = loss_kind(own["loss.kind"]).same_as(own)
+        if other is not None:
+            out[prefix + "kind"] = other
     return out
 
 
@@ -318,7 +307,7 @@ def _warmup_one_step(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str
 
 
 REWRITES: tuple[Rule, ...] = (
-    _focal_is_ce,
+    _same_kind,
     _distill_off,
     _effective_beta_zero,
     _cap_never_binds,
@@ -349,8 +338,9 @@ def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict[str, Any]:
     """The checked flat config as written (absent keys stay absent), or the UserInputError a trial
-    raises for it: a bad value, clip_min above clip_max, and with the data a focal α that does not
-    fit its classes or class weights for a class without training rows."""
+    raises for it: a bad value, clip_min above clip_max, and with the data what a loss kind's
+    `prepare` refuses (a focal α that does not fit its classes) or class weights for a class
+    without training rows."""
     out = _checked(params)
     v = defaults() | out
     check_clip_bounds(v["elf.clip_min"], v["elf.clip_max"])
@@ -360,11 +350,10 @@ def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict
     if problem:
         raise UserInputError(problem)
     for name, counts, classes in facts.labels():
-        own = {f: v.get(task_key(name, f), v[f"loss.{f}"]) for f in TASK_FIELDS}
+        own = v | {f"loss.{f}": v.get(task_key(name, f), v[f"loss.{f}"]) for f in task_fields()}
         where = f"task {name}: " if name else ""
         try:
-            if own["kind"] == "focal":
-                focal_alpha(own["alpha"], counts, classes)
+            loss_kind(own["loss.kind"]).prepare(own, counts, classes)
             if v["cw.method"] != "none":
                 class_weights(counts, v["cw.method"], v["cw.beta"], v["cw.cap"], classes)
         except UserInputError as e:
@@ -381,16 +370,13 @@ def unknown_task(keys: Iterable[str], facts: TrainFacts) -> str | None:
     return f"{unknown[0]}: not a task of the data (its tasks: {tasks})"
 
 
-LOSS_KEYS = tuple(f"loss.{f}" for f in TASK_FIELDS)
-
-
 def per_task(params: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
     """`params` with every task's loss.<task>.* written out (absent: loss.*) and loss.* gone."""
     v = defaults() | dict(params)
-    own = {
-        task_key(t, f): v.get(task_key(t, f), v[f"loss.{f}"]) for t in tasks for f in TASK_FIELDS
-    }
-    return {k: x for k, x in params.items() if k not in LOSS_KEYS} | own
+    fields = task_fields()
+    own = {task_key(t, f): v.get(task_key(t, f), v[f"loss.{f}"]) for t in tasks for f in fields}
+    shared = tuple(f"loss.{f}" for f in fields)
+    return {k: x for k, x in params.items() if k not in shared} | own
 
 
 def canonical(

@@ -1,6 +1,7 @@
 """Classification losses: focal loss, class weights and the fused per-step training loss.
 
-`combined_loss` is what a trial calls every step: mean over the batch of ω_i·cw[y_i]·ℓ_i with ℓ
+`combined_loss` is what a trial calls every step for the built-in kinds ce and focal (their
+`fused` form in `trainables.loss_kinds`): mean over the batch of ω_i·cw[y_i]·ℓ_i with ℓ
 cross-entropy or focal. On batches of a few hundred rows the cost is the number of tensor ops, not
 the arithmetic, so it folds every constant into one per-sample factor and runs focal loss as one
 autograd node with a hand-written backward (one log_softmax, one gather, no Python scalars).
@@ -267,7 +268,7 @@ class _FocalDot(torch.autograd.Function):
         return grad_logits, None, None, None
 
 
-LOSS_KINDS = ("ce", "focal")
+FUSED_KINDS = ("ce", "focal")  # the built-in kinds of trainables.loss_kinds, fused here
 
 
 def combined_loss(
@@ -288,8 +289,8 @@ def combined_loss(
     (via focal_loss). sample_w (N,) and class_w (C,) may be None (= 1); with both None and kind
     ce this is F.cross_entropy itself. Focal with γ > 0 runs as one autograd node.
     """
-    if kind not in LOSS_KINDS:
-        raise ValueError(f"unknown loss kind {kind!r}: expected one of {list(LOSS_KINDS)}")
+    if kind not in FUSED_KINDS:
+        raise ValueError(f"unknown loss kind {kind!r}: expected one of {list(FUSED_KINDS)}")
     if kind == "ce":
         gamma, alpha = 0.0, None
     elif gamma < 0:

@@ -1,7 +1,10 @@
 """The trial's parameters: every key a trial understands, its default, type and allowed values.
 
 This registry is the single source of truth for trial keys: the space compiler rejects keys that are
-not here, and `TrialParams.from_flat` validates a flat `{dotted.key: value}` config against it.
+not here, and `TrialParams.from_flat` validates a flat `{dotted.key: value}` config against it. Each
+key says when it can change training (`Param.when`), which `trainables.canonical` reads. `loss.kind`'s
+choices and the loss kinds' own keys (loss.gamma, …) come from `trainables.loss_kinds`, which
+registers the built-in kinds when `trainables` is imported.
 """
 
 from __future__ import annotations
@@ -18,13 +21,22 @@ MISSING_POLICIES = ("default", "impute", "min", "skip")
 OPTIMIZERS = ("adamw", "sgd")
 DISTILL_KINDS = ("none", "kl", "jsd")
 WEIGHTINGS = ("uniform", "inverse_accuracy", "inverse_f1", "difficulty", "uncertainty")
-TASK_FIELDS = ("kind", "gamma", "alpha")  # loss.<task>.<field>: one task's loss (multi-task data)
+ELF_ON = tuple(s for s in STRATEGIES if s != "none")
+FILLS = ("default", "impute", "min")  # missing policies that can read elf.default_aco/rso
+WITH_ELF = (("elf.strategy", ELF_ON),)  # every elf.* key but the strategy: with ELF only
+WITH_DISTILL = (("distill.kind", DISTILL_KINDS[1:]),)
+
+When = tuple[tuple[str, tuple[Any, ...]], ...]
 
 
 @dataclass(frozen=True)
 class Param:
     """One trial parameter: `kind` is float, int, bool, str (one of `choices`), text (any string),
-    float_or_none or alpha (see `_check_alpha`)."""
+    float_or_none or alpha (see `_check_alpha`).
+
+    `when` says when the key can affect training: ((parent, values), ...), every parent set to one
+    of its values (and itself relevant); empty: always. `trainables.canonical` drops a key whose
+    `when` does not hold, so two configs that differ only there are one configuration."""
 
     key: str
     default: Any
@@ -33,6 +45,7 @@ class Param:
     choices: tuple[Any, ...] | None = None
     low: float | None = None
     high: float | None = None
+    when: When = ()
 
     def check(self, value: Any) -> Any:
         """Return `value` coerced to this parameter's type, or raise ValueError saying what was expected."""
@@ -113,23 +126,8 @@ PARAMS: dict[str, Param] = {
     for p in [
         _p("seed", 0, "int", "Seed for model init, batching and sampling.", low=0),
         # Loss
-        _p(
-            "loss.kind",
-            "ce",
-            "str",
-            "Per-sample loss: cross-entropy or focal.",
-            choices=("ce", "focal"),
-        ),
-        _p("loss.gamma", 2.0, "float", "Focal focusing parameter γ (focal only).", low=0, high=5),
-        _p(
-            "loss.alpha",
-            None,
-            "alpha",
-            "Focal per-class α (focal only): null; a number α (two classes: α for the minority "
-            "class, 1 − α for the other); inverse_frequency (α_k ∝ 1/n_k), sqrt_inverse_frequency "
-            "(∝ 1/√n_k) or effective:β (∝ (1 − β)/(1 − β^n_k)), each summing to 1; or a list of "
-            "one value per class.",
-        ),
+        # its choices and the loss.<field> keys after it: the kinds of trainables.loss_kinds
+        _p("loss.kind", "ce", "str", "Per-sample loss (trainables.loss_kinds).", choices=()),
         _p(
             "task.weighting",
             "uniform",
@@ -145,16 +143,40 @@ PARAMS: dict[str, Param] = {
             "ω = e^(1+o) with o = aco, rso, their mean or max.",
             choices=STRATEGIES,
         ),
-        _p("elf.granularity", "package", "str", "Ownership granularity.", choices=GRANULARITIES),
+        _p(
+            "elf.granularity",
+            "package",
+            "str",
+            "Ownership granularity.",
+            choices=GRANULARITIES,
+            when=WITH_ELF,
+        ),
         _p(
             "elf.missing",
             "default",
             "str",
             "Policy for missing ownership.",
             choices=MISSING_POLICIES,
+            when=WITH_ELF,
         ),
-        _p("elf.default_aco", 0.05, "float", "aco used by missing=default.", low=0, high=1),
-        _p("elf.default_rso", 0.10, "float", "rso used by missing=default.", low=0, high=1),
+        _p(
+            "elf.default_aco",
+            0.05,
+            "float",
+            "aco used by missing=default.",
+            low=0,
+            high=1,
+            when=(("elf.strategy", ("aco", "avg", "max")), ("elf.missing", FILLS)),
+        ),
+        _p(
+            "elf.default_rso",
+            0.10,
+            "float",
+            "rso used by missing=default.",
+            low=0,
+            high=1,
+            when=(("elf.strategy", ("rso", "avg", "max")), ("elf.missing", FILLS)),
+        ),
         _p(
             "elf.normalize",
             "none",
@@ -162,14 +184,30 @@ PARAMS: dict[str, Param] = {
             "mean: elf.clip_min/clip_max are multiples of the mean training weight (the weights "
             "keep their scale); without a clip bound it changes nothing.",
             choices=("none", "mean"),
+            when=WITH_ELF,
         ),
-        _p("elf.clip_min", None, "float_or_none", "Lower clip of weights (none: no clip).", low=0),
-        _p("elf.clip_max", None, "float_or_none", "Upper clip of weights (none: no clip).", low=0),
+        _p(
+            "elf.clip_min",
+            None,
+            "float_or_none",
+            "Lower clip of weights (none: no clip).",
+            low=0,
+            when=WITH_ELF,
+        ),
+        _p(
+            "elf.clip_max",
+            None,
+            "float_or_none",
+            "Upper clip of weights (none: no clip).",
+            low=0,
+            when=WITH_ELF,
+        ),
         _p(
             "elf.batch_norm",
             False,
             "bool",
             "Per-batch 1.25 + 0.75·tanh((w − mean)/(std + 1e-8)), before the warm-up.",
+            when=WITH_ELF,
         ),
         _p(
             "elf.warmup_frac",
@@ -179,6 +217,7 @@ PARAMS: dict[str, Param] = {
             "first warmup_frac·(max_epochs − 1) epochs (0: no warm-up).",
             low=0,
             high=1,
+            when=WITH_ELF,
         ),
         # Distillation (needs distill.teacher)
         _p(
@@ -195,6 +234,7 @@ PARAMS: dict[str, Param] = {
             "λ: loss = (1 − λ)·task loss + λ·T²·D (distill.kind not none).",
             low=0,
             high=1,
+            when=WITH_DISTILL,
         ),
         _p(
             "distill.temperature",
@@ -203,13 +243,27 @@ PARAMS: dict[str, Param] = {
             "T: both distributions are softmax(logits / T) in the distillation term.",
             low=0.05,
             high=100,
+            when=WITH_DISTILL,
         ),
         # Class weights
         _p("cw.method", "none", "str", "Class weights.", choices=("none", "balanced", "effective")),
         _p(
-            "cw.beta", 0.999, "float", "β of the effective number of samples.", low=0, high=0.999999
+            "cw.beta",
+            0.999,
+            "float",
+            "β of the effective number of samples.",
+            low=0,
+            high=0.999999,
+            when=(("cw.method", ("effective",)),),
         ),
-        _p("cw.cap", None, "float_or_none", "Bound on max/min class weight ratio.", low=1),
+        _p(
+            "cw.cap",
+            None,
+            "float_or_none",
+            "Bound on max/min class weight ratio.",
+            low=1,
+            when=(("cw.method", ("balanced", "effective")),),
+        ),
         # Training
         _p("train.balanced_sampling", False, "bool", "Sample training batches class-balanced."),
         _p(
@@ -229,7 +283,15 @@ PARAMS: dict[str, Param] = {
             low=0,
             high=1.0,
         ),
-        _p("train.momentum", 0.9, "float", "SGD momentum (sgd only).", low=0, high=0.999),
+        _p(
+            "train.momentum",
+            0.9,
+            "float",
+            "SGD momentum (sgd only).",
+            low=0,
+            high=0.999,
+            when=(("train.optimizer", ("sgd",)),),
+        ),
         _p("train.batch_size", 256, "int", "Training batch size.", low=1),
         _p("train.max_epochs", 12, "int", "Epoch budget (ASHA's max_t).", low=1),
         _p(
@@ -276,8 +338,9 @@ def is_plain_ce(params: Mapping[str, Any]) -> bool:
 
 def as_plain_ce(params: Mapping[str, Any]) -> dict[str, Any]:
     """`params` with the plain cross-entropy recipe (every loss.<task>.kind ce) and without the
-    focal and distillation settings it no longer reads."""
-    unread = ("loss.gamma", "loss.alpha", "distill.weight", "distill.temperature")
+    loss kinds' settings (loss.gamma, …) and distillation settings it no longer reads."""
+    kinds = tuple(f"loss.{f}" for f in task_fields() if f != "kind")
+    unread = (*kinds, "distill.weight", "distill.temperature")
     focal = [k for k in params if k in unread or task_of(k)]
     kept = {k: v for k, v in params.items() if k not in focal}
     return kept | PLAIN_CE | dict.fromkeys(_task_kinds(params), "ce")
@@ -288,15 +351,21 @@ def _task_kinds(params: Mapping[str, Any]) -> list[str]:
     return [k for k in params if (task_of(k) or ("", ""))[1] == "kind"]
 
 
+def task_fields() -> tuple[str, ...]:
+    """The fields a task can set for itself as loss.<task>.<field> (multi-task data): kind and
+    every registered loss kind's loss.<field> keys (gamma, alpha, …)."""
+    return tuple(k[5:] for k in PARAMS if k.startswith("loss.") and k.count(".") == 1)
+
+
 def task_key(task: str, name: str) -> str:
-    """The key of task `task`'s own loss setting `name` (kind, gamma or alpha)."""
+    """The key of task `task`'s own loss setting `name` (kind, gamma, alpha, …)."""
     return f"loss.{task}.{name}"
 
 
 def task_of(key: str) -> tuple[str, str] | None:
     """(task, field) of a loss.<task>.<field> key, else None."""
     parts = key.split(".")
-    if len(parts) == 3 and parts[0] == "loss" and parts[1] and parts[2] in TASK_FIELDS:
+    if len(parts) == 3 and parts[0] == "loss" and parts[1] and f"loss.{parts[2]}" in PARAMS:
         return parts[1], parts[2]
     return None
 
@@ -314,8 +383,8 @@ def param(key: str) -> Param | None:
 
 
 def task_params(params: TrialParams, task: str) -> TrialParams:
-    """`params` with task `task`'s own loss.<task>.* values as loss.kind, loss.gamma, loss.alpha."""
-    keys = {f"loss.{f}": task_key(task, f) for f in TASK_FIELDS}
+    """`params` with task `task`'s own loss.<task>.* values as loss.kind, loss.gamma, …"""
+    keys = {f"loss.{f}": task_key(task, f) for f in task_fields()}
     own = {k: params.values[t] for k, t in keys.items() if t in params.values}
     return TrialParams(params.values | own)
 

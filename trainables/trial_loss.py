@@ -9,7 +9,8 @@
             step(model(x[idx]), y[idx], lo).backward()
         stats = step.stats()                         # w_* of the weights applied this epoch
 
-Per sample i at batch position p: ℓ_i·ω_p·cw[y_i], ℓ cross-entropy or focal (γ, α); ω the ELF
+Per sample i at batch position p: ℓ_i·ω_p·cw[y_i], ℓ the loss.kind's (trainables.loss_kinds:
+cross-entropy, focal with γ and α, or a registered kind); ω the ELF
 weight e^(1+o) after the missing policy and clipping (once), then per epoch batch-normalised over
 runs of train.batch_size (elf.batch_norm) and warmed up (elf.warmup_frac); the mean over the batch.
 With distill.kind kl or jsd: (1 − λ)·that + λ·T²·mean D(teacher_T ‖ student_T) (trainables.distill).
@@ -27,7 +28,8 @@ from torch import Tensor
 from trainables.dataset import Split
 from trainables.distill import distill_term, ensemble_log_p
 from trainables.errors import UserInputError
-from trainables.losses import class_weights, combined_loss, focal_alpha, warn_double_correction
+from trainables.loss_kinds import loss_kind, weighted_loss
+from trainables.losses import class_weights, warn_double_correction
 from trainables.params import TrialParams
 from trainables.weights import (
     adaptive_scale,
@@ -78,9 +80,8 @@ class TrialLoss:
         if p["cw.method"] != "none":
             cw = class_weights(counts, p["cw.method"], p["cw.beta"], p["cw.cap"], classes)
             self.cw = None if bool((cw == 1).all()) else cw.to(device)
-        self.alpha = None
-        if p["loss.kind"] == "focal":
-            self.alpha = focal_alpha(p["loss.alpha"], counts, classes)
+        self.kind = loss_kind(p["loss.kind"])
+        self.context = self.kind.prepare(p, counts, classes)  # e.g. focal's α vector
         self.bn_batch = p["train.batch_size"] if self.elf and p["elf.batch_norm"] else 0
         self.looked = False  # the first batch's logits were checked for probabilities
         self.teacher = None  # (n, C) the teachers' tempered log-probabilities (trainables.distill)
@@ -164,14 +165,8 @@ class EpochLoss:
             self.loss.looked = True
             warn_probabilities(logits)
         w = None if self.batch_w is None else self.batch_w[lo : lo + y.shape[0]]
-        task = combined_loss(
-            logits.float(),
-            y,
-            w,
-            None,
-            kind=p["loss.kind"],
-            gamma=p["loss.gamma"],
-            alpha=self.loss.alpha,
+        task = weighted_loss(
+            logits.float(), y, w, None, kind=p["loss.kind"], params=p, context=self.loss.context
         )
         teacher = self.loss.teacher
         if teacher is None:

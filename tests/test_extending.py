@@ -1,0 +1,111 @@
+"""The worked examples of docs/development.md, run as written: "Add a loss kind" registers Poly-1
+from a module of its own, and the kind is in `--help`, searched by a space and trains differently
+from cross-entropy; its registration is undone afterwards. A plug-in's key says when it matters
+(`Param.when`) and `canonical` reads it."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import optuna
+import pytest
+
+from search.run import usage
+from spaces import load_space
+from spaces.corners import check_corners
+from spaces.fit import fit_to_data
+from trainables.canonical import TrainFacts, canonical
+from trainables.loss_kinds import LOSS_KINDS, unregister_loss_kind
+from trainables.params import PARAMS, Param
+from trainables.plugins import Plugins, register
+from trainables.synthetic import SyntheticSpec, make_synthetic
+from trainables.trial import run_local
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "development.md"
+TINY = SyntheticSpec(n_train=512, n_val=256, n_test=64, reviewers=40, features=12, informative=6)
+SHORT = {"train.max_epochs": 3, "train.batch_size": 64, "model.hidden": 32}
+
+
+def example(section: str) -> str:
+    """The first python block of `section` in docs/development.md."""
+    text = DOC.read_text(encoding="utf-8").split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.search(r"```python\n(.*?)```", text, re.S).group(1)
+
+
+@pytest.fixture
+def poly1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The doc's Poly-1 module, saved as poly1.py and imported (registering it); unregistered
+    and forgotten afterwards."""
+    (tmp_path / "poly1.py").write_text(example("Add a loss kind"), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        yield importlib.import_module("poly1")
+    finally:
+        sys.modules.pop("poly1", None)
+        unregister_loss_kind("poly1")
+    assert "poly1" not in LOSS_KINDS and "loss.epsilon" not in PARAMS
+    assert PARAMS["loss.kind"].choices == ("ce", "focal")
+
+
+def test_a_registered_loss_kind_is_in_help_searched_and_trains_differently(
+    poly1: ModuleType, tmp_path: Path
+) -> None:
+    # --help lists the kind among loss.kind's values and its key
+    shown = usage()
+    assert re.search(r"loss\.kind .*One of: ce, focal, poly1\.", shown)
+    assert re.search(r"loss\.epsilon +default: 1\.0 +Poly-1 weight", shown)
+    assert "kind, gamma, alpha, epsilon of one task" in shown
+
+    # a space searches it (compiled and sampled define-by-run), its key only under its kind
+    path = tmp_path / "poly1.yaml"
+    path.write_text(
+        "params:\n"
+        "  loss.kind: {choice: [ce, poly1]}\n"
+        "  loss.epsilon: {uniform: [0.5, 2.0], when: {loss.kind: poly1}}\n",
+        encoding="utf-8",
+    )
+    space = load_space(str(path))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = []
+    for _ in range(12):
+        trial = study.ask()
+        space.define_by_run(trial)
+        drawn.append(trial.params)
+        study.tell(trial, 0.0)
+    assert {d["loss.kind"] for d in drawn} == {"ce", "poly1"}
+    assert all(("loss.epsilon" in d) == (d["loss.kind"] == "poly1") for d in drawn)
+    assert canonical({"loss.kind": "ce", "loss.epsilon": 0.5}) == {"loss.kind": "ce"}
+    assert canonical({"loss.kind": "poly1", "loss.epsilon": 0.5}) == {
+        "loss.kind": "poly1",
+        "loss.epsilon": 0.5,
+    }
+
+    # the loss preflight measures a corner of it on a training batch
+    data = make_synthetic(TINY)
+    plugins = Plugins(trainable="poly1:train")
+    facts = TrainFacts.of(data)
+    measured = check_corners(fit_to_data(space, facts)[0], data, plugins, facts)
+    assert {c.settings.get("loss.kind") for c in measured} >= {"poly1"}
+
+    # it trains, differently from ce, through the plug-in route the doc gives
+    ce = run_local(SHORT | {"loss.kind": "ce"}, data, plugins=plugins)
+    poly = run_local(SHORT | {"loss.kind": "poly1", "loss.epsilon": 2.0}, data, plugins=plugins)
+    assert len(poly) == SHORT["train.max_epochs"]
+    gaps = [abs(a["val_loss"] - b["val_loss"]) for a, b in zip(ce, poly, strict=True)]
+    assert max(gaps) > 1e-3, gaps
+
+
+def test_a_plugin_keys_when_is_read_by_canonical() -> None:
+    deep = Param("model.skip", True, "bool", "Skip connections.", when=(("model.layers", (3, 4)),))
+    register([deep], "model=test")
+    try:
+        assert canonical({"model.layers": 2, "model.skip": False}) == {"model.layers": 2}
+        kept = {"model.layers": 3, "model.skip": False}
+        assert canonical(kept) == kept
+    finally:
+        PARAMS.pop("model.skip")
