@@ -17,8 +17,8 @@ import pytest
 
 from search.run import usage
 from spaces import load_space
-from spaces.corners import check_corners
 from spaces.fit import fit_to_data
+from spaces.loss_preflight import check_corners
 from trainables.canonical import TrainFacts, canonical
 from trainables.loss_kinds import LOSS_KINDS, unregister_loss_kind
 from trainables.params import PARAMS, Param
