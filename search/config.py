@@ -260,7 +260,9 @@ def _pins(cfg: SearchConfig, given: dict[str, str]) -> dict[str, Any]:
     from spaces.safe_yaml import parse_yaml
 
     if any(param(k) is None for k in given):
-        cfg.plugins.load()
+        from trainables.trial import load_trainable  # here: it imports torch
+
+        load_trainable(cfg.plugins)
     pins = {}
     for key, text in given.items():
         if param(key) is None:

@@ -43,6 +43,7 @@ from trainables.dataset import Dataset
 from trainables.models import ignored_keys
 from trainables.plugin_preflight import preflight
 from trainables.plugins import Plugins
+from trainables.trial import load_trainable
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def run_on_head(cfg: SearchConfig, space: Space) -> Outcome:
 def _run_here(cfg: SearchConfig, filename: str, text: str) -> Outcome:
     path = Path(tempfile.mkdtemp(prefix="loss-search-space-")) / filename
     path.write_text(text)
-    cfg.plugins.load()  # their declared keys are trial keys on the head too
+    load_trainable(cfg.plugins)  # their declared keys are trial keys on the head too
     return run(cfg, load_space(str(path)))
 
 

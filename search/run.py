@@ -121,7 +121,9 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
     else:
         _check_preset(cfg.data["preset"])
         path = cfg.space
-    cfg.plugins.load()  # their declared keys are trial keys the space may search
+    from trainables.trial import load_trainable  # here: it imports torch
+
+    load_trainable(cfg.plugins)  # their declared keys are trial keys the space may search
     check_key_kinds()
     space = load_space(path) if cfg.resume else pin(load_space(path), cfg.params)
     check_output_dir(cfg.output_dir)

@@ -19,7 +19,7 @@ from trainables.dataset import Dataset
 from trainables.nonfinite import NonFiniteError, flagged_result
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.plugins import BUILT_IN, Plugins
-from trainables.trial import pick_device, prepare_params
+from trainables.trial import load_trainable, pick_device, prepare_params
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def tune_trial(
     Resumes from the newest loadable checkpoint (`trainables.checkpoints.restore`); a non-finite
     loss or metric reports a flagged last result and raises (`trainables.nonfinite`).
     """
-    function = plugins.load()  # before validation: registers the plug-ins' keys here too
+    function = load_trainable(plugins)  # before validation: registers the plug-ins' keys here too
     params = prepare_params(config, data)
     gpu = bool(tune.get_context().get_trial_resources().required_resources.get("GPU", 0))
     device = pick_device(gpu)  # Ray narrows CUDA_VISIBLE_DEVICES to its GPU, so "cuda" is that one

@@ -18,6 +18,7 @@ from search.config import load_config
 from search.searcher import load_study
 from search.tuner import STUDY_FILE
 from spaces import load_space
+from trainables.trial import load_trainable
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ def search(tmp_path, space_text: str, *extra: str):
             *extra,
         ]
     )
-    cfg.plugins.load()  # registers the fault trainable's keys before the space names them
+    load_trainable(cfg.plugins)  # registers the fault trainable's keys before the space names them
     return cfg, run(cfg, load_space(cfg.space))
 
 

@@ -1,6 +1,6 @@
 """No import circles among the project's modules: the module graph (grimp, import-linter's own graph
-library; imports under `if TYPE_CHECKING:` and inside functions count too) has no cycle, apart from
-the one known circle listed in KNOWN_CYCLE. A failure names each cycle, one import per step."""
+library; imports under `if TYPE_CHECKING:` and inside functions count too) has no cycle. A failure
+names each cycle, one import per step."""
 
 from __future__ import annotations
 
@@ -11,20 +11,6 @@ import grimp
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("record", "trainables", "spaces", "mirrors", "reports", "search", "benchmarks")
-
-# The one allowed circle, still to be broken: trainables/plugins.py imports the built-in trainable
-# (trial.py), models.py and encoder.py to resolve `trainable=`/`model=`, and those import
-# plugins.py back through context.py (issue "two import circles", the trainables half). A cycle
-# outside these modules, or one that pulls in another module, fails this test.
-KNOWN_CYCLE = frozenset(
-    {
-        "trainables.context",
-        "trainables.encoder",
-        "trainables.models",
-        "trainables.plugins",
-        "trainables.trial",
-    }
-)
 
 
 def strongly_connected(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -89,9 +75,9 @@ def project_graph() -> grimp.ImportGraph:
     return grimp.build_graph(*PACKAGES, cache_dir=None)
 
 
-def test_no_import_cycles_but_the_known_one():
+def test_no_import_cycles():
     graph = project_graph()
-    new = [c for c in strongly_connected(graph) if not set(c) <= KNOWN_CYCLE]
+    new = strongly_connected(graph)
     report = "\n\n".join(f"{', '.join(c)}:\n{describe_cycle(graph, c)}" for c in new)
     assert not new, f"import cycle(s) among the project's modules:\n\n{report}"
 

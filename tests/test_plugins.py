@@ -20,7 +20,7 @@ from search.config import load_config
 from search.run import main
 from spaces import load_space
 from trainables.plugins import Plugins
-from trainables.trial import run_local
+from trainables.trial import load_trainable, run_local
 
 USER_MODEL = "examples.user_model:factory"
 USER_TRAINABLE = "examples.user_trainable:train"
@@ -61,7 +61,7 @@ def test_a_user_trainable_resumes_from_its_checkpoint_as_if_never_stopped(small_
     from trainables.trial import prepare_params
 
     user = Plugins(trainable=USER_TRAINABLE)
-    function = user.load()
+    function = load_trainable(user)
     params = prepare_params(CONFIGS[1] | {"train.max_epochs": 4}, small_data)
 
     def trial(restored=None) -> list[tuple[dict, dict]]:
@@ -99,7 +99,7 @@ def run_search(tmp_path, *extra: str):
             *extra,
         ]
     )
-    cfg.plugins.load()
+    load_trainable(cfg.plugins)
     return cfg, search.driver.run(cfg, load_space(cfg.space))
 
 

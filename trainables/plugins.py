@@ -64,23 +64,13 @@ def register(params: Any, owner: str) -> None:
 @dataclass(frozen=True)
 class Plugins:
     """What trains a trial: `model=` (a registry name or pkg.mod:factory), `trainable=` (empty:
-    the built-in loop) and, for model=text finetune, the sentence encoder's name."""
+    the built-in loop) and, for model=text finetune, the sentence encoder's name. Plain data:
+    `trainables.trial.load_trainable` imports them (this module imports neither the models nor
+    the trial loop, so they can import it)."""
 
     model: str = "mlp"
     trainable: str = ""
     encoder: str = ""
-
-    def load(self) -> Trainable:
-        """Import both plug-ins, registering their declared keys (a UserInputError if one fails);
-        the trainable function."""
-        from trainables.models import model_factory
-
-        model_factory(self.model)
-        if not self.trainable:
-            from trainables.trial import train
-
-            return train
-        return load_object(self.trainable, "trainable")
 
 
 BUILT_IN = Plugins()  # the MLP trained by the built-in loop

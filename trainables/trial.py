@@ -16,9 +16,10 @@ from trainables.canonical import canonical
 from trainables.context import Sink, TrialContext
 from trainables.dataset import Dataset, Split
 from trainables.errors import UserInputError
+from trainables.models import model_factory
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.params import TrialParams
-from trainables.plugins import BUILT_IN, Plugins
+from trainables.plugins import BUILT_IN, Plugins, Trainable, load_object
 
 
 def pick_device(gpu_assigned: bool) -> torch.device:
@@ -46,6 +47,13 @@ def make_optimizer(
             parameters, lr=lr, momentum=params["train.momentum"], weight_decay=decay
         )
     return torch.optim.AdamW(parameters, lr=lr, weight_decay=decay)
+
+
+def load_trainable(plugins: Plugins) -> Trainable:
+    """Import both plug-ins of `plugins`, registering their declared keys (a UserInputError if one
+    fails); the trainable function (the built-in `train` when none is named)."""
+    model_factory(plugins.model)
+    return load_object(plugins.trainable, "trainable") if plugins.trainable else train
 
 
 def prepare_params(config: dict[str, Any], data: Dataset) -> TrialParams:
@@ -108,7 +116,7 @@ def run_local(
 ) -> list[dict[str, Any]]:
     """Run a trainable (`plugins.trainable`, default the built-in) on `config` in this process,
     without Ray and without `data`'s test split; the per-epoch results (each also to `sink`)."""
-    function = plugins.load()
+    function = load_trainable(plugins)
     results: list[dict[str, Any]] = []
 
     def keep(result: dict[str, Any], state: dict[str, Any] | None) -> None:
@@ -140,7 +148,7 @@ def predict_best(
     """Run a trainable on `config` over `data` (its test split never read) and return the logits
     of `predict` by the model it reported at its best `objective` epoch, with the per-epoch
     results. Raises UserInputError when that epoch was reported without a model."""
-    function = plugins.load()
+    function = load_trainable(plugins)
     history: list[dict[str, Any]] = []
     ctx = TrialContext(
         prepare_params(dict(config), data),
