@@ -3,7 +3,7 @@
 1. Synthetic data: seconds to build the default preset, against one warm trial on it (12 epochs,
    one thread): the share of a trial the build costs; and seconds per million rows built.
 2. A table of `ROWS` rows (label, a ~10-word text, 13 numeric features, 2 ownership columns) written
-   as CSV, then loaded and encoded by `trainables.table.load_table` in a fresh subprocess, side by
+   as CSV, then loaded and encoded by `trainables.data.table.load_table` in a fresh subprocess, side by
    side with a subprocess that imports the same modules and only reads the file with
    `pyarrow.csv.read_csv` (the floor). Each child reports its own seconds and peak RSS (VmHWM in
    /proc/self/status: the whole process, Python and torch included; not ru_maxrss, which Linux
@@ -54,7 +54,7 @@ _CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
 import pyarrow.csv as pacsv
-from trainables.table import TableSpec, load_table
+from trainables.data.table import TableSpec, load_table
 def status_mib(key):
     line = next(x for x in open("/proc/self/status") if x.startswith(key + ":"))
     return int(line.split()[1]) / 2**10
@@ -121,7 +121,7 @@ def _child(mode: str, path: Path) -> dict[str, float]:
 
 def _synthetic(rows: int) -> Figures:
     from benchmarks.harness import Workload, warm_trial_s
-    from trainables.presets import build_dataset
+    from trainables.data.presets import build_dataset
 
     build_dataset("synthetic")  # warm-up
     t0 = time.perf_counter()

@@ -77,7 +77,7 @@ t = [time.perf_counter()]
 import ray; t.append(time.perf_counter())
 import ray.tune; t.append(time.perf_counter())
 import torch; t.append(time.perf_counter())
-import trainables.trial; t.append(time.perf_counter())
+import trainables.trial.loop; t.append(time.perf_counter())
 m = torch.nn.Linear(4, 4); o = torch.optim.AdamW(m.parameters())
 m(torch.ones(1, 4)).sum().backward(); o.step(); t.append(time.perf_counter())
 names = ["ray", "ray_tune", "torch", "trainables", "first_optimizer_step"]
@@ -216,8 +216,8 @@ def one_thread() -> Iterator[None]:
 
 def _train(rows: int, epochs: int) -> tuple[float, list[float]]:
     """(wall seconds, seconds of each epoch) of one built-in trial here: no checkpoint, no Ray."""
-    from trainables.presets import build_dataset
-    from trainables.trial import run_local
+    from trainables.data.presets import build_dataset
+    from trainables.trial.loop import run_local
 
     data = build_dataset("synthetic", {"n_train": rows})
     with one_thread():
@@ -371,7 +371,7 @@ def run_baseline(work: Workload, out: Path, mlflow_uri: str | None) -> Run:
     from ray import tune
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    from trainables.presets import build_dataset
+    from trainables.data.presets import build_dataset
 
     callbacks = (
         [MLflowLoggerCallback(tracking_uri=mlflow_uri, experiment_name="plain-ray-tune")]

@@ -4,7 +4,7 @@ Full loss = ELF weights (normalised, clipped, adaptively scaled per epoch, batch
 batch) × class weights × focal loss (γ = 2, α = 0.25). Three comparisons at batch 256, 5 classes:
 (a) a training step (MLP forward + loss + backward + AdamW), (b) the loss alone, forward + backward,
 (c) a per-sample Python loop against the vectorised loss. (a) is measured twice: with all weighting
-inside the loss call every step (`step_ratio_in_loss`), and as trainables.trial runs it, with batch
+inside the loss call every step (`step_ratio_in_loss`), and as trainables.trial.loop runs it, with batch
 norm and class weights folded into one per-sample vector once per epoch (`step_ratio`, the one the
 ≤ 1.10× target is about). Runs on one CPU thread for stable numbers; ratios are medians of paired
 ratios (see `_paired`).
@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks import Figures
-from trainables.dataset import Split
-from trainables.losses import class_weights, combined_loss, focal_alpha
+from trainables.data.dataset import Split
+from trainables.losses.functions import class_weights, combined_loss, focal_alpha
+from trainables.losses.trial_loss import applied_weights
+from trainables.losses.weights import adaptive_scale, train_weights, warmup_ramp
 from trainables.params import TrialParams
-from trainables.trial_loss import applied_weights
-from trainables.weights import adaptive_scale, train_weights, warmup_ramp
 
 BATCH = 256
 CLASSES = 5
@@ -76,7 +76,7 @@ def _data(gen: torch.Generator) -> Split:
 
 def _model(params: TrialParams) -> tuple[nn.Module, str]:
     try:
-        from trainables.models import ModelInputs, mlp
+        from trainables.models.registry import ModelInputs, mlp
     except ImportError:
         net = nn.Sequential(
             nn.Linear(FEATURES, 128),
@@ -86,7 +86,7 @@ def _model(params: TrialParams) -> tuple[nn.Module, str]:
             nn.Linear(128, CLASSES),
         )
         return _Features(net), "local nn.Sequential MLP 32-128-128-5"
-    return mlp(ModelInputs(FEATURES, CLASSES), params), "trainables.models.mlp"
+    return mlp(ModelInputs(FEATURES, CLASSES), params), "trainables.models.registry.mlp"
 
 
 class _Features(nn.Module):
@@ -214,7 +214,9 @@ def _run(quick: bool) -> Figures:
 
     order = torch.arange(len(train))
 
-    def epoch_bn_step() -> None:  # as trainables.trial runs it: per-epoch weight vector ω·cw[y]
+    def epoch_bn_step() -> (
+        None
+    ):  # as trainables.trial.loop runs it: per-epoch weight vector ω·cw[y]
         if count["full"] % steps == 0:
             epoch_w[0] = applied_weights(w_train, order, BATCH, ramp) * cw[train.y[order]]
         step(

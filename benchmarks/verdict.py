@@ -59,10 +59,10 @@ from reports.confirmation import (
 from reports.objectives import Objective
 from search.config import ConfirmSection
 from search.confirm import next_seeds
-from trainables.metric_table import score
-from trainables.presets import PRESETS
-from trainables.synthetic import make_synthetic
-from trainables.trial import predict_best
+from trainables.data.presets import PRESETS
+from trainables.data.synthetic import make_synthetic
+from trainables.metrics.table import score
+from trainables.trial.loop import predict_best
 
 PRIMARY = Objective("val_macro_f1", "max")
 K = 4  # candidates per confirmation, as in a default run (top 3 and the front)

@@ -2,7 +2,7 @@
 
 `reference/search-keys.md` lists every field of `search.config.SearchConfig` (nested sections as
 dotted keys) with its default and the comment on its line, and the `data.*` options of each data
-preset (`trainables.presets.PRESETS`); `reference/trial-keys.md` lists every entry of
+preset (`trainables.data.presets.PRESETS`); `reference/trial-keys.md` lists every entry of
 `trainables.params.PARAMS`; `performance.md`'s targets table comes from each benchmark part's
 `SUMMARY`. Nothing is copied by hand: a key added, removed or re-documented in the
 code shows up in the next `mkdocs build`. `python docs/hooks.py OUT_DIR` writes the two pages to a
@@ -129,7 +129,7 @@ def search_key_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
 
 def search_keys_page() -> str:
     from search.config import RENAMED, SHORTHANDS, SearchConfig
-    from trainables.presets import PRESETS
+    from trainables.data.presets import PRESETS
 
     lines = [
         "# Search keys",

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainables.models import ModelInputs
+from trainables.models.registry import ModelInputs
 from trainables.params import Param
 
 

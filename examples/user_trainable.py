@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from trainables.context import TrialContext
+from trainables.trial.context import TrialContext
 
 
 def train(ctx: TrialContext) -> None:

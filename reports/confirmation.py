@@ -15,7 +15,7 @@ of error gets half:
 - the test split: the seed-mean Δ recomputed on B resamples of the test rows (seeds fixed, the same
   rows for both configurations and every task), sd σ_rows; z(1 − α/(4k))·σ_rows covers the gap
   between this test split's Δ and the Δ on new data from the same source. Metrics that need
-  probabilities (ece, loss: no confusion-matrix form in trainables.metric_table) are not
+  probabilities (ece, loss: no confusion-matrix form in trainables.metrics.table) are not
   recomputed from rows: their interval is the seeds part alone (rows part NaN, said in the
   tables).
 Interval: Δ ± (seeds part + rows part), covering the expected difference on new data with
@@ -45,7 +45,7 @@ from record import BASELINE, CANDIDATE, COMPLETED, TrialRecord
 from reports.defaults import MARGIN
 from reports.objectives import Objective
 from reports.sequential import seeds_needed, sequence
-from trainables.metric_table import bounded, lookup, score
+from trainables.metrics.table import bounded, lookup, score
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
 VERDICTS = (BETTER, EQUIVALENT, WORSE, UNDECIDED)
@@ -98,7 +98,7 @@ def task_labels(facts: Mapping[str, Any]) -> list[TaskLabels] | None:
 
 def _route(metric: str, tasks: Sequence[TaskLabels]) -> tuple[list[int], str] | None:
     """(the tasks, the bare metric) a test_* metric is computed from: one with a confusion-matrix
-    form in trainables.metric_table, a task's or (when the table combines it) the mean over
+    form in trainables.metrics.table, a task's or (when the table combines it) the mean over
     tasks; None: seeds only."""
     name = metric.removeprefix("test_")
     for t, task in enumerate(tasks):
@@ -399,7 +399,7 @@ def margins(
     objectives: Sequence[Objective], configured: Mapping[str, float] | None = None
 ) -> dict[str, float | None]:
     """{test metric: δ}: confirm.delta's value (keyed by the val_ or test_ name), else MARGIN for
-    a metric in [0, 1] (bounded in trainables.metric_table), else None (no equivalence verdict)."""
+    a metric in [0, 1] (bounded in trainables.metrics.table), else None (no equivalence verdict)."""
     given = {test_name(k): float(v) for k, v in (configured or {}).items()}
     out: dict[str, float | None] = {}
     for o in objectives:

@@ -19,7 +19,7 @@ TOTAL_METRICS = ("train_time_s",)
 
 # The confirmation's equivalence margin δ per test metric (confirm.delta overrides it): the
 # smallest difference from plain CE that matters. One point on metrics that lie in [0, 1] (F1,
-# accuracy, recall, calibration error: `bounded` in trainables.metric_table) — the resolution at
+# accuracy, recall, calibration error: `bounded` in trainables.metrics.table) — the resolution at
 # which loss papers report them. Other metrics (loss, entropy, temperature) have no scale of their
 # own: no default, so only better or worse can be said of them unless confirm.delta names one.
 MARGIN = 0.01

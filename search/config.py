@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from trainables.errors import UserInputError
-from trainables.metric_table import default_objectives, is_reported, reported
+from trainables.metrics.table import default_objectives, is_reported, reported
 from trainables.objective import Objective
 from trainables.params import PARAMS, closest, param
 from trainables.plugins import DEFAULT_ENCODER, Plugins
@@ -260,7 +260,7 @@ def _pins(cfg: SearchConfig, given: dict[str, str]) -> dict[str, Any]:
     from spaces.safe_yaml import parse_yaml
 
     if any(param(k) is None for k in given):
-        from trainables.trial import load_trainable  # here: it imports torch
+        from trainables.trial.loop import load_trainable  # here: it imports torch
 
         load_trainable(cfg.plugins)
     pins = {}

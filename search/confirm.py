@@ -52,7 +52,7 @@ from record import (
 from search.config import SearchConfig
 from search.outputs import ranked
 from trainables.canonical import TrainFacts
-from trainables.dataset import Dataset
+from trainables.data.dataset import Dataset
 from trainables.objective import Objective
 from trainables.params import as_plain_ce, is_plain_ce
 from trainables.plugins import BUILT_IN, Plugins
@@ -260,8 +260,8 @@ def retrain(
     train_time_s is the whole run's. Raises what training raises."""
     import torch
 
-    from trainables.context import evaluate
-    from trainables.trial import pick_device, predict_best
+    from trainables.trial.context import evaluate
+    from trainables.trial.loop import pick_device, predict_best
 
     device = pick_device(gpu)
     logits, history = predict_best(

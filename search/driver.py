@@ -39,11 +39,11 @@ from spaces import Space, load_space
 from spaces.fit import double_correction, fit_to_data, values_left
 from spaces.loss_preflight import Corner, check_corners
 from trainables.canonical import TrainFacts
-from trainables.dataset import Dataset
-from trainables.models import ignored_keys
-from trainables.plugin_preflight import preflight
+from trainables.data.dataset import Dataset
+from trainables.models.registry import ignored_keys
 from trainables.plugins import Plugins
-from trainables.trial import load_trainable
+from trainables.trial.loop import load_trainable
+from trainables.trial.plugin_preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def prepare(cfg: SearchConfig, space: Space) -> Prepared:
     cluster): the data, the teachers, the plug-ins' one-batch preflight, the space fitted to the
     data and the loss preflight of its corners."""
     from reports.objectives import parse_objectives  # already imported: the config checked them
-    from trainables.presets import build_dataset
+    from trainables.data.presets import build_dataset
 
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     data, plugins = model_inputs(cfg, data)
@@ -206,7 +206,7 @@ def model_inputs(cfg: SearchConfig, data: Dataset) -> tuple[Dataset, Plugins]:
     plugins = cfg.plugins
     if cfg.model.name != "text":
         return data.without_texts(), plugins
-    from trainables.encoder import embed_frozen, tokenize
+    from trainables.models.encoder import embed_frozen, tokenize
 
     if cfg.model.mode == "frozen":
         cache = Path(cfg.model.cache_dir or Path.home() / ".cache" / "loss-search" / "embeddings")

@@ -15,7 +15,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from record import COMPLETED, FAILED, RECORD_FILE, STOPPED_EARLY, RecordWriter
-from trainables.nonfinite import failed_epoch
+from trainables.trial.nonfinite import failed_epoch
 
 # The numeric fields Ray adds to every result: bookkeeping, not the trainable's metrics.
 RAY_BOOKKEEPING = frozenset(

@@ -66,7 +66,7 @@ examples:
 
 
 def usage() -> str:
-    from trainables.presets import describe_presets
+    from trainables.data.presets import describe_presets
 
     defaults = flatten_config(SearchConfig().to_dict())
     defaults.pop(PINS)
@@ -121,7 +121,7 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
     else:
         _check_preset(cfg.data["preset"])
         path = cfg.space
-    from trainables.trial import load_trainable  # here: it imports torch
+    from trainables.trial.loop import load_trainable  # here: it imports torch
 
     load_trainable(cfg.plugins)  # their declared keys are trial keys the space may search
     check_key_kinds()
@@ -177,7 +177,7 @@ def _flat(cfg: SearchConfig) -> dict[str, Any]:
 
 
 def _check_preset(name: str) -> None:
-    from trainables.presets import PRESETS
+    from trainables.data.presets import PRESETS
 
     if name not in PRESETS:
         raise UserInputError(

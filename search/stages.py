@@ -19,7 +19,7 @@ from search.config import SearchConfig
 from search.confirm import run_confirmation
 from search.outputs import Outcome
 from trainables.canonical import TrainFacts
-from trainables.dataset import Dataset
+from trainables.data.dataset import Dataset
 from trainables.plugins import Plugins
 
 log = logging.getLogger(__name__)

@@ -23,11 +23,11 @@ import torch
 
 from record import COMPLETED, CONFIG_FILE, CONFIRMATION, DATA_FILE, RECORD_FILE, read_trials
 from spaces.safe_yaml import read_checked_yaml
-from trainables.dataset import Dataset, Split
+from trainables.data.dataset import Dataset, Split
 from trainables.errors import UserInputError
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.plugins import BUILT_IN, Plugins
-from trainables.trial import predict_best
+from trainables.trial.loop import predict_best
 
 log = logging.getLogger(__name__)
 

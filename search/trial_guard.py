@@ -1,6 +1,6 @@
 """Driver-side reactions to what a trial reports, before Ray acts on its next error.
 
-- A result flagged non-finite (`trainables.nonfinite`): the trial raises NonFiniteError next, and a
+- A result flagged non-finite (`trainables.trial.nonfinite`): the trial raises NonFiniteError next, and a
   deterministic failure must not be retried, so the trial's retry budget is set to the failures it
   already had; Ray then ends it ERROR at once, while crashes keep `resources.max_failures` retries.
 - A checkpoint fallback (`checkpoint_fallback` in a result): logged as a warning in the driver.
@@ -14,8 +14,8 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from trainables.checkpoints import FALLBACK
-from trainables.nonfinite import REASON, failed_epoch
+from trainables.trial.checkpoints import FALLBACK
+from trainables.trial.nonfinite import REASON, failed_epoch
 
 log = logging.getLogger(__name__)
 

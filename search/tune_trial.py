@@ -13,13 +13,13 @@ import ray
 import torch
 from ray import tune
 
-from trainables.checkpoints import CHECKPOINT_FILE, FALLBACK, Restored, restore
-from trainables.context import TrialContext
-from trainables.dataset import Dataset
-from trainables.nonfinite import NonFiniteError, flagged_result
+from trainables.data.dataset import Dataset
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.plugins import BUILT_IN, Plugins
-from trainables.trial import load_trainable, pick_device, prepare_params
+from trainables.trial.checkpoints import CHECKPOINT_FILE, FALLBACK, Restored, restore
+from trainables.trial.context import TrialContext
+from trainables.trial.loop import load_trainable, pick_device, prepare_params
+from trainables.trial.nonfinite import NonFiniteError, flagged_result
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def tune_trial(
     """Ray Tune function trainable: validate the flat config, run the trainable, report each epoch
     and checkpoint at most every `train.checkpoint_every_s` seconds.
 
-    Resumes from the newest loadable checkpoint (`trainables.checkpoints.restore`); a non-finite
-    loss or metric reports a flagged last result and raises (`trainables.nonfinite`).
+    Resumes from the newest loadable checkpoint (`trainables.trial.checkpoints.restore`); a non-finite
+    loss or metric reports a flagged last result and raises (`trainables.trial.nonfinite`).
     """
     function = load_trainable(plugins)  # before validation: registers the plug-ins' keys here too
     params = prepare_params(config, data)

@@ -20,10 +20,10 @@ from search.tune_trial import tune_trial
 from spaces import Space
 from trainables.canonical import TrainFacts, canonical
 from trainables.errors import UserInputError
-from trainables.nonfinite import failed_epoch
 from trainables.objective import Objective
 from trainables.params import is_plain_ce
 from trainables.plugins import BUILT_IN, Plugins
+from trainables.trial.nonfinite import failed_epoch
 
 EXPERIMENT = EXPERIMENT_DIR  # Ray's experiment folder inside output_dir
 DEFAULT_NUM_SAMPLES = 32

@@ -18,7 +18,7 @@ from spaces.distributions import Choice, Constant, Grid
 from spaces.space import ParamSpec, Space
 from trainables.canonical import TrainFacts, defaults, unknown_task, validate
 from trainables.errors import UserInputError
-from trainables.loss_kinds import LOSS_KINDS
+from trainables.losses.kinds import LOSS_KINDS
 from trainables.params import ELF_ON, param, task_key
 
 TASK = "<task>"  # in a space key: one key per task of the data (loss.<task>.kind, …)

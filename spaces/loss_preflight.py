@@ -20,12 +20,12 @@ import torch
 from spaces.distributions import Constant, fmt
 from spaces.space import Space
 from trainables.canonical import TrainFacts, canonical
-from trainables.context import TrialContext
-from trainables.dataset import Dataset
+from trainables.data.dataset import Dataset
 from trainables.errors import UserInputError
 from trainables.params import as_plain_ce
 from trainables.plugins import Plugins
-from trainables.trial import prepare_params
+from trainables.trial.context import TrialContext
+from trainables.trial.loop import prepare_params
 
 MAX_RATIO = 100.0  # a corner whose loss exceeds plain CE's by more is refused
 

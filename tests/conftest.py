@@ -7,7 +7,7 @@ import torch
 from helpers import SMALL
 
 from search.cluster import keep_local
-from trainables.synthetic import SyntheticSpec, make_synthetic
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
 
 keep_local("")  # before any test imports Ray: every local Ray here on 127.0.0.1, as the CLI's
 torch.set_num_threads(1)  # as in a Ray trial with 1 CPU; 2 threads thrash on a loaded 2-core box

@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from trainables.context import TrialContext
 from trainables.params import Param
-from trainables.trial import train as built_in
+from trainables.trial.context import TrialContext
+from trainables.trial.loop import train as built_in
 
 VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 KINDS = ("none", "raise", "corrupt", *VALUES)
@@ -58,7 +58,7 @@ def _strikes(marker: str) -> bool:
 def _truncate_newest() -> None:
     from ray import tune
 
-    from trainables.checkpoints import CHECKPOINT_FILE
+    from trainables.trial.checkpoints import CHECKPOINT_FILE
 
     newest = tune.get_checkpoint()
     if newest is not None:

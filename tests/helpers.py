@@ -257,9 +257,9 @@ def train_with(params, data, sink, state=None, objective=None) -> None:
     `state` (a checkpoint it passed) resumes after that checkpoint's epoch."""
     import torch
 
-    from trainables.context import TrialContext
     from trainables.objective import DEFAULT_OBJECTIVE
-    from trainables.trial import train
+    from trainables.trial.context import TrialContext
+    from trainables.trial.loop import train
 
     objective = objective or DEFAULT_OBJECTIVE
     train(

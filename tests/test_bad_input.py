@@ -598,7 +598,7 @@ def test_exponent_without_a_dot_is_a_number_for_float_parameters(tmp_path):
 
 def test_constant_features_are_dropped_when_others_remain(tmp_path):
     """A constant column among useful ones is dropped (and recorded), not an error."""
-    from trainables.presets import build_dataset
+    from trainables.data.presets import build_dataset
 
     path = tmp_path / "t.csv"
     _frame().assign(c=3.0).to_csv(path, index=False)

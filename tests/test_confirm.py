@@ -22,8 +22,8 @@ from search.run import summary as cli_summary
 from search.searcher import load_study
 from search.tuner import STUDY_FILE
 from spaces import load_space
+from trainables.data.presets import build_dataset
 from trainables.params import is_plain_ce
-from trainables.presets import build_dataset
 
 pytestmark = pytest.mark.slow
 TEST_METRICS = ["test_macro_f1", "test_worst_recall", "test_ece"]

@@ -15,13 +15,13 @@ from scipy.special import rel_entr, softmax
 
 from search.teacher import best_confirmed, cross_fit, fold_of, train_teacher
 from trainables.canonical import TrainFacts, canonical
-from trainables.distill import distill_term, divergence, ensemble_log_p
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.errors import UserInputError
+from trainables.losses.distill import distill_term, divergence, ensemble_log_p
+from trainables.losses.trial_loss import TrialLoss
 from trainables.objective import Objective
 from trainables.params import TrialParams
 from trainables.plugins import BUILT_IN
-from trainables.synthetic import SyntheticSpec, make_synthetic
-from trainables.trial_loss import TrialLoss
 
 TINY = SyntheticSpec(n_train=256, n_val=128, n_test=64, reviewers=30, features=8, informative=4)
 
@@ -194,7 +194,7 @@ def test_the_teacher_is_the_best_mean_validation_configuration(tmp_path) -> None
 
 
 def test_distilled_and_plain_training_differ(data) -> None:
-    from trainables.trial import run_local
+    from trainables.trial.loop import run_local
 
     short = {"train.max_epochs": 2, "train.batch_size": 64}
     plain = run_local(short, data)

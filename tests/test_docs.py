@@ -197,13 +197,13 @@ def test_the_checker_catches_a_bad_path_and_a_bad_name():
         "`trainables.params.Param(key, default)`, `examples.user_model:factory`, "
         "`python -m search.run space=elf`, [usage](docs/guide/usage.md), "
         "`search.metric`, `search.num_samples=8`, `record.jsonl`, `report/pareto.md` and `outputs/elf-1/`.\n"
-        "```python\nfrom trainables.trial_loss import TrialLoss\n```\n"
+        "```python\nfrom trainables.losses.trial_loss import TrialLoss\n```\n"
     )
     assert problems(good, ROOT / "README.md") == []
     bad = (
         "See `tests/test_optim.py`, `trainables.optim.AdamW`, `trainables.params.Nope`, "
         "`python -m search.nope`, [gone](docs/guide/nope.md), `examples.user_model:nope`.\n"
-        "```python\nfrom trainables.trial_loss import NoSuchLoss\n```\n"
+        "```python\nfrom trainables.losses.trial_loss import NoSuchLoss\n```\n"
     )
     found = problems(bad, ROOT / "README.md")
     for cited in (
@@ -213,7 +213,7 @@ def test_the_checker_catches_a_bad_path_and_a_bad_name():
         "search.nope",
         "docs/guide/nope.md",
         "examples.user_model:nope",
-        "trainables.trial_loss.NoSuchLoss",
+        "trainables.losses.trial_loss.NoSuchLoss",
     ):
         assert any(cited in p for p in found), (cited, found)
 

@@ -20,11 +20,11 @@ from spaces import load_space
 from spaces.fit import fit_to_data
 from spaces.loss_preflight import check_corners
 from trainables.canonical import TrainFacts, canonical
-from trainables.loss_kinds import LOSS_KINDS, unregister_loss_kind
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
+from trainables.losses.kinds import LOSS_KINDS, unregister_loss_kind
 from trainables.params import PARAMS, Param
 from trainables.plugins import Plugins, register
-from trainables.synthetic import SyntheticSpec, make_synthetic
-from trainables.trial import run_local
+from trainables.trial.loop import run_local
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "development.md"
 TINY = SyntheticSpec(n_train=512, n_val=256, n_test=64, reviewers=40, features=12, informative=6)

@@ -23,7 +23,9 @@ from reports.confirmation import (
 from reports.defaults import MARGIN
 from reports.objectives import Objective
 from search.config import load_config
-from trainables.metric_table import (
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
+from trainables.metrics.scores import classification_metrics
+from trainables.metrics.table import (
     METRICS,
     Metric,
     is_reported,
@@ -34,9 +36,7 @@ from trainables.metric_table import (
     score,
     unregister,
 )
-from trainables.metrics import classification_metrics
-from trainables.synthetic import SyntheticSpec, make_synthetic
-from trainables.trial import run_local
+from trainables.trial.loop import run_local
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "development.md"
 
@@ -73,7 +73,7 @@ def test_the_docs_show_this_example():
     source = Path(__file__).read_text()
     definition = example[example.index("def balanced_accuracy") :]
     assert definition in source
-    assert "from trainables.metric_table import Metric, namespace, recall_per_class" in example
+    assert "from trainables.metrics.table import Metric, namespace, recall_per_class" in example
 
 
 def test_a_trial_reports_it_each_epoch(registered):

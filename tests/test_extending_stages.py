@@ -19,8 +19,8 @@ from search.outputs import Outcome
 from search.run import main
 from search.stages import STAGES, Stage, StageContext, run_stages
 from spaces import load_space
+from trainables.data.presets import PRESETS, build_dataset
 from trainables.errors import UserInputError
-from trainables.presets import PRESETS, build_dataset
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "development.md"
 
@@ -64,7 +64,7 @@ def test_a_preset_module_registers_builds_and_shows_in_help(blobs, capsys):
 
 
 def test_a_preset_name_is_registered_once(blobs):
-    from trainables.presets import register
+    from trainables.data.presets import register
 
     with pytest.raises(ValueError, match="'blobs' is registered twice"):
         register("blobs", PRESETS["blobs"])

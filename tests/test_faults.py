@@ -18,7 +18,7 @@ from search.config import load_config
 from search.searcher import load_study
 from search.tuner import STUDY_FILE
 from spaces import load_space
-from trainables.trial import load_trainable
+from trainables.trial.loop import load_trainable
 
 pytestmark = pytest.mark.slow
 

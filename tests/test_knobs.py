@@ -26,14 +26,14 @@ from spaces.distributions import Constant, Uniform
 from spaces.fit import fit_to_data, without
 from spaces.space import Space
 from trainables.canonical import TrainFacts, canonical
-from trainables.dataset import Dataset, Split
+from trainables.data.dataset import Dataset, Split
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
+from trainables.data.table import TableSpec, load_table
 from trainables.errors import UserInputError
-from trainables.loss_kinds import LOSS_KINDS
+from trainables.losses.kinds import LOSS_KINDS
+from trainables.losses.weights import train_weights
 from trainables.params import PARAMS, Param, TrialParams
-from trainables.synthetic import SyntheticSpec, make_synthetic
-from trainables.table import TableSpec, load_table
-from trainables.trial import prepare_params
-from trainables.weights import train_weights
+from trainables.trial.loop import prepare_params
 
 TINY = SyntheticSpec(n_train=512, n_val=256, n_test=64, reviewers=40, features=12, informative=6)
 # sized for the fixture: 8 batches an epoch, 6 epochs (so warm-up values 0.125 and 0.25 differ)
@@ -497,7 +497,7 @@ def test_model_keys_the_model_never_reads_are_not_searched(tmp_path: Path, data:
     """model.embed_dim without text ids and model.encoder_lr for the MLP train bit-identically
     (measured), so the data's fit drops them from a space and canonical merges them; with a text
     column the bag's width trains differently and stays."""
-    from trainables.models import ignored_keys
+    from trainables.models.registry import ignored_keys
 
     assert curve(data, {"model.embed_dim": 8}) == curve(data, {"model.embed_dim": 64})
     assert curve(data, {"model.encoder_lr": 1e-6}) == curve(data, {"model.encoder_lr": 0.5})

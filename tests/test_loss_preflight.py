@@ -16,10 +16,10 @@ from spaces import load_space
 from spaces.fit import fit_to_data
 from spaces.loss_preflight import MAX_RATIO, check_corners, corners, measure
 from trainables.canonical import TrainFacts
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.errors import UserInputError
+from trainables.losses.trial_loss import TrialLoss
 from trainables.plugins import BUILT_IN
-from trainables.synthetic import SyntheticSpec, make_synthetic
-from trainables.trial_loss import TrialLoss
 
 TINY = SyntheticSpec(n_train=512, n_val=128, n_test=64, reviewers=30, features=8, informative=4)
 
@@ -51,8 +51,8 @@ def test_a_corner_measures_loss_ratio_gradient_and_weights(data) -> None:
     plain = measure({}, data, BUILT_IN)
     assert plain.ratio == pytest.approx(1.0) and plain.w_ess == pytest.approx(1.0)
     torch.manual_seed(0)  # the same model and batch by hand
-    from trainables.context import TrialContext
-    from trainables.trial import prepare_params
+    from trainables.trial.context import TrialContext
+    from trainables.trial.loop import prepare_params
 
     ctx = TrialContext(prepare_params({}, data), data.without_test(), torch.device("cpu"), None)
     model = ctx.build_model()

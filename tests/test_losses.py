@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
 
 from trainables.errors import UserInputError
-from trainables.losses import (
+from trainables.losses.functions import (
     class_weights,
     combined_loss,
     focal_alpha,
     focal_loss,
     warn_double_correction,
 )
-from trainables.weights import batch_normalize
+from trainables.losses.weights import batch_normalize
 
 GAMMAS = [0.0, 0.5, 2.0, 5.0]
 

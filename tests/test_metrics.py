@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from trainables.metrics import classification_metrics, plain_ce
+from trainables.metrics.scores import classification_metrics, plain_ce
 
 
 def _ece_numpy(prob: np.ndarray, target: np.ndarray, bins: int = 15) -> float:
@@ -123,7 +123,7 @@ def test_entropy_against_scipy_split_by_correctness() -> None:
 def test_sequence_entropy_per_sequence_mean_and_max() -> None:
     from scipy.stats import entropy as scipy_entropy
 
-    from trainables.metrics import sequence_entropy
+    from trainables.metrics.scores import sequence_entropy
 
     gen = torch.Generator().manual_seed(4)
     logits = torch.randn(3, 4, 6, generator=gen)
@@ -139,7 +139,7 @@ def test_sequence_entropy_per_sequence_mean_and_max() -> None:
 def test_temperature_scaling_lowers_the_ece_of_an_overconfident_model() -> None:
     from scipy.optimize import minimize_scalar
 
-    from trainables.metrics import calibration, fit_temperature
+    from trainables.metrics.scores import calibration, fit_temperature
 
     gen = torch.Generator().manual_seed(5)
     target = torch.randint(0, 4, (2000,), generator=gen)

@@ -20,13 +20,13 @@ from reports.confirmation import Config, paired_differences, task_labels
 from spaces import load_space
 from spaces.fit import fit_to_data
 from trainables.canonical import TrainFacts, canonical
-from trainables.context import evaluate
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
+from trainables.data.table import TableSpec, load_table
 from trainables.errors import UserInputError
-from trainables.multitask import EPS, MultiTaskLoss, task_weights
+from trainables.losses.multitask import EPS, MultiTaskLoss, task_weights
 from trainables.params import TrialParams, as_plain_ce, is_plain_ce
-from trainables.synthetic import SyntheticSpec, make_synthetic
-from trainables.table import TableSpec, load_table
-from trainables.trial import run_local
+from trainables.trial.context import evaluate
+from trainables.trial.loop import run_local
 
 TINY = SyntheticSpec(n_train=512, n_val=256, n_test=128, reviewers=40, features=12, informative=6)
 SHORT = {"train.max_epochs": 3, "train.batch_size": 64, "model.hidden": 32}
@@ -306,8 +306,8 @@ def test_confirmation_bootstraps_each_task_and_their_mean() -> None:
 def test_task_metrics_are_objectives_and_the_preflight_checks_their_names(data) -> None:
     from search.config import load_config
     from trainables.objective import Objective
-    from trainables.plugin_preflight import preflight
     from trainables.plugins import BUILT_IN
+    from trainables.trial.plugin_preflight import preflight
 
     objectives = "[val_label_macro_f1:max,val_level_macro_f1:max]"
     cfg = load_config([f"report.objectives={objectives}", "search.metric=val_level_macro_f1"])

@@ -13,7 +13,7 @@ import pytest
 import tomllib
 
 import search.driver
-import trainables.presets as presets
+import trainables.data.presets as presets
 from search.cluster.client import client_runtime_env, project_packages
 from search.run import main
 

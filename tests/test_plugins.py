@@ -20,7 +20,7 @@ from search.config import load_config
 from search.run import main
 from spaces import load_space
 from trainables.plugins import Plugins
-from trainables.trial import load_trainable, run_local
+from trainables.trial.loop import load_trainable, run_local
 
 USER_MODEL = "examples.user_model:factory"
 USER_TRAINABLE = "examples.user_trainable:train"
@@ -57,8 +57,8 @@ def test_a_user_trainable_resumes_from_its_checkpoint_as_if_never_stopped(small_
 
     import torch
 
-    from trainables.context import TrialContext
-    from trainables.trial import prepare_params
+    from trainables.trial.context import TrialContext
+    from trainables.trial.loop import prepare_params
 
     user = Plugins(trainable=USER_TRAINABLE)
     function = load_trainable(user)
@@ -252,7 +252,7 @@ BAD = {
         {
             "bad_default": """
             from trainables.params import Param
-            from trainables.models import mlp as factory
+            from trainables.models.registry import mlp as factory
 
             factory.params = [Param("model.width", 0, "int", "Width.", low=1)]
             """

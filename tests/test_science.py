@@ -12,8 +12,8 @@ import statistics
 import pytest
 from helpers import train_with
 
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.params import TrialParams
-from trainables.synthetic import SyntheticSpec, make_synthetic
 
 pytestmark = pytest.mark.slow
 SEEDS = range(6)

@@ -39,8 +39,8 @@ from search.outputs import MARKER, prepare_output
 from search.run import main, resolve
 from spaces import load_space
 from spaces.safe_yaml import _Loader
-from trainables.checkpoints import CHECKPOINT_FILE, load_state
 from trainables.errors import UserInputError
+from trainables.trial.checkpoints import CHECKPOINT_FILE, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("search", "spaces", "trainables", "reports")
@@ -117,7 +117,9 @@ def test_the_product_has_no_eval_unsafe_loaders_or_instantiation():
         for n in ast.walk(tree)
         if isinstance(n, ast.Call) and _dotted(n.func) == "torch.load"
     ]
-    assert torch_loads == ["trainables/checkpoints.py"]  # the one checkpoint reader, checked above
+    assert torch_loads == [
+        "trainables/trial/checkpoints.py"
+    ]  # the one checkpoint reader, checked above
 
 
 def test_the_scan_catches_what_it_forbids():

@@ -239,7 +239,7 @@ def test_clip_collapse_bounds_hold_in_float32() -> None:
 
     from trainables.canonical import ELF_MAX, ELF_MIN
 
-    w = torch.exp(1 + torch.linspace(0, 1, 1001))  # float32, as in trainables.weights
+    w = torch.exp(1 + torch.linspace(0, 1, 1001))  # float32, as in trainables.losses.weights
     assert float(w.min()) > ELF_MIN and float(w.max()) < ELF_MAX
     assert ELF_MIN > 2.718 and ELF_MAX < 7.3891
 

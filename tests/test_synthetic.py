@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.errors import UserInputError
-from trainables.synthetic import (
+from trainables.data.synthetic import (
     SyntheticSpec,
     _aggregate,
     _replace_prior,
     class_priors,
     make_synthetic,
 )
+from trainables.errors import UserInputError
 
 SPLITS = ("train", "val", "test")
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from scipy.stats import percentileofscore
 
-import trainables.text as text_module
+import trainables.data.text as text_module
+from trainables.data.presets import NOVA_PATH, PRESETS, build_dataset, describe_presets
+from trainables.data.table import TableSpec, load_table, stratified_split
+from trainables.data.text import encode_texts
 from trainables.errors import UserInputError
-from trainables.presets import NOVA_PATH, PRESETS, build_dataset, describe_presets
-from trainables.table import TableSpec, load_table, stratified_split
-from trainables.text import encode_texts
 
 LABELS = ["bug", "doc", "style"]
 OWNERSHIP = {

@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-import trainables.encoder as encoder
-from trainables.encoder import (
+import trainables.models.encoder as encoder
+from trainables.data.table import TableSpec, load_table
+from trainables.errors import UserInputError
+from trainables.models.encoder import (
     PUBLISHED_SHA256,
     embed_frozen,
     locate,
@@ -21,10 +23,8 @@ from trainables.encoder import (
     tokenize,
     verified,
 )
-from trainables.errors import UserInputError
 from trainables.plugins import DEFAULT_ENCODER, Plugins
-from trainables.table import TableSpec, load_table
-from trainables.trial import run_local
+from trainables.trial.loop import run_local
 
 WORDS = {"x": "typo in the docstring", "y": "this leaks a file handle", "z": "rename this variable"}
 

@@ -15,24 +15,24 @@ from fault_trainable import truncate
 from helpers import train_with
 
 from search.tune_trial import restore_metrics
-from trainables.checkpoints import (
+from trainables.data.dataset import Split
+from trainables.metrics.table import reported
+from trainables.params import TrialParams
+from trainables.plugins import Plugins
+from trainables.trial.checkpoints import (
     CHECKPOINT_FILE,
     NoLoadableCheckpoint,
     candidates,
     restore,
 )
-from trainables.dataset import Split
-from trainables.metric_table import reported
-from trainables.nonfinite import (
+from trainables.trial.loop import pick_device, run_local
+from trainables.trial.nonfinite import (
     FAILED_EPOCH,
     REASON,
     NonFiniteError,
     failed_epoch,
     flagged_result,
 )
-from trainables.params import TrialParams
-from trainables.plugins import Plugins
-from trainables.trial import pick_device, run_local
 
 EXPECTED = {
     "val_macro_f1",
@@ -183,7 +183,7 @@ def test_flagged_result_reports_nan_metrics_and_the_epoch():
     assert failed_epoch(None) is None
 
 
-# Checkpoint fallback (trainables/checkpoints.py): real checkpoints of a real 3-epoch run, laid out
+# Checkpoint fallback (trainables/trial/checkpoints.py): real checkpoints of a real 3-epoch run, laid out
 # as Ray keeps them (checkpoint_000000 ... in the trial's folder), then damaged in each way.
 
 
@@ -237,7 +237,7 @@ def test_damaged_newest_falls_back_to_the_previous_with_a_warning(
     fs = pafs.LocalFileSystem()
     newest = write_checkpoints(tmp_path, [s for _, s in three_epochs])
     damage(fs, newest)
-    with caplog.at_level("WARNING", logger="trainables.checkpoints"):
+    with caplog.at_level("WARNING", logger="trainables.trial.checkpoints"):
         restored = restore(fs, newest)
     assert restored.epoch == 1 and restored.path.endswith("checkpoint_000001")
     ((path, why),) = restored.skipped

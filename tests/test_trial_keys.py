@@ -240,7 +240,7 @@ NO_OWNERSHIP = "this data has no ownership columns: the elf space searches train
 
 def test_data_without_ownership_is_one_line_that_says_what_is_left(breast_cancer, tmp_path):
     from search.driver import write_data_notes
-    from trainables.presets import build_dataset
+    from trainables.data.presets import build_dataset
 
     data = build_dataset("table", {"path": str(breast_cancer), "label": "target"})
     space = load_space("elf")

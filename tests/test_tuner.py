@@ -83,7 +83,7 @@ def test_asha_never_ranks_a_flagged_non_finite_result(tmp_path):
     from ray.tune.experiment import Trial
     from ray.tune.schedulers import TrialScheduler
 
-    from trainables.nonfinite import NonFiniteError, flagged_result
+    from trainables.trial.nonfinite import NonFiniteError, flagged_result
 
     cfg, p = parts(tmp_path, "train.max_epochs=9", "scheduler.grace_period=1")
     asha = p.run_args["scheduler"]

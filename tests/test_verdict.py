@@ -37,7 +37,7 @@ from reports.confirmation import (
 from reports.objectives import Objective
 from reports.sequential import critical_t
 from search.confirm import next_seeds
-from trainables.metric_table import score
+from trainables.metrics.table import score
 
 K = 3
 

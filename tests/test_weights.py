@@ -9,10 +9,9 @@ import pytest
 import scipy.stats
 import torch
 
-from trainables.dataset import Split
+from trainables.data.dataset import Split
 from trainables.errors import UserInputError
-from trainables.params import TrialParams
-from trainables.weights import (
+from trainables.losses.weights import (
     _batch_normalize_dense,
     _batch_normalize_masked,
     adaptive_scale,
@@ -27,6 +26,7 @@ from trainables.weights import (
     warmup_ramp,
     weight_stats,
 )
+from trainables.params import TrialParams
 
 NAN = math.nan
 e = math.exp

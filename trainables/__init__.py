@@ -1,4 +1,4 @@
 """Everything one trial needs (no Ray, MLflow or plotting); importing it registers the built-in
-loss kinds (`trainables.loss_kinds`)."""
+loss kinds (`trainables.losses.kinds`)."""
 
-from trainables import loss_kinds  # noqa: F401
+from trainables.losses import kinds  # noqa: F401

@@ -39,10 +39,11 @@ from typing import Any
 
 import torch
 
-from trainables.dataset import Dataset, Split, granularity_index
+from trainables.data.dataset import Dataset, Split, granularity_index
 from trainables.errors import UserInputError
-from trainables.loss_kinds import loss_kind
-from trainables.losses import class_weights
+from trainables.losses.functions import class_weights
+from trainables.losses.kinds import loss_kind
+from trainables.losses.weights import check_clip_bounds, train_weights
 from trainables.params import (
     ELF_ON,
     GRANULARITIES,
@@ -54,7 +55,6 @@ from trainables.params import (
     task_key,
     task_of,
 )
-from trainables.weights import check_clip_bounds, train_weights
 
 # ω = e^(1+o), o ∈ [0, 1], before normalisation; float32 rounds e and e² to within ~1e-7 of the
 # exact values (either side), so a clip counts as "outside" only beyond a relative slack of 1e-6
@@ -75,7 +75,7 @@ MAX_PASSES = 8  # each pass can only remove keys or apply a one-way rewrite; 2 s
 class TrainFacts:
     """What of the data decides equivalences: the training split's ownership columns and labels
     (no features, so it is small enough to travel inside the searcher), the class names, and the
-    keys the chosen model never reads (`trainables.models.ignored_keys`), with the reason."""
+    keys the chosen model never reads (`trainables.models.registry.ignored_keys`), with the reason."""
 
     train: Split
     classes: tuple[str, ...]

@@ -3,7 +3,7 @@
 This registry is the single source of truth for trial keys: the space compiler rejects keys that are
 not here, and `TrialParams.from_flat` validates a flat `{dotted.key: value}` config against it. Each
 key says when it can change training (`Param.when`), which `trainables.canonical` reads. `loss.kind`'s
-choices and the loss kinds' own keys (loss.gamma, …) come from `trainables.loss_kinds`, which
+choices and the loss kinds' own keys (loss.gamma, …) come from `trainables.losses.kinds`, which
 registers the built-in kinds when `trainables` is imported.
 """
 
@@ -126,13 +126,13 @@ PARAMS: dict[str, Param] = {
     for p in [
         _p("seed", 0, "int", "Seed for model init, batching and sampling.", low=0),
         # Loss
-        # its choices and the loss.<field> keys after it: the kinds of trainables.loss_kinds
-        _p("loss.kind", "ce", "str", "Per-sample loss (trainables.loss_kinds).", choices=()),
+        # its choices and the loss.<field> keys after it: the kinds of trainables.losses.kinds
+        _p("loss.kind", "ce", "str", "Per-sample loss (trainables.losses.kinds).", choices=()),
         _p(
             "task.weighting",
             "uniform",
             "str",
-            "Multi-task data: how the tasks' losses are weighed (trainables.multitask).",
+            "Multi-task data: how the tasks' losses are weighed (trainables.losses.multitask).",
             choices=WEIGHTINGS,
         ),
         # Experience-aware (ELF) sample weights

@@ -17,7 +17,7 @@ from trainables.errors import UserInputError
 from trainables.params import PARAMS, Param
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"  # model=text's sentence encoder
-Trainable = Callable[[Any], None]  # function(ctx: trainables.context.TrialContext) -> None
+Trainable = Callable[[Any], None]  # function(ctx: trainables.trial.context.TrialContext) -> None
 
 
 def is_reference(name: str) -> bool:
@@ -65,7 +65,7 @@ def register(params: Any, owner: str) -> None:
 class Plugins:
     """What trains a trial: `model=` (a registry name or pkg.mod:factory), `trainable=` (empty:
     the built-in loop) and, for model=text finetune, the sentence encoder's name. Plain data:
-    `trainables.trial.load_trainable` imports them (this module imports neither the models nor
+    `trainables.trial.loop.load_trainable` imports them (this module imports neither the models nor
     the trial loop, so they can import it)."""
 
     model: str = "mlp"

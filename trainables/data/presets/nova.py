@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from trainables.presets.registry import PROJECT_ROOT, Preset, register
-from trainables.table import TableSpec, load_table
+from trainables.data.presets.registry import PROJECT_ROOT, Preset, register
+from trainables.data.table import TableSpec, load_table
 
 NOVA_PATH = "../shared/datasets/nova-review-comments/comments.csv"  # from the project root
 # Comment and change attributes; ids, label-like columns (manual_rating, usefulness_computed) and

@@ -93,10 +93,10 @@ def text(inputs: ModelInputs, params: Mapping[str, Any]) -> nn.Module:
         if inputs.vocab_size:  # hashed text ids: the texts were never embedded
             raise UserInputError(
                 "model=text: the data still has text ids; embed it first "
-                "(trainables.encoder.embed_frozen, as the driver does) or set the encoder"
+                "(trainables.models.encoder.embed_frozen, as the driver does) or set the encoder"
             )
         return mlp(inputs, params)
-    from trainables.encoder import EncoderClassifier
+    from trainables.models.encoder import EncoderClassifier
 
     return EncoderClassifier(inputs.encoder, inputs.num_features, inputs.num_classes, params)
 

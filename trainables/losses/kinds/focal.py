@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import Tensor
 
-from trainables.loss_kinds.registry import LossKind
-from trainables.losses import combined_loss, focal_alpha, focal_loss
+from trainables.losses.functions import combined_loss, focal_alpha, focal_loss
+from trainables.losses.kinds.registry import LossKind
 from trainables.params import Param
 
 GAMMA = Param("loss.gamma", 2.0, "float", "Focal focusing parameter γ (focal only).", low=0, high=5)

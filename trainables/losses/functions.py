@@ -1,7 +1,7 @@
 """Classification losses: focal loss, class weights and the fused per-step training loss.
 
 `combined_loss` is what a trial calls every step for the built-in kinds ce and focal (their
-`fused` form in `trainables.loss_kinds`): mean over the batch of ω_i·cw[y_i]·ℓ_i with ℓ
+`fused` form in `trainables.losses.kinds`): mean over the batch of ω_i·cw[y_i]·ℓ_i with ℓ
 cross-entropy or focal. On batches of a few hundred rows the cost is the number of tensor ops, not
 the arithmetic, so it folds every constant into one per-sample factor and runs focal loss as one
 autograd node with a hand-written backward (one log_softmax, one gather, no Python scalars).
@@ -19,8 +19,8 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from trainables.errors import UserInputError
+from trainables.losses.weights import batch_normalize, constant
 from trainables.params import ALPHA_RULES, PARAMS
-from trainables.weights import batch_normalize, constant
 
 DEFAULT_BETA: float = PARAMS["cw.beta"].default
 FAST_LOG_SOFTMAX_MAX_CLASSES = 16  # below this, CPU log_softmax is faster over a transposed view
@@ -268,7 +268,7 @@ class _FocalDot(torch.autograd.Function):
         return grad_logits, None, None, None
 
 
-FUSED_KINDS = ("ce", "focal")  # the built-in kinds of trainables.loss_kinds, fused here
+FUSED_KINDS = ("ce", "focal")  # the built-in kinds of trainables.losses.kinds, fused here
 
 
 def combined_loss(

@@ -1,6 +1,6 @@
 """The one table of evaluation metrics: each metric's name, direction, range, its form on confusion
 matrices, and how it is named per split, class and task. Everything that lists metrics reads it:
-the per-epoch scores (trainables.metrics, trainables.context), the names a trial reports (the
+the per-epoch scores (trainables.metrics.scores, trainables.trial.context), the names a trial reports (the
 config's checks of search.metric and report.objectives), the report's default objectives and
 margins, and the confirmation's row bootstrap (reports.confirmation).
 
@@ -8,7 +8,7 @@ Without torch or numpy, so the config checks names before anything heavy is impo
 with a confusion-matrix form is computed from it everywhere: per epoch on the validation split
 (torch) and on every bootstrap resample of the test rows (numpy); the others need the predicted
 probabilities or the logits (ECE, entropy, the plain CE `loss`) and are computed per epoch by
-trainables.metrics alone, so the confirmation cannot recompute them from predicted classes.
+trainables.metrics.scores alone, so the confirmation cannot recompute them from predicted classes.
 
 Names: a trial reports `val_<name>` (the confirmation `test_<name>`); a per-class metric
 `val_f1_c<k>` for each class k; multi-task data `val_<task>_<name>` per task and, for the
@@ -114,8 +114,8 @@ METRICS: dict[str, Metric] = {
     )
 }
 
-# What each epoch reports besides the evaluation metrics (trainables.trial.train; w_* the applied
-# weights' summary, trainables.weights.weight_stats), plus best_<search.metric>.
+# What each epoch reports besides the evaluation metrics (trainables.trial.loop.train; w_* the applied
+# weights' summary, trainables.losses.weights.weight_stats), plus best_<search.metric>.
 TRAINING = ("train_loss", "epoch_time_s", "train_time_s", "epoch", "best_epoch")
 TRAINING += ("w_mean", "w_std", "w_min", "w_max", "w_p25", "w_p50", "w_p75", "w_skew")
 TRAINING += ("w_kurtosis", "w_frac_clipped", "w_ess")

@@ -1,9 +1,9 @@
-"""The built-in synthetic code-review data (`trainables/synthetic.py`) and its two controls."""
+"""The built-in synthetic code-review data (`trainables/data/synthetic.py`) and its two controls."""
 
 from __future__ import annotations
 
-from trainables.presets.registry import Preset, register
-from trainables.synthetic import SyntheticSpec, make_synthetic
+from trainables.data.presets.registry import Preset, register
+from trainables.data.synthetic import SyntheticSpec, make_synthetic
 
 register(
     "synthetic",

@@ -9,11 +9,11 @@
             step(model(x[idx]), y[idx], lo).backward()
         stats = step.stats()                         # w_* of the weights applied this epoch
 
-Per sample i at batch position p: ℓ_i·ω_p·cw[y_i], ℓ the loss.kind's (trainables.loss_kinds:
+Per sample i at batch position p: ℓ_i·ω_p·cw[y_i], ℓ the loss.kind's (trainables.losses.kinds:
 cross-entropy, focal with γ and α, or a registered kind); ω the ELF
 weight e^(1+o) after the missing policy and clipping (once), then per epoch batch-normalised over
 runs of train.batch_size (elf.batch_norm) and warmed up (elf.warmup_frac); the mean over the batch.
-With distill.kind kl or jsd: (1 − λ)·that + λ·T²·mean D(teacher_T ‖ student_T) (trainables.distill).
+With distill.kind kl or jsd: (1 − λ)·that + λ·T²·mean D(teacher_T ‖ student_T) (trainables.losses.distill).
 """
 
 from __future__ import annotations
@@ -25,19 +25,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainables.dataset import Split
-from trainables.distill import distill_term, ensemble_log_p
+from trainables.data.dataset import Split
 from trainables.errors import UserInputError
-from trainables.loss_kinds import loss_kind, weighted_loss
-from trainables.losses import class_weights, warn_double_correction
-from trainables.params import TrialParams
-from trainables.weights import (
+from trainables.losses.distill import distill_term, ensemble_log_p
+from trainables.losses.functions import class_weights, warn_double_correction
+from trainables.losses.kinds import loss_kind, weighted_loss
+from trainables.losses.weights import (
     adaptive_scale,
     batch_normalize_epoch,
     train_weights,
     warmup_ramp,
     weight_stats,
 )
+from trainables.params import TrialParams
 
 
 def epoch_order(y: Tensor, balanced: bool, gen: torch.Generator) -> Tensor:
@@ -84,7 +84,9 @@ class TrialLoss:
         self.context = self.kind.prepare(p, counts, classes)  # e.g. focal's α vector
         self.bn_batch = p["train.batch_size"] if self.elf and p["elf.batch_norm"] else 0
         self.looked = False  # the first batch's logits were checked for probabilities
-        self.teacher = None  # (n, C) the teachers' tempered log-probabilities (trainables.distill)
+        self.teacher = (
+            None  # (n, C) the teachers' tempered log-probabilities (trainables.losses.distill)
+        )
         if p["distill.kind"] != "none":
             if train.teacher is None:
                 raise UserInputError(

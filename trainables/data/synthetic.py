@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from trainables.dataset import Dataset, Split
+from trainables.data.dataset import Dataset, Split
 from trainables.errors import UserInputError
 from trainables.params import GRANULARITIES
 

@@ -3,9 +3,9 @@
 A trainable is `function(ctx: TrialContext) -> None`. It reads `ctx.params` (the validated flat
 trial config), `ctx.data` (train and validation splits; never the test split), `ctx.device` and,
 after a restore, `ctx.checkpoint` and `ctx.start_epoch`; it may build the `model=` choice with
-`ctx.build_model()` and the config's loss with `ctx.loss()` (`trainables.trial_loss`). After each
+`ctx.build_model()` and the config's loss with `ctx.loss()` (`trainables.losses.trial_loss`). After each
 epoch it calls `ctx.report(metrics, model=..., checkpoint=...)`. The built-in loop
-(`trainables.trial.train`) is one such function.
+(`trainables.trial.loop.train`) is one such function.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainables.dataset import Dataset, Split
+from trainables.data.dataset import Dataset, Split
 from trainables.errors import UserInputError
-from trainables.metric_table import combined
-from trainables.metrics import calibration, classification_metrics, plain_ce
-from trainables.models import ModelInputs, model_factory
-from trainables.multitask import MultiTaskLoss
-from trainables.nonfinite import NonFiniteError
+from trainables.losses.multitask import MultiTaskLoss
+from trainables.losses.trial_loss import TrialLoss
+from trainables.metrics.scores import calibration, classification_metrics, plain_ce
+from trainables.metrics.table import combined
+from trainables.models.registry import ModelInputs, model_factory
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.params import TrialParams
 from trainables.plugins import BUILT_IN, Plugins
-from trainables.trial_loss import TrialLoss
+from trainables.trial.nonfinite import NonFiniteError
 
 EVAL_CHUNK = 8192
 Sink = Callable[[dict[str, Any], dict[str, Any] | None], None]  # (result, checkpoint | None)
@@ -82,7 +82,7 @@ def evaluate(
     fitted: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """`scores` of `split`; multi-task data: each task's as <prefix><task>_<metric> and their mean
-    over tasks as <prefix><metric> for the table's combined ones (trainables.metric_table).
+    over tasks as <prefix><metric> for the table's combined ones (trainables.metrics.table).
     `fitted` (validation metrics) gives the temperatures to scale by (val_temperature, per task
     val_<task>_temperature); without it each is fitted on `logits`."""
     minority = lambda d: int(torch.argmin(d.train_counts()))  # noqa: E731

@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainables.dataset import Split
+from trainables.data.dataset import Split
 from trainables.errors import UserInputError
-from trainables.metric_table import f1_per_class
+from trainables.losses.trial_loss import EpochLoss, TrialLoss, epoch_order
+from trainables.metrics.table import f1_per_class
 from trainables.params import TrialParams, task_params
-from trainables.trial_loss import EpochLoss, TrialLoss, epoch_order
 
 EPS = 1e-3  # floor of a metric (inverse_*) or of 1 − F1 (difficulty)
 

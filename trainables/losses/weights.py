@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainables.dataset import Split, granularity_index
+from trainables.data.dataset import Split, granularity_index
 from trainables.errors import UserInputError
 from trainables.params import PARAMS, STRATEGIES, TrialParams
 

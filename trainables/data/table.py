@@ -33,10 +33,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import torch
 
-from trainables.dataset import Dataset, Split
+from trainables.data.dataset import Dataset, Split
+from trainables.data.text import encode_texts
 from trainables.errors import UserInputError
 from trainables.params import GRANULARITIES, closest
-from trainables.text import encode_texts
 
 log = logging.getLogger(__name__)
 SIGNALS = ("aco", "rso")

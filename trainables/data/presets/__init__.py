@@ -7,7 +7,7 @@ adding its entries with `register(name, Preset(...))`.
 outside the project may call `register` too, before the data is built.
 """
 
-from trainables.presets.registry import (
+from trainables.data.presets.registry import (
     PRESETS,
     PROJECT_ROOT,
     Preset,
@@ -15,16 +15,16 @@ from trainables.presets.registry import (
     describe_presets,
     register,
 )
-from trainables.presets.registry import _check_shipped_file as _check_shipped_file
+from trainables.data.presets.registry import _check_shipped_file as _check_shipped_file
 
 # The built-in presets register themselves on import, in the order --help lists them.
 # isort: off
-from trainables.presets import synthetic
-from trainables.presets import table
-from trainables.presets import nova
+from trainables.data.presets import synthetic
+from trainables.data.presets import table
+from trainables.data.presets import nova
 
 # isort: on
-from trainables.presets.nova import NOVA, NOVA_PATH
+from trainables.data.presets.nova import NOVA, NOVA_PATH
 
 __all__ = [
     "NOVA",

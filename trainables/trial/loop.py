@@ -1,6 +1,6 @@
 """The built-in trainable: the `model=` choice trained by AdamW or SGD on the config's loss.
 
-`train(ctx)` is a trainable like any user's (`trainables.context`): it uses only the public API,
+`train(ctx)` is a trainable like any user's (`trainables.trial.context`): it uses only the public API,
 the config's loss (`TrialLoss`) and `ctx.report`, with no Ray; search/tune_trial.py runs it (or a
 user's) under Ray Tune, and `run_local` runs it in this process.
 """
@@ -13,13 +13,13 @@ from typing import Any
 import torch
 
 from trainables.canonical import canonical
-from trainables.context import Sink, TrialContext
-from trainables.dataset import Dataset, Split
+from trainables.data.dataset import Dataset, Split
 from trainables.errors import UserInputError
-from trainables.models import model_factory
+from trainables.models.registry import model_factory
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.params import TrialParams
 from trainables.plugins import BUILT_IN, Plugins, Trainable, load_object
+from trainables.trial.context import Sink, TrialContext
 
 
 def pick_device(gpu_assigned: bool) -> torch.device:

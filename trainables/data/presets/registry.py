@@ -16,12 +16,12 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from trainables.dataset import Dataset
+from trainables.data.dataset import Dataset
+from trainables.data.presets.options import coerce, describe_type
 from trainables.errors import UserInputError
 from trainables.params import closest
-from trainables.presets.options import coerce, describe_type
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder of pyproject.toml
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the folder of pyproject.toml
 
 
 @dataclass(frozen=True)

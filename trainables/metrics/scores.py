@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainables import metric_table
+from trainables.metrics import table as metric_table
 
 ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017)
 T_LOW, T_HIGH = 0.05, 20.0  # the range a fitted temperature is searched in
@@ -45,7 +45,7 @@ def expected_calibration_error(prob: Tensor, target: Tensor, bins: int = ECE_BIN
 def classification_metrics(
     logits: Tensor, target: Tensor, num_classes: int, minority_class: int
 ) -> dict[str, float]:
-    """Each metric of the table (trainables.metric_table) that has a confusion-matrix form
+    """Each metric of the table (trainables.metrics.table) that has a confusion-matrix form
     (macro_f1, accuracy, worst_recall, minority_f1, f1_c{k} for each class k), from the true ×
     predicted counts; ece and the entropy metrics, from the probabilities."""
     _check(logits, target, num_classes)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainables.dataset import Dataset, Split
+from trainables.data.dataset import Dataset, Split
 from trainables.errors import UserInputError
 from trainables.plugins import DEFAULT_ENCODER
 

@@ -16,8 +16,8 @@ from typing import Any
 from torch import Tensor
 
 from trainables.errors import UserInputError
+from trainables.losses.weights import batch_normalize
 from trainables.params import PARAMS, Param, closest
-from trainables.weights import batch_normalize
 
 # (logits (N, C) float, target (N,), the trial's flat params, prepare's context) -> loss (N,)
 PerSample = Callable[[Tensor, Tensor, Mapping[str, Any], Any], Tensor]

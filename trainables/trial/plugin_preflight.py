@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from trainables.checkpoints import CHECKPOINT_FILE, load_state
-from trainables.dataset import Dataset
+from trainables.data.dataset import Dataset
 from trainables.errors import UserInputError
 from trainables.objective import Objective
 from trainables.plugins import Plugins
-from trainables.trial import run_local
+from trainables.trial.checkpoints import CHECKPOINT_FILE, load_state
+from trainables.trial.loop import run_local
 
 ROWS = 64  # training and validation rows: one batch
 
@@ -66,7 +66,7 @@ def preflight(
 
 
 def _round_trip(state: dict[str, Any], what: str) -> None:
-    """The checkpoint saved and read back as a restore reads it (`trainables.checkpoints`); a
+    """The checkpoint saved and read back as a restore reads it (`trainables.trial.checkpoints`); a
     UserInputError when it holds anything but tensors and plain values."""
     with tempfile.TemporaryDirectory() as folder:
         try:

@@ -1,9 +1,9 @@
-"""The user's own CSV or Parquet file (`trainables/table.py`): data.path and data.label required."""
+"""The user's own CSV or Parquet file (`trainables/data/table.py`): data.path and data.label required."""
 
 from __future__ import annotations
 
-from trainables.presets.registry import Preset, register
-from trainables.table import TableSpec, load_table
+from trainables.data.presets.registry import Preset, register
+from trainables.data.table import TableSpec, load_table
 
 register(
     "table",

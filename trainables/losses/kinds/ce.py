@@ -8,8 +8,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainables.loss_kinds.registry import LossKind
-from trainables.losses import combined_loss
+from trainables.losses.functions import combined_loss
+from trainables.losses.kinds.registry import LossKind
 
 
 def per_sample(logits: Tensor, target: Tensor, params: Mapping[str, Any], context: Any) -> Tensor:

@@ -1,16 +1,16 @@
 """Loss kinds: the values of `loss.kind`, one module each, in one registry.
 
-    from trainables.loss_kinds import LossKind, register_loss_kind
+    from trainables.losses.kinds import LossKind, register_loss_kind
     register_loss_kind(LossKind("poly1", "…", per_sample, params=(EPSILON,)))
 
-`trainables.trial_loss` computes a trial's loss through the registry, `trainables.canonical`
+`trainables.losses.trial_loss` computes a trial's loss through the registry, `trainables.canonical`
 reads the kinds' keys' relevance and their `same_as` rules, and `--help`, the docs and the
 space compiler see the keys in `trainables.params.PARAMS`. Built in: `ce`, `focal`.
 """
 
-from trainables.loss_kinds.ce import CE
-from trainables.loss_kinds.focal import FOCAL
-from trainables.loss_kinds.registry import (
+from trainables.losses.kinds.ce import CE
+from trainables.losses.kinds.focal import FOCAL
+from trainables.losses.kinds.registry import (
     LOSS_KINDS,
     LossKind,
     loss_kind,
