@@ -1,4 +1,4 @@
-"""The user's own CSV or Parquet file (`trainables/data/table.py`): data.path and data.label required."""
+"""The user's own CSV or Parquet file (`trainables/data/table/`): data.path and data.label required."""
 
 from __future__ import annotations
 
