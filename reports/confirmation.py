@@ -482,7 +482,7 @@ def describe(params: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> s
     return ", ".join(f"{k}={_short(params[k])}" for k in keys) or "the baseline's settings"
 
 
-def plain_ce(params: Mapping[str, Any]) -> str:
+def describe_plain_ce(params: Mapping[str, Any]) -> str:
     """A plain-CE configuration by what can differ between them: its train.* values."""
     train = sorted(k for k in params if k.startswith("train.") and k not in IGNORED)
     return ", ".join(["plain CE", *(f"{k}={_short(params[k])}" for k in train)])
@@ -579,7 +579,7 @@ def table(c: Confirmation) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "config": cfg.label,
             "role": role,
-            "settings": plain_ce(cfg.params)
+            "settings": describe_plain_ce(cfg.params)
             if cfg.role == BASELINE
             else describe(cfg.params, base_params),
             "seeds": len(cfg.seeds),

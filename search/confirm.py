@@ -51,7 +51,7 @@ from record import (
 )
 from search.config import SearchConfig
 from search.outputs import ranked
-from trainables.canonical import TrainFacts
+from trainables.canonical import DataFacts
 from trainables.data.dataset import Dataset
 from trainables.objective import Objective
 from trainables.params import as_plain_ce, is_plain_ce
@@ -91,7 +91,7 @@ def run_id(source: str, seed: int) -> str:
 
 
 def choose(
-    run: Run, cfg: SearchConfig, facts: TrainFacts | None = None
+    run: Run, cfg: SearchConfig, facts: DataFacts | None = None
 ) -> tuple[dict[str, tuple[str, dict[str, Any]]], list[str]]:
     """({source label: (role, params)} of the configurations to confirm, the merge notes): the
     candidates (top-k by the search metric and the front, loss settings other than plain CE) and
@@ -133,7 +133,7 @@ def choose(
 
 
 def plan(
-    output_dir: Path, cfg: SearchConfig, slots: int = 1, facts: TrainFacts | None = None
+    output_dir: Path, cfg: SearchConfig, slots: int = 1, facts: DataFacts | None = None
 ) -> Round:
     """The next round, from the record alone (see the module docstring)."""
     from reports import load_run
@@ -288,7 +288,7 @@ def run_confirmation(
     output_dir: Path,
     data: Dataset,
     plugins: Plugins = BUILT_IN,
-    facts: TrainFacts | None = None,
+    facts: DataFacts | None = None,
 ) -> int:
     """Train round after round what `plan` says (nothing when confirm.max_seeds is 0 or the data
     has no test split); the number of runs trained. A failing run is recorded as failed, never

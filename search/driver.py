@@ -38,7 +38,7 @@ from search.teacher import with_teacher
 from spaces import Space, load_space
 from spaces.fit import double_correction, fit_to_data, values_left
 from spaces.loss_preflight import Corner, check_corners
-from trainables.canonical import TrainFacts
+from trainables.canonical import DataFacts
 from trainables.data.dataset import Dataset
 from trainables.models.registry import ignored_keys
 from trainables.plugins import Plugins
@@ -161,7 +161,7 @@ class Prepared:
 
     data: Dataset
     plugins: Plugins
-    facts: TrainFacts
+    facts: DataFacts
     space: Space
     notes: list[str]
     left: dict[str, list[Any]]
@@ -181,7 +181,7 @@ def prepare(cfg: SearchConfig, space: Space) -> Prepared:
         data = with_teacher(cfg.distill.teacher, data, plugins, cfg.distill.folds)
     objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]
     preflight(plugins, data, cfg.search.objective, objectives)
-    facts = TrainFacts.of(data, ignored_keys(plugins.model, plugins.encoder, data.vocab_size))
+    facts = DataFacts.of(data, ignored_keys(plugins.model, plugins.encoder, data.vocab_size))
     fitted, notes = fit_to_data(space, facts)
     for note in notes:
         log.warning("data %s: %s", cfg.data["preset"], note)

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from spaces import Space
-from trainables.canonical import TrainFacts, canonical
+from trainables.canonical import DataFacts, canonical
 from trainables.errors import UserInputError
 
 MAX_REDRAWS = 20  # asks per suggestion; the last one runs even if it repeats an earlier trial
@@ -49,7 +49,7 @@ class StudySearcher(Searcher):
         metric: str,
         mode: str,
         max_epochs: int,
-        facts: TrainFacts | None = None,
+        facts: DataFacts | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._space = space
@@ -169,7 +169,7 @@ class StudySearcher(Searcher):
         self._deferred.clear()
 
 
-def config_key(config: dict[str, Any], facts: TrainFacts | None = None) -> str:
+def config_key(config: dict[str, Any], facts: DataFacts | None = None) -> str:
     """The canonical form of `config` as text; a config that is invalid as written gets its own
     key, so it is not merged with anything and its trial fails with the error it has."""
     try:
@@ -203,7 +203,7 @@ class SearcherSpec:
     max_concurrent: int
     study_path: str
     study_name: str
-    facts: TrainFacts | None = None
+    facts: DataFacts | None = None
 
 
 def make_searcher(algorithm: str, space: Space, spec: SearcherSpec) -> Searcher:
@@ -269,7 +269,7 @@ class CanonicalGrid(BasicVariantGenerator):
     searchers do: e.g. two warm-up fractions whose ramps round to the same epochs. `merged` says
     which, one sentence each; it travels with the generator's state through a resume."""
 
-    def __init__(self, *args: Any, facts: TrainFacts | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, facts: DataFacts | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._facts = facts  # the data's equivalences; left out of Ray's snapshots
         self._by_config: dict[str, str] = {}  # canonical config -> first trial id

@@ -18,7 +18,7 @@ from pathlib import Path
 from search.config import SearchConfig
 from search.confirm import run_confirmation
 from search.outputs import Outcome
-from trainables.canonical import TrainFacts
+from trainables.canonical import DataFacts
 from trainables.data.dataset import Dataset
 from trainables.plugins import Plugins
 
@@ -35,7 +35,7 @@ class StageContext:
     output_dir: Path
     data: Dataset
     plugins: Plugins
-    facts: TrainFacts
+    facts: DataFacts
     outcome: Outcome
 
 

@@ -18,7 +18,7 @@ from search.searcher import SearcherSpec, make_searcher
 from search.trial_guard import TrialGuard
 from search.tune_trial import tune_trial
 from spaces import Space
-from trainables.canonical import TrainFacts, canonical
+from trainables.canonical import DataFacts, canonical
 from trainables.errors import UserInputError
 from trainables.objective import Objective
 from trainables.params import is_plain_ce
@@ -124,7 +124,7 @@ def tune_parts(
     cluster_cpus: float,
     cluster_gpus: float,
     multi_node: bool = False,
-    facts: TrainFacts | None = None,
+    facts: DataFacts | None = None,
     plugins: Plugins = BUILT_IN,
 ) -> TuneParts:
     """Every `tune.run` argument derived from the config, the space and the cluster's resources

@@ -16,7 +16,7 @@ from typing import Any
 
 from spaces.distributions import Choice, Constant, Grid
 from spaces.space import ParamSpec, Space
-from trainables.canonical import TrainFacts, defaults, unknown_task, validate
+from trainables.canonical import DataFacts, defaults, unknown_task, validate
 from trainables.errors import UserInputError
 from trainables.losses.kinds import LOSS_KINDS
 from trainables.params import ELF_ON, param, task_key
@@ -24,7 +24,7 @@ from trainables.params import ELF_ON, param, task_key
 TASK = "<task>"  # in a space key: one key per task of the data (loss.<task>.kind, …)
 
 
-def fit_to_data(space: Space, facts: TrainFacts) -> tuple[Space, list[str]]:
+def fit_to_data(space: Space, facts: DataFacts) -> tuple[Space, list[str]]:
     """(the space without the values the data cannot tell apart, one note per collapse)."""
     space, notes = for_tasks(space, tuple(facts.tasks)), []
     check_against(space, facts)
@@ -129,7 +129,7 @@ def values_left(before: Space, after: Space) -> dict[str, list[Any]]:
     }
 
 
-def check_against(space: Space, facts: TrainFacts) -> None:
+def check_against(space: Space, facts: DataFacts) -> None:
     """Raise UserInputError naming the space file for a point, or a value of a loss kind's key,
     that the data cannot take (its kind's `prepare` refuses it: e.g. a two-class focal α on five
     classes)."""

@@ -19,7 +19,7 @@ import torch
 
 from spaces.distributions import Constant, fmt
 from spaces.space import Space
-from trainables.canonical import TrainFacts, canonical
+from trainables.canonical import DataFacts, canonical
 from trainables.data.dataset import Dataset
 from trainables.errors import UserInputError
 from trainables.params import as_plain_ce
@@ -51,7 +51,7 @@ class Corner:
         return None
 
 
-def corners(space: Space, facts: TrainFacts) -> list[dict[str, Any]]:
+def corners(space: Space, facts: DataFacts) -> list[dict[str, Any]]:
     """Plain CE and one canonical config per searched value (continuous: its two ends)."""
     base = {k: s.dist.value for k, s in space.params.items() if isinstance(s.dist, Constant)}
     out = [canonical(as_plain_ce(base), data=facts)]
@@ -135,7 +135,7 @@ def measure(
     )
 
 
-def check_corners(space: Space, data: Dataset, plugins: Plugins, facts: TrainFacts) -> list[Corner]:
+def check_corners(space: Space, data: Dataset, plugins: Plugins, facts: DataFacts) -> list[Corner]:
     """Every corner of `space` measured; a UserInputError for the first refused one."""
     measured, models = [], {}
     for config in corners(space, facts):

@@ -14,7 +14,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr, softmax
 
 from search.teacher import best_confirmed, cross_fit, fold_of, train_teacher
-from trainables.canonical import TrainFacts, canonical
+from trainables.canonical import DataFacts, canonical
 from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.errors import UserInputError
 from trainables.losses.distill import distill_term, divergence, ensemble_log_p
@@ -131,7 +131,7 @@ def test_the_trial_loss_mixes_task_and_distillation(data) -> None:
 
 
 def test_canonical_distillation_rules(data) -> None:
-    facts = TrainFacts.of(data)
+    facts = DataFacts.of(data)
     off = canonical({"distill.kind": "kl", "distill.weight": 0.0}, fill_defaults=True, data=facts)
     assert off == canonical({}, fill_defaults=True, data=facts)
     on = canonical({"distill.kind": "kl", "distill.temperature": 4.0}, data=facts)
@@ -139,7 +139,7 @@ def test_canonical_distillation_rules(data) -> None:
     assert canonical({"distill.kind": "none", "distill.temperature": 4.0}, data=facts) == {
         "distill.kind": "none"
     }
-    plain = TrainFacts.of(make_synthetic(TINY))  # no teacher: the keys are never read
+    plain = DataFacts.of(make_synthetic(TINY))  # no teacher: the keys are never read
     assert "distill.kind" in plain.ignored
 
 

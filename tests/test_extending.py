@@ -19,7 +19,7 @@ from search.run import usage
 from spaces import load_space
 from spaces.fit import fit_to_data
 from spaces.loss_preflight import check_corners
-from trainables.canonical import TrainFacts, canonical
+from trainables.canonical import DataFacts, canonical
 from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.losses.kinds import LOSS_KINDS, unregister_loss_kind
 from trainables.params import PARAMS, Param
@@ -88,7 +88,7 @@ def test_a_registered_loss_kind_is_in_help_searched_and_trains_differently(
     # the loss preflight measures a corner of it on a training batch
     data = make_synthetic(TINY)
     plugins = Plugins(trainable="poly1:train")
-    facts = TrainFacts.of(data)
+    facts = DataFacts.of(data)
     measured = check_corners(fit_to_data(space, facts)[0], data, plugins, facts)
     assert {c.settings.get("loss.kind") for c in measured} >= {"poly1"}
 

@@ -25,7 +25,7 @@ from spaces import list_spaces, load_space
 from spaces.distributions import Constant, Uniform
 from spaces.fit import fit_to_data, without
 from spaces.space import Space
-from trainables.canonical import TrainFacts, canonical
+from trainables.canonical import DataFacts, canonical
 from trainables.data.dataset import Dataset, Split
 from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.data.table import TableSpec, load_table
@@ -48,8 +48,8 @@ def data() -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def facts(data: Dataset) -> TrainFacts:
-    return TrainFacts.of(data)
+def facts(data: Dataset) -> DataFacts:
+    return DataFacts.of(data)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def noise_floor(data: Dataset, runs: dict[tuple, Curve]) -> float:
     return gap
 
 
-def canon(cfg: dict[str, Any], facts: TrainFacts) -> dict[str, Any]:
+def canon(cfg: dict[str, Any], facts: DataFacts) -> dict[str, Any]:
     return canonical(FIXTURE | cfg, fill_defaults=True, data=facts)
 
 
@@ -160,7 +160,7 @@ SEARCHED = [
 
 @pytest.mark.parametrize(("name", "key"), SEARCHED, ids=[f"{n}:{k}" for n, k in SEARCHED])
 def test_every_searched_key_changes_training_or_is_merged(
-    name: str, key: str, data: Dataset, facts: TrainFacts, floor: float, runs: dict
+    name: str, key: str, data: Dataset, facts: DataFacts, floor: float, runs: dict
 ) -> None:
     space, _ = fit_to_data(load_space(name), facts)  # what the driver searches
     if key not in space.params or len(values_of(space, key)) < 2:
@@ -179,7 +179,7 @@ TAUGHT = dataclasses.replace(
 )  # two random teachers: what the distill keys train towards does not matter here
 # (space, the data it needs): every searched key of each changes training on that data
 OWN_DATA = {"multitask": TWO_TASKS, "distill": TAUGHT}
-FITTED = {n: fit_to_data(load_space(n), TrainFacts.of(d))[0] for n, d in OWN_DATA.items()}
+FITTED = {n: fit_to_data(load_space(n), DataFacts.of(d))[0] for n, d in OWN_DATA.items()}
 OWN_KEYS = [(n, k) for n, s in FITTED.items() for k in s.params if len(values_of(s, k)) > 1]
 
 
@@ -196,11 +196,11 @@ def test_every_key_changes_training_on_the_data_its_space_needs(
 ) -> None:
     runs, noise = own_runs[name]
     data = OWN_DATA[name]
-    changes_training(FITTED[name], key, data, TrainFacts.of(data), noise, runs)
+    changes_training(FITTED[name], key, data, DataFacts.of(data), noise, runs)
 
 
 def changes_training(
-    space: Space, key: str, data: Dataset, facts: TrainFacts, floor: float, runs: dict
+    space: Space, key: str, data: Dataset, facts: DataFacts, floor: float, runs: dict
 ) -> None:
     """Each value of `key` trains differently from the others (beyond `floor`) or canonicalises
     to the same config, over bases covering every other finite value."""
@@ -248,7 +248,7 @@ OLD_NO_OPS = {
 
 @pytest.mark.parametrize("case", list(OLD_NO_OPS))
 def test_former_no_ops_now_change_training(
-    case: str, data: Dataset, facts: TrainFacts, floor: float, runs: dict
+    case: str, data: Dataset, facts: DataFacts, floor: float, runs: dict
 ) -> None:
     base, a, b = OLD_NO_OPS[case]
     assert canon(base | a, facts) != canon(base | b, facts)
@@ -256,7 +256,7 @@ def test_former_no_ops_now_change_training(
     assert gap > 100 * floor, (case, gap, floor)
 
 
-def test_scale_only_settings_are_merged(data: Dataset, facts: TrainFacts) -> None:
+def test_scale_only_settings_are_merged(data: Dataset, facts: DataFacts) -> None:
     # a scalar α on five classes was one common factor: it is now refused, in and out of a search
     with pytest.raises(UserInputError, match="two-class"):
         canon({"loss.kind": "focal", "loss.alpha": 0.75}, facts)
@@ -306,7 +306,7 @@ POOLS: dict[str, tuple[Any, ...]] = {
 }
 
 
-def clips_everything(facts: TrainFacts, cfg: dict[str, Any]) -> bool:
+def clips_everything(facts: DataFacts, cfg: dict[str, Any]) -> bool:
     """True when the clip bounds move every kept training weight: the ELF weights are then one
     constant whatever the strategy, a degenerate setting `canonical` does not try to merge."""
     params = TrialParams.from_flat(FIXTURE | cfg)
@@ -316,7 +316,7 @@ def clips_everything(facts: TrainFacts, cfg: dict[str, Any]) -> bool:
     return bool(clipped[w > 0].all())
 
 
-def random_configs(facts: TrainFacts, n: int, seed: int = 0) -> list[dict[str, Any]]:
+def random_configs(facts: DataFacts, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """Configs drawn key by key from small pools (so that many are equivalent): valid ones whose
     weights are not all clipped."""
     rng = random.Random(seed)
@@ -332,7 +332,7 @@ def random_configs(facts: TrainFacts, n: int, seed: int = 0) -> list[dict[str, A
 
 
 def test_canonical_equal_trains_alike_and_different_is_not_merged(
-    data: Dataset, facts: TrainFacts
+    data: Dataset, facts: DataFacts
 ) -> None:
     groups: dict[str, list[dict[str, Any]]] = {}
     for cfg in random_configs(facts, 300):
@@ -364,7 +364,7 @@ def nova_like(data: Dataset) -> Dataset:
 
 def test_granularity_copies_and_missing_policies_are_collapsed(data: Dataset) -> None:
     nova = nova_like(data)
-    facts = TrainFacts.of(nova)
+    facts = DataFacts.of(nova)
     sub = {"elf.strategy": "avg", "elf.granularity": "subsystem", "elf.missing": "impute"}
     assert canon(sub, facts) == canon(sub | {"elf.granularity": "package"}, facts)
     assert canon(sub, facts) == canon(sub | {"elf.missing": "skip"}, facts)
@@ -376,7 +376,7 @@ def test_granularity_copies_and_missing_policies_are_collapsed(data: Dataset) ->
     assert space.params["elf.missing"].dist.finite == ("default",)
     assert len(notes) == 2 and "copies of package's" in notes[0] and "elf.missing" in notes[1]
     # the same space on data with distinct columns and missing ownership is left as it is
-    assert fit_to_data(load_space("elf"), TrainFacts.of(data)) == (load_space("elf"), [])
+    assert fit_to_data(load_space("elf"), DataFacts.of(data)) == (load_space("elf"), [])
 
 
 def test_table_with_a_partial_ownership_mapping(tmp_path: Path) -> None:
@@ -393,7 +393,7 @@ def test_table_with_a_partial_ownership_mapping(tmp_path: Path) -> None:
     frame.to_csv(path, index=False)
     mapping = {"own": {"signal": "aco", "granularity": "package"}}
     table = load_table(TableSpec(path=str(path), label="label", features=("f",), ownership=mapping))
-    facts = TrainFacts.of(table)
+    facts = DataFacts.of(table)
     assert {facts.copy_of("aco", g) for g in ("repository", "subsystem")} == {"package"}
     space, notes = fit_to_data(load_space("elf"), facts)
     assert space.params["elf.granularity"].dist.finite == ("package",)
@@ -406,7 +406,7 @@ def test_table_with_a_partial_ownership_mapping(tmp_path: Path) -> None:
     assert len(notes) == 3
 
 
-def test_dropping_a_value_removes_what_only_it_enabled(tmp_path: Path, facts: TrainFacts) -> None:
+def test_dropping_a_value_removes_what_only_it_enabled(tmp_path: Path, facts: DataFacts) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(
         "params:\n  elf.strategy: {choice: [none, rso]}\n"
@@ -443,12 +443,12 @@ def test_invalid_as_written_fails_alike_in_and_out_of_a_search(data: Dataset) ->
     beta0 = {"cw.method": "effective", "cw.beta": 0.0}
     with pytest.raises(UserInputError, match="no training examples") as refused:
         prepare_params(beta0, empty)
-    assert config_key(beta0, TrainFacts.of(empty)) == f"invalid: {refused.value}"
+    assert config_key(beta0, DataFacts.of(empty)) == f"invalid: {refused.value}"
     assert canonical(beta0) == {"cw.method": "none"}  # without the data the rule alone applies
 
 
 def test_a_space_point_the_data_cannot_take_is_refused_before_the_search(
-    tmp_path: Path, facts: TrainFacts
+    tmp_path: Path, facts: DataFacts
 ) -> None:
     path = tmp_path / "two_class.yaml"
     path.write_text("params:\n  loss.kind: focal\n  loss.alpha: {choice: [null, 0.25]}\n")
@@ -481,7 +481,7 @@ def test_weight_stats_describe_the_applied_weights(data: Dataset) -> None:
 
 
 def test_sgd_sees_the_loss_scale_that_adamw_ignores(
-    data: Dataset, facts: TrainFacts, floor: float
+    data: Dataset, facts: DataFacts, floor: float
 ) -> None:
     at = {
         c: {"train.optimizer": "sgd", "elf.strategy": "aco", "elf.clip_min": c, "elf.clip_max": c}
@@ -503,7 +503,7 @@ def test_model_keys_the_model_never_reads_are_not_searched(tmp_path: Path, data:
     assert curve(data, {"model.encoder_lr": 1e-6}) == curve(data, {"model.encoder_lr": 0.5})
     ignored = ignored_keys("mlp", "", data.vocab_size)
     assert set(ignored) == {"model.embed_dim", "model.encoder_lr"}
-    facts = TrainFacts.of(data, ignored)
+    facts = DataFacts.of(data, ignored)
     path = tmp_path / "model.yaml"
     path.write_text(
         "params:\n  model.embed_dim: {choice: [8, 64]}\n  model.encoder_lr: {loguniform: "
@@ -529,7 +529,7 @@ def test_model_keys_the_model_never_reads_are_not_searched(tmp_path: Path, data:
     assert set(ignored_keys("examples.user_model:factory", "", 0)) == set()  # a factory: any key
 
 
-def test_a_space_that_corrects_imbalance_twice_is_said_once(facts: TrainFacts) -> None:
+def test_a_space_that_corrects_imbalance_twice_is_said_once(facts: DataFacts) -> None:
     from spaces.fit import double_correction
 
     said = double_correction(fit_to_data(load_space("class_weights"), facts)[0])

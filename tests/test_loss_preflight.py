@@ -15,7 +15,7 @@ from search.run import main
 from spaces import load_space
 from spaces.fit import fit_to_data
 from spaces.loss_preflight import MAX_RATIO, check_corners, corners, measure
-from trainables.canonical import TrainFacts
+from trainables.canonical import DataFacts
 from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.errors import UserInputError
 from trainables.losses.trial_loss import TrialLoss
@@ -30,7 +30,7 @@ def data():
 
 
 def test_corners_cover_each_value_once_with_its_parents(data) -> None:
-    facts = TrainFacts.of(data)
+    facts = DataFacts.of(data)
     space, _ = fit_to_data(load_space("focal"), facts)
     found = corners(space, facts)
     assert (
@@ -87,7 +87,7 @@ def test_a_planted_non_finite_configuration_is_refused_before_ray(tmp_path, caps
 def test_a_loss_far_above_plain_ce_is_refused(data, tmp_path) -> None:
     space = tmp_path / "big.yaml"
     space.write_text("params:\n  elf.strategy: aco\n  elf.clip_min: {choice: [null, 5000.0]}\n")
-    facts = TrainFacts.of(data)
+    facts = DataFacts.of(data)
     fitted, _ = fit_to_data(load_space(str(space)), facts)
     with pytest.raises(
         UserInputError,
@@ -133,7 +133,7 @@ def test_probabilities_where_logits_are_expected_warn_once(data) -> None:
 def test_a_bound_float32_cannot_hold_is_refused_in_one_line(data, tmp_path) -> None:
     space = tmp_path / "huge.yaml"
     space.write_text("params:\n  elf.strategy: aco\n  elf.clip_min: {choice: [null, 1.0e+39]}\n")
-    facts = TrainFacts.of(data)
+    facts = DataFacts.of(data)
     fitted, _ = fit_to_data(load_space(str(space)), facts)
     with pytest.raises(UserInputError, match="elf.clip_min=1e[+]39: training raises RuntimeError"):
         check_corners(fitted, data, BUILT_IN, facts)

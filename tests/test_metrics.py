@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from trainables.metrics.scores import classification_metrics, plain_ce
+from trainables.metrics.scores import classification_metrics, cross_entropy_value
 
 
 def _ece_numpy(prob: np.ndarray, target: np.ndarray, bins: int = 15) -> float:
@@ -97,7 +97,7 @@ def test_ece_against_numpy_on_random_data() -> None:
 def test_plain_ce_and_input_checks() -> None:
     logits, target = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])
     expected = np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(1.0))])
-    assert plain_ce(logits, target) == pytest.approx(expected, rel=1e-6)
+    assert cross_entropy_value(logits, target) == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="outside"):
         classification_metrics(logits, torch.tensor([0, 2]), 2, 1)
     with pytest.raises(ValueError, match="minority_class"):

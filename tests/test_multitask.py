@@ -19,7 +19,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from reports.confirmation import Config, paired_differences, task_labels
 from spaces import load_space
 from spaces.fit import fit_to_data
-from trainables.canonical import TrainFacts, canonical
+from trainables.canonical import DataFacts, canonical
 from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.data.table import TableSpec, load_table
 from trainables.errors import UserInputError
@@ -166,7 +166,7 @@ def test_every_weighting_trains_differently_and_reports_its_balance(data) -> Non
 
 def test_a_shared_loss_setting_is_every_tasks_own(data) -> None:
     both = {"loss.label.kind": "focal", "loss.level.kind": "focal"}
-    facts = TrainFacts.of(data)
+    facts = DataFacts.of(data)
     assert canonical(SHORT | {"loss.kind": "focal"}, data=facts) == canonical(
         SHORT | both, data=facts
     )
@@ -241,12 +241,12 @@ def test_a_table_with_two_label_columns(tmp_path) -> None:
 
 
 def test_the_multitask_space_searches_each_task_and_refuses_a_stranger(data, tmp_path) -> None:
-    space, notes = fit_to_data(load_space("multitask"), TrainFacts.of(data))
+    space, notes = fit_to_data(load_space("multitask"), DataFacts.of(data))
     keys = set(space.params)
     assert {"loss.label.kind", "loss.level.kind", "loss.level.gamma", "task.weighting"} <= keys
     assert space.params["loss.level.gamma"].when == (("loss.level.kind", ("focal",)),)
     assert space.points_to_evaluate[0]["loss.label.kind"] == "ce" and not notes
-    single, notes = fit_to_data(load_space("multitask"), TrainFacts.of(make_synthetic(TINY)))
+    single, notes = fit_to_data(load_space("multitask"), DataFacts.of(make_synthetic(TINY)))
     assert {"loss.kind", "loss.gamma", "loss.alpha"} <= set(single.params)  # the one task's loss
     assert single.params["loss.gamma"].when == (("loss.kind", ("focal",)),)
     assert "task.weighting" not in single.params
@@ -254,7 +254,7 @@ def test_the_multitask_space_searches_each_task_and_refuses_a_stranger(data, tmp
     mine = tmp_path / "mine.yaml"
     mine.write_text("params:\n  loss.nope.kind: {choice: [ce, focal]}\n")
     with pytest.raises(UserInputError, match=r"mine.yaml: loss.nope.kind: not a task of the data"):
-        fit_to_data(load_space(str(mine)), TrainFacts.of(data))
+        fit_to_data(load_space(str(mine)), DataFacts.of(data))
 
 
 def test_confirmation_bootstraps_each_task_and_their_mean() -> None:

@@ -167,7 +167,7 @@ def test_snapshot_restores_into_a_fresh_searcher(tmp_path):
     assert json.loads(snapshot.read_text())["steps"] == {"c": [1]}
     first.on_trial_complete("a", finished(3, 0.8, 4))
     first.suggest("b")  # flushes a's end to the journal; the snapshot predates it
-    facts = object()  # stands in for the data's TrainFacts
+    facts = object()  # stands in for the data's DataFacts
     again = make_searcher("optuna", space, replace(spec(tmp_path), facts=facts)).searcher
     again.restore(str(snapshot))
     assert again._facts is facts

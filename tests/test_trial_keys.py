@@ -18,7 +18,7 @@ from spaces.distributions import Choice, Constant, LogUniform
 from spaces.fit import fit_to_data, for_tasks
 from spaces.pins import pin
 from spaces.schema import to_text
-from trainables.canonical import TrainFacts
+from trainables.canonical import DataFacts
 from trainables.params import PARAMS
 
 USER_MODEL = "examples.user_model:factory"  # declares model.width and model.blocks
@@ -244,7 +244,7 @@ def test_data_without_ownership_is_one_line_that_says_what_is_left(breast_cancer
 
     data = build_dataset("table", {"path": str(breast_cancer), "label": "target"})
     space = load_space("elf")
-    fitted, notes = fit_to_data(space, TrainFacts.of(data))
+    fitted, notes = fit_to_data(space, DataFacts.of(data))
     assert notes == [NO_OWNERSHIP] and fitted.searched == ("train.lr",)
     write_data_notes(tmp_path, data, notes, {})
     assert json.loads((tmp_path / "data.json").read_text())["collapsed"] == [NO_OWNERSHIP]

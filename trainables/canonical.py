@@ -16,7 +16,7 @@ Rules (missing keys read as their PARAMS default):
   it is `none`;
 - a warm-up whose ramp is 0 at the first epoch and 1 from the second (warmup_frac·(E − 1) ≤ 1) is
   one configuration; with a one-epoch budget the warm-up is off.
-With the data (`Dataset`, see `TrainFacts`), also:
+With the data (`Dataset`, see `DataFacts`), also:
 - a granularity or missing-value policy that gives the same training weights (and clipped mask)
   as another trains as the first of them in WEIGHT_ORDERS (finest granularity; default, impute,
   min, skip): e.g. a granularity whose ownership columns copy another's, every policy where no
@@ -72,7 +72,7 @@ MAX_PASSES = 8  # each pass can only remove keys or apply a one-way rewrite; 2 s
 
 
 @dataclass
-class TrainFacts:
+class DataFacts:
     """What of the data decides equivalences: the training split's ownership columns and labels
     (no features, so it is small enough to travel inside the searcher), the class names, and the
     keys the chosen model never reads (`trainables.models.registry.ignored_keys`), with the reason."""
@@ -84,7 +84,7 @@ class TrainFacts:
     _cache: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, data: Dataset, ignored: Mapping[str, str] | None = None) -> TrainFacts:
+    def of(cls, data: Dataset, ignored: Mapping[str, str] | None = None) -> DataFacts:
         t = data.train
         light = Split(t.x.new_empty((len(t), 0)), t.y, t.aco, t.rso)
         ignored = dict(ignored or {})
@@ -194,12 +194,12 @@ def _other(bound: str) -> str:
 NEEDS_MISSING = ("elf.missing", "elf.default_aco", "elf.default_rso")
 
 
-def _nothing_missing(values: Mapping[str, Any], facts: TrainFacts) -> bool:
+def _nothing_missing(values: Mapping[str, Any], facts: DataFacts) -> bool:
     strategy = values["elf.strategy"]
     return strategy in ELF_ON and not facts.any_missing(strategy, values["elf.granularity"])
 
 
-def relevant(key: str, values: Mapping[str, Any], facts: TrainFacts | None = None) -> bool:
+def relevant(key: str, values: Mapping[str, Any], facts: DataFacts | None = None) -> bool:
     """True when `key` can affect training given the complete flat config `values` (and data)."""
     if facts is not None and key in facts.ignored:
         return False
@@ -219,10 +219,10 @@ def relevant(key: str, values: Mapping[str, Any], facts: TrainFacts | None = Non
     )
 
 
-Rule = Callable[[Mapping[str, Any], TrainFacts | None], dict[str, Any]]
+Rule = Callable[[Mapping[str, Any], DataFacts | None], dict[str, Any]]
 
 
-def _same_kind(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _same_kind(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     """Each loss kind (and each task's) that trains as another kind for its values is that kind."""
     out = {}
     for prefix in ["loss.", *{f"loss.{t[0]}." for k in v if (t := task_of(k))}]:
@@ -235,17 +235,17 @@ def _same_kind(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]
     return out
 
 
-def _distill_off(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _distill_off(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     return (
         {"distill.kind": "none"} if v["distill.kind"] != "none" and v["distill.weight"] == 0 else {}
     )
 
 
-def _effective_beta_zero(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _effective_beta_zero(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     return {"cw.method": "none"} if v["cw.method"] == "effective" and v["cw.beta"] == 0 else {}
 
 
-def _cap_never_binds(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _cap_never_binds(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     if facts is None or v["cw.method"] == "none" or v["cw.cap"] is None:
         return {}
     return {} if facts.cap_binds(v["cw.method"], v["cw.beta"], v["cw.cap"]) else {"cw.cap": None}
@@ -258,7 +258,7 @@ WEIGHT_ORDERS = {
 }
 
 
-def _same_weights(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _same_weights(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     if facts is None or v["elf.strategy"] == "none":
         return {}
     mine = facts.weights(v)
@@ -270,7 +270,7 @@ def _same_weights(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, A
     return {}
 
 
-def _clip_moves_nothing(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _clip_moves_nothing(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     if v["elf.strategy"] == "none":
         return {}
     out: dict[str, Any] = {}
@@ -287,12 +287,12 @@ def _clip_moves_nothing(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[
     return out
 
 
-def _scale_only_normalize(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _scale_only_normalize(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     unclipped = v["elf.clip_min"] is None and v["elf.clip_max"] is None
     return {"elf.normalize": "none"} if v["elf.normalize"] == "mean" and unclipped else {}
 
 
-def _warmup_one_step(v: Mapping[str, Any], facts: TrainFacts | None) -> dict[str, Any]:
+def _warmup_one_step(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     epochs, frac = v["train.max_epochs"], v["elf.warmup_frac"]
     if frac == 0:
         return {}
@@ -336,7 +336,7 @@ def _checked(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict[str, Any]:
+def validate(params: Mapping[str, Any], facts: DataFacts | None = None) -> dict[str, Any]:
     """The checked flat config as written (absent keys stay absent), or the UserInputError a trial
     raises for it: a bad value, clip_min above clip_max, and with the data what a loss kind's
     `prepare` refuses (a focal α that does not fit its classes) or class weights for a class
@@ -361,7 +361,7 @@ def validate(params: Mapping[str, Any], facts: TrainFacts | None = None) -> dict
     return out
 
 
-def unknown_task(keys: Iterable[str], facts: TrainFacts) -> str | None:
+def unknown_task(keys: Iterable[str], facts: DataFacts) -> str | None:
     """Why the first loss.<task>.* key of `keys` that names no task of the data is refused."""
     unknown = [k for k in keys if (t := task_of(k)) and t[0] not in facts.tasks]
     if not unknown:
@@ -382,16 +382,16 @@ def per_task(params: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, A
 def canonical(
     params: Mapping[str, Any],
     fill_defaults: bool = False,
-    data: Dataset | TrainFacts | None = None,
+    data: Dataset | DataFacts | None = None,
 ) -> dict[str, Any]:
     """The canonical form of a full or partial flat config (idempotent; keeps the input's order),
-    after `validate`. With `data` (a Dataset or its TrainFacts, reused across calls) the data's
+    after `validate`. With `data` (a Dataset or its DataFacts, reused across calls) the data's
     rules apply too.
 
     With `fill_defaults`, missing keys are filled first, so that two configs are equivalent exactly
     when their canonical forms are equal; without it, absent keys stay absent.
     """
-    facts = TrainFacts.of(data) if isinstance(data, Dataset) else data
+    facts = DataFacts.of(data) if isinstance(data, Dataset) else data
     out = validate(params, facts)
     if fill_defaults:
         out = {k: out.get(k, d) for k, d in defaults().items()} | out

@@ -117,7 +117,7 @@ def calibration(logits: Tensor, target: Tensor, temperature: float | None) -> di
         return {"temperature": t, "ece_scaled": float(expected_calibration_error(prob, target))}
 
 
-def plain_ce(logits: Tensor, target: Tensor) -> float:
+def cross_entropy_value(logits: Tensor, target: Tensor) -> float:
     """Unweighted mean cross-entropy, comparable across loss configurations."""
     with torch.no_grad():
         return float(F.cross_entropy(logits.detach().float(), target))

@@ -22,7 +22,7 @@ from trainables.data.dataset import Dataset, Split
 from trainables.errors import UserInputError
 from trainables.losses.multitask import MultiTaskLoss
 from trainables.losses.trial_loss import TrialLoss
-from trainables.metrics.scores import calibration, classification_metrics, plain_ce
+from trainables.metrics.scores import calibration, classification_metrics, cross_entropy_value
 from trainables.metrics.table import combined
 from trainables.models.registry import ModelInputs, model_factory
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
@@ -31,7 +31,7 @@ from trainables.plugins import BUILT_IN, Plugins
 from trainables.trial.nonfinite import NonFiniteError
 
 EVAL_CHUNK = 8192
-Sink = Callable[[dict[str, Any], dict[str, Any] | None], None]  # (result, checkpoint | None)
+ResultSink = Callable[[dict[str, Any], dict[str, Any] | None], None]  # (result, checkpoint | None)
 
 
 def predict(model: nn.Module, split: Split) -> torch.Tensor:
@@ -70,7 +70,7 @@ def scores(
     metrics = classification_metrics(logits, split.y, num_classes, minority)
     metrics |= calibration(logits, split.y, temperature)
     out = {f"{prefix}{k}": float(v) for k, v in metrics.items()}
-    out[f"{prefix}loss"] = float(plain_ce(logits, split.y))
+    out[f"{prefix}loss"] = float(cross_entropy_value(logits, split.y))
     return out
 
 
@@ -118,7 +118,7 @@ class TrialContext:
         params: TrialParams,
         data: Dataset,
         device: torch.device,
-        sink: Sink,
+        sink: ResultSink,
         *,
         plugins: Plugins = BUILT_IN,
         objective: Objective = DEFAULT_OBJECTIVE,

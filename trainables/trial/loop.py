@@ -19,7 +19,7 @@ from trainables.models.registry import model_factory
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.params import TrialParams
 from trainables.plugins import BUILT_IN, Plugins, Trainable, load_object
-from trainables.trial.context import Sink, TrialContext
+from trainables.trial.context import ResultSink, TrialContext
 
 
 def pick_device(gpu_assigned: bool) -> torch.device:
@@ -112,7 +112,7 @@ def run_local(
     plugins: Plugins = BUILT_IN,
     objective: Objective = DEFAULT_OBJECTIVE,
     device: torch.device | None = None,
-    sink: Sink | None = None,
+    sink: ResultSink | None = None,
 ) -> list[dict[str, Any]]:
     """Run a trainable (`plugins.trainable`, default the built-in) on `config` in this process,
     without Ray and without `data`'s test split; the per-epoch results (each also to `sink`)."""
