@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install the project into it: `bash setup.sh` (to run searches) or
 # `bash setup.sh --text` (adds model=text's sentence encoder) or `bash setup.sh --dev` (adds that
-# and pytest, ruff, scikit-learn, playwright for the tests).
+# and pytest, ruff, playwright and mkdocs for the tests and docs).
 set -euo pipefail
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}

@@ -23,7 +23,7 @@ class TableSpec:
     test_frac: float = 0.15  # test share of every class
     seed: int = 0  # seed of the stratified split
     text_buckets: int = 1 << 17  # ids in [1, buckets): 131072·embed_dim floats, few collisions
-    max_tokens: int = 64  # per row: unigrams, then bigrams, then char n-grams, truncated
+    max_tokens: int = 64  # per row: distinct unigrams, bigrams, char n-grams (text.py), truncated
     char_ngrams: tuple[int, ...] = (3,)  # character n-gram sizes (empty: words only)
     fold_labels: bool = False  # labels equal up to case become one: their most frequent spelling
     min_class_rows: int = 0  # classes with fewer rows go the rare_classes way (0: none)
