@@ -475,6 +475,23 @@ def test_interrupted_then_resumed_reopens_the_same_runs(tmp_path, store):
     assert_nothing_lost(settings.output_dir, settings.tracking_uri)
 
 
+def sync_keeping_inflight(mirror: MlflowMirror) -> list[str]:
+    """One sync of `mirror`; the state file's text the first time it named a call in flight (what a
+    kill during that call would leave)."""
+    saved: list[str] = []
+    save = type(mirror.state).save
+
+    def keep_inflight(state, path):
+        save(state, path)
+        if state.inflight is not None and not saved:
+            saved.append(path.read_text())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(mirror.state), "save", keep_inflight)
+        assert mirror.sync()
+    return saved
+
+
 @pytest.mark.parametrize("lost", ["state file", "last save"])
 def test_a_kill_between_a_call_and_its_state_sends_nothing_twice(tmp_path, store, lost):
     """A SIGKILL right after a log_batch call, before the state recorded it: the state of before
@@ -487,17 +504,7 @@ def test_a_kill_between_a_call_and_its_state_sends_nothing_twice(tmp_path, store
     assert mirror.sync()
     record.results("a", 1.0, range(2, MAX_EPOCHS))
     state_path = settings.output_dir / STATE_FILE
-    saved: list[str] = []
-    save = type(mirror.state).save
-
-    def keep_inflight(state, path):
-        save(state, path)
-        if state.inflight is not None and not saved:
-            saved.append(path.read_text())
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(type(mirror.state), "save", keep_inflight)
-        assert mirror.sync()
+    saved = sync_keeping_inflight(mirror)
     if lost == "state file":
         state_path.unlink()
     else:
@@ -610,17 +617,7 @@ def test_looks_of_an_interrupted_search_reach_the_parent_once_after_resume(tmp_p
     assert first.sync()
     record.look(*LOOKS[1])
     state_path = settings.output_dir / STATE_FILE
-    saved: list[str] = []
-    save = type(first.state).save
-
-    def keep_inflight(state, path):
-        save(state, path)
-        if state.inflight is not None and not saved:
-            saved.append(path.read_text())
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(type(first.state), "save", keep_inflight)
-        assert first.sync()
+    saved = sync_keeping_inflight(first)
     first.close("FINISHED")
     if lost == "state file":
         state_path.unlink()
