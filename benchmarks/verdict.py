@@ -1,10 +1,10 @@
 """Calibration of the confirmation's verdicts against a known truth: `python -m benchmarks verdict`.
 
 The synthetic world draws test rows for free, so the truth is measurable. Pools of real
-re-trainings: plain CE and ELF (rso, package) trained with POOL_SEEDS seeds each on the `synthetic`
-preset's world (and on `synthetic-flat`'s), every model predicting POOL_ROWS test rows. The true Δ
+re-trainings: plain CE and ELF (rso, package) trained with the pool seeds of SIZES each on the
+`synthetic` preset's world (and on `synthetic-flat`'s), every model predicting the pool's rows. The true Δ
 of a candidate is the mean over the pool's seeds of its macro-F1 minus the baseline's on all
-POOL_ROWS rows; a candidate whose runs are drawn from the baseline's own pool has Δ = 0 exactly.
+the pool's rows; a candidate whose runs are drawn from the baseline's own pool has Δ = 0 exactly.
 
 One simulated confirmation draws a test split of the default size from the pool's rows (without
 replacement) and, for every seed it asks for, one pool seed per configuration (a candidate with
@@ -69,7 +69,7 @@ K = 4  # candidates per confirmation, as in a default run (top 3 and the front)
 SLOTS = 2  # trial slots of the 2-CPU machine
 SIM_RESAMPLES = 200
 FIXED_SEEDS = 30  # the fixed design the cost is compared with
-FIXED = (5, 8, 10, 15, 20, FIXED_SEEDS)  # fixed designs whose power is measured (same draws)
+FIXED = (5, 8, 10, 15, 20, FIXED_SEEDS)  # fixed designs whose power is measured (same worlds)
 BASE = {"loss.kind": "ce", "elf.strategy": "none", "train.lr": 0.004}
 ELF = BASE | {"elf.strategy": "rso", "elf.granularity": "package"}
 # (pool seeds, pool rows, test rows, simulations); quick: a smoke test of the code path
@@ -209,7 +209,7 @@ def _scores(c: Config, seeds: list[int], task: TaskLabels) -> np.ndarray:
     return score("macro_f1", np.stack(per_seed, 1), task.minority)
 
 
-def fixed_n(looked: Confirmation, rows: int) -> Confirmation:
+def fixed_n(looked: Confirmation) -> Confirmation:
     """The same look with the seeds' part of each interval a fixed-n t-interval's (the fixed-N
     design's interval, valid at one look); its verdicts follow."""
     alpha_seeds = split_alpha(looked.alpha, len(looked.comparisons))[0]
@@ -257,7 +257,7 @@ def fixed_design(world: World, rows: int, rng: np.random.Generator, seeds: int) 
     runs += [_run("c0", CANDIDATE, s + 1, macro_f1(y, p, k), p) for s, p in enumerate(cand)]
     labels = [TaskLabels("", y, k, 0)]
     looked = confirm(runs, [PRIMARY], PRIMARY, labels, cfg.alpha / K, SIM_RESAMPLES)
-    return fixed_n(looked, rows).comparisons["c0"]["test_macro_f1"].verdict == BETTER
+    return fixed_n(looked).comparisons["c0"]["test_macro_f1"].verdict == BETTER
 
 
 def rate(hits: list[bool]) -> tuple[float, float]:

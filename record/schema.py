@@ -5,7 +5,8 @@
    "notes": {...text...}, "predictions": [...]}            e.g. checkpoint_fallback
   {"event": "retry",  "trial_id", "time", "attempt"}       Ray restarts the trial after a crash
   {"event": "end",    "trial_id", "time", "state", "epochs", "reason", "error"}
-  {"event": "look",   "trial_id": "look", "time", "epoch", "metric", "figures": {...}}
+  {"event": "look",   "trial_id": "look", "time", "epoch", "metric", "figures": {...},
+   "merged": [...]}
 
 `state` is one of END_STATES; `reason` is one line, `error` the full error text of a failure.
 A search trial has no `stage`. A confirmation run (the re-training of the search's trial `source`
@@ -14,7 +15,8 @@ CONFIRMATION, one result event (the epoch chosen on validation, with the test sp
 `test_*` and predicted class ids `predictions` in test-row order) and its end, all three written
 when it has finished.
 A look is the confirmation stage's view of its verdicts on `metric` after a round: per candidate
-newly looked at, {"seeds", "delta", "low", "high", "verdict"}; its `epoch` counts the confirmation
+newly looked at, {"seeds", "delta", "low", "high", "verdict"} (null where not finite), and the
+candidates merged as canonically equal, one sentence each; its `epoch` counts the confirmation
 runs ended before it (a key, not a time). It belongs to no trial.
 Each event is written once per `event_key`, also across resumes.
 """

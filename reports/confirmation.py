@@ -23,8 +23,8 @@ probability ≥ 1 − α/k (union bound), all k candidates of a metric together 
 data: a task's metric (test_<task>_macro_f1, …) from that task's labels and predictions; a combined
 one (test_macro_f1, …) is the mean over tasks.
 
-Verdicts, in the metric's direction, with δ the metric's margin (reports.defaults.MARGIN or
-confirm.delta): better / worse when the interval excludes 0; equivalent when it lies inside
+Verdicts, in the metric's direction, with δ the metric's margin (confirm.delta, else
+reports.defaults.MARGIN for a metric bounded in [0, 1], else none): better / worse when the interval excludes 0; equivalent when it lies inside
 (−δ, δ); else undecided, with what keeps it open (`why_open`: seed noise, and about how many seeds
 would close it, or the test split's size, which no number of seeds can fix).
 """
@@ -182,8 +182,8 @@ def note(c: Confirmation) -> str:
 
 
 def test_name(metric: str) -> str:
-    """val_x → test_x (the metric the confirmation reports for a validation objective)."""
-    return f"test_{metric.removeprefix('val_')}"
+    """val_x (or test_x) → test_x: the metric the confirmation reports for an objective."""
+    return f"test_{metric.removeprefix('val_').removeprefix('test_')}"
 
 
 def group_runs(runs: Sequence[TrialRecord]) -> list[Config]:
@@ -299,7 +299,7 @@ def row_weights(n: int, resamples: int, seed: int = 0) -> np.ndarray:
 
 
 _DRAWS: dict[tuple, np.ndarray] = {}  # resampled_confusions' cache (the stage looks every round)
-_DRAWS_KEPT = 4096  # entries (each B·k² floats) before the cache starts over
+_DRAWS_KEPT = 1024  # entries (each B·k² float32: 100 kB at B = 1000, k = 5) before it starts over
 
 
 def resampled_confusions(
@@ -343,11 +343,12 @@ def paired_differences(
     out = {}
     for m in metrics:
         d = cand.column(m)[ci] - base.column(m)[bi]  # on all rows, seed by seed
+        d = d[np.isfinite(d)]  # a seed whose metric is not finite pairs nothing
         mean, seeds_part = sequence(d, alphas[0])
         rows_part = z * spread[m] if m in spread else math.nan
         half = seeds_part + (0.0 if math.isnan(rows_part) else rows_part)
         sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
-        out[m] = (Interval(mean, mean - half, mean + half, seeds_part, rows_part), len(common), sd)
+        out[m] = (Interval(mean, mean - half, mean + half, seeds_part, rows_part), len(d), sd)
     return out
 
 
@@ -370,8 +371,10 @@ def why_open(cmp: Comparison, alpha_seeds: float, rows: int) -> tuple[str, float
     no number of seeds decides, inf) or seed noise (about how many paired seeds would, at the
     observed sd and Δ). ("", NaN) for a decided one."""
     d = cmp.delta
-    if cmp.verdict != UNDECIDED or not math.isfinite(d.estimate):
+    if cmp.verdict != UNDECIDED:
         return "", math.nan
+    if not math.isfinite(d.estimate):
+        return "no paired seeds with the baseline", math.nan
     gap = abs(d.estimate)
     room = max(gap, (cmp.margin - gap) if cmp.margin is not None else 0.0)
     rows_part = 0.0 if math.isnan(d.rows_part) else d.rows_part
@@ -460,12 +463,12 @@ def choose_baseline(configs: Sequence[Config], primary: Objective) -> Config | N
     options = [c for c in configs if c.role == BASELINE and c.seeds]
     shared = set.intersection(*(set(c.seeds) for c in options)) if options else set()
 
-    def score(c: Config) -> float:
+    def mean_of(c: Config) -> float:
         idx = [i for i, s in enumerate(c.seeds) if s in shared] or list(range(len(c.seeds)))
         mean = t_interval(c.column(primary.metric)[idx])[0]
         return primary.sign * mean if math.isfinite(mean) else math.inf
 
-    return min(options, key=lambda c: (score(c), c.label), default=None)
+    return min(options, key=lambda c: (mean_of(c), c.label), default=None)
 
 
 def _order(c: Config, objective: Objective) -> float:
@@ -524,8 +527,12 @@ def answer(c: Confirmation) -> str:
             f"equivalent to plain CE on {metric} within ±{cmp.margin:g}: no configuration beats "
             f"it (best: trial {best}, {delta})"
         )
-    elif cmp.verdict == WORSE:
+    elif cmp.verdict == WORSE and all(x.verdict == WORSE for x in compared.values()):
         head = f"worse than plain CE on {metric}: every configuration (best: trial {best}, {delta})"
+    elif cmp.verdict == WORSE:  # the largest Δ is worse; narrower ones are not decided
+        head = (
+            f"no configuration beats plain CE on {metric} (largest Δ: trial {best}, {delta}, worse)"
+        )
     else:
         head = (
             f"undecided on {metric}: no configuration beats plain CE within the seed budget "

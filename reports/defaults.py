@@ -31,5 +31,5 @@ MARGIN = 0.01
 # `python -m benchmarks verdict` measures the power with this rule in place).
 FUTILE_BEYOND = 1.5
 # ... but only from this many paired seeds on: below it the sd behind the estimate is too rough (at 8
-# seeds its 90% range spans a factor of 2.4).
+# seeds its 90% range spans a factor of 2.5).
 FUTILE_AFTER = 8

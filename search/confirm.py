@@ -7,14 +7,14 @@ Candidates: the `confirm.top_k` best full-budget trials by search.metric (valida
 (trials that train identically are confirmed once, said once). Baseline options: the best
 full-budget plain-CE trial of the search and each candidate's plain-CE twin (its train.* values
 with a plain-CE loss); the baseline is the option with the best mean validation value over the
-first `confirm.min_seeds` seeds, so its learning rate is tuned over as many values as the
+seeds every option finished (the first `confirm.min_seeds`), so its learning rate is tuned over as many values as the
 candidates' and a Δ measures the loss configuration.
 
 Rounds: every configuration first trains seeds 1..`confirm.min_seeds`. Then, after each look at the
 verdicts on search.metric (reports.confirmation: an anytime-valid interval, so looking after every
 round keeps its error rates), each candidate whose verdict is still open gets its next seeds — as
 many as fill the free trial slots, at least one — and the baseline the seeds they pair with, until
-every verdict is decided, has `confirm.max_seeds` seeds, or is futile (from FUTILE_AFTER seeds on,
+every verdict is decided, has tried seed `confirm.max_seeds`, or is futile (from FUTILE_AFTER seeds on,
 its estimated seeds to a verdict exceed FUTILE_BEYOND × the budget, or only a larger test split
 could decide it: reports.defaults). The plan is a function of the
 record alone: a resumed stage continues the round it was in without re-training what finished, and
@@ -185,10 +185,11 @@ def next_seeds(
         and not _futile(compared[primary], budget)
     ]
     per = max(1, slots // (len(still) + 1))
-    need = {label: range(tried[label] + 1, min(tried[label] + per, budget) + 1) for label in still}
+    start = {label: tried.get(label, 0) for label in still}
+    need = {label: range(n + 1, min(n + per, budget) + 1) for label, n in start.items()}
     if looked.baseline is not None and looked.comparisons:
         ends = [tried.get(c, 0) for c in looked.comparisons] + [r.stop - 1 for r in need.values()]
-        need[looked.baseline.label] = range(1, max(ends) + 1)
+        need[looked.baseline.label] = range(1, min(max(ends), budget) + 1)
     return need
 
 

@@ -38,6 +38,7 @@ from search.teacher import with_teacher
 from spaces import Space, load_space
 from spaces.fit import double_correction, fit_to_data, values_left
 from spaces.loss_preflight import Corner, check_corners
+from spaces.pins import pin
 from trainables.canonical import DataFacts
 from trainables.data.dataset import Dataset
 from trainables.models.registry import ignored_keys
@@ -150,7 +151,8 @@ def _run_here(cfg: SearchConfig, filename: str, text: str) -> Outcome:
     path = Path(tempfile.mkdtemp(prefix="loss-search-space-")) / filename
     path.write_text(text)
     load_trainable(cfg.plugins)  # their declared keys are trial keys on the head too
-    return run(cfg, load_space(str(path)))
+    space = load_space(str(path))  # a resumed search's space.yaml holds its pins already
+    return run(cfg, space if cfg.resume else pin(space, cfg.params))
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,8 @@ def _random(space: Space, s: SearcherSpec) -> Searcher:
 class CanonicalGrid(BasicVariantGenerator):
     """Ray's generator over `search.param_space` (every grid point, num_samples times) that skips
     a variant `canonical` calls equal to an earlier one before it becomes a trial, as the Optuna
-    searchers do: e.g. two warm-up fractions whose ramps round to the same epochs. `merged` says
+    searchers do: e.g. two warm-up fractions whose ramps round to the same epochs, or a repeat of
+    a point whose other keys are constants (trials share one seed, so it would train the same). `merged` says
     which, one sentence each; it travels with the generator's state through a resume."""
 
     def __init__(self, *args: Any, facts: DataFacts | None = None, **kwargs: Any) -> None:
@@ -307,7 +308,8 @@ def _point(config: dict[str, Any]) -> str:
 
 
 def _grid(space: Space, s: SearcherSpec) -> Searcher:
-    """The canonical grid over `search.param_space`: every distinct grid point, num_samples times."""
+    """The canonical grid over `search.param_space`: every grid point num_samples times, each
+    distinct configuration once."""
     return CanonicalGrid(
         points_to_evaluate=space.points() or None,
         max_concurrent=s.max_concurrent,

@@ -110,7 +110,8 @@ def _saved(root: Path, data: Dataset, plugins: Plugins) -> dict[str, Any]:
 
 def best_confirmed(root: Path, metric: Objective) -> tuple[dict[str, Any], list[int]]:
     """(params without seed, seeds) of the confirmed configuration with the best mean
-    validation `metric` over its finished confirmation runs."""
+    validation `metric` over the seeds every confirmed configuration finished (the sequential
+    stage gives open candidates more), and those seeds."""
     runs, _ = read_trials(root / RECORD_FILE, CONFIRMATION)
     groups: dict[str, list[Any]] = {}
     for run in runs:
@@ -118,19 +119,24 @@ def best_confirmed(root: Path, metric: Objective) -> tuple[dict[str, Any], list[
             groups.setdefault(str(run.source), []).append(run)
     if not groups:
         raise UserInputError(
-            f"distill.teacher={root}: no finished confirmation runs (confirm.seeds > 0 makes them)"
+            f"distill.teacher={root}: no finished confirmation runs (confirm.max_seeds > 0 makes them)"
         )
+
+    seeds = {s: {int(r.params["seed"]) for r in runs} for s, runs in groups.items()}
+    shared = set.intersection(*seeds.values())  # a sequential stage gives some configs more
 
     def score(source: str) -> float:
         values = [
-            next(iter(r.results.values())).get(metric.metric, math.nan) for r in groups[source]
+            next(iter(r.results.values())).get(metric.metric, math.nan)
+            for r in groups[source]
+            if int(r.params["seed"]) in shared or not shared
         ]
         mean = sum(values) / len(values)
         return metric.sign * mean if math.isfinite(mean) else math.inf
 
     best = min(sorted(groups), key=score)
     params = {k: v for k, v in groups[best][0].params.items() if k != "seed"}
-    return params, sorted(int(r.params["seed"]) for r in groups[best])
+    return params, sorted(shared or seeds[best])
 
 
 def train_teacher(

@@ -143,7 +143,14 @@ def test_init_args_per_address_kind():
     client = init_args("ray://head:10001")
     assert is_client("ray://head:10001") and not is_client("auto") and client["log_to_driver"]
     shipped = {p.rsplit("/", 1)[-1] for p in client["runtime_env"]["py_modules"]}
-    assert shipped == {"record", "trainables", "spaces", "mirrors", "reports", "search"}  # pyproject's
+    assert shipped == {
+        "record",
+        "trainables",
+        "spaces",
+        "mirrors",
+        "reports",
+        "search",
+    }  # pyproject's
 
 
 def test_a_path_output_dir_is_used_as_is(tmp_path):

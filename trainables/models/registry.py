@@ -102,7 +102,6 @@ def text(inputs: ModelInputs, params: Mapping[str, Any]) -> nn.Module:
 
 
 MODELS: dict[str, Factory] = {"mlp": mlp, "text": text}
-MLP_KEYS = ("model.hidden", "model.layers", "model.dropout", "model.embed_dim")
 
 
 def ignored_keys(model: str, encoder: str, vocab_size: int) -> dict[str, str]:
