@@ -6,8 +6,9 @@ batch) × class weights × focal loss (γ = 2, α = 0.25). Three comparisons at 
 (c) a per-sample Python loop against the vectorised loss. (a) is measured twice: with all weighting
 inside the loss call every step (`step_ratio_in_loss`), and as trainables.trial.loop runs it, with batch
 norm and class weights folded into one per-sample vector once per epoch (`step_ratio`, the one the
-≤ 1.10× target is about). Runs on one CPU thread for stable numbers; ratios are medians of paired
-ratios (see `_paired`).
+≤ 1.10× target is about). (d) Each built-in kind past focal (label_smoothing, logit_adjustment,
+balanced_softmax, poly1) alone against F.cross_entropy, forward + backward (`loss_ratio_<kind>`).
+Runs on one CPU thread for stable numbers; ratios are medians of paired ratios (see `_paired`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from torch import nn
 from benchmarks import Figures
 from trainables.data.dataset import Split
 from trainables.losses.functions import class_weights, combined_loss, focal_alpha
+from trainables.losses.kinds import LossKind, loss_kind, weighted_loss
 from trainables.losses.trial_loss import applied_weights
 from trainables.losses.weights import adaptive_scale, train_weights, warmup_ramp
-from trainables.params import TrialParams
+from trainables.params import PARAMS, TrialParams
 
 BATCH = 256
 CLASSES = 5
@@ -251,6 +253,7 @@ def _run(quick: bool) -> Figures:
 
     only_ce, only_full, loss_ratio = _paired(loss_ce, loss_full, loss_calls, repeats)
     vectorised, naive, speedup = _paired(loss_full, loss_naive, loss_calls, repeats, loop_calls)
+    per_kind = _kinds_against_ce(loss_ce, logits, y, loss_calls, repeats)
     loop_value = _naive_full_loss(logits, y, w, cw, kw["alpha"], kw["gamma"]).item()
     diff = abs(loop_value - combined_loss(logits, y, w, cw, **kw).item())
     return {
@@ -274,4 +277,37 @@ def _run(quick: bool) -> Figures:
         "loop_vectorised_us": vectorised,
         "loop_speedup": speedup,
         "loop_abs_diff": diff,
+        **per_kind,
     }
+
+
+# the loss kinds timed alone (forward + backward, no weights) against F.cross_entropy
+KIND_TIMED = {
+    "label_smoothing": {"loss.smoothing": 0.1},
+    "logit_adjustment": {"loss.tau": 1.0},
+    "balanced_softmax": {},
+    "poly1": {"loss.epsilon": 1.0},
+}
+
+
+def _kinds_against_ce(
+    loss_ce: Callable[[], None], logits: torch.Tensor, y: torch.Tensor, calls: int, repeats: int
+) -> dict[str, float]:
+    """`loss_<kind>_us` and `loss_ratio_<kind>` (kind / CE, paired) per kind of KIND_TIMED."""
+    out: dict[str, float] = {}
+    counts = torch.bincount(y, minlength=CLASSES)
+    for name, keys in KIND_TIMED.items():
+        kind = loss_kind(name)
+        params = {k: p.default for k, p in PARAMS.items()} | {"loss.kind": name} | keys
+        context = kind.prepare(params, counts, [str(c) for c in range(CLASSES)])
+
+        def step(kind: LossKind = kind, params: dict = params, context: object = context) -> None:
+            logits.grad = None
+            weighted_loss(
+                logits, y, None, None, kind=kind.name, params=params, context=context
+            ).backward()
+
+        _, out[f"loss_{name}_us"], out[f"loss_ratio_{name}"] = _paired(
+            loss_ce, step, calls, repeats
+        )
+    return out

@@ -1,5 +1,5 @@
-"""The worked examples of docs/development.md, run as written: "Add a loss kind" registers Poly-1
-from a module of its own, and the kind is in `--help`, searched by a space and trains differently
+"""The worked examples of docs/development.md, run as written: "Add a loss kind" registers the
+generalized cross-entropy (gce) from a module of its own, and the kind is in `--help`, searched by a space and trains differently
 from cross-entropy; its registration is undone afterwards. A plug-in's key says when it matters
 (`Param.when`) and `canonical` reads it."""
 
@@ -22,6 +22,7 @@ from spaces.loss_preflight import check_corners
 from trainables.canonical import DataFacts, canonical
 from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.losses.kinds import LOSS_KINDS, unregister_loss_kind
+from trainables.losses.kinds.registry import BUILT_IN_KINDS
 from trainables.params import PARAMS, Param
 from trainables.plugins import Plugins, register
 from trainables.trial.loop import run_local
@@ -38,35 +39,35 @@ def example(section: str) -> str:
 
 
 @pytest.fixture
-def poly1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """The doc's Poly-1 module, saved as poly1.py and imported (registering it); unregistered
+def gce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The doc's GCE module, saved as gce.py and imported (registering it); unregistered
     and forgotten afterwards."""
-    (tmp_path / "poly1.py").write_text(example("Add a loss kind"), encoding="utf-8")
+    (tmp_path / "gce.py").write_text(example("Add a loss kind"), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        yield importlib.import_module("poly1")
+        yield importlib.import_module("gce")
     finally:
-        sys.modules.pop("poly1", None)
-        unregister_loss_kind("poly1")
-    assert "poly1" not in LOSS_KINDS and "loss.epsilon" not in PARAMS
-    assert PARAMS["loss.kind"].choices == ("ce", "focal")
+        sys.modules.pop("gce", None)
+        unregister_loss_kind("gce")
+    assert "gce" not in LOSS_KINDS and "loss.q" not in PARAMS
+    assert PARAMS["loss.kind"].choices == BUILT_IN_KINDS
 
 
 def test_a_registered_loss_kind_is_in_help_searched_and_trains_differently(
-    poly1: ModuleType, tmp_path: Path
+    gce: ModuleType, tmp_path: Path
 ) -> None:
     # --help lists the kind among loss.kind's values and its key
     shown = usage()
-    assert re.search(r"loss\.kind .*One of: ce, focal, poly1\.", shown)
-    assert re.search(r"loss\.epsilon +default: 1\.0 +Poly-1 weight", shown)
-    assert "kind, gamma, alpha, epsilon of one task" in shown
+    assert re.search(r"loss\.kind .*One of: " + ", ".join(BUILT_IN_KINDS) + r", gce\.", shown)
+    assert re.search(r"loss\.q +default: 0\.7 +GCE exponent", shown)
+    assert "kind, gamma, alpha, smoothing, tau, epsilon, q of one task" in shown
 
     # a space searches it (compiled and sampled define-by-run), its key only under its kind
-    path = tmp_path / "poly1.yaml"
+    path = tmp_path / "gce.yaml"
     path.write_text(
         "params:\n"
-        "  loss.kind: {choice: [ce, poly1]}\n"
-        "  loss.epsilon: {uniform: [0.5, 2.0], when: {loss.kind: poly1}}\n",
+        "  loss.kind: {choice: [ce, gce]}\n"
+        "  loss.q: {uniform: [0.3, 1.0], when: {loss.kind: gce}}\n",
         encoding="utf-8",
     )
     space = load_space(str(path))
@@ -77,26 +78,26 @@ def test_a_registered_loss_kind_is_in_help_searched_and_trains_differently(
         space.define_by_run(trial)
         drawn.append(trial.params)
         study.tell(trial, 0.0)
-    assert {d["loss.kind"] for d in drawn} == {"ce", "poly1"}
-    assert all(("loss.epsilon" in d) == (d["loss.kind"] == "poly1") for d in drawn)
-    assert canonical({"loss.kind": "ce", "loss.epsilon": 0.5}) == {"loss.kind": "ce"}
-    assert canonical({"loss.kind": "poly1", "loss.epsilon": 0.5}) == {
-        "loss.kind": "poly1",
-        "loss.epsilon": 0.5,
+    assert {d["loss.kind"] for d in drawn} == {"ce", "gce"}
+    assert all(("loss.q" in d) == (d["loss.kind"] == "gce") for d in drawn)
+    assert canonical({"loss.kind": "ce", "loss.q": 0.5}) == {"loss.kind": "ce"}
+    assert canonical({"loss.kind": "gce", "loss.q": 0.5}) == {
+        "loss.kind": "gce",
+        "loss.q": 0.5,
     }
 
     # the loss preflight measures a corner of it on a training batch
     data = make_synthetic(TINY)
-    plugins = Plugins(trainable="poly1:train")
+    plugins = Plugins(trainable="gce:train")
     facts = DataFacts.of(data)
     measured = check_corners(fit_to_data(space, facts)[0], data, plugins, facts)
-    assert {c.settings.get("loss.kind") for c in measured} >= {"poly1"}
+    assert {c.settings.get("loss.kind") for c in measured} >= {"gce"}
 
     # it trains, differently from ce, through the plug-in route the doc gives
     ce = run_local(SHORT | {"loss.kind": "ce"}, data, plugins=plugins)
-    poly = run_local(SHORT | {"loss.kind": "poly1", "loss.epsilon": 2.0}, data, plugins=plugins)
-    assert len(poly) == SHORT["train.max_epochs"]
-    gaps = [abs(a["val_loss"] - b["val_loss"]) for a, b in zip(ce, poly, strict=True)]
+    gce_run = run_local(SHORT | {"loss.kind": "gce", "loss.q": 0.7}, data, plugins=plugins)
+    assert len(gce_run) == SHORT["train.max_epochs"]
+    gaps = [abs(a["val_loss"] - b["val_loss"]) for a, b in zip(ce, gce_run, strict=True)]
     assert max(gaps) > 1e-3, gaps
 
 

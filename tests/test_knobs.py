@@ -273,11 +273,15 @@ def test_scale_only_settings_are_merged(data: Dataset, facts: DataFacts) -> None
     )
 
 
-# a loss kind's keys: values where kinds merge (focal γ = 0) and where they differ; a registered
-# kind's key not listed here draws its choices, or its default and bounds
+# a loss kind's keys: values where kinds merge (focal γ = 0, label smoothing ε = 0, logit
+# adjustment τ = 0 and, as Balanced Softmax, τ = 1, Poly-1 ε = 0) and where they differ; a
+# registered kind's key not listed here draws its choices, or its default and bounds
 KIND_POOLS: dict[str, tuple[Any, ...]] = {
     "loss.gamma": (0.0, 2.0),
     "loss.alpha": (None, "inverse_frequency"),
+    "loss.smoothing": (0.0, 0.2),
+    "loss.tau": (0.0, 1.0, 2.0),
+    "loss.epsilon": (0.0, 2.0),
 }
 
 

@@ -301,3 +301,125 @@ def test_double_correction_warning() -> None:
         warnings.simplefilter("error")
         warn_double_correction(True, "none")
         warn_double_correction(False, "effective")
+
+
+# ---------------------------------------------------------------- the built-in kinds past focal
+
+
+def _kind_loss(kind: str, logits: torch.Tensor, target: torch.Tensor, **keys) -> torch.Tensor:
+    """Per-sample loss (N,) of a registered kind, through its prepare on these targets' counts."""
+    from trainables.canonical import defaults
+    from trainables.losses.kinds import loss_kind
+
+    k = loss_kind(kind)
+    params = defaults() | {"loss.kind": kind} | {f"loss.{f}": v for f, v in keys.items()}
+    counts = torch.bincount(target, minlength=logits.shape[1])
+    context = k.prepare(params, counts, [str(c) for c in range(logits.shape[1])])
+    return k.per_sample(logits, target, params, context)
+
+
+def _log_softmax_np(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+LOGITS = torch.randn(64, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 3
+TARGET = torch.tensor([0] * 30 + [1] * 20 + [2] * 8 + [3] * 4 + [4] * 2)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5, 0.99])
+def test_label_smoothing_is_pytorchs(eps: float) -> None:
+    # Szegedy et al. 2016: (1 − ε)·CE + ε·mean_k(−log p_k), PyTorch's label_smoothing
+    ours = _kind_loss("label_smoothing", LOGITS, TARGET, smoothing=eps)
+    theirs = F.cross_entropy(LOGITS, TARGET, label_smoothing=eps, reduction="none")
+    torch.testing.assert_close(ours, theirs)
+    logp = _log_softmax_np(LOGITS.numpy())
+    y = TARGET.numpy()
+    by_hand = (1 - eps) * -logp[np.arange(len(y)), y] + eps * -logp.mean(-1)
+    np.testing.assert_allclose(ours.numpy(), by_hand, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.5, 1.0, 2.0])
+def test_logit_adjustment_by_numpy(tau: float) -> None:
+    # Menon et al. 2021, eq. 10: −log softmax(f + τ·log π)_y, π the training prior
+    ours = _kind_loss("logit_adjustment", LOGITS, TARGET, tau=tau)
+    z, y = LOGITS.numpy(), TARGET.numpy()
+    prior = np.bincount(y, minlength=5) / len(y)
+    ref = -_log_softmax_np(z + tau * np.log(prior))[np.arange(len(y)), y]
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_balanced_softmax_by_numpy_is_logit_adjustment_at_tau_one() -> None:
+    # Ren et al. 2020, eq. 4: −log(n_y·e^{f_y} / Σ_k n_k·e^{f_k})
+    ours = _kind_loss("balanced_softmax", LOGITS, TARGET)
+    z, y = LOGITS.numpy(), TARGET.numpy()
+    n = np.bincount(y, minlength=5).astype(float)
+    e = n * np.exp(z - z.max(-1, keepdims=True))
+    ref = -np.log(e[np.arange(len(y)), y] / e.sum(-1))
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-6)
+    assert torch.equal(ours, _kind_loss("logit_adjustment", LOGITS, TARGET, tau=1.0))
+
+
+@pytest.mark.parametrize("kind", ["logit_adjustment", "balanced_softmax"])
+def test_a_class_without_training_rows_is_refused_by_the_prior_kinds(kind: str) -> None:
+    with pytest.raises(UserInputError, match=r"class '4' has no training rows") as e:
+        _kind_loss(kind, LOGITS[:62], TARGET[:62])  # class 4's two rows left out
+    assert "\n" not in str(e.value)
+    assert _kind_loss("logit_adjustment", LOGITS[:62], TARGET[:62], tau=0.0).isfinite().all()
+
+
+@pytest.mark.parametrize("eps", [-1.0, 0.0, 1.0, 10.0])
+def test_poly1_by_numpy(eps: float) -> None:
+    # Leng et al. 2022, eq. 3: CE + ε·(1 − p_y)
+    ours = _kind_loss("poly1", LOGITS, TARGET, epsilon=eps)
+    z, y = LOGITS.numpy(), TARGET.numpy()
+    logp_y = _log_softmax_np(z)[np.arange(len(y)), y]
+    np.testing.assert_allclose(ours.numpy(), -logp_y + eps * (1 - np.exp(logp_y)), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kind", "keys"),
+    [
+        ("label_smoothing", {"loss.smoothing": 0.0}),
+        ("logit_adjustment", {"loss.tau": 0.0}),
+        ("poly1", {"loss.epsilon": 0.0}),
+    ],
+)
+def test_the_kinds_at_zero_take_ces_path_bit_for_bit(kind: str, keys: dict) -> None:
+    from trainables.canonical import defaults
+    from trainables.losses.kinds import loss_kind, weighted_loss
+
+    logits = LOGITS.float().requires_grad_()
+    w, cw = torch.rand(64, generator=torch.Generator().manual_seed(1)), torch.rand(5) + 0.5
+    params = defaults() | {"loss.kind": kind} | keys
+    counts = torch.bincount(TARGET, minlength=5)
+    context = loss_kind(kind).prepare(params, counts, list("abcde"))
+    ours = weighted_loss(logits, TARGET, w, cw, kind=kind, params=params, context=context)
+    theirs = weighted_loss(logits, TARGET, w, cw, kind="ce", params=params | {"loss.kind": "ce"})
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("kind", "keys"),
+    [
+        ("label_smoothing", {"loss.smoothing": 0.2}),
+        ("logit_adjustment", {"loss.tau": 1.5}),
+        ("balanced_softmax", {}),
+        ("poly1", {"loss.epsilon": 2.0}),
+    ],
+)
+def test_the_kinds_weighted_mean_and_gradient(kind: str, keys: dict) -> None:
+    from trainables.canonical import defaults
+    from trainables.losses.kinds import loss_kind, weighted_loss
+
+    params = defaults() | {"loss.kind": kind} | keys
+    k = loss_kind(kind)
+    context = k.prepare(params, torch.bincount(TARGET, minlength=5), list("abcde"))
+    w, cw = torch.rand(64, generator=torch.Generator().manual_seed(1)), torch.rand(5) + 0.5
+    ours = weighted_loss(LOGITS, TARGET, w, cw, kind=kind, params=params, context=context)
+    per = k.per_sample(LOGITS, TARGET, params, context)
+    torch.testing.assert_close(ours, (per * w.double() * cw.double()[TARGET]).mean())
+    z = LOGITS.clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x: weighted_loss(x, TARGET, w, cw, kind=kind, params=params, context=context), (z,)
+    )

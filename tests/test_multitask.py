@@ -183,6 +183,26 @@ def test_a_shared_loss_setting_is_every_tasks_own(data) -> None:
         canonical({"loss.nope.kind": "focal"}, data=facts)
 
 
+def test_the_new_kinds_are_per_task_and_merge_per_task(data) -> None:
+    facts = DataFacts.of(data)
+    plain = run_local(SHORT, data)
+    smooth = {"loss.level.kind": "label_smoothing", "loss.level.smoothing": 0.2}
+    one = run_local(SHORT | smooth, data)
+    assert len(one) == SHORT["train.max_epochs"]
+    assert one[-1]["val_loss"] != plain[-1]["val_loss"]
+    # ε = 0 is CE on that task alone; Balanced Softmax is that task's logit adjustment at τ = 1
+    zero = {"loss.level.kind": "label_smoothing", "loss.level.smoothing": 0.0}
+    assert canonical(SHORT | zero, data=facts) == canonical(SHORT, data=facts)
+    balanced = canonical(SHORT | {"loss.label.kind": "balanced_softmax"}, data=facts)
+    assert balanced["loss.label.kind"] == "logit_adjustment" and balanced["loss.label.tau"] == 1.0
+    assert balanced["loss.level.kind"] == "ce" and "loss.level.tau" not in balanced
+    adjusted = {"loss.label.kind": "logit_adjustment", "loss.label.tau": 1.0}
+    assert balanced == canonical(SHORT | adjusted, data=facts)
+    a = run_local(SHORT | {"loss.label.kind": "balanced_softmax"}, data)
+    b = run_local(SHORT | adjusted, data)
+    assert [r["val_loss"] for r in a] == [r["val_loss"] for r in b]
+
+
 def test_plain_ce_baseline_of_a_multitask_config() -> None:
     config = {"loss.a.kind": "focal", "task.weighting": "uncertainty", "cw.method": "balanced"}
     assert not is_plain_ce(config)

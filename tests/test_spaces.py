@@ -167,6 +167,28 @@ def test_elf_space_is_small() -> None:
         ),
         ({"loss.kind": "ce", "loss.gamma": 3.0, "loss.alpha": 0.5}, {"loss.kind": "ce"}),
         ({"loss.gamma": 3.0}, {}),
+        # label smoothing ε = 0, logit adjustment τ = 0 and Poly-1 ε = 0 are CE
+        ({"loss.kind": "label_smoothing", "loss.smoothing": 0.0}, {"loss.kind": "ce"}),
+        (
+            {"loss.kind": "label_smoothing", "loss.smoothing": 0.1},
+            {"loss.kind": "label_smoothing", "loss.smoothing": 0.1},
+        ),
+        ({"loss.kind": "logit_adjustment", "loss.tau": 0}, {"loss.kind": "ce"}),
+        ({"loss.kind": "poly1", "loss.epsilon": 0.0}, {"loss.kind": "ce"}),
+        (
+            {"loss.kind": "poly1", "loss.epsilon": -1.0},
+            {"loss.kind": "poly1", "loss.epsilon": -1.0},
+        ),
+        # Balanced Softmax is logit adjustment at τ = 1 (τ's default; the rule sets it)
+        ({"loss.kind": "balanced_softmax"}, {"loss.kind": "logit_adjustment"}),
+        (
+            {"loss.kind": "balanced_softmax", "loss.tau": 2.0, "loss.epsilon": 1.0},
+            {"loss.kind": "logit_adjustment", "loss.tau": 1.0},
+        ),
+        (
+            {"loss.kind": "logit_adjustment", "loss.tau": 2.0, "loss.smoothing": 0.3},
+            {"loss.kind": "logit_adjustment", "loss.tau": 2.0},
+        ),
         # ELF knobs do nothing without a strategy
         (
             {
@@ -397,7 +419,7 @@ INVALID = {
     "condition on invalid value": (
         P + "  loss.kind: {choice: [ce, focal]}\n"
         "  loss.gamma: {uniform: [0.5, 2.0], when: {loss.kind: hinge}}\n",
-        ["params.loss.gamma.when.loss.kind", "expected one of ['ce', 'focal']"],
+        ["params.loss.gamma.when.loss.kind", "expected one of ['ce', 'focal', 'label_smoothing'"],
     ),
     "condition on continuous": (
         P + "  loss.gamma: {uniform: [0.5, 2.0]}\n"

@@ -7,8 +7,10 @@ Rules (missing keys read as their PARAMS default):
 - a key that cannot affect training given the others is dropped (its `Param.when` in the
   registry, plug-ins' and loss kinds' keys included: e.g. loss.gamma unless loss.kind is focal;
   every elf.* key when elf.strategy is none: the trial then applies no weight transform at all);
-- a loss kind that trains as another for its values is that kind (`LossKind.same_as`: focal with
-  γ = 0 and α = null is cross-entropy, (1 − p)^0 = 1);
+- a loss kind that trains as another for its values is that kind, with the keys the rule sets
+  (`LossKind.same_as`: focal with γ = 0 and α = null, label_smoothing with ε = 0,
+  logit_adjustment with τ = 0 and poly1 with ε = 0 are cross-entropy; balanced_softmax is
+  logit_adjustment with τ = 1);
 - effective-number class weights with β = 0 are all (1 − 0^n)/(1 − 0) = 1, i.e. no class weights;
 - a clip bound that moves no training weight is null: with the data, computed on the training
   weights themselves; without it, for elf.normalize none, bounds outside [e, e²] (ω = e^(1+o));
@@ -230,8 +232,11 @@ def _same_kind(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
         if own["loss.kind"] is None:
             continue
         other = loss_kind(own["loss.kind"]).same_as(own)
-        if other is not None:
-            out[prefix + "kind"] = other
+        if other is None:
+            continue
+        name, keys = (other, {}) if isinstance(other, str) else other
+        out[prefix + "kind"] = name
+        out |= {prefix + key.removeprefix("loss."): value for key, value in keys.items()}
     return out
 
 

@@ -3,7 +3,8 @@
 A kind declares its per-sample function, its own trial keys (`loss.<field>` Params: relevant only
 under this kind, per task on multi-task data) and, optionally, what it needs from the training
 counts (`prepare`), the kind it trains identically to for some values (`same_as`, a canonical
-rule) and a faster fused form of the weighted mean (`fused`). `register_loss_kind` keeps
+rule: a kind name, or the name and that kind's loss.<field> values) and a faster fused form of the
+weighted mean (`fused`). `register_loss_kind` keeps
 `trainables.params.PARAMS` in step: `loss.kind`'s choices and the kinds' keys with their `when`.
 """
 
@@ -31,7 +32,11 @@ def _no_context(params: Mapping[str, Any], counts: Tensor, classes: Sequence[str
     return None
 
 
-def _distinct(values: Mapping[str, Any]) -> str | None:
+# a kind's name, or (name, {loss.<field>: value}) when the other kind needs its keys set too
+SameAs = str | tuple[str, Mapping[str, Any]] | None
+
+
+def _distinct(values: Mapping[str, Any]) -> SameAs:
     return None
 
 
@@ -47,8 +52,10 @@ class LossKind:
     - `prepare(params, counts, classes)`: the per-trial constants from the training counts (K,),
       e.g. focal's α vector; raises UserInputError for values the data cannot take (a search
       refuses them before any trial).
-    - `same_as(values)`: the name of a kind that trains bit-identically for these loss.* values
-      (the kind's view: loss.kind and the loss.<field> keys), or None; `canonical` merges them.
+    - `same_as(values)`: the kind that trains bit-identically for these loss.* values (the
+      kind's view: loss.kind and the loss.<field> keys), or None; `canonical` merges them. Either
+      its name (focal → "ce"), or (name, {loss.<field>: value, …}) when the other kind's keys must
+      be set too (balanced_softmax → ("logit_adjustment", {"loss.tau": 1.0})).
     - `fused`: the weighted mean over the batch in fewer ops (must equal the generic form).
     """
 
@@ -57,12 +64,13 @@ class LossKind:
     per_sample: PerSample
     params: tuple[Param, ...] = ()
     prepare: Callable[[Mapping[str, Any], Tensor, Sequence[str]], Any] = _no_context
-    same_as: Callable[[Mapping[str, Any]], str | None] = _distinct
+    same_as: Callable[[Mapping[str, Any]], SameAs] = _distinct
     fused: Fused | None = None
 
 
 LOSS_KINDS: dict[str, LossKind] = {}
-BUILT_IN_KINDS = ("ce", "focal")  # never unregistered: the default and baseline, and focal
+# never unregistered: the default and baseline, and the kinds of trainables.losses.kinds
+BUILT_IN_KINDS = ("ce", "focal", "label_smoothing", "logit_adjustment", "balanced_softmax", "poly1")
 
 
 def register_loss_kind(kind: LossKind) -> None:
@@ -126,7 +134,20 @@ def weighted_loss(
     k = loss_kind(kind)
     if k.fused is not None:
         return k.fused(logits, target, sample_w, class_w, params, context, batch_norm)
-    loss = k.per_sample(logits, target, params, context)  # (N,)
+    return weighted_mean(
+        k.per_sample(logits, target, params, context), target, sample_w, class_w, batch_norm
+    )
+
+
+def weighted_mean(
+    loss: Tensor,
+    target: Tensor,
+    sample_w: Tensor | None,
+    class_w: Tensor | None,
+    batch_norm: bool = False,
+) -> Tensor:
+    """Scalar mean over the batch of ω_i·cw[y_i]·ℓ_i for per-sample losses ℓ (N,): the generic
+    form of `weighted_loss` (a kind's `fused` may fall back to it)."""
     if class_w is not None:
         loss = loss * class_w.to(loss.device, loss.dtype)[target]
     if sample_w is not None:
