@@ -16,7 +16,7 @@ from typing import Any
 from torch import Tensor
 
 from trainables.losses.kinds import logit_adjustment as la
-from trainables.losses.kinds.registry import LossKind, weighted_mean
+from trainables.losses.kinds.registry import LossKind
 
 ONE = {"loss.tau": 1.0}
 
@@ -27,20 +27,6 @@ def prepare(params: Mapping[str, Any], counts: Tensor, classes: Sequence[str]) -
 
 def per_sample(logits: Tensor, target: Tensor, params: Mapping[str, Any], log_pi: Any) -> Tensor:
     return la.adjusted(logits, target, 1.0, log_pi)
-
-
-def fused(
-    logits: Tensor,
-    target: Tensor,
-    sample_w: Tensor | None,
-    class_w: Tensor | None,
-    params: Mapping[str, Any],
-    log_pi: Any,
-    batch_norm: bool,
-) -> Tensor:
-    return weighted_mean(
-        la.adjusted(logits, target, 1.0, log_pi), target, sample_w, class_w, batch_norm
-    )
 
 
 def same_as(values: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
@@ -55,5 +41,4 @@ BALANCED_SOFTMAX = LossKind(
     (),
     prepare,
     same_as,
-    fused,
 )

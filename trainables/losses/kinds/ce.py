@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from trainables.losses.functions import combined_loss
-from trainables.losses.kinds.registry import LossKind
+from trainables.losses.kinds.registry import Fused, LossKind, PerSample, weighted_mean
 
 
 def per_sample(logits: Tensor, target: Tensor, params: Mapping[str, Any], context: Any) -> Tensor:
@@ -29,3 +29,33 @@ def fused(
 
 
 CE = LossKind("ce", "cross-entropy", per_sample, fused=fused)
+
+
+def zero_is_ce(
+    key: str, per_sample: PerSample
+) -> tuple[Fused, Callable[[Mapping[str, Any]], str | None]]:
+    """(fused, same_as) of a kind that is cross-entropy when its key `key` is 0: at 0 the
+    weighted mean takes ce's own path (so the merge `canonical` makes is bit-exact for a direct
+    caller too), elsewhere the kind's per-sample loss, weighted and averaged; the rule merges 0
+    with ce."""
+
+    def fused(
+        logits: Tensor,
+        target: Tensor,
+        sample_w: Tensor | None,
+        class_w: Tensor | None,
+        params: Mapping[str, Any],
+        context: Any,
+        batch_norm: bool,
+    ) -> Tensor:
+        if params[key] == 0:
+            return combined_loss(
+                logits, target, sample_w, class_w, kind="ce", batch_norm=batch_norm
+            )
+        loss = per_sample(logits, target, params, context)
+        return weighted_mean(loss, target, sample_w, class_w, batch_norm)
+
+    def same_as(values: Mapping[str, Any]) -> str | None:
+        return "ce" if values[key] == 0 else None
+
+    return fused, same_as

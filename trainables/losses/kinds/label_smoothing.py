@@ -15,8 +15,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainables.losses.kinds.ce import fused as ce_fused
-from trainables.losses.kinds.registry import LossKind, weighted_mean
+from trainables.losses.kinds.ce import zero_is_ce
+from trainables.losses.kinds.registry import LossKind
 from trainables.params import Param
 
 SMOOTHING = Param(
@@ -35,24 +35,7 @@ def per_sample(logits: Tensor, target: Tensor, params: Mapping[str, Any], contex
     return F.cross_entropy(logits, target, label_smoothing=eps, reduction="none")  # (N,)
 
 
-def fused(
-    logits: Tensor,
-    target: Tensor,
-    sample_w: Tensor | None,
-    class_w: Tensor | None,
-    params: Mapping[str, Any],
-    context: Any,
-    batch_norm: bool,
-) -> Tensor:
-    if params["loss.smoothing"] == 0:  # cross-entropy: ce's path, so the merge is exact
-        return ce_fused(logits, target, sample_w, class_w, params, context, batch_norm)
-    loss = per_sample(logits, target, params, context)
-    return weighted_mean(loss, target, sample_w, class_w, batch_norm)
-
-
-def same_as(values: Mapping[str, Any]) -> str | None:
-    """ε = 0: the target is one-hot, i.e. cross-entropy."""
-    return "ce" if values["loss.smoothing"] == 0 else None
+fused, same_as = zero_is_ce("loss.smoothing", per_sample)  # ε = 0: a one-hot target
 
 
 LABEL_SMOOTHING = LossKind(

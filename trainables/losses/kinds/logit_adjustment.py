@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainables.errors import UserInputError
-from trainables.losses.kinds.ce import fused as ce_fused
-from trainables.losses.kinds.registry import LossKind, weighted_mean
+from trainables.losses.kinds.ce import zero_is_ce
+from trainables.losses.kinds.registry import LossKind
 from trainables.params import Param
 
 TAU = Param(
@@ -66,24 +66,7 @@ def per_sample(logits: Tensor, target: Tensor, params: Mapping[str, Any], log_pi
     return adjusted(logits, target, params["loss.tau"], log_pi)
 
 
-def fused(
-    logits: Tensor,
-    target: Tensor,
-    sample_w: Tensor | None,
-    class_w: Tensor | None,
-    params: Mapping[str, Any],
-    log_pi: Any,
-    batch_norm: bool,
-) -> Tensor:
-    if log_pi is None:  # τ = 0, cross-entropy: ce's path, so the merge is exact
-        return ce_fused(logits, target, sample_w, class_w, params, None, batch_norm)
-    loss = adjusted(logits, target, params["loss.tau"], log_pi)
-    return weighted_mean(loss, target, sample_w, class_w, batch_norm)
-
-
-def same_as(values: Mapping[str, Any]) -> str | None:
-    """τ = 0: no shift, i.e. cross-entropy."""
-    return "ce" if values["loss.tau"] == 0 else None
+fused, same_as = zero_is_ce("loss.tau", per_sample)  # τ = 0: no shift
 
 
 LOGIT_ADJUSTMENT = LossKind(

@@ -14,8 +14,8 @@ from typing import Any
 
 from torch import Tensor
 
-from trainables.losses.kinds.ce import fused as ce_fused
-from trainables.losses.kinds.registry import LossKind, weighted_mean
+from trainables.losses.kinds.ce import zero_is_ce
+from trainables.losses.kinds.registry import LossKind
 from trainables.params import Param
 
 EPSILON = Param(
@@ -28,24 +28,7 @@ def per_sample(logits: Tensor, target: Tensor, params: Mapping[str, Any], contex
     return -logp_t + params["loss.epsilon"] * (1 - logp_t.exp())  # (N,)
 
 
-def fused(
-    logits: Tensor,
-    target: Tensor,
-    sample_w: Tensor | None,
-    class_w: Tensor | None,
-    params: Mapping[str, Any],
-    context: Any,
-    batch_norm: bool,
-) -> Tensor:
-    if params["loss.epsilon"] == 0:  # cross-entropy: ce's path, so the merge is exact
-        return ce_fused(logits, target, sample_w, class_w, params, context, batch_norm)
-    loss = per_sample(logits, target, params, context)
-    return weighted_mean(loss, target, sample_w, class_w, batch_norm)
-
-
-def same_as(values: Mapping[str, Any]) -> str | None:
-    """ε = 0: no polynomial term, i.e. cross-entropy."""
-    return "ce" if values["loss.epsilon"] == 0 else None
+fused, same_as = zero_is_ce("loss.epsilon", per_sample)  # ε = 0: no polynomial term
 
 
 POLY1 = LossKind(
