@@ -58,7 +58,7 @@ from reports.confirmation import (
 )
 from reports.objectives import Objective
 from search.config import ConfirmSection
-from search.confirm import next_seeds
+from search.confirm import next_seeds, run_id
 from trainables.data.presets import PRESETS
 from trainables.data.synthetic import make_synthetic
 from trainables.metrics.table import score
@@ -93,9 +93,9 @@ def pool(preset: str, config: dict[str, Any], seeds: int, rows: int) -> tuple[np
 
 
 def macro_f1(y: np.ndarray, p: np.ndarray, k: int) -> float:
+    """Macro-F1 of predicted classes `p` against `y`, as the metric table defines it."""
     confusion = np.bincount(y * k + p, minlength=k * k).reshape(k, k).astype(float)
-    tp, denom = np.diag(confusion), confusion.sum(0) + confusion.sum(1)
-    return float(np.mean(np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)))
+    return float(score("macro_f1", confusion, 0))
 
 
 class World:
@@ -218,7 +218,7 @@ def fixed_n(looked: Confirmation) -> Confirmation:
         x = compared["test_macro_f1"]
         n = x.seeds
         half = stats.t.ppf(1 - alpha_seeds / 2, n - 1) * x.sd / math.sqrt(n) if n > 1 else math.inf
-        rows_part = 0.0 if math.isnan(x.delta.rows_part) else x.delta.rows_part
+        rows_part = x.delta.rows_or_zero
         d = x.delta.estimate
         interval = Interval(d, d - half - rows_part, d + half + rows_part, half, rows_part)
         decided = verdict(interval, looked.primary, x.margin)
@@ -232,7 +232,7 @@ def fixed_n(looked: Confirmation) -> Confirmation:
 def _run(label: str, role: str, seed: int, f1: float, preds: np.ndarray) -> TrialRecord:
     metrics = {"test_macro_f1": f1, "val_macro_f1": f1}
     return TrialRecord(
-        f"confirm_{label}_s{seed}",
+        run_id(label, seed),
         0,
         params={"seed": seed},
         results={0: metrics},

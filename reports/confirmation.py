@@ -132,6 +132,11 @@ class Interval:
     seeds_part: float = math.nan
     rows_part: float = math.nan
 
+    @property
+    def rows_or_zero(self) -> float:
+        """The test-rows part, 0 where the rows were not resampled."""
+        return 0.0 if math.isnan(self.rows_part) else self.rows_part
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -377,7 +382,7 @@ def why_open(cmp: Comparison, alpha_seeds: float, rows: int) -> tuple[str, float
         return "no paired seeds with the baseline", math.nan
     gap = abs(d.estimate)
     room = max(gap, (cmp.margin - gap) if cmp.margin is not None else 0.0)
-    rows_part = 0.0 if math.isnan(d.rows_part) else d.rows_part
+    rows_part = d.rows_or_zero
     if not math.isfinite(d.seeds_part) and not math.isfinite(cmp.sd):
         return "seed noise: too few paired seeds for an interval", math.nan
     if rows_part >= room and math.isfinite(d.seeds_part):

@@ -47,7 +47,6 @@ from record import (
     RECORD_FILE,
     RecordWriter,
     TrialRecord,
-    read_trials,
 )
 from search.config import SearchConfig
 from search.outputs import ranked
@@ -78,7 +77,8 @@ class Planned:
 @dataclass(frozen=True)
 class Round:
     """What the record says comes next: the runs to train, the candidates still open after the
-    last look (None before the first), the look's figures to record, and the merge notes."""
+    last look (None before the first), the look event to record (its figures, its epoch: the
+    confirmation runs ended before it, and the merges), and the merge notes."""
 
     todo: list[Planned]
     open: list[str] | None = None
@@ -163,7 +163,8 @@ def plan(
         if run_id(label, seed) not in ended
     ]
     still = [label for label in need if label != looked.baseline.label]
-    return Round(todo, still, _look_event(looked, run) | {"merged": merged}, merged)
+    look = _look_event(looked, run) | {"epoch": len(ended), "merged": merged}
+    return Round(todo, still, look, merged)
 
 
 def next_seeds(
@@ -314,8 +315,7 @@ def run_confirmation(
                         log.info("confirmation: %s", line)
                     said = True
                 if step.look is not None and step.look["figures"]:
-                    ended = sum(1 for _ in _ended_runs(output_dir))
-                    writer.write({"event": LOOK, "trial_id": LOOK, "epoch": ended} | step.look)
+                    writer.write({"event": LOOK, "trial_id": LOOK} | step.look)
                 if not step.todo:
                     return trained
                 _say(step)
@@ -323,12 +323,6 @@ def run_confirmation(
                 trained += len(step.todo)
     finally:
         writer.close()
-
-
-def _ended_runs(output_dir: Path) -> Iterator[TrialRecord]:
-    """The confirmation runs the record has ended."""
-    runs, _ = read_trials(output_dir / RECORD_FILE, CONFIRMATION)
-    return (t for t in runs if t.state)
 
 
 def _say(step: Round) -> None:
