@@ -46,6 +46,7 @@ from reports.defaults import MARGIN
 from reports.objectives import Objective
 from reports.sequential import seeds_needed, sequence
 from trainables.metrics.table import bounded, lookup, score
+from trainables.params import families
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
 VERDICTS = (BETTER, EQUIVALENT, WORSE, UNDECIDED)
@@ -164,6 +165,10 @@ class Confirmation:
     options: int  # plain-CE configurations the baseline was chosen from
     budget: int = 0  # confirm.max_seeds (0: unknown)
     merged: list[str] = field(default_factory=list)  # candidates canonical called equal
+    # confirm.versus: "a:b" -> (the best candidate of a without b, of b without a) and their
+    # comparison per metric (Δ = a's side − b's side on their common seeds)
+    sides: dict[str, tuple[str, str]] = field(default_factory=dict)
+    versus: dict[str, dict[str, Comparison]] = field(default_factory=dict)
 
 
 def note(c: Confirmation) -> str:
@@ -416,6 +421,49 @@ def margins(
     return out
 
 
+def head_to_head(
+    candidates: Sequence[Config], versus: Sequence[tuple[str, str]], rank: Mapping[str, int]
+) -> dict[str, tuple[Config, Config]]:
+    """{"a:b": (the candidate in family a and not b, the one in b and not a)} for each pair whose
+    both sides were confirmed, each side the best by the search's validation `rank` (source trial
+    → position; fixed before the confirmation, so no test value chooses a side)."""
+
+    def best(has: str, lacks: str) -> Config | None:
+        pool = [
+            c for c in candidates if has in families(c.params) and lacks not in families(c.params)
+        ]
+        return min(pool, key=lambda c: (rank.get(c.label, len(rank)), c.label), default=None)
+
+    out = {}
+    for a, b in versus:
+        side_a, side_b = best(a, b), best(b, a)
+        if side_a is not None and side_b is not None:
+            out[f"{a}:{b}"] = (side_a, side_b)
+    return out
+
+
+def compare(
+    cand: Config,
+    base: Config,
+    tests: Sequence[Objective],
+    margin: Mapping[str, float | None],
+    labels: Sequence[TaskLabels] | None,
+    resamples: int,
+    alphas: tuple[float, float],
+) -> dict[str, Comparison]:
+    """{metric: `cand` against `base`}: Δ with its interval, verdict and why it is open."""
+    deltas = paired_differences(cand, base, [o.metric for o in tests], labels, resamples, alphas)
+    rows = len(labels[0].y) if labels else 0
+    out = {}
+    for o in tests:
+        interval, seeds, sd = deltas[o.metric]
+        verdict_ = verdict(interval, o, margin[o.metric])
+        cmp = Comparison(o.metric, interval, seeds, verdict_, margin[o.metric], sd)
+        why, needed = why_open(cmp, alphas[0], rows)
+        out[o.metric] = replace(cmp, why=why, needed=needed)
+    return out
+
+
 def confirm(
     runs: Sequence[TrialRecord],
     objectives: Sequence[Objective],
@@ -425,8 +473,12 @@ def confirm(
     resamples: int = 1000,
     delta: Mapping[str, float] | None = None,
     budget: int = 0,
+    versus: Sequence[tuple[str, str]] = (),
+    rank: Mapping[str, int] | None = None,
 ) -> Confirmation | None:
-    """The confirmation of the record's confirmation `runs`; None without any."""
+    """The confirmation of the record's confirmation `runs`; None without any. Each candidate is
+    compared with the baseline and, for `versus` (family pairs, sides by `head_to_head`), each
+    pair's sides with each other: k comparisons in all share α (Bonferroni)."""
     configs = group_runs(runs)
     if not configs:
         return None
@@ -439,25 +491,19 @@ def confirm(
     options = sum(c.role == BASELINE and bool(c.seeds) for c in configs)
     configs.sort(key=lambda c: (c is not baseline, c.role == BASELINE, _order(c, head), c.label))
     candidates = [c for c in configs if c.role != BASELINE and c.seeds]
-    alphas = split_alpha(alpha, len(candidates))
-    rows = len(labels[0].y) if labels else 0
+    pairs = head_to_head(candidates, versus, rank or {})
+    alphas = split_alpha(alpha, len(candidates) + len(pairs))
+    compared = functools.partial(
+        compare, tests=tests, margin=margin, labels=labels, resamples=resamples, alphas=alphas
+    )
     comparisons: dict[str, dict[str, Comparison]] = {}
     for cand in candidates if baseline is not None else ():  # the same resamples for each
-        deltas = paired_differences(
-            cand, baseline, [o.metric for o in tests], labels, resamples, alphas
-        )
-        comparisons[cand.label] = {}
-        for o in tests:
-            interval, seeds, sd = deltas[o.metric]
-            cmp = Comparison(
-                o.metric, interval, seeds, verdict(interval, o, margin[o.metric]), margin[o.metric]
-            )
-            cmp = replace(cmp, sd=sd)
-            why, needed = why_open(cmp, alphas[0], rows)
-            comparisons[cand.label][o.metric] = replace(cmp, why=why, needed=needed)
+        comparisons[cand.label] = compared(cand, baseline)
     result = Confirmation(
         configs, baseline, tests, head, comparisons, alpha, "", options, budget=budget
     )
+    result.sides = {pair: (a.label, b.label) for pair, (a, b) in pairs.items()}
+    result.versus = {pair: compared(a, b) for pair, (a, b) in pairs.items()}
     result.answer = answer(result)
     return result
 
@@ -543,7 +589,23 @@ def answer(c: Confirmation) -> str:
             f"undecided on {metric}: no configuration beats plain CE within the seed budget "
             f"(best: trial {best}, {delta}); open because of {cmp.why}"
         )
-    return head + f"; verdicts: {_tally(list(compared.values()))}" + _elsewhere(c)
+    return head + f"; verdicts: {_tally(list(compared.values()))}" + _elsewhere(c) + _versus(c)
+
+
+def _versus(c: Confirmation) -> str:
+    """The answer's clause for the head-to-head pairs on the primary metric, e.g. "; head to head
+    on test_macro_f1: elf (trial 3) vs lq (trial 7) better, Δ +0.004 [+0.001, +0.008]"."""
+    parts = []
+    for pair, compared in c.versus.items():
+        cmp = compared.get(c.primary.metric)
+        if cmp is not None:
+            (a, b), (ta, tb) = pair.split(":"), c.sides[pair]
+            d = cmp.delta
+            parts.append(
+                f"{a} (trial {ta}) vs {b} (trial {tb}) {cmp.verdict}, Δ {d.estimate:+.3f} "
+                f"[{d.low:+.3f}, {d.high:+.3f}], {cmp.seeds} paired seeds"
+            )
+    return f"; head to head on {c.primary.metric}: {'; '.join(parts)}" if parts else ""
 
 
 def _delta(cmp: Comparison, alpha: float, k: int) -> str:
@@ -604,15 +666,19 @@ def table(c: Confirmation) -> list[dict[str, Any]]:
 
 
 def comparison_table(c: Confirmation) -> list[dict[str, Any]]:
-    """One row per candidate and metric: Δ [interval], the seeds' and the test rows' parts of its
+    """One row per comparison (each candidate against plain CE, each confirm.versus pair's sides
+    against each other) and metric: Δ [interval], the seeds' and the test rows' parts of its
     half-width, the margin, the verdict and, when undecided, why."""
     rows = []
-    for label, compared in c.comparisons.items():
+    pairs = {label: (label, "plain CE") for label in c.comparisons}
+    pairs |= {pair: (c.sides[pair][0], f"{c.sides[pair][1]} ({pair})") for pair in c.versus}
+    for label, compared in (c.comparisons | c.versus).items():
         for metric, x in compared.items():
             d = x.delta
             rows.append(
                 {
-                    "config": label,
+                    "config": pairs[label][0],
+                    "against": pairs[label][1],
                     "metric": metric,
                     "Δ [interval]": f"{d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}]",
                     "seeds part": f"±{d.seeds_part:.4f}",
@@ -636,22 +702,7 @@ def figures(c: Confirmation) -> dict[str, Any]:
         for o in c.objectives:
             mean, sd, ci = t_interval(cfg.column(o.metric))
             metrics[o.metric] = {"mean": mean, "sd": sd, "low": ci.low, "high": ci.high}
-        compared = {
-            m: {
-                "delta": x.delta.estimate,
-                "low": x.delta.low,
-                "high": x.delta.high,
-                "seeds_part": x.delta.seeds_part,
-                "rows_part": x.delta.rows_part,
-                "seeds": x.seeds,
-                "sd": x.sd,
-                "margin": x.margin,
-                "verdict": x.verdict,
-                "why": x.why,
-                "needed": x.needed,
-            }
-            for m, x in c.comparisons.get(cfg.label, {}).items()
-        }
+        compared = {m: _numbers(x) for m, x in c.comparisons.get(cfg.label, {}).items()}
         configs.append(
             {
                 "config": cfg.label,
@@ -673,6 +724,27 @@ def figures(c: Confirmation) -> dict[str, Any]:
         "baseline": None if c.baseline is None else c.baseline.label,
         "merged": c.merged,
         "configs": configs,
+        "versus": {
+            pair: {"sides": list(c.sides[pair])} | {m: _numbers(x) for m, x in compared.items()}
+            for pair, compared in c.versus.items()
+        },
+    }
+
+
+def _numbers(x: Comparison) -> dict[str, Any]:
+    d = x.delta
+    return {
+        "delta": d.estimate,
+        "low": d.low,
+        "high": d.high,
+        "seeds_part": d.seeds_part,
+        "rows_part": d.rows_part,
+        "seeds": x.seeds,
+        "sd": x.sd,
+        "margin": x.margin,
+        "verdict": x.verdict,
+        "why": x.why,
+        "needed": x.needed,
     }
 
 

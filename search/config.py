@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from trainables.errors import UserInputError
 from trainables.metrics.table import default_objectives, is_reported, reported
 from trainables.objective import Objective
-from trainables.params import PARAMS, closest, param
+from trainables.params import PARAMS, closest, family_names, param
 from trainables.plugins import DEFAULT_ENCODER, Plugins
 
 SEARCHERS = ("optuna", "random")
@@ -110,6 +110,10 @@ class ConfirmSection:
     delta: dict[str, float] = field(default_factory=dict)  # margin per objective (reports.defaults)
     top_k: int = 3  # the best trials by search.metric (validation), besides the Pareto front
     front: bool = True  # also the report's Pareto-front trials
+    families: bool = True  # also the best trial of each family (trainables.params.families)
+    # family pairs a:b confirmed head to head: the best of a without b against the best of b
+    # without a (e.g. elf:focal); a pair whose sides the search did not try is skipped
+    versus: tuple[str, ...] = ()
     alpha: float = 0.05  # family-wise error of the verdicts (Bonferroni over the candidates)
     bootstrap: int = 1000  # resamples of the test rows behind each interval's test-split part
 
@@ -322,6 +326,7 @@ def _fill_defaults(cfg: SearchConfig, mlflow_env_uri: str | None) -> SearchConfi
         mlflow=mlflow,
         data=data,
         report=replace(cfg.report, objectives=tuple(cfg.report.objectives)),
+        confirm=replace(cfg.confirm, versus=tuple(cfg.confirm.versus)),
     )
 
 
@@ -399,6 +404,21 @@ def _check_confirm(confirm: ConfirmSection, report: ReportSection, search: Searc
             )
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise UserInputError(f"confirm.delta.{key}: expected a number >= 0, got {value!r}")
+    for pair in confirm.versus:
+        versus_pair(pair)
+
+
+def versus_pair(text: str) -> tuple[str, str]:
+    """confirm.versus's `a:b` as (a, b), two different family names (trainables.params)."""
+    import trainables.losses.kinds  # noqa: F401  here: it imports torch; registers the kinds
+
+    known = family_names()
+    a, colon, b = str(text).partition(":")
+    if not colon or a == b or a not in known or b not in known:
+        raise UserInputError(
+            f"confirm.versus: {text!r}: expected a:b, two different families of {list(known)}"
+        )
+    return a, b
 
 
 def _check_report(report: ReportSection, any_metric: bool = False) -> None:

@@ -48,12 +48,11 @@ from record import (
     RecordWriter,
     TrialRecord,
 )
-from search.config import SearchConfig
-from search.outputs import ranked
+from search.config import SearchConfig, versus_pair
 from trainables.canonical import DataFacts
 from trainables.data.dataset import Dataset
-from trainables.objective import Objective
-from trainables.params import as_plain_ce, is_plain_ce
+from trainables.objective import Objective, ranked, search_rank
+from trainables.params import as_plain_ce, families, family_names, is_plain_ce
 from trainables.plugins import BUILT_IN, Plugins
 
 if TYPE_CHECKING:  # reports pulls in plotting: imported where the stage runs, not at startup
@@ -108,6 +107,13 @@ def choose(
     if cfg.confirm.front:
         front = analyse(run, list(cfg.report.objectives)).front
         picked += [t for t in front if t not in picked and t not in plain]
+    wanted = [(f, "") for f in family_names()] if cfg.confirm.families else []
+    for a, b in (versus_pair(pair) for pair in cfg.confirm.versus):
+        wanted += [(a, b), (b, a)]
+    for has, lacks in wanted:
+        best = next((t for t in order if _in(params[t], has, lacks)), None)
+        if best is not None and best not in picked:
+            picked.append(best)
     keys: dict[str, str] = {}
     merged = []
     chosen = []
@@ -130,6 +136,12 @@ def choose(
     for tid in chosen:
         out[tid] = (CANDIDATE, params[tid])
     return out, merged
+
+
+def _in(params: dict[str, Any], has: str, lacks: str) -> bool:
+    """`params` are in family `has` and not in family `lacks` ("" : none)."""
+    mine = families(params)
+    return has in mine and lacks not in mine
 
 
 def plan(
@@ -170,24 +182,36 @@ def plan(
 def next_seeds(
     looked: Confirmation, tried: dict[str, int], budget: int, slots: int = 1
 ) -> dict[str, range]:
-    """{configuration: the seeds it trains next} after a look: each candidate whose verdict on the
-    primary metric is undecided, below the budget and not futile (`_futile`) gets its next seeds
-    — as many as fill `slots` with the others, at least one, up to the budget — and the baseline
-    every seed up to the highest any candidate has tried or will. `tried`: the highest seed each
-    configuration has ended (finished or failed), so a failing seed is not tried again."""
+    """{configuration: the seeds it trains next} after a look. Each comparison on the primary
+    metric that is undecided, below the budget and not futile (`_futile`) is open: a candidate
+    against the baseline, or a confirm.versus pair's two sides. An open comparison's
+    configurations train up to `per` seeds past the seeds they share (as many as fill `slots`
+    with the others, at least one, up to the budget), and the baseline every seed up to the
+    highest any candidate has tried or will. `tried`: the highest seed each configuration has
+    ended (finished or failed), so a failing seed is not tried again."""
     from reports.confirmation import UNDECIDED
 
     primary = looked.primary.metric
-    still = [
-        label
-        for label, compared in looked.comparisons.items()
-        if compared[primary].verdict == UNDECIDED
-        and tried.get(label, 0) < budget
-        and not _futile(compared[primary], budget)
+    compared = {(label,): c[primary] for label, c in looked.comparisons.items()}
+    compared |= {looked.sides[pair]: c[primary] for pair, c in looked.versus.items()}
+    open_ = [
+        labels
+        for labels, cmp in compared.items()
+        if cmp.verdict == UNDECIDED
+        and all(tried.get(label, 0) < budget for label in labels)
+        and not _futile(cmp, budget)
     ]
-    per = max(1, slots // (len(still) + 1))
-    start = {label: tried.get(label, 0) for label in still}
-    need = {label: range(n + 1, min(n + per, budget) + 1) for label, n in start.items()}
+    per = max(1, slots // (len({x for labels in open_ for x in labels}) + 1))
+    upto: dict[str, int] = {}
+    for labels in open_:
+        target = min(min(tried.get(label, 0) for label in labels) + per, budget)
+        for label in labels:
+            upto[label] = max(upto.get(label, 0), target)
+    need = {
+        label: range(tried.get(label, 0) + 1, n + 1)
+        for label, n in upto.items()
+        if n > tried.get(label, 0)
+    }
     if looked.baseline is not None and looked.comparisons:
         ends = [tried.get(c, 0) for c in looked.comparisons] + [r.stop - 1 for r in need.values()]
         need[looked.baseline.label] = range(1, min(max(ends), budget) + 1)
@@ -234,6 +258,8 @@ def look_at(runs: list[TrialRecord], run: Run, cfg: SearchConfig) -> Confirmatio
         resamples=cfg.confirm.bootstrap,
         delta=cfg.confirm.delta,
         budget=cfg.confirm.max_seeds,
+        versus=[versus_pair(pair) for pair in cfg.confirm.versus],
+        rank=search_rank(run.trials, primary),
     )
 
 

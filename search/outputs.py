@@ -9,7 +9,6 @@ the search runs: a copy of its file, or with pinned trial keys the file with the
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -17,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from record import COMPLETED, TrialRecord
+from record import TrialRecord
 from search.cluster import plan_storage, pull
 from search.config import SearchConfig, to_yaml
 from spaces import Space
 from spaces.schema import to_text
 from trainables.errors import UserInputError
-from trainables.objective import Objective
+from trainables.objective import Objective, ranked
 
 MARKER = ".loss-search.json"  # written into every output folder; resume= only accepts such folders
 
@@ -115,13 +114,3 @@ def best_trials(
         }
         for t, value in top
     ]
-
-
-def ranked(recorded: list[TrialRecord], objective: Objective) -> list[tuple[str, float]]:
-    """(trial id, best finite value) of every completed trial, best first; ties: smaller id."""
-    best: dict[str, float] = {}
-    for trial in (t for t in recorded if t.state == COMPLETED):
-        for v in (r[objective.metric] for r in trial.results.values() if objective.metric in r):
-            if math.isfinite(v) and objective.better(v, best.get(trial.trial_id)):
-                best[trial.trial_id] = v
-    return sorted(best.items(), key=lambda item: (objective.sign * item[1], item[0]))

@@ -1,5 +1,6 @@
 """The sequential confirmation's keys through the real CLI entry: a bad margin, a budget below the
-minimum, a margin for an objective that is not confirmed and the replaced `confirm.seeds` are one
+minimum, a margin for an objective that is not confirmed, a head-to-head pair that is not two
+families and the replaced `confirm.seeds` are one
 line on stderr, exit status 2, before Ray starts and before anything is written."""
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ CASES = {
         "got 4",
     ),
     "no minimum": (["confirm.min_seeds=0"], "confirm.min_seeds: expected a value >= 1, got 0"),
+    "versus of an unknown family": (
+        ["confirm.versus=[elf:nope]"],
+        "confirm.versus: 'elf:nope': expected a:b, two different families of [",
+    ),
+    "versus of one family": (
+        ["confirm.versus=[elf:elf]"],
+        "confirm.versus: 'elf:elf': expected a:b, two different families of [",
+    ),
+    "versus without a colon": (
+        ["confirm.versus=[elf]"],
+        "confirm.versus: 'elf': expected a:b, two different families of [",
+    ),
     "replaced key": (
         ["confirm.seeds=3"],
         "confirm.seeds was replaced by confirm.min_seeds and confirm.max_seeds",

@@ -7,8 +7,11 @@ sign·y with sign −1 for max and +1 for min (moocore's and Optuna's convention
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from record import COMPLETED, TrialRecord
 
 SIGNS = {"max": -1.0, "min": 1.0}  # direction -> factor that turns a value into "lower is better"
 
@@ -46,3 +49,18 @@ class Objective:
 
 
 DEFAULT_OBJECTIVE = Objective()  # val_macro_f1, max: search.metric and search.mode's defaults
+
+
+def ranked(recorded: list[TrialRecord], objective: Objective) -> list[tuple[str, float]]:
+    """(trial id, best finite value) of every completed trial, best first; ties: smaller id."""
+    best: dict[str, float] = {}
+    for trial in (t for t in recorded if t.state == COMPLETED):
+        for v in (r[objective.metric] for r in trial.results.values() if objective.metric in r):
+            if math.isfinite(v) and objective.better(v, best.get(trial.trial_id)):
+                best[trial.trial_id] = v
+    return sorted(best.items(), key=lambda item: (objective.sign * item[1], item[0]))
+
+
+def search_rank(recorded: list[TrialRecord], objective: Objective) -> dict[str, int]:
+    """{trial id: its position in `ranked`} (0: the best)."""
+    return {tid: i for i, (tid, _) in enumerate(ranked(recorded, objective))}

@@ -327,6 +327,15 @@ PLAIN_CE = {
     "task.weighting": "uniform",
     "distill.kind": "none",
 }
+# The family of the configurations that depart from PLAIN_CE at each of its keys; loss.kind's are
+# named for their kind (focal, ldam, …: each loss kind is a family of its own).
+FAMILY_OF = {
+    "elf.strategy": "elf",
+    "cw.method": "cw",
+    "train.balanced_sampling": "balanced_sampling",
+    "task.weighting": "task_weighting",
+    "distill.kind": "distill",
+}
 
 
 def is_plain_ce(params: Mapping[str, Any]) -> bool:
@@ -334,6 +343,22 @@ def is_plain_ce(params: Mapping[str, Any]) -> bool:
     every task's loss.<task>.kind included."""
     plain = all(params.get(k, PARAMS[k].default) == v for k, v in PLAIN_CE.items())
     return plain and all(params[k] == "ce" for k in _task_kinds(params))
+
+
+def families(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The families `params` belongs to: its loss kind (and each task's) other than ce, and
+    FAMILY_OF's name of every other PLAIN_CE key it departs from; () for plain CE."""
+    kinds = [params.get("loss.kind", "ce"), *(params[k] for k in _task_kinds(params))]
+    out = dict.fromkeys(k for k in kinds if k != "ce")
+    for key, family in FAMILY_OF.items():
+        if params.get(key, PARAMS[key].default) != PLAIN_CE[key]:
+            out[family] = None
+    return tuple(out)
+
+
+def family_names() -> tuple[str, ...]:
+    """Every family name: the registered loss kinds but ce, then FAMILY_OF's."""
+    return (*(k for k in PARAMS["loss.kind"].choices if k != "ce"), *FAMILY_OF.values())
 
 
 def as_plain_ce(params: Mapping[str, Any]) -> dict[str, Any]:
