@@ -130,6 +130,12 @@ class DistillSection:
 
 
 @dataclass(frozen=True)
+class LabelQualitySection:
+    folds: int = 5  # out-of-fold probabilities behind the lq.* weights' scores (>= 2)
+    cache_dir: str = ""  # their cache; "": ~/.cache/loss-search/label-quality
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     space: str = "elf"  # a name in spaces/ or a path to a YAML file
     data: dict[str, Any] = field(default_factory=lambda: {"preset": "synthetic"})
@@ -143,6 +149,7 @@ class SearchConfig:
     confirm: ConfirmSection = field(default_factory=ConfirmSection)
     model: ModelSection = field(default_factory=ModelSection)
     distill: DistillSection = field(default_factory=DistillSection)
+    lq: LabelQualitySection = field(default_factory=LabelQualitySection)
     trainable: str = ""  # package.module:function; empty: the built-in loop
     # trial keys pinned on the command line (train.lr=0.01): key -> a value or a space-file entry
     # ({loguniform: [1e-4, 1e-2]}), checked as in a space file; they override the space's entries
@@ -342,6 +349,7 @@ def validate(cfg: SearchConfig) -> None:
     _choice("model.mode", cfg.model.mode, TEXT_MODES)
     _choice("preflight", cfg.preflight, ("on", "only"))
     _positive("distill.folds", cfg.distill.folds, 0)
+    _positive("lq.folds", cfg.lq.folds, 2)
     _positive("model.batch_size", cfg.model.batch_size)
     if not cfg.trainable and not is_reported(cfg.search.metric):  # a trainable's: the preflight
         raise UserInputError(
