@@ -254,3 +254,39 @@ def test_the_driver_computes_them_once_only_when_the_space_can_turn_them_on(tmp_
     pinned = load_config(["space=elf", "lq.method=normalized_margin", *args])
     space = pin(load_space("elf"), pinned.params)
     assert prepare(pinned, space).data.train.quality is not None
+
+
+def test_a_teacher_that_used_label_quality_trains_with_its_scores(data: Dataset, tmp_path) -> None:
+    """distill.teacher: a confirmed best with lq.method on is re-trained with the scores its search
+    computed (its lq.folds), not silently without them; the student's data gets none."""
+    from search.teacher import cross_fit, with_teacher
+    from trainables.objective import Objective
+    from trainables.plugins import BUILT_IN
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.yaml").write_text(
+        "model: {name: mlp}\ntrainable: ''\nsearch: {metric: val_macro_f1, mode: max}\n"
+        f"train: {{max_epochs: 2}}\nlq: {{folds: 3, cache_dir: {tmp_path / 'cache'}}}\n"
+    )
+    facts = {"classes": list(data.classes), "train_counts": data.train_counts().tolist()}
+    (teacher / "data.json").write_text(json.dumps(facts))
+    params = {"lq.method": "self_confidence", "lq.power": 2.0, "train.batch_size": 256}
+    events = [
+        {"event": "start", "trial_id": "c1", "time": 0, "params": params | {"seed": 1}}
+        | {"stage": "confirmation", "source": "t", "role": "candidate"},
+        {"event": "result", "trial_id": "c1", "time": 0, "epoch": 1}
+        | {"metrics": {"val_macro_f1": 0.5}},
+        {"event": "end", "trial_id": "c1", "time": 0, "state": "completed"},
+    ]
+    (teacher / "record.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    taught = with_teacher(teacher, data, BUILT_IN, 2)
+    assert taught.train.quality is None and len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    config = params | {"seed": 1, "train.max_epochs": 2}
+    objective = Objective("val_macro_f1", "max")
+    scored = with_label_quality(data, 3, cache=None)
+    expected = cross_fit(config, scored, BUILT_IN, objective, 2)
+    assert torch.equal(taught.train.teacher[:, 0], expected)
+    assert not torch.equal(
+        expected, cross_fit(config | {"lq.method": "none"}, scored, BUILT_IN, objective, 2)
+    )
