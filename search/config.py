@@ -113,7 +113,7 @@ class ConfirmSection:
     families: bool = True  # also the best trial of each family (trainables.params.families)
     # family pairs a:b confirmed head to head: the best of a without b against the best of b
     # without a (e.g. elf:focal); a pair whose sides the search did not try is skipped
-    versus: tuple[str, ...] = ()
+    versus: tuple[str, ...] = ("elf:lq",)
     alpha: float = 0.05  # family-wise error of the verdicts (Bonferroni over the candidates)
     bootstrap: int = 1000  # resamples of the test rows behind each interval's test-split part
 
@@ -134,6 +134,12 @@ class DistillSection:
 
 
 @dataclass(frozen=True)
+class LabelQualitySection:
+    folds: int = 5  # out-of-fold probabilities behind the lq.* weights' scores (>= 2)
+    cache_dir: str = ""  # their cache; "": ~/.cache/loss-search/label-quality
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     space: str = "elf"  # a name in spaces/ or a path to a YAML file
     data: dict[str, Any] = field(default_factory=lambda: {"preset": "synthetic"})
@@ -147,6 +153,7 @@ class SearchConfig:
     confirm: ConfirmSection = field(default_factory=ConfirmSection)
     model: ModelSection = field(default_factory=ModelSection)
     distill: DistillSection = field(default_factory=DistillSection)
+    lq: LabelQualitySection = field(default_factory=LabelQualitySection)
     trainable: str = ""  # package.module:function; empty: the built-in loop
     # trial keys pinned on the command line (train.lr=0.01): key -> a value or a space-file entry
     # ({loguniform: [1e-4, 1e-2]}), checked as in a space file; they override the space's entries
@@ -347,6 +354,7 @@ def validate(cfg: SearchConfig) -> None:
     _choice("model.mode", cfg.model.mode, TEXT_MODES)
     _choice("preflight", cfg.preflight, ("on", "only"))
     _positive("distill.folds", cfg.distill.folds, 0)
+    _positive("lq.folds", cfg.lq.folds, 2)
     _positive("model.batch_size", cfg.model.batch_size)
     if not cfg.trainable and not is_reported(cfg.search.metric):  # a trainable's: the preflight
         raise UserInputError(

@@ -36,12 +36,14 @@ from search.stages import StageContext, run_stages
 from search.study import abandon_orphans, catch_up_study
 from search.teacher import with_teacher
 from spaces import Space, load_space
-from spaces.fit import double_correction, fit_to_data, values_left
+from spaces.fit import double_correction, fit_to_data, takes_any, values_left
 from spaces.loss_preflight import Corner, check_corners
 from spaces.pins import pin
 from trainables.canonical import DataFacts
 from trainables.data.dataset import Dataset
+from trainables.data.label_quality import DEFAULT_CACHE, with_label_quality
 from trainables.models.registry import ignored_keys
+from trainables.params import LQ_ON
 from trainables.plugins import Plugins
 from trainables.trial.loop import load_trainable
 from trainables.trial.plugin_preflight import preflight
@@ -172,13 +174,17 @@ class Prepared:
 
 def prepare(cfg: SearchConfig, space: Space) -> Prepared:
     """Build and check everything a search needs before Ray starts (so bad input costs no
-    cluster): the data, the teachers, the plug-ins' one-batch preflight, the space fitted to the
-    data and the loss preflight of its corners."""
+    cluster): the data, the label-quality scores (when the space can set lq.method), the
+    teachers, the plug-ins' one-batch preflight, the space fitted to the data and the loss
+    preflight of its corners."""
     from reports.objectives import parse_objectives  # already imported: the config checked them
     from trainables.data.presets import build_dataset
 
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     data, plugins = model_inputs(cfg, data)
+    if not data.tasks and takes_any(space, "lq.method", LQ_ON):  # the lq.* weights' scores, once
+        cache = Path(cfg.lq.cache_dir) if cfg.lq.cache_dir else DEFAULT_CACHE
+        data = with_label_quality(data, cfg.lq.folds, cache)
     if cfg.distill.teacher:  # soft labels once: the trials' and the confirmation's data
         data = with_teacher(cfg.distill.teacher, data, plugins, cfg.distill.folds)
     objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]
@@ -223,7 +229,8 @@ def write_data_notes(
     output_dir: Path, data: Any, notes: list[str], left: dict[str, list[Any]]
 ) -> None:
     """`data.json`: the classes, their training counts, what the data collapsed in the space (one
-    sentence each) and the values each collapsed key kept (a resume keeps the first notes)."""
+    sentence each), the values each collapsed key kept (a resume keeps the first notes) and how
+    the label-quality scores were computed (null: they were not)."""
     path = output_dir / DATA_FILE
     if path.is_file():
         notes = list(dict.fromkeys(json.loads(path.read_text()).get("collapsed", []) + notes))
@@ -236,6 +243,7 @@ def write_data_notes(
         "labels": data.meta.get("label_notes", []),  # what loading did to the label column
         "collapsed": notes,
         "values_left": left,
+        "label_quality": data.meta.get("label_quality"),  # folds, model, seed, methods
     }
     path.write_text(json.dumps(facts, indent=1) + "\n")
 

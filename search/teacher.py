@@ -1,6 +1,8 @@
 """The soft labels of `distill.teacher=<output_dir>`: that search's confirmed best configuration
 (best mean validation search.metric over its confirmation seeds) re-trained on this data, once per
-seed, in the driver; its logits of the training split go to the trials with the data.
+seed, in the driver; its logits of the training split go to the trials with the data. A teacher
+whose configuration sets lq.method trains with the label-quality scores its search used (its
+lq.folds).
 
 Out of fold (distill.folds = K ≥ 2): each seed's teacher is K models, model k trained on the other
 folds of the training split and predicting fold k, so no row's soft label comes from a model that
@@ -24,6 +26,7 @@ import torch
 from record import COMPLETED, CONFIG_FILE, CONFIRMATION, DATA_FILE, RECORD_FILE, read_trials
 from spaces.safe_yaml import read_checked_yaml
 from trainables.data.dataset import Dataset, Split
+from trainables.data.label_quality import DEFAULT_CACHE, with_label_quality
 from trainables.errors import UserInputError
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.plugins import BUILT_IN, Plugins
@@ -41,8 +44,9 @@ def with_teacher(folder: str | Path, data: Dataset, plugins: Plugins, folds: int
     params, seeds = best_confirmed(root, metric)
     epochs = saved["train"]["max_epochs"]
     start = time.perf_counter()
+    own = _scored_for(params, saved, data)
     logits = [
-        cross_fit(params | {"seed": s, "train.max_epochs": epochs}, data, plugins, metric, folds)
+        cross_fit(params | {"seed": s, "train.max_epochs": epochs}, own, plugins, metric, folds)
         for s in seeds
     ]
     log.warning(
@@ -53,6 +57,17 @@ def with_teacher(folder: str | Path, data: Dataset, plugins: Plugins, folds: int
         time.perf_counter() - start,
     )
     return replace(data, train=replace(data.train, teacher=torch.stack(logits, dim=1)))
+
+
+def _scored_for(params: dict[str, Any], saved: dict[str, Any], data: Dataset) -> Dataset:
+    """`data` as the teacher's configuration trains on it: with the label-quality scores its
+    lq.method reads (computed as the teacher's search did, with its lq.folds) when `data` has
+    none; the student's data keeps only what its own space asked for."""
+    if params.get("lq.method", "none") == "none" or data.train.quality is not None:
+        return data
+    lq = saved.get("lq") or {}
+    cache = Path(lq["cache_dir"]) if lq.get("cache_dir") else DEFAULT_CACHE
+    return with_label_quality(data, int(lq.get("folds", 5)), cache)
 
 
 def fold_of(y: torch.Tensor, folds: int, seed: int) -> torch.Tensor:

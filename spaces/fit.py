@@ -155,6 +155,11 @@ def check_against(space: Space, facts: DataFacts) -> None:
             raise UserInputError(f"{space.path}: points_to_evaluate.{i}: {e}") from None
 
 
+def takes_any(space: Space, key: str, values: tuple[Any, ...]) -> bool:
+    """True when `key` can take one of `values` in `space` (its default where it is not set)."""
+    return any(v in values for v in _values(space, key))
+
+
 def _values(space: Space, key: str) -> list[Any]:
     """The finite values `key` takes in `space` (its default when the space does not set it)."""
     spec = space.params.get(key)

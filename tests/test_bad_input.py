@@ -451,6 +451,18 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
         _table(None, "t.csv", "data.val_frac=2"),
         ("data.val_frac must be in (0, 1), got 2.0",),
     ),
+    # ---- label-quality weights: every class needs lq.folds training rows for its folds
+    "label_quality_fewer_rows_than_folds": (
+        lambda tmp: [
+            *_space("params:\n  lq.method: {choice: [none, self_confidence]}\n", "lq.yaml")(tmp),
+            *_table(None, "t.csv", "lq.folds=30")(tmp),
+        ],
+        ("lq.folds=30: class 'x' has", "training row(s)", "at least lq.folds rows of every class"),
+    ),
+    "label_quality_one_fold": (
+        _args("lq.folds=1"),
+        ("lq.folds: expected a value >= 2, got 1",),
+    ),
 }
 
 

@@ -27,12 +27,13 @@ from spaces.fit import fit_to_data, without
 from spaces.space import Space
 from trainables.canonical import DataFacts, canonical
 from trainables.data.dataset import Dataset, Split
+from trainables.data.label_quality import with_label_quality
 from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.data.table import TableSpec, load_table
 from trainables.errors import UserInputError
 from trainables.losses.kinds import LOSS_KINDS
 from trainables.losses.weights import train_weights
-from trainables.params import PARAMS, Param, TrialParams
+from trainables.params import LQ_METHODS, PARAMS, Param, TrialParams
 from trainables.trial.loop import prepare_params
 
 TINY = SyntheticSpec(n_train=512, n_val=256, n_test=64, reviewers=40, features=12, informative=6)
@@ -221,6 +222,38 @@ def changes_training(
     assert compared > 0, f"{space.name}: {key} never trains differently"
 
 
+@pytest.fixture(scope="module")
+def scored(data: Dataset) -> Dataset:
+    """The fixture's data with its label-quality scores (what the driver adds for lq.*)."""
+    return with_label_quality(data, 5, cache=None)
+
+
+# each lq.* key: configs that differ in it alone (every pair must train differently)
+LQ_KNOBS = {
+    "lq.method": [{"lq.method": m} for m in LQ_METHODS],
+    "lq.power": [{"lq.method": "self_confidence", "lq.power": k} for k in (0.5, 1.0, 2.0)],
+    "lq.method with ELF": [
+        {"elf.strategy": "rso", "elf.batch_norm": True, "lq.method": m}
+        for m in ("none", "normalized_margin")
+    ],
+}
+
+
+@pytest.mark.parametrize("knob", list(LQ_KNOBS))
+def test_every_label_quality_key_changes_training(knob: str, scored: Dataset, floor: float) -> None:
+    facts = DataFacts.of(scored)  # the scores do not change what the ELF clip measured (floor)
+    configs = LQ_KNOBS[knob]
+    for i, a in enumerate(configs):
+        for b in configs[i + 1 :]:
+            assert canon(a, facts) != canon(b, facts)
+            gap = val_loss_gap(curve(scored, a), curve(scored, b))
+            assert gap > 10 * floor, (a, b, gap, floor)
+    # κ = 0 is merged into none, and trains as it bit for bit
+    zero = {"lq.method": "confidence_weighted_entropy", "lq.power": 0.0}
+    assert canon(zero, facts) == canon({}, facts)
+    assert curve(scored, zero) == curve(scored, {})
+
+
 # what the issue measured as training alike on the code before it (each pair: one key changed)
 OLD_NO_OPS = {
     "alpha rule vs none, 5 classes": (
@@ -307,6 +340,8 @@ POOLS: dict[str, tuple[Any, ...]] = {
     "cw.cap": (None, 2.0, 100.0),
     "train.optimizer": ("adamw", "sgd"),
     "train.momentum": (0.0, 0.9),
+    "lq.method": LQ_METHODS,
+    "lq.power": (0.0, 1.0, 2.0),
 }
 
 
@@ -335,9 +370,8 @@ def random_configs(facts: DataFacts, n: int, seed: int = 0) -> list[dict[str, An
     return out
 
 
-def test_canonical_equal_trains_alike_and_different_is_not_merged(
-    data: Dataset, facts: DataFacts
-) -> None:
+def test_canonical_equal_trains_alike_and_different_is_not_merged(scored: Dataset) -> None:
+    data, facts = scored, DataFacts.of(scored)  # with label-quality scores: lq.* keys train
     groups: dict[str, list[dict[str, Any]]] = {}
     for cfg in random_configs(facts, 300):
         groups.setdefault(config_key(FIXTURE | cfg, facts), []).append(cfg)

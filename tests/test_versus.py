@@ -32,6 +32,7 @@ def test_families_name_each_departure_from_plain_ce():
         "balanced_sampling",
         "distill",
     )
+    assert families(ELF | {"lq.method": "self_confidence"}) == ("elf", "lq")
     two_tasks = {"loss.kind": "ce", "loss.t1.kind": "focal", "loss.t2.kind": "ce"}
     assert families(two_tasks) == ("focal",)
 
@@ -66,7 +67,7 @@ SCORES = {"both": 0.9, "elf": 0.88, "focal": 0.87, "cw": 0.86, "plain": 0.85}
 @pytest.mark.parametrize(
     ("keys", "expected"),
     [
-        (["confirm.families=false"], {"both"}),
+        (["confirm.families=false", "confirm.versus=[]"], {"both"}),
         ([], {"both", "cw"}),  # the best of focal and of elf is "both"
         (["confirm.versus=[elf:focal]"], {"both", "cw", "elf", "focal"}),
         # focal without cw: "both" (the best focal trial), not the focal-only one

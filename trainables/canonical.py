@@ -26,6 +26,8 @@ With the data (`Dataset`, see `DataFacts`), also:
 - where no training sample lacks that ownership, elf.missing and elf.default_* are dropped;
 - a class-weight cap that the weights never reach (max/min ≤ cap) is null;
 - distillation with λ = 0 is none: (1 − 0)·task + 0·D; without a teacher the distill.* keys go;
+- label-quality weights with lq.power κ = 0 are q^0/mean(q^0) = 1, i.e. lq.method none; without
+  label-quality scores (multi-task data, or none computed) the lq.* keys go;
 - multi-task data: every task's loss.<task>.kind/gamma/alpha is written out (absent ones take
   loss.kind/gamma/alpha, which then go) and the kinds' rules apply per task; single-task data
   drops task.weighting.
@@ -95,6 +97,13 @@ class DataFacts:
         if t.teacher is None:
             why = "no distill.teacher gives the soft labels"
             ignored |= {k: why for k in ("distill.kind", "distill.weight", "distill.temperature")}
+        if t.quality is None:
+            why = (
+                "label-quality weights read one label column"
+                if data.tasks
+                else "no label-quality scores were computed for the data"
+            )
+            ignored |= {k: why for k in ("lq.method", "lq.power")}
         return cls(light, data.classes, ignored, dict(data.tasks))
 
     def counts(self) -> torch.Tensor:
@@ -246,6 +255,10 @@ def _distill_off(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any
     )
 
 
+def _quality_power_zero(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
+    return {"lq.method": "none"} if v["lq.method"] != "none" and v["lq.power"] == 0 else {}
+
+
 def _effective_beta_zero(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     return {"cw.method": "none"} if v["cw.method"] == "effective" and v["cw.beta"] == 0 else {}
 
@@ -314,6 +327,7 @@ def _warmup_one_step(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str,
 REWRITES: tuple[Rule, ...] = (
     _same_kind,
     _distill_off,
+    _quality_power_zero,
     _effective_beta_zero,
     _cap_never_binds,
     _same_weights,

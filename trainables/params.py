@@ -25,6 +25,10 @@ ELF_ON = tuple(s for s in STRATEGIES if s != "none")
 FILLS = ("default", "impute", "min")  # missing policies that can read elf.default_aco/rso
 WITH_ELF = (("elf.strategy", ELF_ON),)  # every elf.* key but the strategy: with ELF only
 WITH_DISTILL = (("distill.kind", DISTILL_KINDS[1:]),)
+# cleanlab's label-quality scores (cleanlab.rank.get_label_quality_scores methods); none: off
+LQ_METHODS = ("none", "self_confidence", "normalized_margin", "confidence_weighted_entropy")
+LQ_ON = LQ_METHODS[1:]  # the order of the columns of Split.quality
+WITH_LQ = (("lq.method", LQ_ON),)
 
 When = tuple[tuple[str, tuple[Any, ...]], ...]
 
@@ -219,6 +223,24 @@ PARAMS: dict[str, Param] = {
             high=1,
             when=WITH_ELF,
         ),
+        # Label-quality sample weights (trainables.losses.quality_weights), ELF's competitor
+        _p(
+            "lq.method",
+            "none",
+            "str",
+            "cleanlab label-quality score q of each training label, from out-of-fold predicted "
+            "probabilities (trainables.data.label_quality); none: no label-quality weights.",
+            choices=LQ_METHODS,
+        ),
+        _p(
+            "lq.power",
+            1.0,
+            "float",
+            "κ: ω = q^κ / mean over the training split of q^κ (0: uniform, i.e. lq.method none).",
+            low=0,
+            high=16,
+            when=WITH_LQ,
+        ),
         # Distillation (needs distill.teacher)
         _p(
             "distill.kind",
@@ -326,6 +348,7 @@ PLAIN_CE = {
     "train.balanced_sampling": False,
     "task.weighting": "uniform",
     "distill.kind": "none",
+    "lq.method": "none",
 }
 # The family of the configurations that depart from PLAIN_CE at each of its keys; loss.kind's are
 # named for their kind (focal, ldam, …: each loss kind is a family of its own).
@@ -335,6 +358,7 @@ FAMILY_OF = {
     "train.balanced_sampling": "balanced_sampling",
     "task.weighting": "task_weighting",
     "distill.kind": "distill",
+    "lq.method": "lq",
 }
 
 
@@ -363,9 +387,10 @@ def family_names() -> tuple[str, ...]:
 
 def as_plain_ce(params: Mapping[str, Any]) -> dict[str, Any]:
     """`params` with the plain cross-entropy recipe (every loss.<task>.kind ce) and without the
-    loss kinds' settings (loss.gamma, …) and distillation settings it no longer reads."""
+    loss kinds' settings (loss.gamma, …), distillation and label-quality settings it no longer
+    reads."""
     kinds = tuple(f"loss.{f}" for f in task_fields() if f != "kind")
-    unread = (*kinds, "distill.weight", "distill.temperature")
+    unread = (*kinds, "distill.weight", "distill.temperature", "lq.power")
     focal = [k for k in params if k in unread or task_of(k)]
     kept = {k: v for k, v in params.items() if k not in focal}
     return kept | PLAIN_CE | dict.fromkeys(_task_kinds(params), "ce")

@@ -9,7 +9,7 @@ import torch
 
 from trainables.params import GRANULARITIES
 
-TENSORS = ("x", "y", "aco", "rso", "tokens", "teacher")  # a Split's tensor columns
+TENSORS = ("x", "y", "aco", "rso", "tokens", "teacher", "quality")  # a Split's tensor columns
 
 
 @dataclass
@@ -23,6 +23,9 @@ class Split:
     tokens: torch.Tensor | None = None  # (n, L) int64 text ids, 0 = padding
     texts: Any = None  # the raw text column, a pyarrow string array (model=text reads it)
     teacher: torch.Tensor | None = None  # (n, S, C) logits of S teachers (distill.teacher)
+    # (n, M) float64 label-quality scores of the training labels, one column per method of
+    # trainables.params.LQ_ON (trainables.data.label_quality); training split only
+    quality: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

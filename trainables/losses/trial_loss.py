@@ -9,10 +9,12 @@
             step(model(x[idx]), y[idx], lo).backward()
         stats = step.stats()                         # w_* of the weights applied this epoch
 
-Per sample i at batch position p: ℓ_i·ω_p·cw[y_i], ℓ the loss.kind's (trainables.losses.kinds:
+Per sample i at batch position p: ℓ_i·ω_p·λ_i·cw[y_i], ℓ the loss.kind's (trainables.losses.kinds:
 cross-entropy, focal with γ and α, or a registered kind); ω the ELF
 weight e^(1+o) after the missing policy and clipping (once), then per epoch batch-normalised over
-runs of train.batch_size (elf.batch_norm) and warmed up (elf.warmup_frac); the mean over the batch.
+runs of train.batch_size (elf.batch_norm) and warmed up (elf.warmup_frac); λ the label-quality
+weight q^κ/mean(q^κ) (lq.method, lq.power; trainables.losses.quality_weights), fixed per row and
+never batch-normalised or warmed up; the mean over the batch.
 With distill.kind kl or jsd: (1 − λ)·that + λ·T²·mean D(teacher_T ‖ student_T) (trainables.losses.distill).
 """
 
@@ -30,6 +32,7 @@ from trainables.errors import UserInputError
 from trainables.losses.distill import distill_term, ensemble_log_p
 from trainables.losses.functions import class_weights, warn_double_correction
 from trainables.losses.kinds import loss_kind, weighted_loss
+from trainables.losses.quality_weights import quality_weights
 from trainables.losses.weights import (
     adaptive_scale,
     batch_normalize_epoch,
@@ -75,6 +78,10 @@ class TrialLoss:
         self.base_w = self.clipped = None
         if self.elf:
             self.base_w, self.clipped = (t.to(device) for t in train_weights(train, p))
+        self.quality_w = None  # (n,) the label-quality weights; None without them, and for κ = 0
+        if p["lq.method"] != "none" and p["lq.power"] != 0:  # (ω = 1: the exact unweighted path)
+            w = quality_weights(train.quality, p["lq.method"], p["lq.power"])
+            self.quality_w = w.to(device, torch.float32)
         warn_double_correction(p["train.balanced_sampling"], p["cw.method"])
         self.cw = None  # None takes the loss's exact, cheapest unweighted path
         if p["cw.method"] != "none":
@@ -117,12 +124,16 @@ class TrialLoss:
             p = self.params
             ramp = warmup_ramp(epoch, p["train.max_epochs"], p["elf.warmup_frac"])
             elf_w = applied_weights(self.base_w, order, self.bn_batch, ramp)
-        batch_w = elf_w
+        sample_w = elf_w  # ELF × label quality: the sample weights the stats describe
+        if self.quality_w is not None:
+            lq = self.quality_w[order]
+            sample_w = lq if elf_w is None else elf_w * lq
+        batch_w = sample_w
         if self.cw is not None:
             cwy = self.cw[self.y[order]]
-            batch_w = cwy if elf_w is None else elf_w * cwy
+            batch_w = cwy if sample_w is None else sample_w * cwy
         clipped = None if self.clipped is None else self.clipped[order]
-        return EpochLoss(self, order, elf_w, batch_w, clipped)
+        return EpochLoss(self, order, sample_w, batch_w, clipped)
 
 
 def warn_probabilities(logits: Tensor) -> None:
@@ -141,18 +152,19 @@ def warn_probabilities(logits: Tensor) -> None:
 
 class EpochLoss:
     """One epoch of a TrialLoss: `step(logits, y, lo)` is the loss of the batch that starts at
-    position `lo` of the epoch's order; `stats()` the w_* of the ELF weights it applies."""
+    position `lo` of the epoch's order; `stats()` the w_* of the sample weights it applies (ELF
+    × label quality, class weights aside)."""
 
     def __init__(
         self,
         loss: TrialLoss,
         order: Tensor,
-        elf_w: Tensor | None,
+        sample_w: Tensor | None,
         batch_w: Tensor | None,
         clipped: Tensor | None,
     ) -> None:
         self.loss, self.order = loss, order
-        self.elf_w, self.batch_w, self.clipped = elf_w, batch_w, clipped
+        self.sample_w, self.batch_w, self.clipped = sample_w, batch_w, clipped
 
     def __call__(self, logits: Tensor, y: Tensor, lo: int) -> Tensor:
         """Scalar loss of logits (B, C) for labels y (B,), the samples order[lo : lo + B]."""
@@ -178,8 +190,10 @@ class EpochLoss:
         return (1 - p["distill.weight"]) * task + p["distill.weight"] * term
 
     def stats(self) -> dict[str, float]:
-        """w_mean … w_ess of the ELF weights applied this epoch (all 1 without ELF)."""
-        if self.elf_w is None:
-            n = self.order.shape[0]
-            return weight_stats(torch.ones(n), torch.zeros(n, dtype=torch.bool))
-        return weight_stats(self.elf_w, self.clipped)
+        """w_mean … w_ess of the sample weights (ELF × label quality) applied this epoch (all 1
+        without either); w_frac_clipped counts ELF's clip."""
+        n = self.order.shape[0]
+        clipped = torch.zeros(n, dtype=torch.bool) if self.clipped is None else self.clipped
+        if self.sample_w is None:
+            return weight_stats(torch.ones(n), clipped)
+        return weight_stats(self.sample_w, clipped)
