@@ -7,7 +7,8 @@ batch) × class weights × focal loss (γ = 2, α = 0.25). Three comparisons at 
 inside the loss call every step (`step_ratio_in_loss`), and as trainables.trial.loop runs it, with batch
 norm and class weights folded into one per-sample vector once per epoch (`step_ratio`, the one the
 ≤ 1.10× target is about). (d) Each built-in kind past focal (label_smoothing, logit_adjustment,
-balanced_softmax, poly1) alone against F.cross_entropy, forward + backward (`loss_ratio_<kind>`).
+balanced_softmax, poly1, ldam, gce, sce) alone against F.cross_entropy, forward + backward
+(`loss_ratio_<kind>`; ldam at its last epoch, margins and deferred re-weighting both on).
 Runs on one CPU thread for stable numbers; ratios are medians of paired ratios (see `_paired`).
 """
 
@@ -287,6 +288,9 @@ KIND_TIMED = {
     "logit_adjustment": {"loss.tau": 1.0},
     "balanced_softmax": {},
     "poly1": {"loss.epsilon": 1.0},
+    "ldam": {"loss.ldam_margin": 0.5, "loss.ldam_scale": 30.0, "loss.drw_frac": 0.8},
+    "gce": {"loss.q": 0.7},
+    "sce": {"loss.sce_alpha": 0.1, "loss.sce_beta": 1.0},
 }
 
 
@@ -300,6 +304,7 @@ def _kinds_against_ce(
         kind = loss_kind(name)
         params = {k: p.default for k, p in PARAMS.items()} | {"loss.kind": name} | keys
         context = kind.prepare(params, counts, [str(c) for c in range(CLASSES)])
+        context = kind.at_epoch(context, params["train.max_epochs"] - 1, params)  # the last
 
         def step(kind: LossKind = kind, params: dict = params, context: object = context) -> None:
             logits.grad = None

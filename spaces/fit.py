@@ -132,13 +132,15 @@ def values_left(before: Space, after: Space) -> dict[str, list[Any]]:
 def check_against(space: Space, facts: DataFacts) -> None:
     """Raise UserInputError naming the space file for a point, or a value of a loss kind's key,
     that the data cannot take (its kind's `prepare` refuses it: e.g. a two-class focal α on five
-    classes)."""
+    classes); only the kinds the space's loss.kind (a task's own) can take are asked."""
     problem = unknown_task(space.params, facts)
     if problem:
         raise UserInputError(f"{space.path}: {problem}")
     base = defaults()
     for name, counts, classes in facts.labels():
-        for kind in LOSS_KINDS.values():
+        kind_key = task_key(name, "kind") if name else "loss.kind"
+        searched = _values(space, kind_key if kind_key in space.params else "loss.kind")
+        for kind in (k for k in LOSS_KINDS.values() if k.name in searched):
             for p in kind.params:
                 own = task_key(name, p.key.removeprefix("loss."))
                 key = own if name and own in space.params else p.key

@@ -4,7 +4,8 @@ real training batch before any trial, so that a loss that cannot train is refuse
 Corners: plain CE, then one configuration per value of each searched key (both ends of a
 continuous range), its parents set to the first values that make it active, deduplicated by
 `canonical`. Each gets the model as seed 0 initialises it, the first train.batch_size rows of its first epoch's
-order and the weights of its last epoch (the warm-up's full weights). Refused (one line naming
+order and the weights and loss of its last epoch (the warm-up's full weights; a loss kind's
+context of that epoch, e.g. LDAM's deferred re-weighting). Refused (one line naming
 the keys): a loss or gradient that is not finite, or a loss over MAX_RATIO times plain CE on the
 same logits.
 """

@@ -1,6 +1,7 @@
-"""The worked examples of docs/development.md, run as written: "Add a loss kind" registers the
-generalized cross-entropy (gce) from a module of its own, and the kind is in `--help`, searched by a space and trains differently
-from cross-entropy; its registration is undone afterwards. A plug-in's key says when it matters
+"""The worked examples of docs/development.md, run as written: "Add a loss kind" registers NCE+MAE
+(apl, Ma et al. 2020) from a module of its own, and the kind computes the paper's formula, is in
+`--help`, is searched by a space and trains differently from cross-entropy; its registration is
+undone afterwards. A plug-in's key says when it matters
 (`Param.when`) and `canonical` reads it."""
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import optuna
 import pytest
+import torch
 
 from search.run import usage
 from spaces import load_space
@@ -39,35 +42,51 @@ def example(section: str) -> str:
 
 
 @pytest.fixture
-def gce(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """The doc's GCE module, saved as gce.py and imported (registering it); unregistered
+def apl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The doc's NCE+MAE module, saved as apl.py and imported (registering it); unregistered
     and forgotten afterwards."""
-    (tmp_path / "gce.py").write_text(example("Add a loss kind"), encoding="utf-8")
+    (tmp_path / "apl.py").write_text(example("Add a loss kind"), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        yield importlib.import_module("gce")
+        yield importlib.import_module("apl")
     finally:
-        sys.modules.pop("gce", None)
-        unregister_loss_kind("gce")
-    assert "gce" not in LOSS_KINDS and "loss.q" not in PARAMS
+        sys.modules.pop("apl", None)
+        unregister_loss_kind("apl")
+    assert "apl" not in LOSS_KINDS and "loss.apl_beta" not in PARAMS
     assert PARAMS["loss.kind"].choices == BUILT_IN_KINDS
 
 
+def test_the_example_kind_is_the_papers_formula(apl: ModuleType) -> None:
+    # Ma et al. 2020: NCE = −log p_y / Σ_k −log p_k, MAE = Σ_k |onehot_k − p_k|, APL = NCE + β·MAE
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(32, 4, generator=gen, dtype=torch.float64) * 2
+    target = torch.randint(0, 4, (32,), generator=gen)
+    ours = apl.per_sample(logits, target, {"loss.apl_beta": 0.5}, None).numpy()
+    z = logits.numpy()
+    logp = z - z.max(1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
+    rows = np.arange(32)
+    nce = -logp[rows, target.numpy()] / -logp.sum(1)
+    mae = np.abs(np.eye(4)[target.numpy()] - np.exp(logp)).sum(1)
+    np.testing.assert_allclose(ours, nce + 0.5 * mae, rtol=1e-10)
+
+
 def test_a_registered_loss_kind_is_in_help_searched_and_trains_differently(
-    gce: ModuleType, tmp_path: Path
+    apl: ModuleType, tmp_path: Path
 ) -> None:
     # --help lists the kind among loss.kind's values and its key
     shown = usage()
-    assert re.search(r"loss\.kind .*One of: " + ", ".join(BUILT_IN_KINDS) + r", gce\.", shown)
-    assert re.search(r"loss\.q +default: 0\.7 +GCE exponent", shown)
-    assert "kind, gamma, alpha, smoothing, tau, epsilon, q of one task" in shown
+    assert re.search(r"loss\.kind .*One of: " + ", ".join(BUILT_IN_KINDS) + r", apl\.", shown)
+    assert re.search(r"loss\.apl_beta +default: 1\.0 +APL weight", shown)
+    fields = "kind, gamma, alpha, smoothing, tau, epsilon, ldam_margin, ldam_scale, drw_frac, q"
+    assert f"{fields}, sce_alpha, sce_beta, apl_beta of one task" in shown
 
     # a space searches it (compiled and sampled define-by-run), its key only under its kind
-    path = tmp_path / "gce.yaml"
+    path = tmp_path / "apl.yaml"
     path.write_text(
         "params:\n"
-        "  loss.kind: {choice: [ce, gce]}\n"
-        "  loss.q: {uniform: [0.3, 1.0], when: {loss.kind: gce}}\n",
+        "  loss.kind: {choice: [ce, apl]}\n"
+        "  loss.apl_beta: {uniform: [0.5, 2.0], when: {loss.kind: apl}}\n",
         encoding="utf-8",
     )
     space = load_space(str(path))
@@ -78,26 +97,26 @@ def test_a_registered_loss_kind_is_in_help_searched_and_trains_differently(
         space.define_by_run(trial)
         drawn.append(trial.params)
         study.tell(trial, 0.0)
-    assert {d["loss.kind"] for d in drawn} == {"ce", "gce"}
-    assert all(("loss.q" in d) == (d["loss.kind"] == "gce") for d in drawn)
-    assert canonical({"loss.kind": "ce", "loss.q": 0.5}) == {"loss.kind": "ce"}
-    assert canonical({"loss.kind": "gce", "loss.q": 0.5}) == {
-        "loss.kind": "gce",
-        "loss.q": 0.5,
+    assert {d["loss.kind"] for d in drawn} == {"ce", "apl"}
+    assert all(("loss.apl_beta" in d) == (d["loss.kind"] == "apl") for d in drawn)
+    assert canonical({"loss.kind": "ce", "loss.apl_beta": 0.5}) == {"loss.kind": "ce"}
+    assert canonical({"loss.kind": "apl", "loss.apl_beta": 0.5}) == {
+        "loss.kind": "apl",
+        "loss.apl_beta": 0.5,
     }
 
     # the loss preflight measures a corner of it on a training batch
     data = make_synthetic(TINY)
-    plugins = Plugins(trainable="gce:train")
+    plugins = Plugins(trainable="apl:train")
     facts = DataFacts.of(data)
     measured = check_corners(fit_to_data(space, facts)[0], data, plugins, facts)
-    assert {c.settings.get("loss.kind") for c in measured} >= {"gce"}
+    assert {c.settings.get("loss.kind") for c in measured} >= {"apl"}
 
     # it trains, differently from ce, through the plug-in route the doc gives
     ce = run_local(SHORT | {"loss.kind": "ce"}, data, plugins=plugins)
-    gce_run = run_local(SHORT | {"loss.kind": "gce", "loss.q": 0.7}, data, plugins=plugins)
-    assert len(gce_run) == SHORT["train.max_epochs"]
-    gaps = [abs(a["val_loss"] - b["val_loss"]) for a, b in zip(ce, gce_run, strict=True)]
+    apl_run = run_local(SHORT | {"loss.kind": "apl", "loss.apl_beta": 1.0}, data, plugins=plugins)
+    assert len(apl_run) == SHORT["train.max_epochs"]
+    gaps = [abs(a["val_loss"] - b["val_loss"]) for a, b in zip(ce, apl_run, strict=True)]
     assert max(gaps) > 1e-3, gaps
 
 

@@ -307,14 +307,23 @@ def test_scale_only_settings_are_merged(data: Dataset, facts: DataFacts) -> None
 
 
 # a loss kind's keys: values where kinds merge (focal γ = 0, label smoothing ε = 0, logit
-# adjustment τ = 0 and, as Balanced Softmax, τ = 1, Poly-1 ε = 0) and where they differ; a
-# registered kind's key not listed here draws its choices, or its default and bounds
+# adjustment τ = 0 and, as Balanced Softmax, τ = 1, Poly-1 ε = 0, GCE q = 0, LDAM without margin,
+# scale or re-weighting, SCE α = 1 as Poly-1 ε = 4β and α = 0, β = 1/4 as GCE q = 1; LDAM's
+# re-weighting fractions 0.5 and 0.55 start at one epoch of the fixture's 6) and where they
+# differ; a registered kind's key not listed here draws its choices, or its default and bounds.
+# No SCE β = 0: with α = 0 that is the refused zero loss.
 KIND_POOLS: dict[str, tuple[Any, ...]] = {
     "loss.gamma": (0.0, 2.0),
     "loss.alpha": (None, "inverse_frequency"),
     "loss.smoothing": (0.0, 0.2),
     "loss.tau": (0.0, 1.0, 2.0),
     "loss.epsilon": (0.0, 2.0),
+    "loss.ldam_margin": (0.0, 0.5),
+    "loss.ldam_scale": (1.0, 4.0),
+    "loss.drw_frac": (0.5, 0.55, 1.0),
+    "loss.q": (0.0, 0.7, 1.0),
+    "loss.sce_alpha": (1.0, 0.0, 0.1),
+    "loss.sce_beta": (0.25, 0.5),
 }
 
 
@@ -343,6 +352,63 @@ POOLS: dict[str, tuple[Any, ...]] = {
     "lq.method": LQ_METHODS,
     "lq.power": (0.0, 1.0, 2.0),
 }
+
+
+KIND_KEYS = [(k.name, p.key) for k in LOSS_KINDS.values() for p in k.params]
+
+
+@pytest.mark.parametrize(("kind", "key"), KIND_KEYS, ids=[f"{k}:{p}" for k, p in KIND_KEYS])
+def test_every_loss_kinds_key_changes_training_or_is_merged(
+    kind: str, key: str, data: Dataset, facts: DataFacts, floor: float, runs: dict
+) -> None:
+    """Under its kind (the other keys at their defaults), each two values of the key's pool
+    train differently beyond the noise floor, or canonicalise alike."""
+    pool = POOLS[key]
+    compared = 0
+    for i, a in enumerate(pool):
+        for b in pool[i + 1 :]:
+            x, y = {"loss.kind": kind, key: a}, {"loss.kind": kind, key: b}
+            if canon(x, facts) == canon(y, facts):
+                continue
+            gap = val_loss_gap(curve(data, x, runs), curve(data, y, runs))
+            assert gap > 10 * floor, (kind, key, a, b, gap, floor)
+            compared += 1
+    assert compared > 0, f"{kind}: {key} never trains differently"
+
+
+# pairs of one configuration by a loss kind's rule (the draws above rarely meet them)
+KIND_MERGES = {
+    "ldam without margin, scale or re-weighting is ce": (
+        {"loss.kind": "ldam", "loss.ldam_margin": 0.0, "loss.drw_frac": 1.0},
+        {"loss.kind": "ce"},
+    ),
+    "ldam's re-weighting from epoch 3 of 6": (
+        {"loss.kind": "ldam", "loss.drw_frac": 0.5},
+        {"loss.kind": "ldam", "loss.drw_frac": 0.55},
+    ),
+    "gce at q = 0 is ce": ({"loss.kind": "gce", "loss.q": 0.0}, {"loss.kind": "ce"}),
+    "sce at α = 1 is poly1 with ε = 4β": (
+        {"loss.kind": "sce", "loss.sce_alpha": 1.0, "loss.sce_beta": 0.5},
+        {"loss.kind": "poly1", "loss.epsilon": 2.0},
+    ),
+    "sce at α = 0, β = 1/4 is gce at q = 1": (
+        {"loss.kind": "sce", "loss.sce_alpha": 0.0, "loss.sce_beta": 0.25},
+        {"loss.kind": "gce", "loss.q": 1.0},
+    ),
+    "sce at α = 1, β = 0 is ce": (
+        {"loss.kind": "sce", "loss.sce_alpha": 1.0, "loss.sce_beta": 0.0},
+        {"loss.kind": "ce"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(KIND_MERGES))
+def test_a_loss_kinds_merge_trains_bit_for_bit_alike(
+    case: str, data: Dataset, facts: DataFacts
+) -> None:
+    a, b = KIND_MERGES[case]
+    assert canon(a, facts) == canon(b, facts)
+    assert curve(data, a) == curve(data, b)  # raw: each through its own kind's code
 
 
 def clips_everything(facts: DataFacts, cfg: dict[str, Any]) -> bool:

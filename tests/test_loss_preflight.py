@@ -3,6 +3,7 @@ or oversized loss refused with the keys named (exit 2, no Ray); preflight=only; 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import warnings
@@ -137,3 +138,55 @@ def test_a_bound_float32_cannot_hold_is_refused_in_one_line(data, tmp_path) -> N
     fitted, _ = fit_to_data(load_space(str(space)), facts)
     with pytest.raises(UserInputError, match="elf.clip_min=1e[+]39: training raises RuntimeError"):
         check_corners(fitted, data, BUILT_IN, facts)
+
+
+KINDS_SPACE = (
+    "params:\n  loss.kind: {choice: [ce, ldam, gce, sce]}\n"
+    "  loss.ldam_margin: {uniform: [0.0, 1.0], when: {loss.kind: ldam}}\n"
+    "  loss.ldam_scale: {uniform: [1.0, 30.0], when: {loss.kind: ldam}}\n"
+    "  loss.drw_frac: {uniform: [0.0, 1.0], when: {loss.kind: ldam}}\n"
+    "  loss.q: {uniform: [0.0, 1.0], when: {loss.kind: gce}}\n"
+    "  loss.sce_alpha: {uniform: [0.0, 6.0], when: {loss.kind: sce}}\n"
+    "  loss.sce_beta: {uniform: [0.1, 1.0], when: {loss.kind: sce}}\n"
+)
+
+
+def test_the_corners_of_ldam_gce_and_sce_are_measured(data, tmp_path) -> None:
+    space = tmp_path / "kinds.yaml"
+    space.write_text(KINDS_SPACE)
+    facts = DataFacts.of(data)
+    fitted, _ = fit_to_data(load_space(str(space)), facts)
+    measured = {
+        tuple(sorted(c.settings.items())): c for c in check_corners(fitted, data, BUILT_IN, facts)
+    }
+    ldam = [dict(k) for k in measured if dict(k).get("loss.kind") == "ldam"]
+    assert {d.get("loss.ldam_scale") for d in ldam} >= {30.0}
+    assert {d.get("loss.drw_frac") for d in ldam} >= {0.0, 1.0}
+    assert {"loss.kind": "gce", "loss.q": 1.0} in [dict(k) for k in measured]  # q = 0 is CE
+    sce = [dict(k) for k in measured if dict(k).get("loss.kind") == "sce"]
+    assert {d.get("loss.sce_alpha") for d in sce} >= {0.0, 6.0}
+    # gce at q = 1 is 1 − p_y: below CE's −log p_y on every row, so below it on the batch
+    gce = measured[(("loss.kind", "gce"), ("loss.q", 1.0))]
+    assert 0 < gce.ratio < 1
+
+
+def test_ldam_on_a_class_without_training_rows_is_refused_in_one_line(data, tmp_path) -> None:
+    y = data.train.y.clone()
+    y[y == 4] = 3
+    empty = dataclasses.replace(data, train=dataclasses.replace(data.train, y=y))
+    space = tmp_path / "kinds.yaml"
+    space.write_text(KINDS_SPACE)
+    facts = DataFacts.of(empty)
+    fitted, _ = fit_to_data(load_space(str(space)), facts)
+    with pytest.raises(UserInputError) as refused:
+        check_corners(fitted, empty, BUILT_IN, facts)
+    said = str(refused.value)
+    assert "\n" not in said
+    assert said.startswith(f"{space}: loss preflight: loss.kind=ldam: loss.kind=ldam: class ")
+    assert "has no training rows" in said and said.endswith("narrow the space or drop the value")
+    # a space without a kind that needs every class is not refused for the others' defaults
+    fit_to_data(load_space("elf"), facts)
+    # a value list is refused by the space's fit already, naming the key
+    space.write_text("params:\n  loss.kind: ldam\n  loss.ldam_margin: {choice: [0.0, 0.5]}\n")
+    with pytest.raises(UserInputError, match=rf"^{space}: loss.ldam_margin: loss.kind=ldam: class"):
+        fit_to_data(load_space(str(space)), facts)

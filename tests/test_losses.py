@@ -383,6 +383,9 @@ def test_poly1_by_numpy(eps: float) -> None:
         ("label_smoothing", {"loss.smoothing": 0.0}),
         ("logit_adjustment", {"loss.tau": 0.0}),
         ("poly1", {"loss.epsilon": 0.0}),
+        ("gce", {"loss.q": 0.0}),
+        ("sce", {"loss.sce_alpha": 1.0, "loss.sce_beta": 0.0}),
+        ("ldam", {"loss.ldam_margin": 0.0, "loss.ldam_scale": 1.0, "loss.drw_frac": 1.0}),
     ],
 )
 def test_the_kinds_at_zero_take_ces_path_bit_for_bit(kind: str, keys: dict) -> None:
@@ -394,6 +397,7 @@ def test_the_kinds_at_zero_take_ces_path_bit_for_bit(kind: str, keys: dict) -> N
     params = defaults() | {"loss.kind": kind} | keys
     counts = torch.bincount(TARGET, minlength=5)
     context = loss_kind(kind).prepare(params, counts, list("abcde"))
+    context = loss_kind(kind).at_epoch(context, params["train.max_epochs"] - 1, params)
     ours = weighted_loss(logits, TARGET, w, cw, kind=kind, params=params, context=context)
     theirs = weighted_loss(logits, TARGET, w, cw, kind="ce", params=params | {"loss.kind": "ce"})
     assert torch.equal(ours, theirs)
@@ -406,6 +410,9 @@ def test_the_kinds_at_zero_take_ces_path_bit_for_bit(kind: str, keys: dict) -> N
         ("logit_adjustment", {"loss.tau": 1.5}),
         ("balanced_softmax", {}),
         ("poly1", {"loss.epsilon": 2.0}),
+        ("ldam", {"loss.ldam_margin": 0.5, "loss.ldam_scale": 2.0, "loss.drw_frac": 0.0}),
+        ("gce", {"loss.q": 0.7}),
+        ("sce", {"loss.sce_alpha": 0.1, "loss.sce_beta": 1.0}),
     ],
 )
 def test_the_kinds_weighted_mean_and_gradient(kind: str, keys: dict) -> None:
@@ -415,6 +422,7 @@ def test_the_kinds_weighted_mean_and_gradient(kind: str, keys: dict) -> None:
     params = defaults() | {"loss.kind": kind} | keys
     k = loss_kind(kind)
     context = k.prepare(params, torch.bincount(TARGET, minlength=5), list("abcde"))
+    context = k.at_epoch(context, 0, params)
     w, cw = torch.rand(64, generator=torch.Generator().manual_seed(1)), torch.rand(5) + 0.5
     ours = weighted_loss(LOGITS, TARGET, w, cw, kind=kind, params=params, context=context)
     per = k.per_sample(LOGITS, TARGET, params, context)
@@ -423,3 +431,151 @@ def test_the_kinds_weighted_mean_and_gradient(kind: str, keys: dict) -> None:
     assert torch.autograd.gradcheck(
         lambda x: weighted_loss(x, TARGET, w, cw, kind=kind, params=params, context=context), (z,)
     )
+
+
+# ---------------------------------------------------------------- ldam, gce, sce
+
+
+def _epoch_loss(kind: str, logits: torch.Tensor, target: torch.Tensor, epoch: int, **keys):
+    """Per-sample loss (N,) of a registered kind at `epoch` (its at_epoch context)."""
+    from trainables.canonical import defaults
+    from trainables.losses.kinds import loss_kind
+
+    k = loss_kind(kind)
+    params = defaults() | {"loss.kind": kind} | {f"loss.{f}": v for f, v in keys.items()}
+    params |= {"train.max_epochs": 10}
+    counts = torch.bincount(target, minlength=logits.shape[1])
+    context = k.prepare(params, counts, [str(c) for c in range(logits.shape[1])])
+    return k.per_sample(logits, target, params, k.at_epoch(context, epoch, params))
+
+
+def _effective_by_hand(n: np.ndarray, beta: float) -> np.ndarray:
+    # Cui et al. 2019: 1 / E_n with E_n = (1 − β^n)/(1 − β), rescaled to sum to K
+    w = (1 - beta) / (1 - beta**n)
+    return w * len(n) / w.sum()
+
+
+@pytest.mark.parametrize(("m", "s"), [(0.0, 1.0), (0.5, 1.0), (0.5, 30.0), (2.0, 4.0)])
+def test_ldam_by_numpy_before_the_reweighting(m: float, s: float) -> None:
+    # Cao et al. 2019: −log softmax(s·(f − Δ_y·onehot(y)))_y, Δ_k = C/n_k^(1/4), max Δ = m
+    ours = _epoch_loss("ldam", LOGITS, TARGET, 0, ldam_margin=m, ldam_scale=s, drw_frac=0.5)
+    z, y = LOGITS.numpy(), TARGET.numpy()
+    n = np.bincount(y, minlength=5).astype(float)
+    c = m * n.min() ** 0.25  # C: the rarest class (n = 2) gets the margin m
+    delta = c / n**0.25
+    assert delta.max() == pytest.approx(m) and (m == 0 or delta.argmax() == 4)
+    shifted = z - delta[y][:, None] * np.eye(5)[y]
+    ref = -_log_softmax_np(s * shifted)[np.arange(len(y)), y]
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_ldam_reweights_from_the_deferred_epoch_by_the_effective_number() -> None:
+    # DRW: from ⌊0.5·10⌋ = 5 on, ℓ_i·w_{y_i}, w the effective-number weights with β = 0.9999
+    plain = [_epoch_loss("ldam", LOGITS, TARGET, e, drw_frac=0.5) for e in (0, 4)]
+    drw = [_epoch_loss("ldam", LOGITS, TARGET, e, drw_frac=0.5) for e in (5, 9)]
+    w = _effective_by_hand(np.bincount(TARGET.numpy(), minlength=5).astype(float), 0.9999)
+    assert w.sum() == pytest.approx(5) and w[4] > w[0]  # the rarest class weighs most
+    for before in plain:
+        assert torch.equal(before, plain[0])
+    for after in drw:
+        np.testing.assert_allclose(after.numpy(), plain[0].numpy() * w[TARGET.numpy()], rtol=1e-6)
+    # drw_frac = 1 never re-weights
+    never = _epoch_loss("ldam", LOGITS, TARGET, 9, drw_frac=1.0)
+    assert torch.equal(never, plain[0])
+
+
+def test_ldams_re_weighting_switches_at_its_epoch_in_a_trial_loss() -> None:
+    from trainables.data.synthetic import SyntheticSpec, make_synthetic
+    from trainables.losses.trial_loss import TrialLoss
+
+    data = make_synthetic(SyntheticSpec(n_train=300, n_val=60, n_test=30, reviewers=20))
+    params = {"loss.kind": "ldam", "loss.drw_frac": 0.4, "train.max_epochs": 5}  # from epoch 2
+    loss = TrialLoss(params, data.train, data.classes)
+    y = data.train.y[:64]
+    logits = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
+    order = torch.arange(len(data.train))
+    got = [float(loss.epoch(e, order)(logits, y, 0)) for e in range(5)]
+    n = np.bincount(data.train.y.numpy(), minlength=5).astype(float)
+    delta = 0.5 * (n.min() / n) ** 0.25
+    yy, z = y.numpy(), logits.double().numpy()
+    per = -_log_softmax_np(z - delta[yy][:, None] * np.eye(5)[yy])[np.arange(64), yy]
+    weighted = (per * _effective_by_hand(n, 0.9999)[yy]).mean()
+    np.testing.assert_allclose(got, [per.mean()] * 2 + [weighted] * 3, rtol=1e-5)
+
+
+def test_ldam_refuses_a_class_without_training_rows_in_one_line() -> None:
+    with pytest.raises(
+        UserInputError, match=r"loss.kind=ldam: class '4' has no training rows"
+    ) as e:
+        _epoch_loss("ldam", LOGITS[:62], TARGET[:62], 0)
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserInputError, match="no training rows"):  # the re-weighting alone
+        _epoch_loss("ldam", LOGITS[:62], TARGET[:62], 0, ldam_margin=0.0, drw_frac=0.5)
+    kept = _epoch_loss("ldam", LOGITS[:62], TARGET[:62], 9, ldam_margin=0.0, drw_frac=1.0)
+    assert kept.isfinite().all()
+
+
+@pytest.mark.parametrize("q", [0.0, 1e-7, 0.1, 0.7, 1.0])
+def test_gce_by_numpy(q: float) -> None:
+    # Zhang & Sabuncu 2018: (1 − p_y^q)/q, and its limit −log p_y at q = 0
+    ours = _epoch_loss("gce", LOGITS, TARGET, 0, q=q)
+    z, y = LOGITS.numpy(), TARGET.numpy()
+    logp_y = _log_softmax_np(z)[np.arange(len(y)), y]
+    ref = -logp_y if q == 0 else (1 - np.exp(logp_y) ** q) / q
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-6, atol=1e-7)
+    if q == 1.0:  # 1 − p_y, MAE over the one-hot target halved
+        p = np.exp(_log_softmax_np(z))
+        mae = np.abs(p - np.eye(5)[y]).sum(-1)
+        np.testing.assert_allclose(ours.numpy(), mae / 2, rtol=1e-6, atol=1e-9)
+    if q == 1e-7:  # next to the limit
+        np.testing.assert_allclose(ours.numpy(), -logp_y, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(0.1, 1.0), (6.0, 0.1), (0.0, 2.0), (1.0, 0.0)])
+def test_sce_by_numpy(alpha: float, beta: float) -> None:
+    # Wang et al. 2019: α·CE + β·RCE, RCE = −Σ_k p_k log q_k with log 0 := A = −4
+    ours = _epoch_loss("sce", LOGITS, TARGET, 0, sce_alpha=alpha, sce_beta=beta)
+    z, y = LOGITS.numpy(), TARGET.numpy()
+    p = np.exp(_log_softmax_np(z))
+    log_q = np.where(np.eye(5)[y] == 1, 0.0, -4.0)  # log of the one-hot label, 0 clamped
+    rce = -(p * log_q).sum(-1)
+    ref = alpha * -np.log(p[np.arange(len(y)), y]) + beta * rce
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-6, atol=1e-9)
+
+
+def test_sce_refuses_a_zero_loss() -> None:
+    with pytest.raises(UserInputError, match="sce_alpha and loss.sce_beta are both 0"):
+        _epoch_loss("sce", LOGITS, TARGET, 0, sce_alpha=0.0, sce_beta=0.0)
+
+
+@pytest.mark.parametrize(
+    ("sce", "other"),
+    [
+        (
+            {"loss.sce_alpha": 1.0, "loss.sce_beta": 0.5},
+            {"loss.kind": "poly1", "loss.epsilon": 2.0},
+        ),
+        ({"loss.sce_alpha": 0.0, "loss.sce_beta": 0.25}, {"loss.kind": "gce", "loss.q": 1.0}),
+    ],
+)
+def test_sce_merges_train_as_the_other_kind_bit_for_bit(sce: dict, other: dict) -> None:
+    from trainables.canonical import canonical, defaults
+    from trainables.losses.kinds import weighted_loss
+
+    assert canonical({"loss.kind": "sce"} | sce) == other
+    w, cw = torch.rand(64, generator=torch.Generator().manual_seed(1)), torch.rand(5) + 0.5
+    grads = []
+    for keys in ({"loss.kind": "sce"} | sce, other):
+        logits = LOGITS.float().requires_grad_()
+        params = defaults() | keys
+        loss = weighted_loss(logits, TARGET, w, cw, kind=keys["loss.kind"], params=params)
+        loss.backward()
+        grads.append((loss.detach(), logits.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    # and the per-sample formulas agree
+    z = LOGITS
+    a = _epoch_loss("sce", z, TARGET, 0, **{k[5:]: v for k, v in sce.items()})
+    b = _epoch_loss(
+        other["loss.kind"], z, TARGET, 0, **{k[5:]: v for k, v in other.items() if k != "loss.kind"}
+    )
+    torch.testing.assert_close(a, b)

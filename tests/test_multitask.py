@@ -203,6 +203,31 @@ def test_the_new_kinds_are_per_task_and_merge_per_task(data) -> None:
     assert [r["val_loss"] for r in a] == [r["val_loss"] for r in b]
 
 
+def test_a_tasks_ldam_re_weights_from_its_own_epoch_through_the_shared_code(data) -> None:
+    # loss.label.kind=ldam with DRW from ⌊0.5·4⌋ = 2; task level stays cross-entropy
+    keys = {"loss.label.kind": "ldam", "loss.label.drw_frac": 0.5, "train.max_epochs": 4}
+    loss = MultiTaskLoss(keys, data.train, data.tasks)
+    order = torch.arange(64)
+    logits = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    y = data.train.y[:64]
+    label = [float(loss.epoch(e, order).steps[0](logits[:, :5], y[:, 0], 0)) for e in range(4)]
+    level = [float(loss.epoch(e, order).steps[1](logits[:, 5:], y[:, 1], 0)) for e in range(4)]
+    n = torch.bincount(data.train.y[:, 0], minlength=5).double().numpy()
+    delta = 0.5 * (n.min() / n) ** 0.25  # Cao et al. 2019: Δ_k ∝ n_k^(−1/4), the largest 0.5
+    yy, z = y[:, 0].numpy(), logits[:, :5].double().numpy()
+    per = -F.log_softmax(torch.tensor(z - delta[yy][:, None] * np.eye(5)[yy]), 1).numpy()
+    per = per[np.arange(64), yy]
+    w = (1 - 0.9999) / (1 - 0.9999**n)  # effective number (Cui et al. 2019), summing to K
+    w = w * 5 / w.sum()
+    np.testing.assert_allclose(label, [per.mean()] * 2 + [(per * w[yy]).mean()] * 2, rtol=1e-5)
+    ce = float(F.cross_entropy(logits[:, 5:], y[:, 1]))
+    assert level == pytest.approx([ce] * 4, rel=1e-6)
+    # per task, the fraction is written as the one of its start epoch
+    facts = DataFacts.of(data)
+    merged = canonical(keys | {"loss.label.drw_frac": 0.6}, data=facts)
+    assert merged["loss.label.drw_frac"] == 0.5 and merged == canonical(keys, data=facts)
+
+
 def test_plain_ce_baseline_of_a_multitask_config() -> None:
     config = {"loss.a.kind": "focal", "task.weighting": "uncertainty", "cw.method": "balanced"}
     assert not is_plain_ce(config)

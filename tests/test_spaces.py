@@ -189,6 +189,51 @@ def test_elf_space_is_small() -> None:
             {"loss.kind": "logit_adjustment", "loss.tau": 2.0, "loss.smoothing": 0.3},
             {"loss.kind": "logit_adjustment", "loss.tau": 2.0},
         ),
+        # GCE q = 0 (its limit), SCE α = 1, β = 0 and LDAM m = 0, s = 1 without DRW are CE
+        ({"loss.kind": "gce", "loss.q": 0}, {"loss.kind": "ce"}),
+        ({"loss.kind": "gce", "loss.q": 0.7}, {"loss.kind": "gce", "loss.q": 0.7}),
+        ({"loss.kind": "sce", "loss.sce_alpha": 1, "loss.sce_beta": 0}, {"loss.kind": "ce"}),
+        (
+            {"loss.kind": "ldam", "loss.ldam_margin": 0, "loss.drw_frac": 1.0, "loss.q": 0.5},
+            {"loss.kind": "ce"},
+        ),
+        # … but s ≠ 1 scales the logits: no merge
+        (
+            {"loss.kind": "ldam", "loss.ldam_margin": 0, "loss.ldam_scale": 2, "loss.drw_frac": 1},
+            {
+                "loss.kind": "ldam",
+                "loss.ldam_margin": 0.0,
+                "loss.ldam_scale": 2.0,
+                "loss.drw_frac": 1.0,
+            },
+        ),
+        # SCE α = 1 is Poly-1 with ε = 4β (within poly1's range); α = 0, β = 1/4 is GCE q = 1
+        (
+            {"loss.kind": "sce", "loss.sce_alpha": 1, "loss.sce_beta": 0.5},
+            {"loss.kind": "poly1", "loss.epsilon": 2.0},
+        ),
+        (
+            {"loss.kind": "sce", "loss.sce_alpha": 1, "loss.sce_beta": 3.0},
+            {"loss.kind": "sce", "loss.sce_alpha": 1.0, "loss.sce_beta": 3.0},
+        ),
+        (
+            {"loss.kind": "sce", "loss.sce_alpha": 0, "loss.sce_beta": 0.25},
+            {"loss.kind": "gce", "loss.q": 1.0},
+        ),
+        # LDAM's re-weighting fraction: one per start epoch ⌊f·E⌋ (the default 0.8 where it
+        # starts there too), 1 when it never starts
+        (
+            {"loss.kind": "ldam", "loss.drw_frac": 0.55, "train.max_epochs": 10},
+            {"loss.kind": "ldam", "loss.drw_frac": 0.5, "train.max_epochs": 10},
+        ),
+        (
+            {"loss.kind": "ldam", "loss.drw_frac": 0.85, "train.max_epochs": 10},
+            {"loss.kind": "ldam", "loss.drw_frac": 0.8, "train.max_epochs": 10},
+        ),
+        (
+            {"loss.kind": "ldam", "loss.drw_frac": 0.95, "train.max_epochs": 10},
+            {"loss.kind": "ldam", "loss.drw_frac": 0.9, "train.max_epochs": 10},
+        ),
         # ELF knobs do nothing without a strategy
         (
             {

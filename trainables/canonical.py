@@ -9,8 +9,10 @@ Rules (missing keys read as their PARAMS default):
   every elf.* key when elf.strategy is none: the trial then applies no weight transform at all);
 - a loss kind that trains as another for its values is that kind, with the keys the rule sets
   (`LossKind.same_as`: focal with γ = 0 and α = null, label_smoothing with ε = 0,
-  logit_adjustment with τ = 0 and poly1 with ε = 0 are cross-entropy; balanced_softmax is
-  logit_adjustment with τ = 1);
+  logit_adjustment with τ = 0, poly1 with ε = 0, gce with q = 0 and ldam with no margin, scale 1
+  and no re-weighting are cross-entropy; balanced_softmax is logit_adjustment with τ = 1; sce
+  with α = 1 is poly1 with ε = 4β, with α = 0 and β = 1/4 gce with q = 1; ldam's drw_frac is
+  one value per epoch the re-weighting starts at);
 - effective-number class weights with β = 0 are all (1 − 0^n)/(1 − 0) = 1, i.e. no class weights;
 - a clip bound that moves no training weight is null: with the data, computed on the training
   weights themselves; without it, for elf.normalize none, bounds outside [e, e²] (ω = e^(1+o));
@@ -238,6 +240,7 @@ def _same_kind(v: Mapping[str, Any], facts: DataFacts | None) -> dict[str, Any]:
     out = {}
     for prefix in ["loss.", *{f"loss.{t[0]}." for k in v if (t := task_of(k))}]:
         own = {f"loss.{f}": v.get(prefix + f) for f in task_fields()}
+        own["train.max_epochs"] = v["train.max_epochs"]  # for an epoch-dependent rule
         if own["loss.kind"] is None:
             continue
         other = loss_kind(own["loss.kind"]).same_as(own)

@@ -10,7 +10,8 @@
         stats = step.stats()                         # w_* of the weights applied this epoch
 
 Per sample i at batch position p: ℓ_i·ω_p·λ_i·cw[y_i], ℓ the loss.kind's (trainables.losses.kinds:
-cross-entropy, focal with γ and α, or a registered kind); ω the ELF
+cross-entropy, focal with γ and α, …, or a registered kind; its context for the epoch from
+`LossKind.at_epoch`); ω the ELF
 weight e^(1+o) after the missing policy and clipping (once), then per epoch batch-normalised over
 runs of train.batch_size (elf.batch_norm) and warmed up (elf.warmup_frac); λ the label-quality
 weight q^κ/mean(q^κ) (lq.method, lq.power; trainables.losses.quality_weights), fixed per row and
@@ -133,7 +134,8 @@ class TrialLoss:
             cwy = self.cw[self.y[order]]
             batch_w = cwy if sample_w is None else sample_w * cwy
         clipped = None if self.clipped is None else self.clipped[order]
-        return EpochLoss(self, order, sample_w, batch_w, clipped)
+        context = self.kind.at_epoch(self.context, epoch, self.params)  # e.g. LDAM's DRW
+        return EpochLoss(self, order, sample_w, batch_w, clipped, context)
 
 
 def warn_probabilities(logits: Tensor) -> None:
@@ -153,7 +155,8 @@ def warn_probabilities(logits: Tensor) -> None:
 class EpochLoss:
     """One epoch of a TrialLoss: `step(logits, y, lo)` is the loss of the batch that starts at
     position `lo` of the epoch's order; `stats()` the w_* of the sample weights it applies (ELF
-    × label quality, class weights aside)."""
+    × label quality, class weights aside); `context` the loss kind's for this epoch
+    (`LossKind.at_epoch` of what its `prepare` returned)."""
 
     def __init__(
         self,
@@ -162,8 +165,9 @@ class EpochLoss:
         sample_w: Tensor | None,
         batch_w: Tensor | None,
         clipped: Tensor | None,
+        context: Any = None,
     ) -> None:
-        self.loss, self.order = loss, order
+        self.loss, self.order, self.context = loss, order, context
         self.sample_w, self.batch_w, self.clipped = sample_w, batch_w, clipped
 
     def __call__(self, logits: Tensor, y: Tensor, lo: int) -> Tensor:
@@ -180,7 +184,7 @@ class EpochLoss:
             warn_probabilities(logits)
         w = None if self.batch_w is None else self.batch_w[lo : lo + y.shape[0]]
         task = weighted_loss(
-            logits.float(), y, w, None, kind=p["loss.kind"], params=p, context=self.loss.context
+            logits.float(), y, w, None, kind=p["loss.kind"], params=p, context=self.context
         )
         teacher = self.loss.teacher
         if teacher is None:

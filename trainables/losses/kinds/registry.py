@@ -3,8 +3,9 @@
 A kind declares its per-sample function, its own trial keys (`loss.<field>` Params: relevant only
 under this kind, per task on multi-task data) and, optionally, what it needs from the training
 counts (`prepare`), the kind it trains identically to for some values (`same_as`, a canonical
-rule: a kind name, or the name and that kind's loss.<field> values) and a faster fused form of the
-weighted mean (`fused`). `register_loss_kind` keeps
+rule: a kind name, or the name and that kind's loss.<field> values), a faster fused form of the
+weighted mean (`fused`) and what changes of the context from epoch to epoch (`at_epoch`: LDAM's
+deferred re-weighting). `register_loss_kind` keeps
 `trainables.params.PARAMS` in step: `loss.kind`'s choices and the kinds' keys with their `when`.
 """
 
@@ -40,6 +41,10 @@ def _distinct(values: Mapping[str, Any]) -> SameAs:
     return None
 
 
+def _every_epoch(context: Any, epoch: int, params: Mapping[str, Any]) -> Any:
+    return context
+
+
 @dataclass(frozen=True)
 class LossKind:
     """One loss kind: `loss.kind=<name>`.
@@ -53,10 +58,14 @@ class LossKind:
       e.g. focal's α vector; raises UserInputError for values the data cannot take (a search
       refuses them before any trial).
     - `same_as(values)`: the kind that trains bit-identically for these loss.* values (the
-      kind's view: loss.kind and the loss.<field> keys), or None; `canonical` merges them. Either
-      its name (focal → "ce"), or (name, {loss.<field>: value, …}) when the other kind's keys must
-      be set too (balanced_softmax → ("logit_adjustment", {"loss.tau": 1.0})).
+      kind's view: loss.kind, the loss.<field> keys and train.max_epochs), or None; `canonical`
+      merges them. Either its name (focal → "ce"), or (name, {loss.<field>: value, …}) when the
+      other kind's keys must be set too (balanced_softmax → ("logit_adjustment", {"loss.tau":
+      1.0})); the name may be the kind's own, to set a representative value (ldam's drw_frac).
     - `fused`: the weighted mean over the batch in fewer ops (must equal the generic form).
+    - `at_epoch(context, epoch, params)`: the context of epoch `epoch` (from 0), given what
+      `prepare` returned; identity by default. `TrialLoss.epoch` calls it for every kind, built
+      in or registered, and so does multi-task data through each task's TrialLoss.
     """
 
     name: str
@@ -66,11 +75,22 @@ class LossKind:
     prepare: Callable[[Mapping[str, Any], Tensor, Sequence[str]], Any] = _no_context
     same_as: Callable[[Mapping[str, Any]], SameAs] = _distinct
     fused: Fused | None = None
+    at_epoch: Callable[[Any, int, Mapping[str, Any]], Any] = _every_epoch
 
 
 LOSS_KINDS: dict[str, LossKind] = {}
 # never unregistered: the default and baseline, and the kinds of trainables.losses.kinds
-BUILT_IN_KINDS = ("ce", "focal", "label_smoothing", "logit_adjustment", "balanced_softmax", "poly1")
+BUILT_IN_KINDS = (
+    "ce",
+    "focal",
+    "label_smoothing",
+    "logit_adjustment",
+    "balanced_softmax",
+    "poly1",
+    "ldam",
+    "gce",
+    "sce",
+)
 
 
 def register_loss_kind(kind: LossKind) -> None:
