@@ -22,7 +22,7 @@ from trainables.canonical import defaults, validate
 from trainables.errors import UserInputError
 from trainables.params import PARAMS, TrialParams
 
-SHIPPED = ("baseline", "class_weights", "elf", "focal", "full")
+SHIPPED = ("baseline", "class_weights", "elf", "focal", "full", "imbalance", "noisy")
 ELF_ON = ("aco", "rso", "avg", "max")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
