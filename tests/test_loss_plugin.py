@@ -22,11 +22,15 @@ import search.driver
 from examples.user_loss import taylor_ce
 from search.outputs import prepare_output
 from search.run import main, resolve
+from trainables.canonical import canonical
 from trainables.data.dataset import Split
+from trainables.errors import UserInputError
 from trainables.losses.kinds import LOSS_KINDS
 from trainables.losses.kinds.plugin import load_loss_kind
 from trainables.losses.trial_loss import TrialLoss
 from trainables.params import PARAMS, TrialParams, param
+from trainables.plugins import Plugins
+from trainables.trial.loop import run_local
 
 REF = "examples.user_loss:taylor_ce"
 SPACE = "examples/user_loss.yaml"
@@ -158,3 +162,72 @@ def test_a_loss_plugin_is_searched_logged_reported_and_confirmed(ray_local, tmp_
     with (outcome.report_dir / "trials.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert {r["loss.kind"] for r in rows} == {e["params"]["loss.kind"] for e in starts}
+
+
+def test_a_functions_same_as_is_merged_by_canonical(tmp_path, monkeypatch) -> None:
+    """(1 − m)·CE + m·(1 − p_y) with same_as "ce" at m = 0: canonical trains that as ce."""
+    (tmp_path / "mixed_loss.py").write_text(
+        "from trainables.params import Param\n\n\n"
+        "def mixed(logits, target, params):\n"
+        "    m = params['loss.mix']\n"
+        "    log_p = logits.log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)\n"
+        "    return (1 - m) * -log_p + m * (1 - log_p.exp())\n\n\n"
+        "mixed.params = [Param('loss.mix', 0.5, 'float', 'MAE share.', low=0, high=1)]\n"
+        "mixed.same_as = lambda values: 'ce' if values['loss.mix'] == 0 else None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kind = load_loss_kind("mixed_loss:mixed")
+    assert canonical({"loss.kind": "mixed", "loss.mix": 0.0}) == canonical({"loss.kind": "ce"})
+    assert canonical({"loss.kind": "mixed", "loss.mix": 0.3})["loss.kind"] == "mixed"
+    logits, target = (
+        torch.randn(16, 3, generator=torch.Generator().manual_seed(1)),
+        torch.arange(16) % 3,
+    )
+    at_zero = kind.per_sample(logits, target, {"loss.mix": 0.0}, None)
+    want = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    torch.testing.assert_close(at_zero, want)
+
+
+def test_a_loss_kind_object_is_registered_with_its_prepare(tmp_path, monkeypatch, small_data):
+    """A LossKind plug-in: its prepare's context reaches its per-sample function, run_local
+    (the trials' path) loads it through Plugins(loss=), and its name is loss.kind's value."""
+    (tmp_path / "prior_loss.py").write_text(
+        "from trainables.losses.kinds import LossKind\n\n\n"
+        "def per_sample(logits, target, params, prior):\n"
+        "    return -(logits + prior.log()).log_softmax(-1).gather(-1, target[:, None])[:, 0]\n\n\n"
+        "def prepare(params, counts, classes):\n"
+        "    return counts.float() / counts.sum()\n\n\n"
+        "KIND = LossKind('prior_shift', 'CE on logits + log prior', per_sample, prepare=prepare)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = run_local(
+        {"loss.kind": "prior_shift", "train.max_epochs": 1},
+        small_data,
+        plugins=Plugins(loss="prior_loss:KIND"),
+    )
+    assert LOSS_KINDS["prior_shift"].prepare.__module__ == "prior_loss"
+    assert out[0]["train_loss"] > 0 and 0 <= out[0]["val_macro_f1"] <= 1
+    # the same as logit adjustment at τ = 1 (Menon et al. 2021): one more, independent path
+    logits, target = (
+        torch.randn(8, 5, generator=torch.Generator().manual_seed(2)),
+        torch.arange(8) % 5,
+    )
+    counts = small_data.train_counts()
+    mine = LOSS_KINDS["prior_shift"]
+    prior = mine.prepare({}, counts, small_data.classes)
+    want = torch.nn.functional.cross_entropy(
+        logits + torch.log(counts / counts.sum()), target, reduction="none"
+    )
+    torch.testing.assert_close(mine.per_sample(logits, target, {}, prior), want.float())
+
+
+def test_a_function_with_a_prepare_is_refused(tmp_path, monkeypatch) -> None:
+    (tmp_path / "half_loss.py").write_text(
+        "def f(logits, target, params):\n    return logits[:, 0]\n\n\n"
+        "f.prepare = lambda params, counts, classes: None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(
+        UserInputError, match="loss=half_loss:f: a function's 'prepare' is not read"
+    ):
+        load_loss_kind("half_loss:f")
