@@ -105,8 +105,8 @@ def _trial_key_lines() -> list[str]:
 
 def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
     """CLI arguments → (config, space): the validated config and the space with the config's
-    pinned trial keys folded in (a resumed search: its saved config and space.yaml, which holds
-    them already). Also checks what would fail once the search started: a key both a plug-in's and a
+    pinned trial keys folded in, loss.kind among them where loss= must pin it (`_loss_kind_pin`;
+    a resumed search: its saved config and space.yaml, which holds them already). Also checks what would fail once the search started: a key both a plug-in's and a
     search key, an output_dir that cannot be written, an MLflow URI whose scheme MLflow lacks.
     With nothing left to search, search.num_samples becomes 1 (`_one_point`)."""
     cfg = load_config(argv, env.get("MLFLOW_TRACKING_URI"))
@@ -162,7 +162,7 @@ def _loss_kind_pin(cfg: SearchConfig, space: Space) -> tuple[SearchConfig, Space
     searched = [k for k, d in kinds.items() if k != "loss.kind" or not isinstance(d, Constant)]
     if searched:
         raise UserInputError(
-            f"{where}: space {space.name} sets {searched[0]} to {kinds[searched[0]]}, which never "
+            f"{where}: space {space.name} has {searched[0]} {kinds[searched[0]]}, which never "
             f"names {name}, so no trial trains it; add {name} to its choices"
         )
     old = kinds.get("loss.kind")

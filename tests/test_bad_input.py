@@ -8,6 +8,7 @@ wrongly passes validation fails loudly instead of running a search.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -84,12 +85,14 @@ def _args(*argv: str) -> Make:
 
 
 def _loss(module: str, code: str, attr: str = "my_loss", *extra: str) -> Make:
-    """`loss=<module>:<attr>` over a module written beside the case's files (on sys.path: the
-    `isolated` fixture's plugins folder; each case names its own module), with a space that
+    """`loss=<module>:<attr>` over a module written among the case's files (on sys.path: the
+    `isolated` fixture puts them there; each case names its own module), with a space that
     searches loss.kind in [ce, my_loss] (so no note is said) unless `extra` names one."""
 
     def make(tmp: Path) -> list[str]:
-        (tmp.parent / "plugins" / f"{module}.py").write_text(code)
+        (tmp / f"{module}.py").write_text(code)
+        sys.path_importer_cache.pop(str(tmp), None)  # looked up before the folder existed
+        importlib.invalidate_caches()
         space = tmp / "space.yaml"
         space.write_text("params:\n  loss.kind: {choice: [ce, my_loss]}\n")
         given = extra if any(a.startswith("space=") for a in extra) else (f"space={space}",)
@@ -531,7 +534,7 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
     ),
     "loss_kind_never_trained": (
         _loss("loss_unused", PER_SAMPLE + CE_LINE, "my_loss", "space=focal"),
-        ("space focal sets loss.kind to choice [ce, focal], which never names my_loss",),
+        ("space focal has loss.kind choice [ce, focal], which never names my_loss",),
     ),
 }
 
@@ -548,9 +551,8 @@ def isolated(tmp_path, monkeypatch):
 
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    (tmp_path / "plugins").mkdir()  # loss= plug-ins' modules (`_loss`)
     monkeypatch.chdir(cwd)
-    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    monkeypatch.syspath_prepend(str(tmp_path / "files"))  # loss= plug-ins' modules (`_loss`)
     monkeypatch.setenv(SECRET_VAR, SECRET)
     monkeypatch.setattr(search.driver, "connect", tripwire)
     return tmp_path
