@@ -2,7 +2,8 @@
 
 The object the reference names is either
 
-- a `LossKind` (full control: `prepare`, `same_as`, `fused`), registered as it is; or
+- a `LossKind` (full control: `prepare`, `same_as`, `fused`), registered with its per-sample
+  function checked; or
 - a function `fn(logits (N, C) float, target (N,) int64, params) -> ℓ (N,)`, the per-sample loss
   (`params`: the trial's flat config; on multi-task data the task's own values as loss.<field>),
   with optional attributes `name` (the value of `loss.kind`; default `fn.__name__`), `params` (its
@@ -10,9 +11,9 @@ The object the reference names is either
   trains identically to, as `LossKind.same_as`). A function that needs per-trial constants from
   the training counts is written as a `LossKind` with `prepare`.
 
-Either way the per-sample function is checked on every call to return a float (N,) tensor, and the
-harness applies the sample and class weights, multi-task data and the mean over the batch as for
-every kind (`trainables.losses.kinds.registry.weighted_loss`). The name must be an identifier that
+Either way the per-sample function is checked on every call to return a float (N,) tensor (a
+LossKind's `fused` form, which replaces it where given, is not), and the harness applies the
+sample and class weights, multi-task data and the mean over the batch as for every kind (`trainables.losses.kinds.registry.weighted_loss`). The name must be an identifier that
 is not a built-in kind's. Loading again (each worker does) finds the same kind registered: a no-op.
 """
 
@@ -80,9 +81,9 @@ def load_loss_kind(ref: str) -> LossKind:
         kind = _from_function(obj, ref)
     else:
         raise UserInputError(
-            f"{where}: an object of type {type(obj).__name__}, neither a trainables.losses.kinds."
-            "LossKind nor a "
-            "function fn(logits, target, params) -> per-sample loss"
+            f"{where}: an object of type {type(obj).__name__}, neither a "
+            "trainables.losses.kinds.LossKind nor a function fn(logits, target, params) -> "
+            "per-sample loss"
         )
     name = kind.name
     if not isinstance(name, str) or not name.isidentifier():
