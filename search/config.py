@@ -28,7 +28,7 @@ from trainables.errors import UserInputError
 from trainables.metrics.table import default_objectives, is_reported, reported
 from trainables.objective import Objective
 from trainables.params import PARAMS, closest, family_names, param
-from trainables.plugins import DEFAULT_ENCODER, Plugins
+from trainables.plugins import DEFAULT_ENCODER, Plugins, is_reference
 
 SEARCHERS = ("optuna", "random")
 TEXT_MODES = ("frozen", "finetune")
@@ -155,6 +155,7 @@ class SearchConfig:
     distill: DistillSection = field(default_factory=DistillSection)
     lq: LabelQualitySection = field(default_factory=LabelQualitySection)
     trainable: str = ""  # package.module:function; empty: the built-in loop
+    loss: str = ""  # package.module:name, a loss kind of your own (a value of loss.kind)
     # trial keys pinned on the command line (train.lr=0.01): key -> a value or a space-file entry
     # ({loguniform: [1e-4, 1e-2]}), checked as in a space file; they override the space's entries
     params: dict[str, Any] = field(default_factory=dict)
@@ -167,8 +168,9 @@ class SearchConfig:
 
     @property
     def plugins(self) -> Plugins:
-        """What the trials train: model= and trainable= (the driver adds a finetuned encoder)."""
-        return Plugins(self.model.name, self.trainable)
+        """What the trials train: model=, trainable= and loss= (the driver adds a finetuned
+        encoder)."""
+        return Plugins(self.model.name, self.trainable, loss=self.loss)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), for YAML and MLflow params."""
@@ -263,14 +265,14 @@ def _pins(cfg: SearchConfig, given: dict[str, str]) -> dict[str, Any]:
     """The trial keys among `given` ({key: value text}), each value parsed as YAML and checked as a
     space file's entry (kept as checked for a value, as given for a distribution); a key of
     neither kind is unknown. The plug-ins are imported first when a key is not a built-in trial
-    key (theirs count)."""
+    key (theirs count) or loss= names a kind (a value of loss.kind)."""
     if not given:
         return {}
     from spaces.distributions import Constant  # here: the spaces package imports torch
     from spaces.pins import check_pin
     from spaces.safe_yaml import parse_yaml
 
-    if any(param(k) is None for k in given):
+    if cfg.loss or any(param(k) is None for k in given):
         from trainables.trial.loop import load_trainable  # here: it imports torch
 
         load_trainable(cfg.plugins)
@@ -356,6 +358,11 @@ def validate(cfg: SearchConfig) -> None:
     _positive("distill.folds", cfg.distill.folds, 0)
     _positive("lq.folds", cfg.lq.folds, 2)
     _positive("model.batch_size", cfg.model.batch_size)
+    if cfg.loss and not is_reference(cfg.loss):
+        raise UserInputError(
+            f"loss={cfg.loss}: expected package.module:name, a loss kind of your own (a built-in "
+            f"kind is chosen with loss.kind={cfg.loss})"
+        )
     if not cfg.trainable and not is_reported(cfg.search.metric):  # a trainable's: the preflight
         raise UserInputError(
             f"search.metric: {cfg.search.metric!r} is not a metric trials report"

@@ -30,11 +30,12 @@ from search.config import (
 )
 from search.outputs import MARKER, Outcome, check_output_dir, local_copy
 from spaces import Space, list_spaces, load_space
+from spaces.distributions import Constant, fmt
 from spaces.loss_preflight import table as corner_table
 from spaces.pins import pin
 from spaces.safe_yaml import read_checked_yaml
 from trainables.errors import UserInputError
-from trainables.params import PARAMS, closest, task_fields
+from trainables.params import PARAMS, closest, task_fields, task_of
 
 USAGE = """usage: python -m search.run [key=value ...]
 
@@ -96,14 +97,16 @@ def _trial_key_lines() -> list[str]:
     ]
     fields = ", ".join(task_fields())
     lines.append(f"{'loss.<task>.*':<{width}}  {fields} of one task (multi-task data)")
-    lines.append(f"{'(plug-ins)':<{width}}  the keys a model= or trainable= plug-in declares")
+    lines.append(
+        f"{'(plug-ins)':<{width}}  the keys a model=, trainable= or loss= plug-in declares"
+    )
     return lines
 
 
 def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
     """CLI arguments → (config, space): the validated config and the space with the config's
-    pinned trial keys folded in (a resumed search: its saved config and space.yaml, which holds
-    them already). Also checks what would fail once the search started: a key both a plug-in's and a
+    pinned trial keys folded in, loss.kind among them where loss= must pin it (`_loss_kind_pin`;
+    a resumed search: its saved config and space.yaml, which holds them already). Also checks what would fail once the search started: a key both a plug-in's and a
     search key, an output_dir that cannot be written, an MLflow URI whose scheme MLflow lacks.
     With nothing left to search, search.num_samples becomes 1 (`_one_point`)."""
     cfg = load_config(argv, env.get("MLFLOW_TRACKING_URI"))
@@ -125,11 +128,48 @@ def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
 
     load_trainable(cfg.plugins)  # their declared keys are trial keys the space may search
     check_key_kinds()
-    space = load_space(path) if cfg.resume else pin(load_space(path), cfg.params)
+    space = load_space(path)
+    if not cfg.resume:  # a resumed search's space.yaml holds its pins already
+        cfg, space = _loss_kind_pin(cfg, pin(space, cfg.params))
     check_output_dir(cfg.output_dir)
     if cfg.mlflow.enabled:
         _check_tracking_uri(cfg.mlflow.tracking_uri)
     return _one_point(cfg, space)
+
+
+def _loss_kind_pin(cfg: SearchConfig, space: Space) -> tuple[SearchConfig, Space]:
+    """loss= and the space (its command-line pins folded in): where the space searches loss.kind
+    (or a task's loss.<task>.kind) its choices must name the plug-in's kind; where it leaves
+    loss.kind out or fixes it in the file, loss.kind is pinned to the plug-in's kind (a pin of
+    `cfg`, saved and resumed like any) and a note says so. Else a UserInputError: no trial would
+    train the plug-in."""
+    if not cfg.loss:
+        return cfg, space
+    from trainables.losses.kinds.plugin import load_loss_kind  # here: it imports torch
+
+    name, where = load_loss_kind(cfg.loss).name, f"loss={cfg.loss}"
+    kinds = {k: s.dist for k, s in space.params.items() if (task_of(k) or ("", ""))[1] == "kind"}
+    if "loss.kind" in space.params:
+        kinds["loss.kind"] = space.params["loss.kind"].dist
+    if any(name in (d.finite or ()) for d in kinds.values()):
+        return cfg, space
+    pinned = [k for k in kinds if k in cfg.params]
+    if pinned:
+        raise UserInputError(
+            f"{where}: {pinned[0]}={cfg.params[pinned[0]]} is pinned on the command line, so no "
+            f"trial trains {name}; drop that pin (loss= sets loss.kind) or pin {pinned[0]}={name}"
+        )
+    searched = [k for k, d in kinds.items() if k != "loss.kind" or not isinstance(d, Constant)]
+    if searched:
+        raise UserInputError(
+            f"{where}: space {space.name} has {searched[0]} {kinds[searched[0]]}, which never "
+            f"names {name}, so no trial trains it; add {name} to its choices"
+        )
+    old = kinds.get("loss.kind")
+    was = f"the space's loss.kind={fmt(old.value)} gives way" if old else "not in the space"
+    note = f"{where}: every trial trains loss.kind={name} ({was})"
+    grown = replace(cfg, params={**cfg.params, "loss.kind": name})
+    return grown, replace(pin(space, {"loss.kind": name}), notes=(*space.notes, note))
 
 
 def _check_tracking_uri(configured: str | None) -> None:

@@ -114,11 +114,15 @@ def _saved(root: Path, data: Dataset, plugins: Plugins) -> dict[str, Any]:
             f"{facts.get('train_counts')}); expected {list(data.classes)}, "
             f"{data.train_counts().tolist()}"
         )
-    theirs = Plugins(saved["model"]["name"], saved.get("trainable") or "")
+    theirs = Plugins(
+        saved["model"]["name"], saved.get("trainable") or "", loss=saved.get("loss") or ""
+    )
     if theirs != replace(plugins, encoder=""):
         raise UserInputError(
-            f"{where}: it trained model={theirs.model} trainable={theirs.trainable or 'built-in'}; "
-            f"this search trains model={plugins.model}: use the same"
+            f"{where}: it trained model={theirs.model} trainable={theirs.trainable or 'built-in'} "
+            f"loss={theirs.loss or 'built-in'}; this search trains model={plugins.model} "
+            f"trainable={plugins.trainable or 'built-in'} loss={plugins.loss or 'built-in'}: use "
+            "the same"
         )
     return saved
 

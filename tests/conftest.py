@@ -35,10 +35,14 @@ def ray_local():
 
 @pytest.fixture(autouse=True)
 def _trial_keys():
-    """Plug-ins register their keys in the process-wide registry; each test starts without them."""
+    """Plug-ins register their keys and loss= kinds in the process-wide registries; each test
+    starts without them."""
+    from trainables.losses.kinds import LOSS_KINDS, unregister_loss_kind
     from trainables.params import PARAMS
 
-    saved = dict(PARAMS)
+    saved, kinds = dict(PARAMS), set(LOSS_KINDS)
     yield
+    for name in set(LOSS_KINDS) - kinds:
+        unregister_loss_kind(name)
     PARAMS.clear()
     PARAMS.update(saved)

@@ -8,6 +8,7 @@ wrongly passes validation fails loudly instead of running a search.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -81,6 +82,27 @@ def _table(
 
 def _args(*argv: str) -> Make:
     return lambda tmp: list(argv)
+
+
+def _loss(module: str, code: str, attr: str = "my_loss", *extra: str) -> Make:
+    """`loss=<module>:<attr>` over a module written among the case's files (on sys.path: the
+    `isolated` fixture puts them there; each case names its own module), with a space that
+    searches loss.kind in [ce, my_loss] (so no note is said) unless `extra` names one."""
+
+    def make(tmp: Path) -> list[str]:
+        (tmp / f"{module}.py").write_text(code)
+        sys.path_importer_cache.pop(str(tmp), None)  # looked up before the folder existed
+        importlib.invalidate_caches()
+        space = tmp / "space.yaml"
+        space.write_text("params:\n  loss.kind: {choice: [ce, my_loss]}\n")
+        given = extra if any(a.startswith("space=") for a in extra) else (f"space={space}",)
+        return [f"loss={module}:{attr}", *given]
+
+    return make
+
+
+PER_SAMPLE = "from trainables.params import Param\n\ndef my_loss(logits, target, params):\n"
+CE_LINE = "    return -logits.log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)\n"
 
 
 def _own(column: str, norm: str | None = None, signal: str = "aco") -> str:
@@ -463,6 +485,69 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
         _args("lq.folds=1"),
         ("lq.folds: expected a value >= 2, got 1",),
     ),
+    # ---- loss= plug-ins (docs/guide/plugins.md#your-loss)
+    "loss_unimportable": (
+        _args("loss=nosuch_loss_pkg.mod:my_loss"),
+        ("loss=nosuch_loss_pkg.mod:my_loss", "cannot import nosuch_loss_pkg.mod"),
+    ),
+    "loss_not_found": (
+        _loss("loss_missing", PER_SAMPLE + CE_LINE, "other"),
+        ("loss=loss_missing:other", "other in loss_missing is not found"),
+    ),
+    "loss_not_callable": (
+        _loss("loss_number", "my_loss = 3\n"),
+        (
+            "loss=loss_number:my_loss",
+            "an object of type int, neither a trainables.losses.kinds.LossKind nor",
+        ),
+    ),
+    "loss_not_a_reference": (
+        _args("loss=focal"),
+        ("loss=focal: expected package.module:name", "loss.kind=focal"),
+    ),
+    "loss_wrong_shape": (
+        _loss("loss_shape", PER_SAMPLE + "    return -logits.log_softmax(-1)\n"),
+        (
+            "loss=loss_shape:my_loss: returned a torch.float32 tensor of shape (64, 5)",
+            "expected the per-sample losses, a float tensor of shape (64,)",
+        ),
+    ),
+    "loss_not_finite": (
+        _loss("loss_nan", PER_SAMPLE + "    return logits.sum(-1) * float('nan')\n"),
+        ("loss=loss_nan:my_loss: the loss (nan) or its gradient is not finite", "preflight"),
+    ),
+    "loss_raises": (
+        _loss("loss_raises", PER_SAMPLE + "    raise KeyError('loss.q')\n"),
+        ("loss=loss_raises:my_loss: preflight on one batch: KeyError: 'loss.q'",),
+    ),
+    "loss_key_not_a_loss_key": (
+        _loss(
+            "loss_lr",
+            PER_SAMPLE + CE_LINE + "my_loss.params = [Param('train.lr', 1.0, 'float', 'Mine.')]\n",
+        ),
+        ("loss=loss_lr:my_loss", "its key 'train.lr' must be loss.<field>"),
+    ),
+    "loss_key_declared_otherwise": (
+        _loss(
+            "loss_gamma",
+            PER_SAMPLE
+            + CE_LINE
+            + "my_loss.params = [Param('loss.gamma', 5.0, 'float', 'Mine.', low=0, high=9)]\n",
+        ),
+        ("loss=loss_gamma:my_loss", "loss.gamma is declared otherwise by a kind"),
+    ),
+    "loss_name_of_a_built_in_kind": (
+        _loss("loss_focal", PER_SAMPLE + CE_LINE + "my_loss.name = 'focal'\n"),
+        ("loss=loss_focal:my_loss: its name 'focal' is a built-in loss kind's",),
+    ),
+    "loss_name_not_an_identifier": (
+        _loss("loss_dash", PER_SAMPLE + CE_LINE + "my_loss.name = 'my-loss'\n"),
+        ("loss=loss_dash:my_loss: its name 'my-loss' (loss.kind's value) is not an identifier",),
+    ),
+    "loss_kind_never_trained": (
+        _loss("loss_unused", PER_SAMPLE + CE_LINE, "my_loss", "space=focal"),
+        ("space focal has loss.kind choice [ce, focal], which never names my_loss",),
+    ),
 }
 
 
@@ -479,6 +564,7 @@ def isolated(tmp_path, monkeypatch):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
+    monkeypatch.syspath_prepend(str(tmp_path / "files"))  # loss= plug-ins' modules (`_loss`)
     monkeypatch.setenv(SECRET_VAR, SECRET)
     monkeypatch.setattr(search.driver, "connect", tripwire)
     return tmp_path

@@ -32,6 +32,7 @@ from trainables.data.synthetic import SyntheticSpec, make_synthetic
 from trainables.data.table import TableSpec, load_table
 from trainables.errors import UserInputError
 from trainables.losses.kinds import LOSS_KINDS
+from trainables.losses.kinds.plugin import load_loss_kind
 from trainables.losses.weights import train_weights
 from trainables.params import LQ_METHODS, PARAMS, Param, TrialParams
 from trainables.trial.loop import prepare_params
@@ -642,3 +643,34 @@ def test_a_space_that_corrects_imbalance_twice_is_said_once(facts: DataFacts) ->
     )
     assert double_correction(load_space("elf")) is None
     assert double_correction(load_space("baseline")) is None
+
+
+@pytest.mark.parametrize("key", ["loss.kind", "loss.taylor_order"])
+def test_a_loss_plugins_searched_keys_change_training(
+    key: str, data: Dataset, facts: DataFacts, floor: float, runs: dict
+) -> None:
+    """loss=examples.user_loss:taylor_ce: its kind and its own key pass the check every built-in
+    searched key does, over examples/user_loss.yaml (the conftest unregisters the kind after)."""
+    load_loss_kind("examples.user_loss:taylor_ce")
+    space, _ = fit_to_data(load_space("examples/user_loss.yaml"), facts)
+    changes_training(space, key, data, facts, floor, runs)
+
+
+def test_a_loss_plugin_key_that_changes_nothing_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Dataset, facts: DataFacts, floor: float
+) -> None:
+    """A plug-in kind's key its function never reads: the same check fails on it."""
+    (tmp_path / "idle_loss.py").write_text(
+        "from trainables.params import Param\n\n\n"
+        "def idle(logits, target, params):\n"
+        "    return -logits.log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)\n\n\n"
+        "idle.params = [Param('loss.idle_knob', 1.0, 'float', 'Read by nothing.', low=0, high=2)]\n"
+    )
+    (tmp_path / "idle.yaml").write_text(
+        "params:\n  loss.kind: idle\n  loss.idle_knob: {uniform: [0.5, 1.5]}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_loss_kind("idle_loss:idle")
+    space, _ = fit_to_data(load_space(str(tmp_path / "idle.yaml")), facts)
+    with pytest.raises(AssertionError, match="loss.idle_knob"):
+        changes_training(space, "loss.idle_knob", data, facts, floor, {})

@@ -1,6 +1,7 @@
 """User code by reference: `package.module:name` imported where it runs, its own keys registered.
 
-A model factory or a trainable may declare the trial keys it reads as an attribute `params`, a
+`model=`, `trainable=` and `loss=` name such code (a loss is registered as a loss kind,
+`trainables.losses.kinds.plugin`). A model factory or a trainable may declare the trial keys it reads as an attribute `params`, a
 sequence of `trainables.params.Param`; they are validated, searched and logged like the built-in
 keys. The module must be importable where trials run: the current directory and PYTHONPATH are,
 locally; on a cluster it must be installed on every node (or shipped with Ray's runtime_env).
@@ -28,6 +29,19 @@ def is_reference(name: str) -> bool:
 def load_object(ref: str, key: str) -> Callable[..., Any]:
     """The callable `ref` = `package.module:name` names, with its declared `params` registered;
     a UserInputError naming `key` when it cannot be imported or is not callable."""
+    obj = import_object(ref, key)
+    if not callable(obj):
+        module_name, _, attr = ref.partition(":")
+        raise UserInputError(
+            f"{key}={ref}: {attr} in {module_name} is a {type(obj).__name__}, not callable"
+        )
+    register(getattr(obj, "params", ()), f"{key}={ref}")
+    return obj
+
+
+def import_object(ref: str, key: str) -> Any:
+    """The object `ref` = `package.module:name` names; a UserInputError naming `key` when the
+    reference is malformed, the module cannot be imported or does not hold the name."""
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise UserInputError(f"{key}={ref}: expected package.module:function")
@@ -39,10 +53,8 @@ def load_object(ref: str, key: str) -> Callable[..., Any]:
             "importable from the current directory or PYTHONPATH"
         ) from None
     obj = getattr(module, attr, None)
-    if not callable(obj):
-        found = "not found" if obj is None else f"a {type(obj).__name__}, not callable"
-        raise UserInputError(f"{key}={ref}: {attr} in {module_name} is {found}")
-    register(getattr(obj, "params", ()), f"{key}={ref}")
+    if obj is None:
+        raise UserInputError(f"{key}={ref}: {attr} in {module_name} is not found")
     return obj
 
 
@@ -64,13 +76,15 @@ def register(params: Any, owner: str) -> None:
 @dataclass(frozen=True)
 class Plugins:
     """What trains a trial: `model=` (a registry name or pkg.mod:factory), `trainable=` (empty:
-    the built-in loop) and, for model=text finetune, the sentence encoder's name. Plain data:
-    `trainables.trial.loop.load_trainable` imports them (this module imports neither the models nor
-    the trial loop, so they can import it)."""
+    the built-in loop), for model=text finetune the sentence encoder's name, and `loss=` (empty:
+    the built-in loss kinds only; else pkg.mod:name, a loss kind registered in every process that
+    builds a loss). Plain data: `trainables.trial.loop.load_trainable` imports them (this module
+    imports neither the models, the losses nor the trial loop, so they can import it)."""
 
     model: str = "mlp"
     trainable: str = ""
     encoder: str = ""
+    loss: str = ""
 
 
 BUILT_IN = Plugins()  # the MLP trained by the built-in loop

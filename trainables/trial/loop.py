@@ -15,6 +15,7 @@ import torch
 from trainables.canonical import canonical
 from trainables.data.dataset import Dataset, Split
 from trainables.errors import UserInputError
+from trainables.losses.kinds.plugin import load_loss_kind
 from trainables.models.registry import model_factory
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.params import TrialParams
@@ -50,9 +51,11 @@ def make_optimizer(
 
 
 def load_trainable(plugins: Plugins) -> Trainable:
-    """Import both plug-ins of `plugins`, registering their declared keys (a UserInputError if one
-    fails); the trainable function (the built-in `train` when none is named)."""
+    """Import the plug-ins of `plugins`, registering their declared keys and the loss= kind (a
+    UserInputError if one fails); the trainable function (the built-in `train` when none is named)."""
     model_factory(plugins.model)
+    if plugins.loss:
+        load_loss_kind(plugins.loss)
     return load_object(plugins.trainable, "trainable") if plugins.trainable else train
 
 
