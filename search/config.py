@@ -32,7 +32,8 @@ from trainables.plugins import DEFAULT_ENCODER, Plugins
 
 SEARCHERS = ("optuna", "random")
 TEXT_MODES = ("frozen", "finetune")
-SCHEDULERS = ("asha", "fifo")
+SCHEDULERS = ("asha", "fifo", "moasha")
+FRONT_SCHEDULERS = ("moasha",)  # rank on the search objectives: by default the report's
 # keys checked by the data preset / the objectives / the confirmation's margins
 FREE_FORM = ("data.", "report.reference.", "confirm.delta.")
 # `data=X`, `scheduler=X` and `model=X` name a choice while `data.*` etc. set its options.
@@ -57,6 +58,9 @@ class SearchSection:
     max_concurrent: int = 0  # 0: as many as the resources allow
     metric: str = "val_macro_f1"  # what ASHA and Optuna optimise
     mode: str = "max"
+    # what Optuna (and MOASHA) optimise: metric:max|min or a metric whose direction the metric
+    # table gives; empty: the report's objectives under scheduler=moasha, else metric alone
+    objectives: tuple[str, ...] = ()
 
     @property
     def objective(self) -> Objective:
@@ -153,6 +157,19 @@ class SearchConfig:
     dry_run: bool = False
     preflight: str = "on"  # on: the loss preflight before every search; only: it alone, then exit
     verbose: int = 1  # 0: quiet; 1: a live progress line while the search runs
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """What the search optimises (`reports.objectives.searched_objectives`): one objective is
+        search.metric's single-metric search; several make the Optuna study multi-objective."""
+        from reports.objectives import searched_objectives  # here: reports import plotting
+
+        return searched_objectives(
+            self.search.objectives,
+            self.report.objectives,
+            self.search.objective,
+            self.scheduler.name in FRONT_SCHEDULERS,
+        )
 
     @property
     def plugins(self) -> Plugins:
@@ -322,6 +339,7 @@ def _fill_defaults(cfg: SearchConfig, mlflow_env_uri: str | None) -> SearchConfi
         mlflow=mlflow,
         data=data,
         report=replace(cfg.report, objectives=tuple(cfg.report.objectives)),
+        search=replace(cfg.search, objectives=tuple(cfg.search.objectives)),
     )
 
 
@@ -365,6 +383,7 @@ def validate(cfg: SearchConfig) -> None:
             f"confirm.alpha: expected a value in (0, 1), got {cfg.confirm.alpha!r}"
         )
     _check_report(cfg.report, any_metric=bool(cfg.trainable))
+    _check_objectives(cfg)
     gpu = cfg.resources.gpu_per_trial
     if gpu != "auto" and (isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0):
         raise UserInputError(
@@ -399,6 +418,21 @@ def _check_confirm(confirm: ConfirmSection, report: ReportSection, search: Searc
             )
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise UserInputError(f"confirm.delta.{key}: expected a number >= 0, got {value!r}")
+
+
+def _check_objectives(cfg: SearchConfig) -> None:
+    """search.objectives parse (metric:max|min or a metric the table gives a direction), repeat
+    no metric, and name metrics every trial reports (a trainable's: the preflight checks them)."""
+    try:
+        objectives = cfg.objectives
+    except UserInputError as e:
+        raise UserInputError(f"search.objectives: {e}") from None
+    for o in objectives:
+        if not cfg.trainable and not is_reported(o.metric):
+            raise UserInputError(
+                f"search.objectives: {o.metric!r} is not a metric trials report"
+                f"{closest(o.metric, reported())}; expected e.g. val_ece:min or val_macro_f1"
+            )
 
 
 def _check_report(report: ReportSection, any_metric: bool = False) -> None:

@@ -132,7 +132,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     finally:
         record.close()
         try:
-            catch_up_study(output_dir, cfg.name, cfg.search.objective, ray_trials)
+            catch_up_study(output_dir, cfg.name, cfg.search.objective, ray_trials, cfg.objectives)
         except Exception as error:  # the record holds every trial; the study is a mirror
             log.warning("Optuna study not caught up with the record: %s", error)
         if mirror is not None:
