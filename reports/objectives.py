@@ -66,6 +66,9 @@ def from_minimisation(points: np.ndarray, objectives: Sequence[Objective]) -> np
     return np.asarray(points, dtype=float) * signs(objectives)
 
 
+FRONT_SCHEDULERS = ("moasha",)  # schedulers that rank trials on every search objective
+
+
 def parse_searched(text: str) -> Objective:
     """A search objective: `metric:max|min`, or a bare reported metric whose direction the metric
     table gives (`val_ece` → val_ece:min); anything else is a UserInputError."""
@@ -82,14 +85,14 @@ def parse_searched(text: str) -> Objective:
 
 
 def searched_objectives(
-    given: Sequence[str], report: Sequence[str], primary: Objective, front: bool
+    given: Sequence[str], report: Sequence[str], primary: Objective, scheduler: str
 ) -> tuple[Objective, ...]:
     """What the search optimises: `given` (search.objectives) when set; else the report's
-    objectives when `front` (a multi-objective scheduler), else `primary` (search.metric) alone.
+    objectives under a FRONT_SCHEDULERS `scheduler`, else `primary` (search.metric) alone.
     One objective must be `primary` itself, so that a single objective keeps the single-metric
     search. UserInputError on a bad entry, a repeat, or a lone objective other than `primary`."""
     if not given:
-        return parse_objectives(report) if front else (primary,)
+        return parse_objectives(report) if scheduler in FRONT_SCHEDULERS else (primary,)
     objectives = tuple(parse_searched(item) for item in given)
     metrics = [o.metric for o in objectives]
     repeated = sorted({m for m in metrics if metrics.count(m) > 1})

@@ -33,7 +33,6 @@ from trainables.plugins import DEFAULT_ENCODER, Plugins
 SEARCHERS = ("optuna", "random")
 TEXT_MODES = ("frozen", "finetune")
 SCHEDULERS = ("asha", "fifo", "moasha")
-FRONT_SCHEDULERS = ("moasha",)  # rank on the search objectives: by default the report's
 # keys checked by the data preset / the objectives / the confirmation's margins
 FREE_FORM = ("data.", "report.reference.", "confirm.delta.")
 # `data=X`, `scheduler=X` and `model=X` name a choice while `data.*` etc. set its options.
@@ -168,7 +167,7 @@ class SearchConfig:
             self.search.objectives,
             self.report.objectives,
             self.search.objective,
-            self.scheduler.name in FRONT_SCHEDULERS,
+            self.scheduler.name,
         )
 
     @property
