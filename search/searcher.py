@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,10 @@ def open_study(
         directions=study_directions(spec),
         load_if_exists=True,
     )
+    if len(spec.objectives) > 1 and study.metric_names is None:  # the dashboard's axis names
+        with warnings.catch_warnings():  # experimental in Optuna: a warning, not a change
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.metric for o in spec.objectives])
     if not study.get_trials(deepcopy=False):
         for point in space.points():
             study.enqueue_trial(point)

@@ -170,7 +170,8 @@ def test_save_and_restore_keep_the_rungs(tmp_path):
 
 def test_scheduler_moasha_ranks_the_reports_objectives_and_keeps_the_anchor(tmp_path):
     cfg = load_config([f"output_dir={tmp_path}", "scheduler=moasha", "train.max_epochs=9"])
-    parts = tune_parts(cfg, load_space(cfg.space), 2, 0)
+    parts = tune_parts(cfg, load_space(cfg.space), 4, 1)
+    assert parts.trainable_resources == {"cpu": 1.0, "gpu": 0.25}  # fractional GPUs as with ASHA
     moasha = parts.run_args["scheduler"]
     assert isinstance(moasha, AnchoredMOASHA)
     assert moasha.objectives == cfg.objectives
