@@ -264,7 +264,7 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
     ),
     "override_unknown_choice": (
         _args("scheduler=hyperband"),
-        ("scheduler: expected one of ['asha', 'fifo'], got 'hyperband'",),
+        ("scheduler: expected one of ['asha', 'fifo', 'moasha'], got 'hyperband'",),
     ),
     "override_grace_above_budget": (
         _args("scheduler.grace_period=20"),
