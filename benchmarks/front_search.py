@@ -1,22 +1,23 @@
 """Search the front: MO sampling + MOASHA against ASHA + TPE and FIFO + random, at equal compute:
 `python -m benchmarks front`.
 
-Per dataset (`synthetic`, `data=nova`) and search seed r (search.seed=r), the three searches run
+Per dataset (`synthetic`, `data=nova`) and search seed r (search.seed=r), the four searches run
 back to back, the order rotated per seed, on `space=elf` with the report's objectives (macro-F1,
 worst-class recall, calibration error):
 
     moasha_motpe  search.algorithm=optuna scheduler=moasha  (multi-objective TPE study + MOASHA)
+    moasha_nsga2  search.algorithm=nsga2 scheduler=moasha   (the sampler's alternative: NSGA-II)
     asha_tpe      search.algorithm=optuna scheduler=asha    (TPE and ASHA on val_macro_f1)
     fifo_random   search.algorithm=random scheduler=fifo    (every trial trains the full budget)
 
-Equal compute is counted in epochs trained. The two early-stopping searches get the same
-num_samples; FIFO + random then gets num_samples = round(mean epochs of the other two / max_epochs),
+Equal compute is counted in epochs trained. The three early-stopping searches get the same
+num_samples; FIFO + random then gets num_samples = round(mean epochs of the others / max_epochs),
 so its epochs match theirs within one trial's budget. Each search's figures:
 
     val_hv       hypervolume of the validation front of its full-budget trials (values at the
                  epoch the report counts, `reports.analysis`)
     val_hv_at_budget  the same over the trials that finished within the first B epochs it trained
-                 (record order), B = the fewest epochs any of the three trained for that seed:
+                 (record order), B = the fewest epochs any of the four trained for that seed:
                  exactly equal compute
     test_hv      hypervolume of the confirmed front: the test-split means (confirm.min_seeds =
                  confirm.max_seeds seeds each) of the configurations the confirmation retrained
@@ -28,7 +29,8 @@ Every hypervolume uses one fixed reference point, the worst value of each bounde
 (0 for a max metric, 1 for a min metric) moved out by REF_MARGIN, so searches, seeds and splits
 compare. Medians over
 seeds per dataset; `winner_<dataset>` is the search with the highest median test_hv (ties: the
-higher median val_hv_at_budget). The default search is the one that wins on both datasets.
+higher median val_hv_at_budget). The default search is the one that wins on both datasets; the
+multi-objective sampler is whichever of moasha_motpe and moasha_nsga2 has the higher fronts.
 """
 
 from __future__ import annotations
@@ -59,10 +61,15 @@ from trainables.metrics.table import bounded, default_objectives
 SUMMARY = [("search whose fronts win on every dataset", "default", "sets the default", None)]
 SEARCHES = {
     "moasha_motpe": ("search.algorithm=optuna", "scheduler=moasha"),
+    "moasha_nsga2": ("search.algorithm=nsga2", "scheduler=moasha"),
     "asha_tpe": ("search.algorithm=optuna", "scheduler=asha"),
     "fifo_random": ("search.algorithm=random", "scheduler=fifo"),
 }
-EARLY_STOPPING = ("moasha_motpe", "asha_tpe")  # run first: FIFO's num_samples matches their epochs
+EARLY_STOPPING = (
+    "moasha_motpe",
+    "moasha_nsga2",
+    "asha_tpe",
+)  # run first: FIFO's num_samples matches their epochs
 SMALL = ("data.n_train=600", "data.n_val=300", "data.n_test=300", "data.reviewers=40")
 DATASETS = {"synthetic": ("data=synthetic",), "nova": ("data=nova",)}
 # per size: datasets, seeds, num_samples of the early-stopping searches, max_epochs, grace period,
@@ -207,9 +214,10 @@ def _search(name: str, dataset: str, seed: int, samples: int, size: dict, root: 
 
 
 def one_seed(dataset: str, seed: int, size: dict, root: Path) -> dict[str, Search]:
-    """The three searches of one seed: the early-stopping ones (order rotated by seed), then FIFO
+    """The four searches of one seed: the early-stopping ones (order rotated by seed), then FIFO
     + random sized to their mean epochs."""
-    order = EARLY_STOPPING if seed % 2 == 0 else EARLY_STOPPING[::-1]
+    shift = seed % len(EARLY_STOPPING)
+    order = EARLY_STOPPING[shift:] + EARLY_STOPPING[:shift]
     row = {name: _search(name, dataset, seed, size["samples"], size, root) for name in order}
     epochs = statistics.mean(row[name].epochs for name in EARLY_STOPPING)
     fifo_samples = max(1, round(epochs / size["epochs"]))
@@ -250,7 +258,7 @@ def winner(figures: Figures, dataset: str) -> str:
 
 
 def run(quick: bool) -> Figures:
-    """The three searches' front hypervolumes per dataset (medians over seeds)."""
+    """The four searches' front hypervolumes per dataset (medians over seeds)."""
     size = SIZES[quick]
     figures: Figures = {
         "seeds": size["seeds"],

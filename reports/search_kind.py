@@ -13,7 +13,11 @@ from reports.objectives import searched_objectives
 from trainables.errors import UserInputError
 from trainables.objective import Objective
 
-SAMPLERS = {"optuna": "Optuna TPE", "random": "random sampling"}  # search.algorithm
+SAMPLERS = {
+    "optuna": "Optuna TPE",
+    "random": "random sampling",
+    "nsga2": "Optuna NSGA-II",
+}  # search.algorithm
 
 
 def _names(objectives: tuple[Objective, ...]) -> str:

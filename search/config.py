@@ -30,7 +30,7 @@ from trainables.objective import Objective
 from trainables.params import PARAMS, closest, param
 from trainables.plugins import DEFAULT_ENCODER, Plugins
 
-SEARCHERS = ("optuna", "random")
+SEARCHERS = ("optuna", "random", "nsga2")
 TEXT_MODES = ("frozen", "finetune")
 SCHEDULERS = ("asha", "fifo", "moasha")
 # keys checked by the data preset / the objectives / the confirmation's margins
@@ -51,7 +51,7 @@ PINS = "params"  # the field of the pinned trial keys: given as the keys themsel
 
 @dataclass(frozen=True)
 class SearchSection:
-    algorithm: str = "optuna"  # TPE (seeded) over the compiled define-by-run space; or random
+    algorithm: str = "optuna"  # TPE (seeded) over the compiled define-by-run space; random; nsga2
     num_samples: int = 0  # trials (points_to_evaluate included); 0: 32, or one pass over a grid
     seed: int = 0  # seeds the searcher, so the same config samples the same trials
     max_concurrent: int = 0  # 0: as many as the resources allow

@@ -13,8 +13,8 @@ With several objectives (search.objectives) the study is multi-objective, its di
 in it (optuna-dashboard draws its Pareto front): COMPLETE tells the objectives' values at the
 trial's best epoch (`best_epoch`, by search.metric: the epoch the report counts), and no
 intermediate values are written (Optuna keeps them for single-objective pruning only). The sampler
-is Optuna's TPE, multi-objective as is (MOTPE): with the default 32 trials NSGA-II, whose first
-generation of 50 is random, would sample at random throughout.
+is Optuna's TPE, multi-objective as is (MOTPE); `search.algorithm=nsga2` (NSGA-II, generations of
+NSGA2_POPULATION) is the alternative `python -m benchmarks front` measures against it.
 
 Ray tells the searcher of a result or an end before its callbacks (the record), so a kill between
 the two would leave Optuna holding what the record lacks. Every intermediate value and end is
@@ -43,6 +43,7 @@ from trainables.errors import UserInputError
 from trainables.objective import Objective
 
 MAX_REDRAWS = 20  # asks per suggestion; the last one runs even if it repeats an earlier trial
+NSGA2_POPULATION = 8  # search.algorithm=nsga2: trials per generation (4 generations in 32 trials)
 
 
 class StudySearcher(Searcher):
@@ -309,6 +310,13 @@ def _random(space: Space, s: SearcherSpec) -> Searcher:
     return _study_searcher(space, s, optuna.samplers.RandomSampler(seed=s.seed))
 
 
+def _nsga2(space: Space, s: SearcherSpec) -> Searcher:
+    """NSGA-II with NSGA2_POPULATION trials a generation (Optuna's 50 would leave a 32-trial
+    search random): the alternative to multi-objective TPE that `benchmarks front` measures."""
+    sampler = optuna.samplers.NSGAIISampler(population_size=NSGA2_POPULATION, seed=s.seed)
+    return _study_searcher(space, s, sampler)
+
+
 class CanonicalGrid(BasicVariantGenerator):
     """Ray's generator over `search.param_space` (every grid point, num_samples times) that skips
     a variant `canonical` calls equal to an earlier one before it becomes a trial, as the Optuna
@@ -364,4 +372,4 @@ def _grid(space: Space, s: SearcherSpec) -> Searcher:
     )
 
 
-SEARCHERS = {"optuna": _optuna, "random": _random, "grid": _grid}
+SEARCHERS = {"optuna": _optuna, "random": _random, "nsga2": _nsga2, "grid": _grid}

@@ -62,7 +62,7 @@ def test_dry_run_prints_config_and_space_without_ray(capsys):
         (["search.num_samples=four"], "search.num_samples"),
         (["space=elff"], "elff"),
         (["scheduler=hyperband"], "scheduler: expected one of ['asha', 'fifo', 'moasha']"),
-        (["search.algorithm=bayes"], "search.algorithm: expected one of ['optuna', 'random']"),
+        (["search.algorithm=bayes"], "search.algorithm: expected one of ['optuna', 'random', 'nsga2']"),
         (["search.metric=val_f1"], "search.metric: 'val_f1' is not a metric trials report"),
         (["data=parquet"], "parquet"),
         (["noequals"], "expected key=value"),
