@@ -65,17 +65,16 @@ SEARCHES = {
     "asha_tpe": ("search.algorithm=optuna", "scheduler=asha"),
     "fifo_random": ("search.algorithm=random", "scheduler=fifo"),
 }
-EARLY_STOPPING = (
-    "moasha_motpe",
-    "moasha_nsga2",
-    "asha_tpe",
-)  # run first: FIFO's num_samples matches their epochs
+# run first: FIFO + random's num_samples matches their epochs
+EARLY_STOPPING = ("moasha_motpe", "moasha_nsga2", "asha_tpe")
 SMALL = ("data.n_train=600", "data.n_val=300", "data.n_test=300", "data.reviewers=40")
 DATASETS = {"synthetic": ("data=synthetic",), "nova": ("data=nova",)}
-# per size: datasets, seeds, num_samples of the early-stopping searches, max_epochs, grace period,
-# reduction factor, confirmation seeds, extra overrides
+# per size: the searches, datasets, seeds, num_samples of the early-stopping searches, max_epochs,
+# grace period, reduction factor, confirmation seeds, extra overrides; --quick runs two searches
+# (the new path and FIFO's sizing), small, to stay well under a minute
 SIZES: dict[bool, dict[str, Any]] = {
     True: {
+        "searches": ("moasha_motpe", "fifo_random"),
         "datasets": ("synthetic",),
         "seeds": 1,
         "samples": 3,
@@ -86,6 +85,7 @@ SIZES: dict[bool, dict[str, Any]] = {
         "extra": SMALL,
     },
     False: {
+        "searches": tuple(SEARCHES),
         "datasets": ("synthetic", "nova"),
         "seeds": 5,
         "samples": 32,
@@ -216,10 +216,11 @@ def _search(name: str, dataset: str, seed: int, samples: int, size: dict, root: 
 def one_seed(dataset: str, seed: int, size: dict, root: Path) -> dict[str, Search]:
     """The four searches of one seed: the early-stopping ones (order rotated by seed), then FIFO
     + random sized to their mean epochs."""
-    shift = seed % len(EARLY_STOPPING)
-    order = EARLY_STOPPING[shift:] + EARLY_STOPPING[:shift]
+    early = [name for name in EARLY_STOPPING if name in size["searches"]]
+    shift = seed % len(early)
+    order = early[shift:] + early[:shift]
     row = {name: _search(name, dataset, seed, size["samples"], size, root) for name in order}
-    epochs = statistics.mean(row[name].epochs for name in EARLY_STOPPING)
+    epochs = statistics.mean(row[name].epochs for name in early)
     fifo_samples = max(1, round(epochs / size["epochs"]))
     row["fifo_random"] = _search("fifo_random", dataset, seed, fifo_samples, size, root)
     return row
@@ -227,9 +228,9 @@ def one_seed(dataset: str, seed: int, size: dict, root: Path) -> dict[str, Searc
 
 def score(row: dict[str, Search], max_epochs: int) -> dict[str, dict[str, float | None]]:
     """Per search of one seed: epochs, val_hv, val_hv_at_budget, test_hv."""
-    budget = min(row[name].epochs for name in SEARCHES)
+    budget = min(search.epochs for search in row.values())
     out = {}
-    for name in SEARCHES:
+    for name in row:
         out_dir = row[name].output_dir
         out[name] = {
             "epochs": float(row[name].epochs),
@@ -254,13 +255,14 @@ def winner(figures: Figures, dataset: str) -> str:
         val = figures.get(f"{dataset}_{name}_val_hv_at_budget")
         return (-math.inf if test is None else test, -math.inf if val is None else val)
 
-    return max(SEARCHES, key=key)
+    return max((n for n in SEARCHES if f"{dataset}_{n}_val_hv_at_budget" in figures), key=key)
 
 
 def run(quick: bool) -> Figures:
     """The four searches' front hypervolumes per dataset (medians over seeds)."""
     size = SIZES[quick]
     figures: Figures = {
+        "searches": ", ".join(size["searches"]),
         "seeds": size["seeds"],
         "num_samples": size["samples"],
         "max_epochs": size["epochs"],
@@ -273,7 +275,7 @@ def run(quick: bool) -> Figures:
                 score(one_seed(dataset, seed, size, root), size["epochs"])
                 for seed in range(size["seeds"])
             ]
-            for name in SEARCHES:
+            for name in size["searches"]:
                 for figure in ("epochs", "val_hv", "val_hv_at_budget", "test_hv", "wall_s"):
                     values = [s[name][figure] for s in scores]
                     figures[f"{dataset}_{name}_{figure}"] = _median(values)
