@@ -20,6 +20,10 @@ interpolated percentile. Every trial stops at max_t.
 An objective whose values are all equal at a rung ranks nothing there; that is said once per
 objective (a log warning), not an error.
 
+Syne Tune's MOASHA ranks the same way (its `NonDominatedPriority`), but does not run on Ray, and
+taking its priorities as a library would bring its whole tuning framework for a few lines that
+`moocore` (already a dependency) covers: the sorting and the contributions.
+
 Resume: Ray Tune rebuilds the scheduler and re-adds the restored trials, as for its own ASHA; the
 rungs fill again from the results that arrive. `save`/`restore` (TrialScheduler's hooks) write and
 read the rungs as JSON for a caller that keeps them.

@@ -9,7 +9,8 @@ values posing as finished ones; this searcher tells:
   FAIL     when it errored or its metric is not finite.
 It also collapses equivalent configurations (`spaces.canonical`) before they cost a trial.
 
-With several objectives (search.objectives) the study is multi-objective, its directions recorded
+Ray 2.60's OptunaSearch takes metric and mode lists for several objectives, with the same
+COMPLETE-for-stopped flaw. With several objectives (search.objectives) the study is multi-objective, its directions recorded
 in it (optuna-dashboard draws its Pareto front): COMPLETE tells the objectives' values at the
 trial's best epoch (`best_epoch`, by search.metric: the epoch the report counts), and no
 intermediate values are written (Optuna keeps them for single-objective pruning only). The sampler
