@@ -20,6 +20,7 @@ PARTS: dict[str, str] = {
     "harness": "benchmarks.harness",  # harness efficiency vs plain Ray Tune defaults
     "logging": "benchmarks.logging_overhead",  # MLflow on vs off
     "search": "benchmarks.search_efficiency",  # ASHA + TPE vs FIFO + random
+    "front": "benchmarks.front_search",  # front hypervolume: MOTPE + MOASHA vs ASHA + TPE vs FIFO
     "data": "benchmarks.data_path",  # synthetic build, 1M-row table load
     "gpu": "benchmarks.gpu",  # trials/hour at gpu_per_trial 1 … 0.125 (CUDA only)
     "verdict": "benchmarks.verdict",  # the confirmation's coverage, error rates, power and cost

@@ -524,8 +524,10 @@ class MlflowMirror:
         self.client.log_artifacts(self.state.parent_run_id, str(self.report_dir), REPORT_DIR)
         figures = json.loads(summary.read_text())
         confirmation = figures.get("confirmation") or {}
+        tags = {"front_search": figures["searched_by"]} if figures.get("searched_by") else {}
         if confirmation.get("answer"):
-            tags = {"answer": confirmation["answer"], "answer_metric": confirmation["metric"]}
+            tags |= {"answer": confirmation["answer"], "answer_metric": confirmation["metric"]}
+        if tags:
             batch = [RunTag(k, tag_value(v)) for k, v in tags.items()]
             self.client.log_batch(self.state.parent_run_id, tags=batch, synchronous=True)
         ranks, front = figures.get("ranks", {}), set(figures.get("front", []))

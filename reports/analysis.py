@@ -21,6 +21,7 @@ from reports.objectives import (
     to_minimisation,
 )
 from reports.rows import CANDIDATE, EXCLUDED, STOPPED, TrialRow, trial_rows
+from reports.search_kind import front_search
 from reports.tasks import dominance_notes, task_rows
 from trainables.errors import UserInputError
 
@@ -47,6 +48,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     constant: dict[str, float] = field(default_factory=dict)  # objective -> its only value
     tasks: list[dict[str, Any]] = field(default_factory=list)  # multi-task balance (reports.tasks)
+    searched_by: str = ""  # which search produced the front (reports.search_kind)
 
     def row(self, trial_id: str) -> TrialRow:
         return next(r for r in self.rows if r.trial_id == trial_id)
@@ -163,6 +165,7 @@ def analyse(
         notes=notes,
         constant=constant,
         tasks=task_rows(run, rows, [r.trial_id for r in front] + ([base.trial_id] if base else [])),
+        searched_by=front_search(run),
     )
 
 

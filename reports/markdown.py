@@ -143,6 +143,7 @@ def render_markdown(
         f"Objectives: {objectives}. Values count at the {counted}; train_time_s is the trial's "
         f"total. The front is computed over trials that completed all {a.max_epochs or '?'} "
         "epochs; duplicates of a front point are all on the front.\n",
+        *([f"Searched by: {a.searched_by}.\n"] if a.searched_by else []),
         f"Trials: {len(a.rows)} ({len(a.candidates)} full-budget, {len(a.stopped)} stopped early, "
         f"{len(a.excluded)} excluded); front: {len(a.front)}.\n",
         "## Key figures\n",

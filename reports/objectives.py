@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from trainables.errors import UserInputError
+from trainables.metrics.table import direction
 from trainables.objective import SIGNS, Objective
 from trainables.params import closest
 
@@ -63,3 +64,43 @@ def to_minimisation(values: np.ndarray, objectives: Sequence[Objective]) -> np.n
 def from_minimisation(points: np.ndarray, objectives: Sequence[Objective]) -> np.ndarray:
     """Inverse of `to_minimisation` (the same sign flip)."""
     return np.asarray(points, dtype=float) * signs(objectives)
+
+
+FRONT_SCHEDULERS = ("moasha",)  # schedulers that rank trials on every search objective
+
+
+def parse_searched(text: str) -> Objective:
+    """A search objective: `metric:max|min`, or a bare reported metric whose direction the metric
+    table gives (`val_ece` → val_ece:min); anything else is a UserInputError."""
+    text = str(text).strip()
+    if ":" in text:
+        return parse_objective(text)
+    found = direction(text)
+    if found is None:
+        raise UserInputError(
+            f"objective {text!r}: the metric table gives it no direction; write {text}:max or "
+            f"{text}:min"
+        )
+    return Objective(text, found)
+
+
+def searched_objectives(
+    given: Sequence[str], report: Sequence[str], primary: Objective, scheduler: str
+) -> tuple[Objective, ...]:
+    """What the search optimises: `given` (search.objectives) when set; else the report's
+    objectives under a FRONT_SCHEDULERS `scheduler`, else `primary` (search.metric) alone.
+    One objective must be `primary` itself, so that a single objective keeps the single-metric
+    search. UserInputError on a bad entry, a repeat, or a lone objective other than `primary`."""
+    if not given:
+        return parse_objectives(report) if scheduler in FRONT_SCHEDULERS else (primary,)
+    objectives = tuple(parse_searched(item) for item in given)
+    metrics = [o.metric for o in objectives]
+    repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+    if repeated:
+        raise UserInputError(f"objectives: each metric may appear once, repeated: {repeated}")
+    if len(objectives) == 1 and objectives[0] != primary:
+        raise UserInputError(
+            f"one objective ({objectives[0]}) is search.metric's single-metric search: set "
+            f"search.metric={objectives[0].metric} search.mode={objectives[0].direction} instead"
+        )
+    return objectives

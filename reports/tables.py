@@ -146,6 +146,7 @@ def summary(analysis: Analysis, importances: Sequence[Importance]) -> dict[str, 
         "n_trials": len(analysis.rows),
         "n_candidates": len(analysis.candidates),
         "front": list(analysis.front),
+        "searched_by": analysis.searched_by,  # which search produced the front
         "ranks": analysis.ranks,
         "reference_point": {m: _finite(v) for m, v in analysis.reference.items()},
         "reference_rule": analysis.reference_rule,

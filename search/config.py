@@ -30,9 +30,9 @@ from trainables.objective import Objective
 from trainables.params import PARAMS, closest, family_names, param
 from trainables.plugins import DEFAULT_ENCODER, Plugins, is_reference
 
-SEARCHERS = ("optuna", "random")
+SEARCHERS = ("optuna", "random", "nsga2")
 TEXT_MODES = ("frozen", "finetune")
-SCHEDULERS = ("asha", "fifo")
+SCHEDULERS = ("asha", "fifo", "moasha")
 # keys checked by the data preset / the objectives / the confirmation's margins
 FREE_FORM = ("data.", "report.reference.", "confirm.delta.")
 # `data=X`, `scheduler=X` and `model=X` name a choice while `data.*` etc. set its options.
@@ -51,12 +51,15 @@ PINS = "params"  # the field of the pinned trial keys: given as the keys themsel
 
 @dataclass(frozen=True)
 class SearchSection:
-    algorithm: str = "optuna"  # TPE (seeded) over the compiled define-by-run space; or random
+    algorithm: str = "optuna"  # TPE (seeded) over the compiled define-by-run space; random; nsga2
     num_samples: int = 0  # trials (points_to_evaluate included); 0: 32, or one pass over a grid
     seed: int = 0  # seeds the searcher, so the same config samples the same trials
     max_concurrent: int = 0  # 0: as many as the resources allow
     metric: str = "val_macro_f1"  # what ASHA and Optuna optimise
     mode: str = "max"
+    # what Optuna (and MOASHA) optimise: metric:max|min or a metric whose direction the metric
+    # table gives; empty: the report's objectives under scheduler=moasha, else metric alone
+    objectives: tuple[str, ...] = ()
 
     @property
     def objective(self) -> Objective:
@@ -165,6 +168,19 @@ class SearchConfig:
     dry_run: bool = False
     preflight: str = "on"  # on: the loss preflight before every search; only: it alone, then exit
     verbose: int = 1  # 0: quiet; 1: a live progress line while the search runs
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """What the search optimises (`reports.objectives.searched_objectives`): one objective is
+        search.metric's single-metric search; several make the Optuna study multi-objective."""
+        from reports.objectives import searched_objectives  # here: reports import plotting
+
+        return searched_objectives(
+            self.search.objectives,
+            self.report.objectives,
+            self.search.objective,
+            self.scheduler.name,
+        )
 
     @property
     def plugins(self) -> Plugins:
@@ -336,6 +352,7 @@ def _fill_defaults(cfg: SearchConfig, mlflow_env_uri: str | None) -> SearchConfi
         data=data,
         report=replace(cfg.report, objectives=tuple(cfg.report.objectives)),
         confirm=replace(cfg.confirm, versus=tuple(cfg.confirm.versus)),
+        search=replace(cfg.search, objectives=tuple(cfg.search.objectives)),
     )
 
 
@@ -385,6 +402,7 @@ def validate(cfg: SearchConfig) -> None:
             f"confirm.alpha: expected a value in (0, 1), got {cfg.confirm.alpha!r}"
         )
     _check_report(cfg.report, any_metric=bool(cfg.trainable))
+    _check_objectives(cfg)
     gpu = cfg.resources.gpu_per_trial
     if gpu != "auto" and (isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0):
         raise UserInputError(
@@ -434,6 +452,21 @@ def versus_pair(text: str) -> tuple[str, str]:
             f"confirm.versus: {text!r}: expected a:b, two different families of {list(known)}"
         )
     return a, b
+
+
+def _check_objectives(cfg: SearchConfig) -> None:
+    """search.objectives parse (metric:max|min or a metric the table gives a direction), repeat
+    no metric, and name metrics every trial reports (a trainable's: the preflight checks them)."""
+    try:
+        objectives = cfg.objectives
+    except UserInputError as e:
+        raise UserInputError(f"search.objectives: {e}") from None
+    for o in objectives:
+        if not cfg.trainable and not is_reported(o.metric):
+            raise UserInputError(
+                f"search.objectives: {o.metric!r} is not a metric trials report"
+                f"{closest(o.metric, reported())}; expected e.g. val_ece:min or val_macro_f1"
+            )
 
 
 def _check_report(report: ReportSection, any_metric: bool = False) -> None:

@@ -134,7 +134,7 @@ def run(cfg: SearchConfig, space: Space) -> Outcome:
     finally:
         record.close()
         try:
-            catch_up_study(output_dir, cfg.name, cfg.search.objective, ray_trials)
+            catch_up_study(output_dir, cfg.name, cfg.search.objective, ray_trials, cfg.objectives)
         except Exception as error:  # the record holds every trial; the study is a mirror
             log.warning("Optuna study not caught up with the record: %s", error)
         if mirror is not None:
@@ -187,7 +187,8 @@ def prepare(cfg: SearchConfig, space: Space) -> Prepared:
         data = with_label_quality(data, cfg.lq.folds, cache)
     if cfg.distill.teacher:  # soft labels once: the trials' and the confirmation's data
         data = with_teacher(cfg.distill.teacher, data, plugins, cfg.distill.folds)
-    objectives = [o.metric for o in parse_objectives(cfg.report.objectives)]
+    reported = [*parse_objectives(cfg.report.objectives), *cfg.objectives]
+    objectives = list(dict.fromkeys(o.metric for o in reported))
     preflight(plugins, data, cfg.search.objective, objectives)
     facts = DataFacts.of(data, ignored_keys(plugins.model, plugins.encoder, data.vocab_size))
     fitted, notes = fit_to_data(space, facts)
@@ -255,6 +256,7 @@ def mirror_settings(cfg: SearchConfig, space: Space, output_dir: Path, uri: str)
         "data_preset": cfg.data["preset"],
         "searcher": cfg.search.algorithm,
         "scheduler": cfg.scheduler.name,
+        "search_objectives": ", ".join(str(o) for o in cfg.objectives),  # what the search ranked
     }
     return MirrorSettings(
         tracking_uri=uri,

@@ -9,6 +9,14 @@ values posing as finished ones; this searcher tells:
   FAIL     when it errored or its metric is not finite.
 It also collapses equivalent configurations (`spaces.canonical`) before they cost a trial.
 
+Ray 2.60's OptunaSearch takes metric and mode lists for several objectives, with the same
+COMPLETE-for-stopped flaw. With several objectives (search.objectives) the study is multi-objective, its directions recorded
+in it (optuna-dashboard draws its Pareto front): COMPLETE tells the objectives' values at the
+trial's best epoch (`best_epoch`, by search.metric: the epoch the report counts), and no
+intermediate values are written (Optuna keeps them for single-objective pruning only). The sampler
+is Optuna's TPE, multi-objective as is (MOTPE); `search.algorithm=nsga2` (NSGA-II, generations of
+NSGA2_POPULATION) is the alternative `python -m benchmarks front` measures against it.
+
 Ray tells the searcher of a result or an end before its callbacks (the record), so a kill between
 the two would leave Optuna holding what the record lacks. Every intermediate value and end is
 therefore written to the study at the searcher's next call or at Ray's next snapshot of it,
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +41,10 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 from spaces import Space
 from trainables.canonical import DataFacts, canonical
 from trainables.errors import UserInputError
+from trainables.objective import Objective
 
 MAX_REDRAWS = 20  # asks per suggestion; the last one runs even if it repeats an earlier trial
+NSGA2_POPULATION = 8  # search.algorithm=nsga2: trials per generation (4 generations in 32 trials)
 
 
 class StudySearcher(Searcher):
@@ -50,8 +61,10 @@ class StudySearcher(Searcher):
         mode: str,
         max_epochs: int,
         facts: DataFacts | None = None,
+        objectives: tuple[Objective, ...] = (),
     ) -> None:
         super().__init__(metric=metric, mode=mode)
+        self._objectives = objectives if len(objectives) > 1 else ()  # () : single-objective
         self._space = space
         self._study = study
         self._storage = storage  # the study's; intermediate values are written through it
@@ -62,7 +75,8 @@ class StudySearcher(Searcher):
         self._trials: dict[str, int] = {}  # Ray trial id -> its Optuna trial number
         self._ended: set[str] = set()  # Ray trial ids whose end is told or queued
         self._by_config: dict[str, str] = {}  # canonical config -> first Ray trial id
-        self._values: dict[str, float] = {}  # Ray trial id -> value told as COMPLETE
+        self._values: dict[str, Any] = {}  # Ray trial id -> value(s) told as COMPLETE
+        self._at_best: dict[str, list[float]] = {}  # Ray trial id -> objectives at its best epoch
         self._steps: dict[str, set[int]] = {}  # Ray trial id -> steps reported to Optuna
         self._deferred: list[tuple] = []  # study writes waiting for the record (see module doc)
 
@@ -102,7 +116,12 @@ class StudySearcher(Searcher):
             self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict) -> None:
-        """Queue the epoch's metric as an intermediate value, once per step."""
+        """Queue the epoch's metric as an intermediate value, once per step; with several
+        objectives, keep their values at the best epoch instead."""
+        if self._objectives:
+            if "epoch" in result and result.get("epoch") == result.get("best_epoch"):
+                self._at_best[trial_id] = [_value(result, o.metric) for o in self._objectives]
+            return
         step, metric = result.get("training_iteration"), result.get(self.metric)
         steps = self._steps.setdefault(trial_id, set())
         if step is None or step in steps or metric is None or not math.isfinite(float(metric)):
@@ -119,6 +138,8 @@ class StudySearcher(Searcher):
         if result and not error:  # Ray passes a stopping trial's last result only here
             self._report(trial_id, result)
         state, value = outcome(result, error, self._max_epochs, self._best_key)
+        if state == TrialState.COMPLETE and self._objectives:
+            state, value = values_outcome(self._at_best.get(trial_id))
         if state == TrialState.COMPLETE:
             self._values[trial_id] = value
         self._deferred.append(("tell", trial_id, value, state))
@@ -133,6 +154,7 @@ class StudySearcher(Searcher):
             "ended": sorted(self._ended),
             "by_config": self._by_config,
             "values": self._values,
+            "at_best": self._at_best,
             "steps": {k: sorted(v) for k, v in self._steps.items()},
         }
         Path(checkpoint_path).write_text(json.dumps(state), encoding="utf-8")
@@ -144,6 +166,7 @@ class StudySearcher(Searcher):
         self._ended = set(state["ended"])
         self._by_config = state["by_config"]
         self._values = state["values"]
+        self._at_best = state.get("at_best", {})
         self._steps = {k: set(v) for k, v in state["steps"].items()}
         self._deferred = []
 
@@ -167,6 +190,19 @@ class StudySearcher(Searcher):
             else:
                 self._study.tell(number, value, state=extra)
         self._deferred.clear()
+
+
+def _value(result: dict, metric: str) -> float:
+    value = result.get(metric)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def values_outcome(values: list[float] | None) -> tuple[TrialState, list[float] | None]:
+    """A full-budget trial's state and values in a multi-objective study: COMPLETE with the
+    objectives' values at its best epoch, FAIL when one is missing or not finite."""
+    if values is None or not all(math.isfinite(v) for v in values):
+        return TrialState.FAIL, None
+    return TrialState.COMPLETE, list(values)
 
 
 def config_key(config: dict[str, Any], facts: DataFacts | None = None) -> str:
@@ -204,6 +240,7 @@ class SearcherSpec:
     study_path: str
     study_name: str
     facts: DataFacts | None = None
+    objectives: tuple[Objective, ...] = ()  # two or more: a multi-objective study
 
 
 def make_searcher(algorithm: str, space: Space, spec: SearcherSpec) -> Searcher:
@@ -230,13 +267,23 @@ def open_study(
         sampler=sampler,
         pruner=optuna.pruners.NopPruner(),  # the scheduler (ASHA) decides when a trial stops
         study_name=spec.study_name,
-        direction="minimize" if spec.mode == "min" else "maximize",
+        directions=study_directions(spec),
         load_if_exists=True,
     )
+    if len(spec.objectives) > 1 and study.metric_names is None:  # the dashboard's axis names
+        with warnings.catch_warnings():  # experimental in Optuna: a warning, not a change
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.metric for o in spec.objectives])
     if not study.get_trials(deepcopy=False):
         for point in space.points():
             study.enqueue_trial(point)
     return study
+
+
+def study_directions(spec: SearcherSpec) -> list[str]:
+    """Optuna's direction per objective: the search objectives', else search.mode's."""
+    modes = [o.direction for o in spec.objectives] if len(spec.objectives) > 1 else [spec.mode]
+    return ["minimize" if mode == "min" else "maximize" for mode in modes]
 
 
 def _study_searcher(
@@ -251,6 +298,7 @@ def _study_searcher(
         mode=s.mode,
         max_epochs=s.max_epochs,
         facts=s.facts,
+        objectives=s.objectives,
     )
     return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
 
@@ -261,6 +309,13 @@ def _optuna(space: Space, s: SearcherSpec) -> Searcher:
 
 def _random(space: Space, s: SearcherSpec) -> Searcher:
     return _study_searcher(space, s, optuna.samplers.RandomSampler(seed=s.seed))
+
+
+def _nsga2(space: Space, s: SearcherSpec) -> Searcher:
+    """NSGA-II with NSGA2_POPULATION trials a generation (Optuna's 50 would leave a 32-trial
+    search random): the alternative to multi-objective TPE that `benchmarks front` measures."""
+    sampler = optuna.samplers.NSGAIISampler(population_size=NSGA2_POPULATION, seed=s.seed)
+    return _study_searcher(space, s, sampler)
 
 
 class CanonicalGrid(BasicVariantGenerator):
@@ -318,4 +373,4 @@ def _grid(space: Space, s: SearcherSpec) -> Searcher:
     )
 
 
-SEARCHERS = {"optuna": _optuna, "random": _random, "grid": _grid}
+SEARCHERS = {"optuna": _optuna, "random": _random, "nsga2": _nsga2, "grid": _grid}

@@ -4,6 +4,8 @@ The searcher writes the study while the search runs; after a kill, the record ma
 study lacks (intermediate values, a trial's end) and the study may hold suggestions that never
 became a recorded trial. `catch_up_study` tells the study what the record says; `abandon_orphans`
 first ends, in the record, the trials a killed driver started that the resumed Ray no longer knows.
+A multi-objective study (several search objectives) is told the objectives' values at the trial's
+best epoch by search.metric, as the searcher tells them, and gets no intermediate values.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from record import (
     TrialRecord,
     read_trials,
 )
+from reports.rows import best_epoch
 from search.recording import RecordCallback
-from search.searcher import outcome
+from search.searcher import outcome, values_outcome
 from search.tuner import STUDY_FILE
 from trainables.objective import Objective
 
@@ -53,7 +56,11 @@ def abandon_orphans(output_dir: Path, ray_trials: set[str]) -> None:
 
 
 def catch_up_study(
-    output_dir: Path, study_name: str, objective: Objective, ray_trials: set[str] | None
+    output_dir: Path,
+    study_name: str,
+    objective: Objective,
+    ray_trials: set[str] | None,
+    objectives: tuple[Objective, ...] = (),
 ) -> None:
     """Tell every RUNNING study trial whose recorded trial ended that end (with the recorded
     intermediate values it lacks). With `ray_trials` (a resume), a RUNNING suggestion that is in
@@ -63,19 +70,34 @@ def catch_up_study(
     trials = {t.trial_id: t for t in read_trials(output_dir / RECORD_FILE)[0]}
     storage = JournalStorage(JournalFileBackend(str(output_dir / STUDY_FILE)))
     study = optuna.load_study(study_name=study_name, storage=storage)
+    multi = objectives if len(objectives) > 1 else ()
     never_started = list(study.user_attrs.get(NEVER_STARTED, []))
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial = trials.get(frozen.user_attrs.get("ray_trial_id"))  # None: a kill cut it short
         if trial is not None and trial.state is not None:
-            state = OPTUNA_STATE[trial.state]
-            value = _told_value(trial, objective) if state == TrialState.COMPLETE else None
-            _tell(study, storage, frozen, trial, objective.metric, state, value)
+            state, value = OPTUNA_STATE[trial.state], None
+            if state == TrialState.COMPLETE:
+                state, value = _told(trial, objective, multi)
+            _tell(study, storage, frozen, None if multi else trial, objective.metric, state, value)
         elif trial is None and ray_trials is not None:
             if frozen.user_attrs.get("ray_trial_id") in ray_trials:
                 continue
             never_started.append(frozen.number)
             study.set_user_attr(NEVER_STARTED, never_started)
             _tell(study, storage, frozen, None, objective.metric, TrialState.FAIL, None)
+
+
+def _told(
+    trial: TrialRecord, objective: Objective, multi: tuple[Objective, ...]
+) -> tuple[TrialState, float | list[float] | None]:
+    """COMPLETE and the value(s) the searcher tells for a completed trial: `_told_value`, or with
+    several objectives their values at the best epoch by `objective` (FAIL when not finite)."""
+    if not multi:
+        return TrialState.COMPLETE, _told_value(trial, objective)
+    epoch = best_epoch(trial.results, objective)
+    row = trial.results.get(epoch, {}) if epoch is not None else None
+    values = None if row is None else [float(row.get(o.metric, math.nan)) for o in multi]
+    return values_outcome(values)
 
 
 def _told_value(trial: TrialRecord, objective: Objective) -> float | None:
@@ -92,7 +114,7 @@ def _tell(
     trial: TrialRecord | None,
     metric: str,
     state: TrialState,
-    value: float | None,
+    value: float | list[float] | None,
 ) -> None:
     """Report the recorded epochs (step = epoch + 1) a RUNNING study trial lacks, then end it."""
     study_id = storage.get_study_id_from_name(study.study_name)

@@ -14,6 +14,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.cluster import EXPERIMENT_DIR, plan_storage
 from search.config import SearchConfig
+from search.moasha import MOASHA
 from search.searcher import SearcherSpec, make_searcher
 from search.trial_guard import TrialGuard
 from search.tune_trial import tune_trial
@@ -42,32 +43,44 @@ class TuneParts:
 
 
 def make_scheduler(cfg: SearchConfig) -> TrialScheduler:
-    """ASHA over epochs (max_t = train.max_epochs) or FIFO, from a registry."""
+    """ASHA over epochs (max_t = train.max_epochs), MOASHA over the search objectives, or FIFO,
+    from a registry."""
     return SCHEDULERS[cfg.scheduler.name](cfg)
 
 
-class AnchoredASHA(ASHAScheduler):
-    """ASHA that lets the first plain-CE trial (the report's baseline anchor) train the full budget,
-    so every trial on the Pareto front is compared with a finished baseline, not a 2-epoch one."""
+class Anchored:
+    """A scheduler mix-in that lets the first plain-CE trial (the report's baseline anchor) train
+    the full budget, so every trial on the Pareto front is compared with a finished baseline, not a
+    2-epoch one; an epoch with a non-finite value continues (the trial raises next,
+    search/trial_guard.py). The scheduler has `_time_attr` and `_max_t`, as Ray's ASHA does."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    _time_attr: str
+    _max_t: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.anchor: str | None = None
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        super().on_trial_add(tune_controller, trial)
+        super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
         if self.anchor is None and _trains_plain_ce(trial.config):
             self.anchor = trial.trial_id
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if failed_epoch(result) is not None:
-            return (
-                TrialScheduler.CONTINUE
-            )  # no rung value; the trial raises next (search/trial_guard.py)
-        action = super().on_trial_result(tune_controller, trial, result)
+            return TrialScheduler.CONTINUE
+        action = super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
         if trial.trial_id == self.anchor and result.get(self._time_attr, 0) < self._max_t:
             return TrialScheduler.CONTINUE
         return action
+
+
+class AnchoredASHA(Anchored, ASHAScheduler):
+    """Ray's ASHA on search.metric, with the plain-CE anchor (`Anchored`)."""
+
+
+class AnchoredMOASHA(Anchored, MOASHA):
+    """MOASHA on the search objectives (search.moasha), with the plain-CE anchor (`Anchored`)."""
 
 
 def _trains_plain_ce(config: dict[str, Any]) -> bool:
@@ -86,7 +99,17 @@ def _asha(cfg: SearchConfig) -> TrialScheduler:
     )
 
 
-SCHEDULERS = {"asha": _asha, "fifo": lambda cfg: FIFOScheduler()}
+def _moasha(cfg: SearchConfig) -> TrialScheduler:
+    return AnchoredMOASHA(
+        cfg.objectives,
+        time_attr="training_iteration",
+        max_t=cfg.train.max_epochs,
+        grace_period=cfg.scheduler.grace_period,
+        reduction_factor=cfg.scheduler.reduction_factor,
+    )
+
+
+SCHEDULERS = {"asha": _asha, "moasha": _moasha, "fifo": lambda cfg: FIFOScheduler()}
 
 
 def gpu_fraction(setting: Any, cluster_gpus: float) -> float:
@@ -152,6 +175,7 @@ def tune_parts(
         study_path=str(out / STUDY_FILE),
         study_name=cfg.name,
         facts=facts,
+        objectives=cfg.objectives,
     )
     searcher = make_searcher(algorithm, space, spec)
     run_args = {

@@ -106,6 +106,7 @@ def _assert_optuna(output_dir: Path, starts: dict, results: dict, ends: dict) ->
         "failed": TrialState.FAIL,
         "abandoned": TrialState.FAIL,
     }
+    names = study.metric_names if len(study.directions) > 1 else None  # a multi-objective study
     for trial in trials:
         tid = trial.user_attrs.get("ray_trial_id")
         if tid is None or tid not in ends:
@@ -114,6 +115,13 @@ def _assert_optuna(output_dir: Path, starts: dict, results: dict, ends: dict) ->
         assert trial.state == expected[state], (tid, trial.state, state)
         epochs = sorted(e for t, e in results if t == tid)
         values = [results[tid, e]["metrics"][metric] for e in epochs]
+        if names is not None:  # told at the best epoch by search.metric, no intermediates
+            assert not trial.intermediate_values, tid
+            if state == "completed":
+                best = epochs[values.index(max(values) if mode == "max" else min(values))]
+                row = results[tid, best]["metrics"]
+                assert trial.values == [row[m] for m in names], (tid, trial.values)
+            continue
         if state == "completed":
             best = max(values) if mode == "max" else min(values)
             assert trial.value == best, (tid, trial.value, best)
@@ -134,7 +142,7 @@ def _assert_ray(output_dir: Path, results: dict, ends: dict) -> None:
     trials = ExperimentAnalysis(str(output_dir / "tune")).trials
     ids = [t.trial_id for t in trials]
     live = [t for t, e in ends.items() if e["state"] != "abandoned"]
-    assert sorted(ids) == sorted(live), "Ray's trials != recorded trials (once each)"
+    assert sorted(ids) == sorted(live), ("Ray's trials != recorded trials", sorted(ids), ends)
     for trial in trials:
         state = ends[trial.trial_id]["state"]
         assert (trial.status == "ERROR") == (state == "failed"), (trial.trial_id, trial.status)

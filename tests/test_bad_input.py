@@ -248,6 +248,26 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
         _args("report.objectives=[val_ece:low]"),
         ("report.objectives", "'val_ece:low'", "expected metric:max or metric:min"),
     ),
+    "search_objective_not_reported": (
+        _args("search.objectives=[val_f1:max,val_ece]"),
+        ("search.objectives: 'val_f1' is not a metric trials report", "val_macro_f1"),
+    ),
+    "search_objective_bad_direction": (
+        _args("search.objectives=[val_macro_f1:up,val_ece]"),
+        ("search.objectives", "'val_macro_f1:up'", "expected metric:max or metric:min"),
+    ),
+    "search_objective_twice": (
+        _args("search.objectives=[val_ece,val_ece:min]"),
+        ("search.objectives", "repeated: ['val_ece']"),
+    ),
+    "search_objective_without_direction": (
+        _args("search.objectives=[val_entropy,val_ece]"),
+        ("search.objectives", "'val_entropy'", "write val_entropy:max or val_entropy:min"),
+    ),
+    "search_single_objective_not_the_metric": (
+        _args("search.objectives=[val_ece]"),
+        ("search.objectives", "set search.metric=val_ece search.mode=min"),
+    ),
     "override_reference_not_an_objective": (
         _args("report.reference.val_loss=0.3"),
         ("report.reference: ['val_loss'] are not objectives",),
@@ -266,7 +286,7 @@ CASES: dict[str, tuple[Make, tuple[str, ...]]] = {
     ),
     "override_unknown_choice": (
         _args("scheduler=hyperband"),
-        ("scheduler: expected one of ['asha', 'fifo'], got 'hyperband'",),
+        ("scheduler: expected one of ['asha', 'fifo', 'moasha'], got 'hyperband'",),
     ),
     "override_grace_above_budget": (
         _args("scheduler.grace_period=20"),

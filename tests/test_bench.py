@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow.csv as pacsv
 import pytest
 import torch
 
-from benchmarks import data_path, gpu, harness, search_efficiency
+from benchmarks import data_path, front_search, gpu, harness, search_efficiency
 from benchmarks.harness import Run, Workload, efficiency, epoch_overhead, paired
 from spaces import load_space
 
@@ -167,3 +168,72 @@ def test_harness_quick_runs_both_sides_on_the_same_work(ray_local):
     assert figures["slots"] == 2
     assert isinstance(figures["t0.5s_target_met"], bool)
     assert Workload(2, 2, 512).trials == 2
+
+
+def _box(f1: float, recall: float, ece: float) -> float:
+    """The volume a point dominates up to the reference (−0.01, −0.01, 1.01) in value terms."""
+    return (f1 + 0.01) * (recall + 0.01) * (1.01 - ece)
+
+
+def test_front_hypervolume_against_inclusion_exclusion():
+    """A = (0.8, 0.5, 0.1) and B = (0.6, 0.7, 0.2) (macro-F1 max, worst recall max, ECE min) are
+    the front; C = (0.5, 0.4, 0.3) is dominated by A. HV = |A| + |B| − |A ∩ B|, the intersection
+    being the box of (0.6, 0.5, 0.2)."""
+    values = np.array([[0.8, 0.5, 0.1], [0.6, 0.7, 0.2], [0.5, 0.4, 0.3]])
+    expected = _box(0.8, 0.5, 0.1) + _box(0.6, 0.7, 0.2) - _box(0.6, 0.5, 0.2)
+    assert front_search.front_hv(values, front_search.OBJECTIVES) == pytest.approx(expected)
+    assert front_search.front_hv(np.empty((0, 3)), front_search.OBJECTIVES) == 0.0
+
+
+def _epoch(trial: str, epoch: int, f1: float, recall: float, ece: float) -> dict:
+    metrics = {"val_macro_f1": f1, "val_worst_recall": recall, "val_ece": ece, "epoch": epoch}
+    return {"event": "result", "trial_id": trial, "epoch": epoch, "time": 1.0, "metrics": metrics}
+
+
+def test_front_at_budget_counts_trials_finished_within_the_first_epochs(tmp_path):
+    """max_epochs 2, budget 3 results: x (epochs 0, 1) finished inside, y's second epoch is the
+    4th result: only x counts, at its best macro-F1 epoch (epoch 0: 0.7, 0.4, 0.2); a
+    confirmation's trial is not the search's."""
+    events = [
+        {"event": "start", "trial_id": "x", "params": {}},
+        _epoch("x", 0, 0.7, 0.4, 0.2),
+        {"event": "start", "trial_id": "y", "params": {}},
+        _epoch("y", 0, 0.9, 0.9, 0.0),
+        _epoch("x", 1, 0.6, 0.5, 0.1),
+        _epoch("y", 1, 0.9, 0.9, 0.0),
+        {"event": "start", "trial_id": "c", "params": {}, "stage": "confirm"},
+        _epoch("c", 0, 0.1, 0.1, 0.9),
+    ]
+    _record(tmp_path / "out", events)
+    out = tmp_path / "out"
+    assert len(front_search.search_results(out)) == 4
+    assert front_search.val_hv_at_budget(out, 3, 2) == pytest.approx(_box(0.7, 0.4, 0.2))
+    both = _box(0.9, 0.9, 0.0)  # y dominates x
+    assert front_search.val_hv_at_budget(out, 4, 2) == pytest.approx(both)
+
+
+def test_confirmed_front_from_the_test_means(tmp_path):
+    def config(f1: float, recall: float, ece: float, seeds: list) -> dict:
+        means = {"test_macro_f1": f1, "test_worst_recall": recall, "test_ece": ece}
+        return {"seeds": seeds, "test": {m: {"mean": v} for m, v in means.items()}}
+
+    report = tmp_path / "report"
+    report.mkdir()
+    configs = [config(0.8, 0.5, 0.1, [0, 1]), config(0.6, 0.7, 0.2, [0]), config(1, 1, 0, [])]
+    (report / "summary.json").write_text(json.dumps({"confirmation": {"configs": configs}}))
+    expected = _box(0.8, 0.5, 0.1) + _box(0.6, 0.7, 0.2) - _box(0.6, 0.5, 0.2)
+    assert front_search.confirmed_hv(tmp_path) == pytest.approx(expected)  # no seeds: left out
+    (report / "summary.json").write_text(json.dumps({"confirmation": None}))
+    assert front_search.confirmed_hv(tmp_path) is None
+
+
+def test_the_winner_is_the_best_test_front_then_the_budgeted_validation_front():
+    figures = {
+        "d_moasha_motpe_test_hv": 0.5,
+        "d_asha_tpe_test_hv": 0.5,
+        "d_fifo_random_test_hv": 0.4,
+        "d_moasha_motpe_val_hv_at_budget": 0.3,
+        "d_asha_tpe_val_hv_at_budget": 0.35,
+        "d_fifo_random_val_hv_at_budget": 0.9,
+    }
+    assert front_search.winner(figures, "d") == "asha_tpe"

@@ -61,8 +61,11 @@ def test_dry_run_prints_config_and_space_without_ray(capsys):
         (["search.num_sample=4"], "did you mean: search.num_samples"),
         (["search.num_samples=four"], "search.num_samples"),
         (["space=elff"], "elff"),
-        (["scheduler=hyperband"], "scheduler: expected one of ['asha', 'fifo']"),
-        (["search.algorithm=bayes"], "search.algorithm: expected one of ['optuna', 'random']"),
+        (["scheduler=hyperband"], "scheduler: expected one of ['asha', 'fifo', 'moasha']"),
+        (
+            ["search.algorithm=bayes"],
+            "search.algorithm: expected one of ['optuna', 'random', 'nsga2']",
+        ),
         (["search.metric=val_f1"], "search.metric: 'val_f1' is not a metric trials report"),
         (["data=parquet"], "parquet"),
         (["noequals"], "expected key=value"),

@@ -167,3 +167,38 @@ def test_ctrl_c_during_confirmation_then_resume_retrains_only_the_rest(tmp_path)
     assert sum(len(c["seeds"]) for c in summary["configs"]) == len(total)
     assert not open_runs(uri)
     assert_nothing_lost(out, uri)
+
+
+def test_a_front_search_interrupted_then_resumed_loses_nothing(tmp_path):
+    """scheduler=moasha (a multi-objective study, MOASHA's rungs): Ctrl-C mid-search, resume to
+    the end; every trial ends once, the study holds each recorded end with the values at its best
+    epoch and no intermediate values, Ray and MLflow hold every result once."""
+    out, uri = tmp_path / "out", sqlite_store(tmp_path)
+    search = start(
+        "space=elf",
+        f"output_dir={out}",
+        f"search.num_samples={TRIALS}",
+        "scheduler=moasha",
+        "scheduler.grace_period=1",
+        "train.max_epochs=25",
+        "train.checkpoint_every_s=0",
+        "confirm.max_seeds=0",
+        f"mlflow.tracking_uri={uri}",
+        *(f"data.{k}={v}" for k, v in SMALL.items()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_ends(out, 2)
+    os.kill(search.pid, signal.SIGINT)
+    _, stderr = search.communicate(timeout=180)
+    assert search.returncode == 130, stderr[-2000:]
+    done = {e["trial_id"] for e in read_record(out / "record.jsonl") if e["event"] == "end"}
+    assert len(done) < TRIALS, "Ctrl-C must land mid-search"
+
+    resume_to_the_end(out)
+    after = read_record(out / "record.jsonl")
+    starts = [e["trial_id"] for e in after if e["event"] == "start" and not e.get("stage")]
+    ends = {e["trial_id"]: e["state"] for e in after if e["event"] == "end"}
+    assert len(starts) == len(set(starts)) == TRIALS and sorted(ends) == sorted(starts)
+    assert set(ends.values()) <= {"completed", "stopped_early"} and "completed" in ends.values()
+    assert_nothing_lost(out, uri)

@@ -177,3 +177,48 @@ def test_one_definition_of_best_when_lower_is_better(ray_local, tmp_path, capsys
         for s in options
     }
     assert confirmation["baseline"] == min(mean_val, key=mean_val.get)
+
+
+def test_a_front_search_ranks_and_tells_every_objective(ray_local, tmp_path):
+    """scheduler=moasha: the study is multi-objective with the report's three directions, each
+    completed trial told its recorded values at its best val_macro_f1 epoch (the epoch the report
+    counts), the others PRUNED or FAIL; the report says which search produced its front; the
+    parent run is tagged with the objectives and each trial with its front membership."""
+    from reports.analysis import analyse
+    from reports.load import load_run
+
+    cfg, outcome = small_search(tmp_path, "scheduler=moasha")
+    events = read_record(outcome.output_dir / "record.jsonl")
+    ends = {e["trial_id"]: e for e in events if e["event"] == "end"}
+    assert len(ends) == 8 and outcome.counts["completed"] + outcome.counts["stopped_early"] == 8
+    assert outcome.counts["stopped_early"] > 0  # rungs at 1 and 2 with η = 2
+    study = load_study(outcome.output_dir / STUDY_FILE, cfg.name)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE", "MINIMIZE"]
+    rows = {r.trial_id: r for r in analyse(load_run(outcome.output_dir)).rows}
+    metrics = ("val_macro_f1", "val_worst_recall", "val_ece")
+    for t in study.trials:
+        end = ends[t.user_attrs["ray_trial_id"]]
+        assert t.state == STATE_OF[end["state"]] and not t.intermediate_values
+        if t.state == TrialState.COMPLETE:
+            row = rows[end["trial_id"]]
+            assert t.values == pytest.approx([row.values[m] for m in metrics])
+    report = (outcome.output_dir / "report" / "pareto.md").read_text()
+    assert (
+        "Searched by: Optuna TPE, multi-objective on val_macro_f1:max, val_worst_recall:max, "
+        "val_ece:min; early stopping: MOASHA on the same objectives." in report
+    )
+    client = MlflowClient(outcome.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("elf").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.tags["search_objectives"] == ", ".join(
+        f"{m}:{d}" for m, d in zip(metrics, ("max", "max", "min"), strict=True)
+    )
+    figures = json.loads((outcome.output_dir / "report" / "summary.json").read_text())
+    assert parent.data.tags["front_search"] == figures["searched_by"]
+    tagged = {
+        r.data.tags["ray.trial_id"]: r.data.tags["pareto_front"]
+        for r in runs
+        if "pareto_front" in r.data.tags
+    }
+    assert set(tagged) == set(figures["ranks"]) and figures["front"]
+    assert tagged == {t: str(t in figures["front"]).lower() for t in figures["ranks"]}

@@ -22,6 +22,7 @@ from search.searcher import (
     outcome,
 )
 from spaces import load_space
+from trainables.objective import Objective
 
 TWO_POINT_SPACE = """\
 # Run: (test) two configurations only
@@ -209,3 +210,61 @@ def test_same_seed_same_trials(tmp_path, algorithm):
     assert first == again and first != other
     for config in first:  # define-by-run: a conditional key only when its condition holds
         assert ("elf.granularity" in config) == (config["elf.strategy"] != "none")
+
+
+F1, ECE = Objective("val_macro_f1", "max"), Objective("val_ece", "min")
+
+
+def epoch_result(epoch: int, f1: float, ece: float, best: int) -> dict:
+    """A trial's epoch as the loop reports it: best_epoch by val_macro_f1 (search.metric)."""
+    return {
+        "epoch": epoch,
+        "training_iteration": epoch + 1,
+        "val_macro_f1": f1,
+        "val_ece": ece,
+        "best_val_macro_f1": f1,
+        "best_epoch": best,
+    }
+
+
+def test_several_objectives_make_a_multi_objective_study_told_at_the_best_epoch(tmp_path):
+    """Directions live in the journal (optuna-dashboard reads them); a full-budget trial is told
+    (val_macro_f1, val_ece) of its best val_macro_f1 epoch (epoch 1 here, not the last), a
+    stopped one PRUNED, one with a NaN objective FAIL; no intermediate values are written; an
+    equivalent configuration is told the earlier trial's values."""
+    s = replace(spec(tmp_path), max_epochs=3, objectives=(F1, ECE))
+    searcher = make_searcher("optuna", two_point_space(tmp_path), s).searcher
+    first = searcher.suggest("a")
+    for r in (epoch_result(0, 0.5, 0.2, 0), epoch_result(1, 0.7, 0.1, 1)):
+        searcher.on_trial_result("a", r)
+    searcher.on_trial_complete("a", epoch_result(2, 0.6, 0.05, 1))
+    searcher.suggest("b")
+    searcher.on_trial_complete("b", epoch_result(0, 0.4, 0.3, 0))
+    searcher.on_trial_complete("a", None)  # already ended: nothing more
+    searcher.save(str(tmp_path / "snap.json"))
+    study = load_study(s.study_path, s.study_name)
+    assert study.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+    by_id = {t.user_attrs.get("ray_trial_id"): t for t in study.trials}
+    assert (by_id["a"].state, by_id["a"].values) == (TrialState.COMPLETE, [0.7, 0.1])
+    assert by_id["b"].state == TrialState.PRUNED
+    assert all(not t.intermediate_values for t in study.trials)
+    assert [t.number for t in study.best_trials] == [by_id["a"].number]
+    searcher.suggest("c")  # the two-point space: every ask repeats a's or b's configuration
+    searcher.save(str(tmp_path / "snap.json"))
+    study = load_study(s.study_path, s.study_name)
+    of_a = [t for t in study.trials if t.user_attrs.get("duplicate_of") == "a"]
+    assert of_a and all((t.state, t.values) == (TrialState.COMPLETE, [0.7, 0.1]) for t in of_a)
+    assert first is not None
+
+
+def test_a_nan_objective_fails_a_multi_objective_trial(tmp_path):
+    s = replace(spec(tmp_path), max_epochs=1, objectives=(F1, ECE))
+    searcher = make_searcher("optuna", two_point_space(tmp_path), s).searcher
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", epoch_result(0, 0.5, float("nan"), 0))
+    searcher.save(str(tmp_path / "snap.json"))
+    (trial,) = load_study(s.study_path, s.study_name).trials
+    assert trial.state == TrialState.FAIL

@@ -98,3 +98,35 @@ def test_abandon_orphans_closes_only_what_ray_no_longer_knows(tmp_path):
     ]
     assert study.user_attrs[NEVER_STARTED] == [2, 4]
     assert study.trials[0].intermediate_values == {1: 0.5}  # the recorded epoch the kill cut
+
+
+def test_a_multi_objective_study_is_told_the_values_at_the_best_epoch(tmp_path):
+    """Objectives (val_macro_f1 max, val_ece min), search.metric val_macro_f1: the kill left t1
+    RUNNING after its recorded completion; the catch-up tells COMPLETE with both values at the
+    best val_macro_f1 epoch (epoch 1: 0.7, 0.2), writes no intermediate values (a
+    multi-objective study keeps none), and a NaN objective at that epoch is FAIL."""
+    out = tmp_path / "out"
+    f1, ece = Objective("val_macro_f1", "max"), Objective("val_ece", "min")
+    rows = {"t1": [(0.5, 0.1), (0.7, 0.2), (0.6, 0.05)], "t2": [(0.4, float("nan"))]}
+    events = [{"event": "start", "trial_id": t, "params": {}} for t in rows]
+    for trial, values in rows.items():
+        for epoch, (a, b) in enumerate(values):
+            metrics = {"epoch": epoch, "val_macro_f1": a, "val_ece": b}
+            events.append(
+                {"event": "result", "trial_id": trial, "epoch": epoch, "metrics": metrics}
+            )
+    events += [
+        {"event": "end", "trial_id": t, "state": "completed", "epochs": len(v), "reason": None}
+        for t, v in rows.items()
+    ]
+    write_record(out, events)
+    study = optuna.create_study(
+        study_name="unit", storage=journal(out), directions=["maximize", "minimize"]
+    )
+    for trial_id in rows:
+        study.ask().set_user_attr("ray_trial_id", trial_id)
+
+    catch_up_study(out, "unit", f1, None, (f1, ece))
+    t1, t2 = optuna.load_study(study_name="unit", storage=journal(out)).trials
+    assert (t1.state, t1.values, t1.intermediate_values) == (TrialState.COMPLETE, [0.7, 0.2], {})
+    assert t2.state == TrialState.FAIL

@@ -53,6 +53,14 @@ def test_fifo_random_and_explicit_limits(tmp_path):
     assert "elf.strategy" not in p.param_space  # Optuna suggests the space
 
 
+def test_nsga2_and_several_objectives_make_a_multi_objective_nsga2_study(tmp_path):
+    _, p = parts(tmp_path, "search.algorithm=nsga2", "search.objectives=[val_macro_f1,val_ece]")
+    study = p.run_args["search_alg"].searcher.study
+    assert isinstance(study.sampler, optuna.samplers.NSGAIISampler)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["val_macro_f1", "val_ece"]
+
+
 def test_grid_space_runs_each_point_once(tmp_path):
     _, p = parts(tmp_path, "space=baseline")
     assert isinstance(p.run_args["search_alg"], BasicVariantGenerator)

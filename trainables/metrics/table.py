@@ -198,3 +198,15 @@ def bounded(metric: str) -> bool:
     """True when `metric` (val_/test_, a task's or not) lies in [0, 1] by the table."""
     name = re.sub(r"^(val|test)_", "", metric)  # test_<task>_<name> ends as test_<name> does
     return bool(re.search(rf"(^|_)({_any(m for m in METRICS.values() if m.bounded)})$", name))
+
+
+def direction(metric: str) -> str | None:
+    """ "max" or "min" for a reported evaluation metric (val_/test_, a task's or not) by the table;
+    None for a metric the table gives no direction or does not hold (train_loss, w_mean, …)."""
+    name = re.sub(r"^(val|test)_", "", metric)
+    if name == metric:
+        return None
+    for m in METRICS.values():
+        if re.search(rf"(^|_)({m.pattern})$", name):
+            return m.direction
+    return None
