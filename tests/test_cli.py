@@ -134,8 +134,8 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(tmp_path, capsys):
     assert err.endswith(
         "train.max_epochs cannot change on resume (saved 4, given 6); only verbose, "
         "mlflow.tracking_uri, dry_run, preflight, confirm.min_seeds, confirm.max_seeds, "
-        "confirm.delta, confirm.top_k, confirm.front, confirm.alpha, confirm.bootstrap can, or "
-        "start a new search"
+        "confirm.delta, confirm.top_k, confirm.front, confirm.families, confirm.versus, "
+        "confirm.alpha, confirm.bootstrap can, or start a new search"
     )
 
 
