@@ -50,6 +50,7 @@ from trainables.params import families
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
 VERDICTS = (BETTER, EQUIVALENT, WORSE, UNDECIDED)
+FAMILIES_TITLE = "The best of each family against the baseline"
 ROW_CHUNK = 256  # bootstrap resamples per vectorised block (bounds memory at ~N·256·n)
 IGNORED = ("seed", "train.max_epochs", "train.checkpoint_every_s")  # not settings of a loss
 
@@ -169,6 +170,7 @@ class Confirmation:
     # comparison per metric (Δ = a's side − b's side on their common seeds)
     sides: dict[str, tuple[str, str]] = field(default_factory=dict)
     versus: dict[str, dict[str, Comparison]] = field(default_factory=dict)
+    family_best: dict[str, str] = field(default_factory=dict)  # family -> its best candidate
 
 
 def note(c: Confirmation) -> str:
@@ -428,18 +430,26 @@ def head_to_head(
     both sides were confirmed, each side the best by the search's validation `rank` (source trial
     → position; fixed before the confirmation, so no test value chooses a side)."""
 
-    def best(has: str, lacks: str) -> Config | None:
-        pool = [
-            c for c in candidates if has in families(c.params) and lacks not in families(c.params)
-        ]
-        return min(pool, key=lambda c: (rank.get(c.label, len(rank)), c.label), default=None)
-
     out = {}
     for a, b in versus:
-        side_a, side_b = best(a, b), best(b, a)
+        side_a, side_b = best_in(candidates, rank, a, b), best_in(candidates, rank, b, a)
         if side_a is not None and side_b is not None:
             out[f"{a}:{b}"] = (side_a, side_b)
     return out
+
+
+def best_in(
+    candidates: Sequence[Config], rank: Mapping[str, int], has: str, lacks: str = ""
+) -> Config | None:
+    """The candidate of family `has` and not of `lacks` best by the search's validation `rank`."""
+    pool = [c for c in candidates if has in families(c.params) and lacks not in families(c.params)]
+    return min(pool, key=lambda c: (rank.get(c.label, len(rank)), c.label), default=None)
+
+
+def family_best(candidates: Sequence[Config], rank: Mapping[str, int]) -> dict[str, str]:
+    """{family: the label of its best candidate} for every family a candidate belongs to."""
+    names = dict.fromkeys(f for c in candidates for f in families(c.params))
+    return {f: best_in(candidates, rank, f).label for f in names}
 
 
 def compare(
@@ -504,6 +514,7 @@ def confirm(
     )
     result.sides = {pair: (a.label, b.label) for pair, (a, b) in pairs.items()}
     result.versus = {pair: compared(a, b) for pair, (a, b) in pairs.items()}
+    result.family_best = family_best(candidates, rank or {})
     result.answer = answer(result)
     return result
 
@@ -694,6 +705,27 @@ def comparison_table(c: Confirmation) -> list[dict[str, Any]]:
     return rows
 
 
+def family_table(c: Confirmation) -> list[dict[str, Any]]:
+    """One row per family the candidates belong to: its best candidate (by the search's
+    validation rank) and that one's Δ against plain CE on the primary metric."""
+    rows = []
+    for family, label in c.family_best.items():
+        x = c.comparisons.get(label, {}).get(c.primary.metric)
+        if x is not None:
+            d = x.delta
+            rows.append(
+                {
+                    "family": family,
+                    "best": label,
+                    "metric": x.metric,
+                    "Δ [interval]": f"{d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}]",
+                    "seeds": x.seeds,
+                    "verdict": x.verdict,
+                }
+            )
+    return rows
+
+
 def figures(c: Confirmation) -> dict[str, Any]:
     """The confirmation as plain numbers (summary.json)."""
     configs = []
@@ -724,6 +756,7 @@ def figures(c: Confirmation) -> dict[str, Any]:
         "baseline": None if c.baseline is None else c.baseline.label,
         "merged": c.merged,
         "configs": configs,
+        "families": c.family_best,
         "versus": {
             pair: {"sides": list(c.sides[pair])} | {m: _numbers(x) for m, x in compared.items()}
             for pair, compared in c.versus.items()

@@ -9,7 +9,14 @@ from typing import Any
 import pandas as pd
 
 from reports.analysis import Analysis
-from reports.confirmation import Confirmation, comparison_table, note, table
+from reports.confirmation import (
+    FAMILIES_TITLE,
+    Confirmation,
+    comparison_table,
+    family_table,
+    note,
+    table,
+)
 from reports.importance import Importance
 from reports.plots import FOREST_CAPTION, VERDICTS_PNG
 from reports.tables import excluded_frame, importance_frame, importance_notes, pareto_frame
@@ -100,6 +107,8 @@ def confirmation_markdown(c: Confirmation, verdicts: bool) -> list[str]:
         "### Candidates against the baseline\n",
         markdown_table(pd.DataFrame(comparison_table(c))),
     ]
+    if family_table(c):
+        parts += [f"### {FAMILIES_TITLE}\n", markdown_table(pd.DataFrame(family_table(c)))]
     return parts
 
 

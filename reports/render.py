@@ -23,7 +23,14 @@ from plotly.subplots import make_subplots
 
 from record.reader import natural_key
 from reports.analysis import Analysis
-from reports.confirmation import Confirmation, comparison_table, note, table
+from reports.confirmation import (
+    FAMILIES_TITLE,
+    Confirmation,
+    comparison_table,
+    family_table,
+    note,
+    table,
+)
 from reports.importance import Importance
 from reports.markdown import IMPORTANCE_METHOD, TASK_BALANCE, key_figures, merge_note, search_best
 from reports.plots import FOREST_CAPTION, coordinates, layers, objective_pairs, point_labels
@@ -227,6 +234,11 @@ def confirmation_html(c: Confirmation, verdicts: bytes | None) -> list[str]:
         table_html(pd.DataFrame(table(c))),
         "<h3>Candidates against the baseline</h3>",
         table_html(pd.DataFrame(comparison_table(c))),
+        *(
+            [f"<h3>{FAMILIES_TITLE}</h3>", table_html(pd.DataFrame(family_table(c)))]
+            if family_table(c)
+            else []
+        ),
     ]
 
 

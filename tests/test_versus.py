@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from record import BASELINE, CANDIDATE, COMPLETED, CONFIRMATION, TrialRecord
-from reports.confirmation import UNDECIDED, confirm, split_alpha
+from reports.confirmation import UNDECIDED, confirm, family_table, split_alpha
 from reports.load import Run
 from reports.objectives import Objective
 from reports.sequential import critical_t
@@ -150,3 +150,23 @@ def test_an_open_pair_gives_seeds_to_the_side_behind():
     assert looked.versus["elf:focal"]["test_macro_f1"].verdict == UNDECIDED
     need = next_seeds(looked, {"b": 10, "e": 10, "f": 6}, budget=30, slots=4)
     assert need == {"f": range(7, 8), "b": range(1, 11)}  # per = 4 // 3 = 1
+
+
+def test_each_family_names_its_best_candidate_by_the_search_rank():
+    """"both" (ELF and focal) ranks first, so it is the best of both families; without it, each
+    one-family candidate is its family's best; the table carries that candidate's verdict."""
+    rng = np.random.default_rng(4)
+    base = 0.8 + rng.normal(0, 0.002, 6)
+    per_seed = {"b": list(base), "both": list(base + 0.05), "e": list(base), "f": list(base)}
+    rank = {"both": 0, "f": 1, "e": 2}
+    c = confirm(_runs(per_seed), [F1], F1, None, resamples=100, rank=rank)
+    assert c.family_best == {"elf": "both", "focal": "both"}
+    rows = family_table(c)
+    verdict = c.comparisons["both"]["test_macro_f1"].verdict
+    assert {r["family"]: (r["best"], r["verdict"]) for r in rows} == {
+        "elf": ("both", verdict),
+        "focal": ("both", verdict),
+    }
+    del per_seed["both"]
+    c = confirm(_runs(per_seed), [F1], F1, None, resamples=100, rank=rank)
+    assert c.family_best == {"elf": "e", "focal": "f"}
