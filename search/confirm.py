@@ -2,8 +2,10 @@
 paired seeds, choose each run's epoch on validation and score that epoch on the test split;
 sequentially, adding seeds only where a verdict is still open.
 
-Candidates: the `confirm.top_k` best full-budget trials by search.metric (validation) and, with
-`confirm.front`, the report's Pareto front, plain CE left out, one per canonical configuration
+Candidates: the `confirm.top_k` best full-budget trials by search.metric (validation), with
+`confirm.front` the report's Pareto front, with `confirm.families` the best trial of each family
+(trainables.params.families; a family none of whose trials trained the full budget: its best
+stopped early) and the sides of each `confirm.versus` pair, plain CE left out, one per canonical configuration
 (trials that train identically are confirmed once, said once). Baseline options: the best
 full-budget plain-CE trial of the search and each candidate's plain-CE twin (its train.* values
 with a plain-CE loss); the baseline is the option with the best mean validation value over the
@@ -93,7 +95,9 @@ def choose(
     run: Run, cfg: SearchConfig, facts: DataFacts | None = None
 ) -> tuple[dict[str, tuple[str, dict[str, Any]]], list[str]]:
     """({source label: (role, params)} of the configurations to confirm, the merge notes): the
-    candidates (top-k by the search metric and the front, loss settings other than plain CE) and
+    candidates (top-k by the search metric and the front, loss settings other than plain CE; with
+    confirm.families the best trial of each family, with confirm.versus the best of each side, by
+    `search_rank`: full-budget trials first, then those stopped early) and
     the plain-CE options the baseline is chosen from (the best plain-CE search trial, and each
     candidate's plain-CE twin: its params with a plain-CE loss); configurations that `canonical`
     calls equal once, the first in rank order."""
@@ -110,8 +114,9 @@ def choose(
     wanted = [(f, "") for f in family_names()] if cfg.confirm.families else []
     for a, b in (versus_pair(pair) for pair in cfg.confirm.versus):
         wanted += [(a, b), (b, a)]
+    everyone = [t for t in search_rank(run.trials, cfg.search.objective) if t not in plain]
     for has, lacks in wanted:
-        best = next((t for t in order if _in(params[t], has, lacks)), None)
+        best = next((t for t in everyone if _in(params[t], has, lacks)), None)
         if best is not None and best not in picked:
             picked.append(best)
     keys: dict[str, str] = {}

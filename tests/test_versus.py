@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from record import BASELINE, CANDIDATE, COMPLETED, CONFIRMATION, TrialRecord
+from record import BASELINE, CANDIDATE, COMPLETED, CONFIRMATION, STOPPED_EARLY, TrialRecord
 from reports.confirmation import UNDECIDED, confirm, family_table, split_alpha
 from reports.load import Run
 from reports.objectives import Objective
@@ -47,11 +47,14 @@ def _search(params: dict[str, dict], scores: dict[str, float]) -> list[TrialReco
                 e: {"val_macro_f1": scores[tid], "val_worst_recall": 0.5, "val_ece": 0.1}
                 for e in range(1, 4)
             },
-            state=COMPLETED,
-            epochs=3,
+            state=STOPPED_EARLY if tid in STOPPED else COMPLETED,
+            epochs=1 if tid in STOPPED else 3,
         )
         for i, (tid, p) in enumerate(params.items())
     ]
+
+
+STOPPED = ("smooth",)  # ASHA stopped it: its family's only trial
 
 
 SEARCH = {
@@ -60,23 +63,25 @@ SEARCH = {
     "focal": FOCAL | {"loss.gamma": 3.0},
     "cw": {"cw.method": "balanced"},
     "plain": {},
+    "smooth": {"loss.kind": "label_smoothing", "loss.smoothing": 0.1},
 }
-SCORES = {"both": 0.9, "elf": 0.88, "focal": 0.87, "cw": 0.86, "plain": 0.85}
+SCORES = {"both": 0.9, "elf": 0.88, "focal": 0.87, "cw": 0.86, "plain": 0.85, "smooth": 0.8}
 
 
 @pytest.mark.parametrize(
     ("keys", "expected"),
     [
         (["confirm.families=false", "confirm.versus=[]"], {"both"}),
-        ([], {"both", "cw"}),  # the best of focal and of elf is "both"
-        (["confirm.versus=[elf:focal]"], {"both", "cw", "elf", "focal"}),
+        ([], {"both", "cw", "smooth"}),  # the best of focal and of elf is "both"
+        (["confirm.versus=[elf:focal]"], {"both", "cw", "elf", "focal", "smooth"}),
         # focal without cw: "both" (the best focal trial), not the focal-only one
         (["confirm.families=false", "confirm.versus=[focal:cw]"], {"both", "cw"}),
     ],
 )
 def test_choose_adds_the_best_of_each_family_and_each_side(keys, expected):
-    """top_k=1 without the front picks the best trial; each family adds its best trial, each
-    versus pair the best trial of each side without the other family (ranked on validation)."""
+    """top_k=1 without the front picks the best trial; each family adds its best trial (one that
+    ASHA stopped where the family has no other), each versus pair the best trial of each side
+    without the other family (ranked on validation)."""
     cfg = load_config(["train.max_epochs=3", "confirm.top_k=1", "confirm.front=false", *keys])
     run_ = Run(Path("."), _search(SEARCH, SCORES), cfg.to_dict(), None, [])
     chosen, _ = choose(run_, cfg)
@@ -153,7 +158,7 @@ def test_an_open_pair_gives_seeds_to_the_side_behind():
 
 
 def test_each_family_names_its_best_candidate_by_the_search_rank():
-    """"both" (ELF and focal) ranks first, so it is the best of both families; without it, each
+    """ "both" (ELF and focal) ranks first, so it is the best of both families; without it, each
     one-family candidate is its family's best; the table carries that candidate's verdict."""
     rng = np.random.default_rng(4)
     base = 0.8 + rng.normal(0, 0.002, 6)

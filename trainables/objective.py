@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from record import COMPLETED, TrialRecord
+from record import COMPLETED, STOPPED_EARLY, TrialRecord
 
 SIGNS = {"max": -1.0, "min": 1.0}  # direction -> factor that turns a value into "lower is better"
 
@@ -51,10 +51,13 @@ class Objective:
 DEFAULT_OBJECTIVE = Objective()  # val_macro_f1, max: search.metric and search.mode's defaults
 
 
-def ranked(recorded: list[TrialRecord], objective: Objective) -> list[tuple[str, float]]:
-    """(trial id, best finite value) of every completed trial, best first; ties: smaller id."""
+def ranked(
+    recorded: list[TrialRecord], objective: Objective, states: tuple[str, ...] = (COMPLETED,)
+) -> list[tuple[str, float]]:
+    """(trial id, best finite value) of every trial in `states` (completed: trained the full
+    budget), best first; ties: smaller id."""
     best: dict[str, float] = {}
-    for trial in (t for t in recorded if t.state == COMPLETED):
+    for trial in (t for t in recorded if t.state in states):
         for v in (r[objective.metric] for r in trial.results.values() if objective.metric in r):
             if math.isfinite(v) and objective.better(v, best.get(trial.trial_id)):
                 best[trial.trial_id] = v
@@ -62,5 +65,11 @@ def ranked(recorded: list[TrialRecord], objective: Objective) -> list[tuple[str,
 
 
 def search_rank(recorded: list[TrialRecord], objective: Objective) -> dict[str, int]:
-    """{trial id: its position in `ranked`} (0: the best)."""
-    return {tid: i for i, (tid, _) in enumerate(ranked(recorded, objective))}
+    """{trial id: position}: the completed trials by `ranked`, then those stopped early by their
+    best value (so a family none of whose trials trained the full budget still has a best)."""
+    order = [
+        tid
+        for done in (COMPLETED, STOPPED_EARLY)
+        for tid, _ in ranked(recorded, objective, (done,))
+    ]
+    return {tid: i for i, tid in enumerate(order)}
