@@ -7,8 +7,9 @@ mean ± t(0.975, N−1)·sd/√N over its N seeds (descriptive).
 
 Per candidate against the baseline (paired: the seeds both finished, the same test rows), metric m:
 the per-seed differences d_s = m(candidate, seed s) − m(baseline, seed s) on the whole test split
-and Δ = their mean. Of the comparison's error α/k (Bonferroni over the k candidates) each source
-of error gets half:
+and Δ = their mean (a confirm.versus pair: one side against the other, alike). Of the
+comparison's error α/k (Bonferroni over the k comparisons: candidates and pairs) each source of
+error gets half:
 - seeds: the anytime-valid confidence sequence of reports.sequential over d_1..d_n at α/(2k). It
   covers E_seed[d | this test split] at every n at once, so the stage may look after every round
   and stop when it likes;
@@ -19,7 +20,7 @@ of error gets half:
   recomputed from rows: their interval is the seeds part alone (rows part NaN, said in the
   tables).
 Interval: Δ ± (seeds part + rows part), covering the expected difference on new data with
-probability ≥ 1 − α/k (union bound), all k candidates of a metric together ≥ 1 − α. Multi-task
+probability ≥ 1 − α/k (union bound), all k comparisons of a metric together ≥ 1 − α. Multi-task
 data: a task's metric (test_<task>_macro_f1, …) from that task's labels and predictions; a combined
 one (test_macro_f1, …) is the mean over tasks.
 
@@ -45,8 +46,8 @@ from record import BASELINE, CANDIDATE, COMPLETED, TrialRecord
 from reports.defaults import MARGIN
 from reports.objectives import Objective
 from reports.sequential import seeds_needed, sequence
+from trainables.canonical import family_of
 from trainables.metrics.table import bounded, lookup, score
-from trainables.params import families
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
 VERDICTS = (BETTER, EQUIVALENT, WORSE, UNDECIDED)
@@ -172,11 +173,15 @@ class Confirmation:
     versus: dict[str, dict[str, Comparison]] = field(default_factory=dict)
     family_best: dict[str, str] = field(default_factory=dict)  # family -> its best candidate
 
+    @property
+    def k(self) -> int:
+        """The comparisons α is shared by (Bonferroni): candidates and confirm.versus pairs."""
+        return len(self.comparisons) + len(self.versus)
+
 
 def note(c: Confirmation) -> str:
     """How the figures were computed (the report prints it above the tables)."""
     base = c.baseline.label if c.baseline is not None else "none"
-    k = len(c.comparisons)
     val = c.primary.metric.replace("test_", "val_")
     budget = f" (at most {c.budget})" if c.budget else ""
     return (
@@ -186,7 +191,7 @@ def note(c: Confirmation) -> str:
         f"t-interval over seeds]. Δ: candidate − plain-CE baseline ({base}: of {c.options} plain-CE "
         f"configuration(s), the search's best plain-CE trial and the candidates' plain-CE twins, "
         f"the one with the best mean validation {val}), with a {1 - c.alpha:.0%} family-wise "
-        f"interval (Bonferroni over {k} candidate(s)): an anytime-valid confidence sequence over "
+        f"interval (Bonferroni over {c.k} comparison(s): candidates and head-to-head pairs): an anytime-valid confidence sequence over "
         f"seeds plus a bootstrap of the test rows, valid however many rounds were looked at. "
         f"Verdict {BETTER!r} or {WORSE!r} when it excludes 0, {EQUIVALENT!r} when it lies inside "
         f"± the margin, else {UNDECIDED!r} (with why)."
@@ -243,10 +248,10 @@ def confusions(weights: np.ndarray, y: np.ndarray, preds: np.ndarray, k: int) ->
     return (weights @ onehot).reshape(len(weights), s_count, k, k)
 
 
-def split_alpha(alpha: float, candidates: int) -> tuple[float, float]:
+def split_alpha(alpha: float, comparisons: int) -> tuple[float, float]:
     """(α of the confidence sequence over seeds, α of the test-row part) of one comparison:
-    Bonferroni over the candidates, then half to each source of error."""
-    each = alpha / max(1, candidates)
+    Bonferroni over the `comparisons` (candidates and pairs), then half to each source of error."""
+    each = alpha / max(1, comparisons)
     return each / 2, each / 2
 
 
@@ -442,13 +447,15 @@ def best_in(
     candidates: Sequence[Config], rank: Mapping[str, int], has: str, lacks: str = ""
 ) -> Config | None:
     """The candidate of family `has` and not of `lacks` best by the search's validation `rank`."""
-    pool = [c for c in candidates if has in families(c.params) and lacks not in families(c.params)]
+    pool = [
+        c for c in candidates if has in family_of(c.params) and lacks not in family_of(c.params)
+    ]
     return min(pool, key=lambda c: (rank.get(c.label, len(rank)), c.label), default=None)
 
 
 def family_best(candidates: Sequence[Config], rank: Mapping[str, int]) -> dict[str, str]:
     """{family: the label of its best candidate} for every family a candidate belongs to."""
-    names = dict.fromkeys(f for c in candidates for f in families(c.params))
+    names = dict.fromkeys(f for c in candidates for f in family_of(c.params))
     return {f: best_in(candidates, rank, f).label for f in names}
 
 
@@ -572,7 +579,7 @@ def answer(c: Confirmation) -> str:
     better = [label for label, cmp in compared.items() if cmp.verdict == BETTER]
     best = max(better or compared, key=lambda label: sign * compared[label].delta.estimate)
     cmp = compared[best]
-    delta = f"{_delta(cmp, c.alpha, len(compared))}, {cmp.seeds} paired seeds"
+    delta = f"{_delta(cmp, c.alpha, c.k)}, {cmp.seeds} paired seeds"
     if cmp.verdict == BETTER:
         cand = next(cfg for cfg in c.configs if cfg.label == best)
         mean, sd, _ = t_interval(cand.column(metric))

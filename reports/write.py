@@ -24,6 +24,7 @@ from reports.render import render_html
 from reports.rows import searched_keys
 from reports.tables import summary, trials_frame
 from trainables.objective import search_rank
+from trainables.params import pair_of
 
 CONFIRMATION_FILES = (VERDICTS_PNG, "confirmation.csv", "comparisons.csv")  # only with one
 
@@ -59,7 +60,7 @@ def confirmation(run: Run, analysis: Analysis) -> Confirmation | None:
         resamples=int(run.setting("confirm.bootstrap") or 1000),
         delta=run.setting("confirm.delta") or {},
         budget=int(run.setting("confirm.max_seeds") or 0),
-        versus=[tuple(str(p).split(":", 1)) for p in run.setting("confirm.versus") or ()],
+        versus=[pair_of(pair) for pair in run.setting("confirm.versus") or ()],
         rank=search_rank(run.trials, search),
     )
     if confirmed is not None and run.looks:

@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from trainables.errors import UserInputError
 from trainables.metrics.table import default_objectives, is_reported, reported
 from trainables.objective import Objective
-from trainables.params import PARAMS, closest, family_names, param
+from trainables.params import PARAMS, closest, family_names, pair_of, param
 from trainables.plugins import DEFAULT_ENCODER, Plugins, is_reference
 
 SEARCHERS = ("optuna", "random", "nsga2")
@@ -117,7 +117,7 @@ class ConfirmSection:
     # family pairs a:b confirmed head to head: the best of a without b against the best of b
     # without a (e.g. elf:focal); a pair whose sides the search did not try is skipped
     versus: tuple[str, ...] = ("elf:lq",)
-    alpha: float = 0.05  # family-wise error of the verdicts (Bonferroni over the candidates)
+    alpha: float = 0.05  # family-wise error of the verdicts (Bonferroni: candidates + versus pairs)
     bootstrap: int = 1000  # resamples of the test rows behind each interval's test-split part
 
 
@@ -395,6 +395,7 @@ def validate(cfg: SearchConfig) -> None:
     _positive("resources.cpu_per_trial", cfg.resources.cpu_per_trial, 0.01)
     _positive("resources.max_failures", cfg.resources.max_failures, 0)
     _check_confirm(cfg.confirm, cfg.report, cfg.search)
+    _check_versus(cfg)
     _positive("confirm.top_k", cfg.confirm.top_k, 0)
     _positive("confirm.bootstrap", cfg.confirm.bootstrap, 100)
     if not 0 < cfg.confirm.alpha < 1:
@@ -437,7 +438,15 @@ def _check_confirm(confirm: ConfirmSection, report: ReportSection, search: Searc
             )
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise UserInputError(f"confirm.delta.{key}: expected a number >= 0, got {value!r}")
-    for pair in confirm.versus:
+
+
+def _check_versus(cfg: SearchConfig) -> None:
+    """Each confirm.versus pair names two families; a loss= plug-in's kind is one (imported)."""
+    if cfg.confirm.versus and cfg.loss:
+        from trainables.trial.loop import load_trainable  # here: it imports torch
+
+        load_trainable(cfg.plugins)
+    for pair in cfg.confirm.versus:
         versus_pair(pair)
 
 
@@ -446,8 +455,8 @@ def versus_pair(text: str) -> tuple[str, str]:
     import trainables.losses.kinds  # noqa: F401  here: it imports torch; registers the kinds
 
     known = family_names()
-    a, colon, b = str(text).partition(":")
-    if not colon or a == b or a not in known or b not in known:
+    a, b = pair_of(text)
+    if a == b or a not in known or b not in known:
         raise UserInputError(
             f"confirm.versus: {text!r}: expected a:b, two different families of {list(known)}"
         )

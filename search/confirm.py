@@ -51,10 +51,10 @@ from record import (
     TrialRecord,
 )
 from search.config import SearchConfig, versus_pair
-from trainables.canonical import DataFacts
+from trainables.canonical import DataFacts, family_of
 from trainables.data.dataset import Dataset
 from trainables.objective import Objective, ranked, search_rank
-from trainables.params import as_plain_ce, families, family_names, is_plain_ce
+from trainables.params import as_plain_ce, family_names, is_plain_ce
 from trainables.plugins import BUILT_IN, Plugins
 
 if TYPE_CHECKING:  # reports pulls in plotting: imported where the stage runs, not at startup
@@ -145,7 +145,7 @@ def choose(
 
 def _in(params: dict[str, Any], has: str, lacks: str) -> bool:
     """`params` are in family `has` and not in family `lacks` ("" : none)."""
-    mine = families(params)
+    mine = family_of(params)
     return has in mine and lacks not in mine
 
 

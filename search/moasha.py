@@ -2,7 +2,7 @@
 
 Ray's schedulers (ASHA included) take one metric. `MOASHA` is a Ray Tune `FIFOScheduler` with
 ASHA's rung logic (Ray's `AsyncHyperBandScheduler`, one bracket): milestones
-grace_period · η^k for k = 0, 1, … while below max_t; a trial reaching a milestone it has not been
+grace_period · η^k for k = 0, 1, … up to max_t (as Ray's ASHA counts them); a trial reaching a milestone it has not been
 recorded at is ranked against the results recorded there so far, then recorded. The ranking:
 
 1. non-dominated sorting (`moocore.pareto_rank` on minimisation points, `reports.pareto`), front 0
@@ -11,8 +11,8 @@ recorded at is ranked against the results recorded there so far, then recorded. 
    front's distinct points, reference point = the rung's nadir nudged by `HV_MARGIN` of the spread,
    `reports.pareto.nadir_reference`); duplicates share their point's contribution.
 
-A trial continues when fewer than n/η of the n points at the rung (itself included) rank strictly
-ahead of it, i.e. it is in the top ⌈n/η⌉ with ties given the benefit of the doubt, as Ray's ASHA
+A trial continues when fewer than n/η of the n points at the rung (itself included; for a finite
+point, the finite ones only) rank strictly ahead of it, i.e. it is in the top ⌈n/η⌉ with ties given the benefit of the doubt, as Ray's ASHA
 continues a trial whose value equals the cutoff. With one objective the order is the value's
 (front k holds the k-th best value), so MOASHA behaves as ASHA on that objective, up to ASHA's
 interpolated percentile. Every trial stops at max_t.
@@ -86,8 +86,13 @@ def _contributions(front: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def keeps(points: np.ndarray, index: int, reduction_factor: float) -> bool:
-    """Whether point `index` of the rung's points is in the top 1/η: fewer than n/η ahead of it."""
-    return bool(rung_order(points)[index] < len(points) / reduction_factor)
+    """Whether point `index` of the rung's points is in the top 1/η: fewer than n/η ahead of it,
+    n the finite points for a finite one (non-finite points, behind every front, do not loosen
+    the cut, as Ray's ASHA ignores NaN in its cutoff), every point for a non-finite one."""
+    points = np.asarray(points, dtype=float)
+    finite = np.isfinite(points).all(axis=1)
+    n = int(finite.sum()) if finite[index] else len(points)
+    return bool(rung_order(points)[index] < n / reduction_factor)
 
 
 def constant_objectives(points: np.ndarray, objectives: Sequence[Objective]) -> list[str]:

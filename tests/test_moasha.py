@@ -105,7 +105,8 @@ def test_mixed_directions_rank_in_each_objectives_own_direction():
 
 def test_ties_continue_and_nan_ranks_last():
     """Three equal results all continue (none ahead, as ASHA continues at the cutoff); a NaN
-    objective ranks behind all of them and stops; a first result that is NaN continues."""
+    objective ranks behind all of them and stops; a first result that is NaN continues; NaN
+    results do not loosen the cut for the finite ones."""
     moasha = MOASHA([ACC, ECE], max_t=9, grace_period=1, reduction_factor=3)
     same = {"val_accuracy": 0.8, "val_ece": 0.1}
     decisions = feed(
@@ -115,6 +116,11 @@ def test_ties_continue_and_nan_ranks_last():
     assert decisions == [CONTINUE, CONTINUE, CONTINUE, STOP]
     first = MOASHA([ACC], max_t=9, grace_period=1)
     assert feed(first, [("x", 1, {"val_accuracy": math.nan})]) == [CONTINUE]
+    nans = MOASHA([ACC], max_t=9, grace_period=1, reduction_factor=3)
+    four = [(f"n{i}", 1, {"val_accuracy": math.nan}) for i in range(4)]
+    good, worse = ("g", 1, {"val_accuracy": 0.9}), ("w", 1, {"val_accuracy": 0.5})
+    # the worse finite result has 1 ahead of it: 1 < 2/3 fails (with the NaNs counted, 1 < 6/3)
+    assert feed(nans, [*four, good, worse])[-2:] == [CONTINUE, STOP]
 
 
 def test_a_constant_objective_is_said_once(caplog):

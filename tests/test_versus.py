@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from record import BASELINE, CANDIDATE, COMPLETED, CONFIRMATION, STOPPED_EARLY, TrialRecord
-from reports.confirmation import UNDECIDED, confirm, family_table, split_alpha
+from reports.confirmation import UNDECIDED, confirm, family_table, note, split_alpha
 from reports.load import Run
 from reports.objectives import Objective
 from reports.sequential import critical_t
 from search.config import load_config
 from search.confirm import choose, next_seeds
+from trainables.canonical import family_of
 from trainables.params import families
 
 F1 = Objective("val_macro_f1", "max")
@@ -130,6 +131,7 @@ def test_a_pairs_delta_is_the_mean_paired_difference_of_its_sides():
     narrower = alone.comparisons["e"]["test_macro_f1"].delta
     assert wider.high - wider.low > narrower.high - narrower.low
     assert "head to head on test_macro_f1: elf (trial e) vs focal (trial f)" in c.answer
+    assert "Bonferroni over 4" in c.answer and "Bonferroni over 4 comparison(s)" in note(c)
 
 
 def test_a_pair_without_both_sides_is_skipped():
@@ -175,3 +177,16 @@ def test_each_family_names_its_best_candidate_by_the_search_rank():
     del per_seed["both"]
     c = confirm(_runs(per_seed), [F1], F1, None, resamples=100, rank=rank)
     assert c.family_best == {"elf": "e", "focal": "f"}
+
+
+def test_a_loss_plug_in_is_a_family_of_its_own():
+    cfg = load_config(["loss=examples.user_loss:taylor_ce", "confirm.versus=[elf:taylor_ce]"])
+    assert cfg.confirm.versus == ("elf:taylor_ce",)
+
+
+def test_a_configuration_is_in_the_family_it_trains_as():
+    assert family_of({"loss.kind": "sce", "loss.sce_alpha": 1.0, "loss.sce_beta": 0.5}) == (
+        "poly1",
+    )
+    assert family_of({"loss.kind": "balanced_softmax"}) == ("logit_adjustment",)
+    assert family_of({"lq.method": "self_confidence", "lq.power": 0.0}) == ()

@@ -56,6 +56,7 @@ from trainables.params import (
     PARAMS,
     TrialParams,
     closest,
+    families,
     param,
     task_fields,
     task_key,
@@ -428,3 +429,10 @@ def canonical(
             return out
         out = kept
     return out
+
+
+def family_of(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """`trainables.params.families` of `params`' canonical form (data-free rules): a configuration
+    that trains as another kind does (sce at α = 1 as poly1, balanced_softmax as logit adjustment
+    at τ = 1) or without weights (lq.power = 0) is in the family it trains as."""
+    return families(canonical(params))

@@ -380,6 +380,12 @@ def families(params: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def pair_of(text: str) -> tuple[str, str]:
+    """confirm.versus's `a:b` as (a, b) (b empty without a colon)."""
+    a, _, b = str(text).partition(":")
+    return a, b
+
+
 def family_names() -> tuple[str, ...]:
     """Every family name: the registered loss kinds but ce, then FAMILY_OF's."""
     return (*(k for k in PARAMS["loss.kind"].choices if k != "ce"), *FAMILY_OF.values())
