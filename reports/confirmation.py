@@ -51,6 +51,7 @@ from trainables.metrics.table import bounded, lookup, score
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
 VERDICTS = (BETTER, EQUIVALENT, WORSE, UNDECIDED)
+COMPARISONS_TITLE = "Comparisons: candidates against the baseline, head-to-head pairs"
 FAMILIES_TITLE = "The best of each family against the baseline"
 ROW_CHUNK = 256  # bootstrap resamples per vectorised block (bounds memory at ~N·256·n)
 IGNORED = ("seed", "train.max_epochs", "train.checkpoint_every_s")  # not settings of a loss

@@ -10,6 +10,7 @@ import pandas as pd
 
 from reports.analysis import Analysis
 from reports.confirmation import (
+    COMPARISONS_TITLE,
     FAMILIES_TITLE,
     Confirmation,
     comparison_table,
@@ -104,11 +105,12 @@ def confirmation_markdown(c: Confirmation, verdicts: bool) -> list[str]:
     parts += [
         "### Configurations\n",
         markdown_table(pd.DataFrame(table(c))),
-        "### Candidates against the baseline\n",
+        f"### {COMPARISONS_TITLE}\n",
         markdown_table(pd.DataFrame(comparison_table(c))),
     ]
-    if family_table(c):
-        parts += [f"### {FAMILIES_TITLE}\n", markdown_table(pd.DataFrame(family_table(c)))]
+    best = family_table(c)
+    if best:
+        parts += [f"### {FAMILIES_TITLE}\n", markdown_table(pd.DataFrame(best))]
     return parts
 
 

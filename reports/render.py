@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots
 from record.reader import natural_key
 from reports.analysis import Analysis
 from reports.confirmation import (
+    COMPARISONS_TITLE,
     FAMILIES_TITLE,
     Confirmation,
     comparison_table,
@@ -229,16 +230,13 @@ def confirmation_html(c: Confirmation, verdicts: bytes | None) -> list[str]:
             f'<figure><img class="verdicts" alt="verdicts" src="{uri}">'
             f"<figcaption>{html.escape(FOREST_CAPTION)}</figcaption></figure>"
         )
+    best = family_table(c)
     return parts + [
         "<h3>Configurations</h3>",
         table_html(pd.DataFrame(table(c))),
-        "<h3>Candidates against the baseline</h3>",
+        f"<h3>{COMPARISONS_TITLE}</h3>",
         table_html(pd.DataFrame(comparison_table(c))),
-        *(
-            [f"<h3>{FAMILIES_TITLE}</h3>", table_html(pd.DataFrame(family_table(c)))]
-            if family_table(c)
-            else []
-        ),
+        *([f"<h3>{FAMILIES_TITLE}</h3>", table_html(pd.DataFrame(best))] if best else []),
     ]
 
 

@@ -141,6 +141,12 @@ class LabelQualitySection:
     folds: int = 5  # out-of-fold probabilities behind the lq.* weights' scores (>= 2)
     cache_dir: str = ""  # their cache; "": ~/.cache/loss-search/label-quality
 
+    def scored(self, data: Any) -> Any:
+        """`data` (a Dataset) with the label-quality scores these settings compute."""
+        from trainables.data.label_quality import DEFAULT_CACHE, with_label_quality  # torch
+
+        return with_label_quality(data, self.folds, Path(self.cache_dir or DEFAULT_CACHE))
+
 
 @dataclass(frozen=True)
 class SearchConfig:

@@ -41,7 +41,6 @@ from spaces.loss_preflight import Corner, check_corners
 from spaces.pins import pin
 from trainables.canonical import DataFacts
 from trainables.data.dataset import Dataset
-from trainables.data.label_quality import DEFAULT_CACHE, with_label_quality
 from trainables.models.registry import ignored_keys
 from trainables.params import LQ_ON
 from trainables.plugins import Plugins
@@ -183,8 +182,7 @@ def prepare(cfg: SearchConfig, space: Space) -> Prepared:
     data = build_dataset(cfg.data["preset"], {k: v for k, v in cfg.data.items() if k != "preset"})
     data, plugins = model_inputs(cfg, data)
     if not data.tasks and takes_any(space, "lq.method", LQ_ON):  # the lq.* weights' scores, once
-        cache = Path(cfg.lq.cache_dir) if cfg.lq.cache_dir else DEFAULT_CACHE
-        data = with_label_quality(data, cfg.lq.folds, cache)
+        data = cfg.lq.scored(data)
     if cfg.distill.teacher:  # soft labels once: the trials' and the confirmation's data
         data = with_teacher(cfg.distill.teacher, data, plugins, cfg.distill.folds)
     reported = [*parse_objectives(cfg.report.objectives), *cfg.objectives]

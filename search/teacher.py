@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from record import COMPLETED, CONFIG_FILE, CONFIRMATION, DATA_FILE, RECORD_FILE, read_trials
+from search.config import LabelQualitySection
 from spaces.safe_yaml import read_checked_yaml
 from trainables.data.dataset import Dataset, Split
-from trainables.data.label_quality import DEFAULT_CACHE, with_label_quality
 from trainables.errors import UserInputError
 from trainables.objective import DEFAULT_OBJECTIVE, Objective
 from trainables.plugins import BUILT_IN, Plugins
@@ -65,9 +65,7 @@ def _scored_for(params: dict[str, Any], saved: dict[str, Any], data: Dataset) ->
     none; the student's data keeps only what its own space asked for."""
     if params.get("lq.method", "none") == "none" or data.train.quality is not None:
         return data
-    lq = saved.get("lq") or {}
-    cache = Path(lq["cache_dir"]) if lq.get("cache_dir") else DEFAULT_CACHE
-    return with_label_quality(data, int(lq.get("folds", 5)), cache)
+    return LabelQualitySection(**(saved.get("lq") or {})).scored(data)
 
 
 def fold_of(y: torch.Tensor, folds: int, seed: int) -> torch.Tensor:

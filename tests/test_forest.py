@@ -272,7 +272,7 @@ def test_the_report_carries_the_forest_plot_tables_and_merges(confirmed: Path) -
         (r["config"], r["metric"], r["verdict"]) for r in rows
     ]
     assert len(written) == 4 * 2  # 4 candidates × (test_macro_f1, test_ece)
-    assert "| config | metric | Δ [interval] |" in md
+    assert "| config | against | metric | Δ [interval] |" in md
 
 
 def test_a_report_without_confirmation_drops_the_stale_plot_and_tables(tmp_path: Path) -> None:

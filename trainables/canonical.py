@@ -434,5 +434,9 @@ def canonical(
 def family_of(params: Mapping[str, Any]) -> tuple[str, ...]:
     """`trainables.params.families` of `params`' canonical form (data-free rules): a configuration
     that trains as another kind does (sce at α = 1 as poly1, balanced_softmax as logit adjustment
-    at τ = 1) or without weights (lq.power = 0) is in the family it trains as."""
-    return families(canonical(params))
+    at τ = 1) or without weights (lq.power = 0) is in the family it trains as. Params this
+    process cannot read (a plug-in's keys where it is not imported, an old record's): as written."""
+    try:
+        return families(canonical(params))
+    except (UserInputError, ValueError):
+        return families(params)

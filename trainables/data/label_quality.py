@@ -39,7 +39,8 @@ from trainables.params import LQ_ON
 
 log = logging.getLogger(__name__)
 
-MODEL = "LogisticRegression(C=1.0, max_iter=1000)"  # scikit-learn, multinomial, L2, lbfgs
+MODEL_SETTINGS = {"C": 1.0, "max_iter": 1000}  # scikit-learn's LogisticRegression: multinomial, L2
+MODEL = f"LogisticRegression(C={MODEL_SETTINGS['C']}, max_iter={MODEL_SETTINGS['max_iter']})"
 SEED = 0  # StratifiedKFold's shuffle: the same data is always split the same way
 DEFAULT_CACHE = Path.home() / ".cache" / "loss-search" / "label-quality"
 
@@ -65,7 +66,7 @@ def out_of_fold_probs(x: np.ndarray, y: np.ndarray, folds: int) -> np.ndarray:
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
-    model = LogisticRegression(C=1.0, max_iter=1000)
+    model = LogisticRegression(**MODEL_SETTINGS)
     return cross_val_predict(model, x, y, cv=cv, method="predict_proba")
 
 

@@ -31,13 +31,10 @@ def fused(
 CE = LossKind("ce", "cross-entropy", per_sample, fused=fused)
 
 
-def zero_is_ce(
-    key: str, per_sample: PerSample
-) -> tuple[Fused, Callable[[Mapping[str, Any]], str | None]]:
-    """(fused, same_as) of a kind that is cross-entropy when its key `key` is 0: at 0 the
-    weighted mean takes ce's own path (so the merge `canonical` makes is bit-exact for a direct
-    caller too), elsewhere the kind's per-sample loss, weighted and averaged; the rule merges 0
-    with ce."""
+def ce_when(is_ce: Callable[[Mapping[str, Any], Any], bool], per_sample: PerSample) -> Fused:
+    """The fused weighted mean of a kind that is cross-entropy where `is_ce(params, context)`:
+    there ce's own path (so the merge `canonical` makes is bit-exact for a direct caller too),
+    elsewhere the kind's per-sample loss, weighted and averaged."""
 
     def fused(
         logits: Tensor,
@@ -48,14 +45,23 @@ def zero_is_ce(
         context: Any,
         batch_norm: bool,
     ) -> Tensor:
-        if params[key] == 0:
+        if is_ce(params, context):
             return combined_loss(
                 logits, target, sample_w, class_w, kind="ce", batch_norm=batch_norm
             )
         loss = per_sample(logits, target, params, context)
         return weighted_mean(loss, target, sample_w, class_w, batch_norm)
 
+    return fused
+
+
+def zero_is_ce(
+    key: str, per_sample: PerSample
+) -> tuple[Fused, Callable[[Mapping[str, Any]], str | None]]:
+    """(fused, same_as) of a kind that is cross-entropy when its key `key` is 0 (`ce_when`); the
+    rule merges 0 with ce."""
+
     def same_as(values: Mapping[str, Any]) -> str | None:
         return "ce" if values[key] == 0 else None
 
-    return fused, same_as
+    return ce_when(lambda params, context: params[key] == 0, per_sample), same_as

@@ -35,8 +35,8 @@ Q = Param(
 
 def per_sample(logits: Tensor, target: Tensor, params: Mapping[str, Any], context: Any) -> Tensor:
     q = params["loss.q"]
-    if q == 0:
-        return F.cross_entropy(logits, target, reduction="none")  # the limit
+    if q == 0:  # the limit (the fused form takes ce's own path there)
+        return F.cross_entropy(logits, target, reduction="none")
     logp_t = logits.log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (N,)
     return -torch.expm1(q * logp_t) / q  # (N,) (1 − p^q)/q
 

@@ -44,8 +44,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainables.errors import UserInputError
-from trainables.losses.functions import class_weights, combined_loss
-from trainables.losses.kinds.registry import LossKind, weighted_mean
+from trainables.losses.functions import class_weights
+from trainables.losses.kinds.ce import ce_when
+from trainables.losses.kinds.registry import LossKind
 from trainables.params import Param
 
 DRW_BETA = 0.9999  # the effective number's β of the paper's DRW
@@ -157,19 +158,7 @@ def is_ce(params: Mapping[str, Any], context: Context) -> bool:
     return context.margins is None and params["loss.ldam_scale"] == 1 and not context.reweight
 
 
-def fused(
-    logits: Tensor,
-    target: Tensor,
-    sample_w: Tensor | None,
-    class_w: Tensor | None,
-    params: Mapping[str, Any],
-    context: Any,
-    batch_norm: bool,
-) -> Tensor:
-    if is_ce(params, context):  # ce's own path, as canonical merges it
-        return combined_loss(logits, target, sample_w, class_w, kind="ce", batch_norm=batch_norm)
-    loss = per_sample(logits, target, params, context)
-    return weighted_mean(loss, target, sample_w, class_w, batch_norm)
+fused = ce_when(is_ce, per_sample)  # ce's own path where canonical merges it with ce
 
 
 def same_as(values: Mapping[str, Any]) -> str | tuple[str, Mapping[str, Any]] | None:
