@@ -28,9 +28,11 @@ so its epochs match theirs within one trial's budget. Each search's figures:
 Every hypervolume uses one fixed reference point, the worst value of each bounded objective
 (0 for a max metric, 1 for a min metric) moved out by REF_MARGIN, so searches, seeds and splits
 compare. Medians over
-seeds per dataset; `winner_<dataset>` is the search with the highest median test_hv (ties: the
-higher median val_hv_at_budget). The default search is the one that wins on both datasets; the
-multi-objective sampler is whichever of moasha_motpe and moasha_nsga2 has the higher fronts.
+seeds per dataset, and per search its test_hv gain over the incumbent (ASHA + TPE, today's
+default), paired by search seed, with a 95% t-interval over the seeds. `winner_<dataset>` is the
+search whose gain interval lies above 0 (of several, the largest mean gain), else the incumbent;
+the default search is the one that wins on both datasets, else the incumbent: a default changes on
+evidence, not on a median that seed noise could reverse.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from benchmarks import Figures
 from benchmarks.harness import quiet, ray_session
@@ -67,6 +70,7 @@ SEARCHES = {
 }
 # run first: FIFO + random's num_samples matches their epochs
 EARLY_STOPPING = ("moasha_motpe", "moasha_nsga2", "asha_tpe")
+INCUMBENT = "asha_tpe"  # today's default: another search replaces it only by beating it
 SMALL = ("data.n_train=600", "data.n_val=300", "data.n_test=300", "data.reviewers=40")
 DATASETS = {"synthetic": ("data=synthetic",), "nova": ("data=nova",)}
 # per size: the searches, datasets, seeds, num_samples of the early-stopping searches, max_epochs,
@@ -247,15 +251,22 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
-def winner(figures: Figures, dataset: str) -> str:
-    """The search with the highest median test_hv, ties (or none) by val_hv_at_budget."""
+def gain(scores: list[dict[str, dict[str, float | None]]], name: str) -> tuple[float, float, float]:
+    """(mean, low, high) of `name`'s test_hv minus the incumbent's over the search seeds, paired
+    by seed, with the 95% t-interval (NaN bounds with fewer than two seeds)."""
+    d = np.array([s[name]["test_hv"] - s[INCUMBENT]["test_hv"] for s in scores], dtype=float)
+    if len(d) < 2:
+        return float(d.mean()), math.nan, math.nan
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
-    def key(name: str) -> tuple[float, float]:
-        test = figures.get(f"{dataset}_{name}_test_hv")
-        val = figures.get(f"{dataset}_{name}_val_hv_at_budget")
-        return (-math.inf if test is None else test, -math.inf if val is None else val)
 
-    return max((n for n in SEARCHES if f"{dataset}_{n}_val_hv_at_budget" in figures), key=key)
+def winner(scores: list[dict[str, dict[str, float | None]]]) -> str:
+    """The search whose confirmed fronts beat the incumbent's (`gain`'s interval above 0), the
+    largest mean gain of several; else the incumbent: a default changes only on evidence."""
+    ahead = {n: gain(scores, n) for n in scores[0] if n != INCUMBENT}
+    ahead = {n: g for n, g in ahead.items() if g[1] > 0}
+    return max(ahead, key=lambda n: ahead[n][0]) if ahead else INCUMBENT
 
 
 def run(quick: bool) -> Figures:
@@ -279,7 +290,12 @@ def run(quick: bool) -> Figures:
                 for figure in ("epochs", "val_hv", "val_hv_at_budget", "test_hv", "wall_s"):
                     values = [s[name][figure] for s in scores]
                     figures[f"{dataset}_{name}_{figure}"] = _median(values)
-            figures[f"winner_{dataset}"] = winner(figures, dataset)
+                if INCUMBENT in scores[0] and name != INCUMBENT:
+                    mean, low, high = gain(scores, name)
+                    figures[f"{dataset}_{name}_test_hv_gain"] = mean
+                    figures[f"{dataset}_{name}_test_hv_gain_low"] = low
+                    figures[f"{dataset}_{name}_test_hv_gain_high"] = high
+            figures[f"winner_{dataset}"] = winner(scores) if INCUMBENT in scores[0] else "n/a"
     winners = {figures[f"winner_{d}"] for d in size["datasets"]}
-    figures["default"] = winners.pop() if len(winners) == 1 else "undecided"
+    figures["default"] = winners.pop() if len(winners) == 1 else INCUMBENT
     return figures

@@ -227,13 +227,24 @@ def test_confirmed_front_from_the_test_means(tmp_path):
     assert front_search.confirmed_hv(tmp_path) is None
 
 
-def test_the_winner_is_the_best_test_front_then_the_budgeted_validation_front():
-    figures = {
-        "d_moasha_motpe_test_hv": 0.5,
-        "d_asha_tpe_test_hv": 0.5,
-        "d_fifo_random_test_hv": 0.4,
-        "d_moasha_motpe_val_hv_at_budget": 0.3,
-        "d_asha_tpe_val_hv_at_budget": 0.35,
-        "d_fifo_random_val_hv_at_budget": 0.9,
-    }
-    assert front_search.winner(figures, "d") == "asha_tpe"
+def test_the_winner_must_beat_the_incumbent_by_a_paired_interval():
+    """Gains over ASHA + TPE per search seed: +0.02 ± small on every seed beats it (interval by
+    hand: mean ± t(0.975, 4)·sd/√5); a larger but noisy mean gain does not; nothing ahead keeps
+    the incumbent."""
+    steady = [0.021, 0.019, 0.020, 0.022, 0.018]
+    noisy = [0.2, -0.15, 0.1, -0.05, 0.0]
+    scores = [
+        {
+            "asha_tpe": {"test_hv": 0.5},
+            "moasha_motpe": {"test_hv": 0.5 + a},
+            "fifo_random": {"test_hv": 0.5 + b},
+        }
+        for a, b in zip(steady, noisy, strict=True)
+    ]
+    mean, low, high = front_search.gain(scores, "moasha_motpe")
+    half = 2.7764451051977987 * np.std(steady, ddof=1) / np.sqrt(5)
+    assert (mean, low, high) == pytest.approx((0.02, 0.02 - half, 0.02 + half))
+    assert front_search.winner(scores) == "moasha_motpe"
+    for row, b in zip(scores, noisy, strict=True):
+        row["moasha_motpe"]["test_hv"] = 0.5 - 0.01 + b / 100
+    assert front_search.winner(scores) == "asha_tpe"
