@@ -23,6 +23,9 @@ so its epochs match theirs within one trial's budget. Each search's figures:
                  confirm.max_seeds seeds each) of the configurations the confirmation retrained
                  from its validation front (confirm.top_k=0; the plain-CE baseline too, the same
                  for every search)
+    test_hv_per_seed, test_hv_per_seed_half  the mean over the confirmation's seeds of the test
+                 hypervolume of each seed's front, and its 95% t half-width: how sure one
+                 search's confirmed front is
     epochs       epochs its trials trained (the confirmation's not counted)
 
 Every hypervolume uses one fixed reference point, the worst value of each bounded objective
@@ -54,6 +57,7 @@ from benchmarks import Figures
 from benchmarks.harness import quiet, ray_session
 from record import RECORD_FILE, read_events
 from reports.analysis import analyse, points
+from reports.confirmation import group_runs
 from reports.load import load_run
 from reports.objectives import Objective, parse_objectives, to_minimisation
 from reports.pareto import hypervolume, nondominated
@@ -70,6 +74,8 @@ SEARCHES = {
 }
 # run first: FIFO + random's num_samples matches their epochs
 EARLY_STOPPING = ("moasha_motpe", "moasha_nsga2", "asha_tpe")
+PER_SEED = ("test_hv_per_seed", "test_hv_per_seed_half")
+FIGURES = ("epochs", "val_hv", "val_hv_at_budget", "test_hv", *PER_SEED)
 INCUMBENT = "asha_tpe"  # today's default: another search replaces it only by beating it
 SMALL = ("data.n_train=600", "data.n_val=300", "data.n_test=300", "data.reviewers=40")
 DATASETS = {"synthetic": ("data=synthetic",), "nova": ("data=nova",)}
@@ -171,6 +177,28 @@ def confirmed_hv(output_dir: Path) -> float | None:
     return front_hv(np.array(finite).reshape(-1, len(tested)), tested)
 
 
+def confirmed_hv_by_seed(output_dir: Path) -> tuple[float, float]:
+    """(mean, 95% t half-width) over the confirmation's seeds of the test hypervolume of each
+    seed's front: the configurations the confirmation re-trained, each at that seed's test values
+    (NaN half-width with fewer than two seeds; (NaN, NaN) without a confirmation)."""
+    tested = [Objective(f"test_{o.metric.removeprefix('val_')}", o.direction) for o in OBJECTIVES]
+    configs = group_runs(load_run(output_dir).confirmations)
+    hv = []
+    for seed in sorted({s for c in configs for s in c.seeds}):
+        rows = [
+            [c.values[c.seeds.index(seed)].get(o.metric, math.nan) for o in tested]
+            for c in configs
+            if seed in c.seeds
+        ]
+        finite = [r for r in rows if all(math.isfinite(v) for v in r)]
+        hv.append(front_hv(np.array(finite).reshape(-1, len(tested)), tested))
+    if len(hv) < 2:
+        return (hv[0] if hv else math.nan), math.nan
+    return float(np.mean(hv)), float(
+        stats.t.ppf(0.975, len(hv) - 1) * np.std(hv, ddof=1) / math.sqrt(len(hv))
+    )
+
+
 @dataclass(frozen=True)
 class Search:
     """One finished search: its output folder, the epochs its trials trained, its wall time."""
@@ -241,6 +269,7 @@ def score(row: dict[str, Search], max_epochs: int) -> dict[str, dict[str, float 
             "val_hv": val_hv(out_dir),
             "val_hv_at_budget": val_hv_at_budget(out_dir, budget, max_epochs),
             "test_hv": confirmed_hv(out_dir),
+            **dict(zip(PER_SEED, confirmed_hv_by_seed(out_dir), strict=True)),
             "wall_s": row[name].wall_s,
         }
     return out
@@ -287,7 +316,7 @@ def run(quick: bool) -> Figures:
                 for seed in range(size["seeds"])
             ]
             for name in size["searches"]:
-                for figure in ("epochs", "val_hv", "val_hv_at_budget", "test_hv", "wall_s"):
+                for figure in (*FIGURES, "wall_s"):
                     values = [s[name][figure] for s in scores]
                     figures[f"{dataset}_{name}_{figure}"] = _median(values)
                 if INCUMBENT in scores[0] and name != INCUMBENT:

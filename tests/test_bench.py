@@ -248,3 +248,33 @@ def test_the_winner_must_beat_the_incumbent_by_a_paired_interval():
     for row, b in zip(scores, noisy, strict=True):
         row["moasha_motpe"]["test_hv"] = 0.5 - 0.01 + b / 100
     assert front_search.winner(scores) == "asha_tpe"
+
+
+def test_the_per_seed_front_hypervolume_of_a_recorded_confirmation(tmp_path):
+    """Two configurations, two confirmation seeds, recorded as the stage records them: each
+    seed's front hypervolume by hand (boxes against the fixed reference point), their mean and
+    the t half-width t(0.975, 1)·sd/√2 = t·|one − two|/2."""
+    from test_report import STANDARD_TRIALS, write_run
+
+    values = {  # (source, seed) -> test macro-F1, worst recall, ECE
+        ("a", 1): (0.8, 0.5, 0.1),
+        ("b", 1): (0.6, 0.7, 0.2),
+        ("a", 2): (0.7, 0.6, 0.1),
+        ("b", 2): (0.5, 0.5, 0.3),
+    }
+    events = []
+    for (src, seed), (f1, recall, ece) in values.items():
+        rid = f"confirm_{src}_s{seed}"
+        metrics = {"test_macro_f1": f1, "test_worst_recall": recall, "test_ece": ece}
+        events += [
+            {"event": "start", "trial_id": rid, "params": {"seed": seed}}
+            | {"stage": "confirmation", "source": src, "role": "candidate"},
+            {"event": "result", "trial_id": rid, "epoch": 2, "metrics": metrics},
+            {"event": "end", "trial_id": rid, "state": "completed", "epochs": 3},
+        ]
+    out = write_run(tmp_path / "run", STANDARD_TRIALS, extra_lines=[json.dumps(e) for e in events])
+    one = _box(0.8, 0.5, 0.1) + _box(0.6, 0.7, 0.2) - _box(0.6, 0.5, 0.2)
+    two = _box(0.7, 0.6, 0.1)  # b's seed-2 point is dominated
+    mean, half = front_search.confirmed_hv_by_seed(out)
+    assert mean == pytest.approx((one + two) / 2)
+    assert half == pytest.approx(12.706204736174707 * abs(one - two) / 2)  # sd = |Δ|/√2
