@@ -5,8 +5,8 @@ sequentially, adding seeds only where a verdict is still open.
 Candidates: the `confirm.top_k` best full-budget trials by search.metric (validation), with
 `confirm.front` the report's Pareto front, with `confirm.families` the best trial of each family
 (trainables.params.families; a family none of whose trials trained the full budget: its best
-stopped early) and the sides of each `confirm.versus` pair, plain CE left out, one per canonical configuration
-(trials that train identically are confirmed once, said once). Baseline options: the best
+stopped early) and the sides of each `confirm.versus` pair, plain CE left out, one per canonical
+configuration (trials that train identically are confirmed once, said once). Baseline options: the best
 full-budget plain-CE trial of the search and each candidate's plain-CE twin (its train.* values
 with a plain-CE loss); the baseline is the option with the best mean validation value over the
 seeds every option finished (the first `confirm.min_seeds`), so its learning rate is tuned over as many values as the

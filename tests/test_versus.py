@@ -190,3 +190,9 @@ def test_a_configuration_is_in_the_family_it_trains_as():
     )
     assert family_of({"loss.kind": "balanced_softmax"}) == ("logit_adjustment",)
     assert family_of({"lq.method": "self_confidence", "lq.power": 0.0}) == ()
+
+
+def test_every_departure_from_plain_ce_has_a_family():
+    from trainables.params import FAMILY_OF, PLAIN_CE
+
+    assert set(FAMILY_OF) == set(PLAIN_CE) - {"loss.kind"}
