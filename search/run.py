@@ -106,8 +106,9 @@ def _trial_key_lines() -> list[str]:
 def resolve(argv: list[str], env: dict[str, str]) -> tuple[SearchConfig, Space]:
     """CLI arguments → (config, space): the validated config and the space with the config's
     pinned trial keys folded in, loss.kind among them where loss= must pin it (`_loss_kind_pin`;
-    a resumed search: its saved config and space.yaml, which holds them already). Also checks what would fail once the search started: a key both a plug-in's and a
-    search key, an output_dir that cannot be written, an MLflow URI whose scheme MLflow lacks.
+    a resumed search: its saved config and space.yaml, which holds them already). Also checks
+    what would fail once the search started: a key both a plug-in's and a search key, an
+    output_dir that cannot be written, an MLflow URI whose scheme MLflow lacks.
     With nothing left to search, search.num_samples becomes 1 (`_one_point`)."""
     cfg = load_config(argv, env.get("MLFLOW_TRACKING_URI"))
     if cfg.resume:
