@@ -1,4 +1,5 @@
-"""Fractional GPUs: with one logical GPU and gpu_per_trial=0.25, four trials run at once, on CPU."""
+"""Fractional GPUs: with one logical GPU and gpu_per_trial=0.25, four trials run at once, on CPU,
+under FIFO and under MOASHA."""
 
 from __future__ import annotations
 
@@ -21,17 +22,23 @@ def ray_one_gpu():
     ray.shutdown()
 
 
-def test_four_trials_share_one_logical_gpu(ray_one_gpu, tmp_path):
+@pytest.mark.parametrize(
+    "scheduler",
+    # MOASHA's first rung after half the epochs: every trial starts before any may stop
+    ["scheduler=fifo", f"scheduler=moasha scheduler.grace_period={EPOCHS // 2}"],
+)
+def test_four_trials_share_one_logical_gpu(ray_one_gpu, tmp_path, scheduler):
     _, outcome = small_search(
         tmp_path,
         "search.num_samples=4",
-        "scheduler=fifo",
+        *scheduler.split(),
         f"train.max_epochs={EPOCHS}",
         "resources.gpu_per_trial=0.25",
         "resources.cpu_per_trial=0.5",
     )
     events = read_record(outcome.output_dir / "record.jsonl")
-    assert sum(e["event"] == "end" and e["state"] == "completed" for e in events) == 4
+    ended = ("completed", "stopped_early")
+    assert sum(e["event"] == "end" and e["state"] in ended for e in events) == 4
     starts = {e["trial_id"]: e["time"] for e in events if e["event"] == "start"}
     ends = {e["trial_id"]: e["time"] for e in events if e["event"] == "end"}
     # every trial started before any trial ended: all four held a quarter of the GPU at once
