@@ -72,6 +72,11 @@ class Config:
     def column(self, metric: str) -> np.ndarray:
         return np.array([v.get(metric, math.nan) for v in self.values], dtype=float)
 
+    @functools.cached_property
+    def families(self) -> tuple[str, ...]:
+        """The families it trains as (trainables.canonical.family_of), computed once."""
+        return family_of(self.params)
+
 
 @dataclass(frozen=True)
 class TaskLabels:
@@ -435,7 +440,6 @@ def head_to_head(
     """{"a:b": (the candidate in family a and not b, the one in b and not a)} for each pair whose
     both sides were confirmed, each side the best by the search's validation `rank` (source trial
     → position; fixed before the confirmation, so no test value chooses a side)."""
-
     out = {}
     for a, b in versus:
         side_a, side_b = best_in(candidates, rank, a, b), best_in(candidates, rank, b, a)
@@ -448,15 +452,13 @@ def best_in(
     candidates: Sequence[Config], rank: Mapping[str, int], has: str, lacks: str = ""
 ) -> Config | None:
     """The candidate of family `has` and not of `lacks` best by the search's validation `rank`."""
-    pool = [
-        c for c in candidates if has in family_of(c.params) and lacks not in family_of(c.params)
-    ]
+    pool = [c for c in candidates if has in c.families and lacks not in c.families]
     return min(pool, key=lambda c: (rank.get(c.label, len(rank)), c.label), default=None)
 
 
 def family_best(candidates: Sequence[Config], rank: Mapping[str, int]) -> dict[str, str]:
     """{family: the label of its best candidate} for every family a candidate belongs to."""
-    names = dict.fromkeys(f for c in candidates for f in family_of(c.params))
+    names = dict.fromkeys(f for c in candidates for f in c.families)
     return {f: best_in(candidates, rank, f).label for f in names}
 
 

@@ -114,9 +114,10 @@ def choose(
     wanted = [(f, "") for f in family_names()] if cfg.confirm.families else []
     for a, b in (versus_pair(pair) for pair in cfg.confirm.versus):
         wanted += [(a, b), (b, a)]
-    everyone = [t for t in search_rank(run.trials, cfg.search.objective) if t not in plain]
+    ranked_all = [t for t in search_rank(run.trials, cfg.search.objective) if t not in plain]
+    mine = {t: family_of(params[t]) for t in ranked_all} if wanted else {}
     for has, lacks in wanted:
-        best = next((t for t in everyone if _in(params[t], has, lacks)), None)
+        best = next((t for t, f in mine.items() if has in f and lacks not in f), None)
         if best is not None and best not in picked:
             picked.append(best)
     keys: dict[str, str] = {}
@@ -141,12 +142,6 @@ def choose(
     for tid in chosen:
         out[tid] = (CANDIDATE, params[tid])
     return out, merged
-
-
-def _in(params: dict[str, Any], has: str, lacks: str) -> bool:
-    """`params` are in family `has` and not in family `lacks` ("" : none)."""
-    mine = family_of(params)
-    return has in mine and lacks not in mine
 
 
 def plan(
