@@ -24,8 +24,7 @@ from spaces.fit import fit_to_data
 from spaces.loss_preflight import check_corners
 from trainables.canonical import DataFacts, canonical
 from trainables.data.synthetic import SyntheticSpec, make_synthetic
-from trainables.losses.kinds import LOSS_KINDS, unregister_loss_kind
-from trainables.losses.kinds.registry import BUILT_IN_KINDS
+from trainables.losses.kinds import BUILT_IN_KINDS, LOSS_KINDS, unregister_loss_kind
 from trainables.params import PARAMS, Param
 from trainables.plugins import Plugins, register
 from trainables.trial.loop import run_local

@@ -29,20 +29,14 @@ from trainables.losses.kinds.registry import (
 )
 from trainables.losses.kinds.sce import SCE
 
-for _kind in (
-    CE,
-    FOCAL,
-    LABEL_SMOOTHING,
-    LOGIT_ADJUSTMENT,
-    BALANCED_SOFTMAX,
-    POLY1,
-    LDAM,
-    GCE,
-    SCE,
-):
-    register_loss_kind(_kind)
+# the built-in kinds, one module each: a new one is its module and one entry here
+BUILT_IN = (CE, FOCAL, LABEL_SMOOTHING, LOGIT_ADJUSTMENT, BALANCED_SOFTMAX, POLY1, LDAM, GCE, SCE)
+BUILT_IN_KINDS = tuple(kind.name for kind in BUILT_IN)
+for _kind in BUILT_IN:
+    register_loss_kind(_kind, built_in=True)
 
 __all__ = [
+    "BUILT_IN_KINDS",
     "LOSS_KINDS",
     "LossKind",
     "loss_kind",

@@ -16,21 +16,6 @@ def per_sample(logits: Tensor, target: Tensor, params: Mapping[str, Any], contex
     return F.cross_entropy(logits, target, reduction="none")  # (N,)
 
 
-def fused(
-    logits: Tensor,
-    target: Tensor,
-    sample_w: Tensor | None,
-    class_w: Tensor | None,
-    params: Mapping[str, Any],
-    context: Any,
-    batch_norm: bool,
-) -> Tensor:
-    return combined_loss(logits, target, sample_w, class_w, kind="ce", batch_norm=batch_norm)
-
-
-CE = LossKind("ce", "cross-entropy", per_sample, fused=fused)
-
-
 def ce_when(is_ce: Callable[[Mapping[str, Any], Any], bool], per_sample: PerSample) -> Fused:
     """The fused weighted mean of a kind that is cross-entropy where `is_ce(params, context)`:
     there ce's own path (so the merge `canonical` makes is bit-exact for a direct caller too),
@@ -65,3 +50,8 @@ def zero_is_ce(
         return "ce" if values[key] == 0 else None
 
     return ce_when(lambda params, context: params[key] == 0, per_sample), same_as
+
+
+CE = LossKind(
+    "ce", "cross-entropy", per_sample, fused=ce_when(lambda params, context: True, per_sample)
+)

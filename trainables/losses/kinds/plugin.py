@@ -27,9 +27,9 @@ from torch import Tensor
 
 from trainables.errors import UserInputError
 from trainables.losses.kinds.registry import (
-    BUILT_IN_KINDS,
     LOSS_KINDS,
     LossKind,
+    is_built_in,
     register_loss_kind,
 )
 from trainables.params import Param
@@ -88,7 +88,7 @@ def load_loss_kind(ref: str) -> LossKind:
     name = kind.name
     if not isinstance(name, str) or not name.isidentifier():
         raise UserInputError(f"{where}: its name {name!r} (loss.kind's value) is not an identifier")
-    if name in BUILT_IN_KINDS:
+    if is_built_in(name):
         raise UserInputError(
             f"{where}: its name {name!r} is a built-in loss kind's; give it another (the "
             "function's `name` attribute, or the LossKind's name)"

@@ -79,23 +79,13 @@ class LossKind:
 
 
 LOSS_KINDS: dict[str, LossKind] = {}
-# never unregistered: the default and baseline, and the kinds of trainables.losses.kinds
-BUILT_IN_KINDS = (
-    "ce",
-    "focal",
-    "label_smoothing",
-    "logit_adjustment",
-    "balanced_softmax",
-    "poly1",
-    "ldam",
-    "gce",
-    "sce",
-)
+_BUILT_IN: set[str] = set()  # never unregistered: the kinds of trainables.losses.kinds
 
 
-def register_loss_kind(kind: LossKind) -> None:
+def register_loss_kind(kind: LossKind, built_in: bool = False) -> None:
     """Make `kind` a value of `loss.kind`, with its keys among the trial keys (again: a no-op);
-    a UserInputError for a taken name or a key declared otherwise before."""
+    a UserInputError for a taken name or a key declared otherwise before. `built_in`: one of
+    trainables.losses.kinds' own, which cannot be unregistered."""
     if LOSS_KINDS.get(kind.name) is kind:
         return
     if kind.name in LOSS_KINDS:
@@ -116,12 +106,19 @@ def register_loss_kind(kind: LossKind) -> None:
         except ValueError as e:
             raise UserInputError(f"loss kind {kind.name}: the default of {e}") from None
     LOSS_KINDS[kind.name] = kind
+    if built_in:
+        _BUILT_IN.add(kind.name)
     _sync()
+
+
+def is_built_in(name: str) -> bool:
+    """`name` is a kind of trainables.losses.kinds (not a user's)."""
+    return name in _BUILT_IN
 
 
 def unregister_loss_kind(name: str) -> None:
     """Undo `register_loss_kind` for `name` (its keys go when no other kind declares them)."""
-    if name in BUILT_IN_KINDS:
+    if is_built_in(name):
         raise UserInputError(f"loss kind {name!r} is built in")
     if LOSS_KINDS.pop(name, None) is not None:
         _sync()
