@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -196,3 +197,36 @@ def test_every_departure_from_plain_ce_has_a_family():
     from trainables.params import FAMILY_OF, PLAIN_CE
 
     assert set(FAMILY_OF) == set(PLAIN_CE) - {"loss.kind"}
+
+
+def _sequential_pair(rng: np.random.Generator, pair_delta: float) -> tuple[str, Any]:
+    """One simulated confirmation with a known truth: sides e (ELF) and f (focal) each beat the
+    baseline by 0.02 on average, e by `pair_delta` more than f; per-seed noise sd 0.01 each.
+    Rounds as the stage runs them (`next_seeds`, budget 30) until nothing is open; the pair's
+    final verdict and interval."""
+    draws = {"b": 0.8 + rng.normal(0, 0.01, 30)}
+    draws["e"] = draws["b"] + 0.02 + pair_delta + rng.normal(0, 0.01, 30)
+    draws["f"] = draws["b"] + 0.02 + rng.normal(0, 0.01, 30)
+    tried = {label: 3 for label in draws}
+    while True:
+        runs = _runs({label: list(v[: tried[label]]) for label, v in draws.items()})
+        looked = confirm(runs, [F1], F1, None, resamples=100, versus=[("elf", "focal")], rank={})
+        need = next_seeds(looked, tried, budget=30, slots=4)
+        grown = {label: max(tried[label], r.stop - 1) for label, r in need.items()}
+        if all(grown[label] == tried[label] for label in grown):
+            return looked.versus["elf:focal"]["test_macro_f1"]
+        tried |= grown
+
+
+def test_the_head_to_head_keeps_its_error_rate_under_sequential_rounds():
+    """A known truth, simulated: with no difference between the sides, a false better/worse of
+    the pair is rarer than α (its share α/3 is what it may spend), and its interval covers 0 at
+    least 1 − α of the time, however many rounds were looked at; with a difference of 0.02 the
+    pair is decided better most of the time."""
+    rng = np.random.default_rng(11)
+    null = [_sequential_pair(rng, 0.0) for _ in range(120)]
+    false = sum(c.verdict in ("better", "worse") for c in null)
+    covered = sum(c.delta.low <= 0 <= c.delta.high for c in null)
+    assert false / len(null) <= 0.05 and covered / len(null) >= 0.95
+    effect = [_sequential_pair(rng, 0.02) for _ in range(60)]
+    assert sum(c.verdict == "better" for c in effect) / len(effect) >= 0.6
